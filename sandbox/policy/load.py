@@ -1,0 +1,193 @@
+"""Load profile files (TOML) into a resolved :class:`Policy`.
+
+Resolution rules, applied on the raw tables before validation:
+
+- ``extends = "base"`` (or a list) merges the named profiles first, in order;
+- tables merge key by key, scalars in the child override the parent;
+- lists are sets: the child's items are added to the parent's (``rootfs`` is the
+  one ordered list and is replaced instead);
+- ``seccomp.deny`` and ``capabilities.deny`` accumulate like every list and are
+  subtracted when artifacts are built, so no child can re-allow what an
+  ancestor denied;
+- command-line overrides are one more child layer, so they are part of the
+  policy digest.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from sandbox.errors import PolicyError
+from sandbox.policy.model import Policy
+
+PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
+_REPLACE_LISTS = {("filesystem", "rootfs")}
+_MAX_DEPTH = 16
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedProfile:
+    """A resolved policy with where it came from."""
+
+    policy: Policy
+    source: str
+    chain: tuple[str, ...]
+
+    @property
+    def digest(self) -> str:
+        """Hash of the resolved policy, command-line overrides included."""
+        return policy_digest(self.policy)
+
+
+def policy_digest(policy: Policy) -> str:
+    """sha256 over the canonical JSON of a resolved policy."""
+    blob = json.dumps(policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def find_profile(name_or_path: str, base_dir: Path | None = None) -> Path:
+    """Map ``strict`` to ``profiles/strict.toml``; a value with ``/`` or ``.toml`` is a path.
+
+    Raises:
+        PolicyError: when no such profile exists.
+    """
+    if "/" in name_or_path or name_or_path.endswith(".toml"):
+        path = Path(name_or_path)
+        if not path.is_absolute() and base_dir is not None and not path.exists():
+            path = base_dir / path
+    else:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name_or_path):
+            raise PolicyError(f"bad profile name {name_or_path!r}")
+        path = PROFILES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise PolicyError(f"profile {name_or_path!r} not found (looked for {path})")
+    return path
+
+
+def merge(parent: Mapping[str, Any], child: Mapping[str, Any], where: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Merge two raw profile tables with the rules in the module docstring."""
+    out = copy.deepcopy(dict(parent))
+    for key, value in child.items():
+        here = (*where, key)
+        old = out.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            out[key] = merge(old, value, here)
+        elif isinstance(old, list) and isinstance(value, list) and here not in _REPLACE_LISTS:
+            merged = list(old)
+            for item in value:
+                if item not in merged:
+                    merged.append(item)
+            out[key] = merged
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise PolicyError(f"{path}: malformed TOML: {e}") from e
+    except OSError as e:
+        raise PolicyError(f"{path}: cannot read profile: {e.strerror}") from e
+
+
+def _resolve(path: Path, depth: int, seen: tuple[Path, ...]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    if depth > _MAX_DEPTH or path.resolve() in seen:
+        raise PolicyError(f"{path}: 'extends' loops or nests deeper than {_MAX_DEPTH}")
+    raw = _read_toml(path)
+    parents = raw.pop("extends", [])
+    if isinstance(parents, str):
+        parents = [parents]
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise PolicyError(f"{path}: 'extends' must be a profile name or a list of names")
+    merged: dict[str, Any] = {}
+    chain: tuple[str, ...] = ()
+    for parent in parents:
+        ppath = find_profile(parent, base_dir=path.parent)
+        praw, pchain = _resolve(ppath, depth + 1, (*seen, path.resolve()))
+        praw.pop("name", None)
+        praw.pop("description", None)
+        merged = merge(merged, praw)
+        chain += pchain
+    raw.setdefault("name", path.stem)
+    return merge(merged, raw), (*chain, str(path))
+
+
+def _line_of(path: Path, loc: Sequence[str | int]) -> int | None:
+    """Best-effort line number of the key an error points at."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return None
+    keys = [str(k) for k in loc if isinstance(k, str)]
+    if not keys:
+        return None
+    section, key = ".".join(keys[:-1]), keys[-1]
+    current = ""
+    for i, line in enumerate(lines, 1):
+        m = re.match(r"^\s*\[\[?\s*([A-Za-z0-9_.]+)\s*\]\]?", line)
+        if m:
+            current = m.group(1)
+            if current == ".".join(keys):
+                return i
+            continue
+        if re.match(rf"^\s*{re.escape(key)}\s*=", line) and (current == section or not section):
+            return i
+    return None
+
+
+def format_validation_error(err: ValidationError, path: Path | None) -> str:
+    """One line per problem: ``file:line: key.path: message``."""
+    out = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        prefix = ""
+        if path is not None:
+            line = _line_of(path, e["loc"])
+            prefix = f"{path}:{line}: " if line else f"{path}: "
+        out.append(f"{prefix}{loc}: {msg}")
+    return "; ".join(out)
+
+
+def validate(raw: Mapping[str, Any], path: Path | None = None) -> Policy:
+    """Validate a raw (merged) table into a Policy.
+
+    Raises:
+        PolicyError: naming each bad key, with file and line when known.
+    """
+    try:
+        return Policy.model_validate(dict(raw))
+    except ValidationError as e:
+        raise PolicyError(format_validation_error(e, path), errors=e.errors()) from e
+
+
+def load_profile(name_or_path: str, overrides: Mapping[str, Any] | None = None) -> LoadedProfile:
+    """Load, resolve ``extends``, apply overrides and validate a profile.
+
+    Raises:
+        PolicyError: for a missing or malformed profile, or an invalid key.
+    """
+    path = find_profile(name_or_path)
+    raw, chain = _resolve(path, 0, ())
+    if overrides:
+        raw = merge(raw, overrides)
+    policy = validate(raw, path)
+    from sandbox.policy.names import check_names  # late: keeps the error path light
+
+    check_names(policy, str(path))
+    return LoadedProfile(policy=policy, source=str(path), chain=chain)

@@ -1,0 +1,258 @@
+"""The policy: what a profile says, validated at the trust boundary.
+
+This is the only module (with ``load``) that imports pydantic. Every model is
+frozen and rejects unknown keys, so a typo in a profile is an error, never a
+silently ignored rule. Sizes accept ``64M``-style strings; every limit must be
+positive: ``-1`` is an error, not "unlimited" (leave the key out for that).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(value: object) -> int:
+    """Turn ``4096``, ``"64K"``, ``"1.5M"``-free integers-with-unit into bytes.
+
+    Raises:
+        ValueError: for negative numbers, fractions and unknown units.
+    """
+    if isinstance(value, bool):
+        raise ValueError("a size must be a number of bytes or a string like '64M'")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"size {value} is negative; omit the key for no limit")
+        return value
+    if isinstance(value, str):
+        m = _SIZE_RE.match(value)
+        if not m:
+            raise ValueError(f"bad size {value!r}: use a byte count or a number with K, M, G or T")
+        return int(m.group(1)) * _UNITS[m.group(2).upper()]
+    raise ValueError(f"bad size {value!r}: use a byte count or a number with K, M, G or T")
+
+
+def _positive_number(value: float) -> float:
+    if value <= 0:
+        raise ValueError(f"{value} must be greater than 0; omit the key for no limit")
+    return value
+
+
+def _abs_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"path {value!r} must be absolute")
+    if "\0" in value:
+        raise ValueError("path contains a NUL byte")
+    parts = [p for p in value.split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        raise ValueError(f"path {value!r} must not contain '.' or '..' components")
+    return "/" + "/".join(parts)
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+Seconds = Annotated[float, AfterValidator(_positive_number)]
+Count = Annotated[int, Field(ge=1)]
+AbsPath = Annotated[str, AfterValidator(_abs_path)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+# How a layer must be enforced: "required" fails closed, "degradable" runs with
+# the layer recorded as partial/off, "disabled" never applies it.
+LayerMode = Literal["required", "degradable", "disabled"]
+
+
+LAYERS = (
+    "namespaces",
+    "overlay",
+    "capabilities",
+    "no_new_privs",
+    "landlock",
+    "apparmor",
+    "seccomp",
+    "cgroups",
+)
+
+
+class Layers(_Model):
+    """Per-layer enforcement requirements (fail closed unless ``degradable``)."""
+
+    namespaces: LayerMode = "required"
+    overlay: LayerMode = "required"
+    capabilities: LayerMode = "required"
+    no_new_privs: LayerMode = "required"
+    landlock: LayerMode = "degradable"
+    apparmor: LayerMode = "degradable"
+    seccomp: LayerMode = "required"
+    cgroups: LayerMode = "required"
+    file_mediation: bool = Field(
+        default=True,
+        description="Require file access mediation by Landlock (ABI >= 2) or AppArmor, or both.",
+    )
+
+
+class Namespaces(_Model):
+    """Which namespaces the payload gets. The user namespace is always new."""
+
+    pid: bool = True
+    mount: bool = True
+    net: bool = True
+    ipc: bool = True
+    uts: bool = True
+    cgroup: bool = True
+    time: bool = Field(default=True, description="Only where the kernel has time namespaces.")
+    nested_userns: bool = Field(
+        default=False,
+        description="Allow the payload to create user namespaces (user.max_user_namespaces > 0).",
+    )
+
+
+class Identity(_Model):
+    """Ids the payload runs as inside its user namespace, and the hostname."""
+
+    uid: int = Field(default=1000, ge=1, le=65533)
+    gid: int = Field(default=1000, ge=1, le=65533)
+    hostname: str = Field(default="sandbox", pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
+    user: str = Field(default="sandbox", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+class Bind(_Model):
+    """A host path made visible inside (read-only unless ``writable``)."""
+
+    source: AbsPath
+    target: AbsPath
+    writable: bool = False
+    exec: bool = Field(default=True, description="Allow executing files from this bind.")
+    optional: bool = Field(default=False, description="Skip instead of failing when missing.")
+
+
+class Tmpfs(_Model):
+    """An empty tmpfs, writable by the payload, with a size limit."""
+
+    target: AbsPath
+    size: Size = 16 << 20
+
+
+class Filesystem(_Model):
+    """The container's root: an overlay over read-only lower layers."""
+
+    rootfs: list[AbsPath] = Field(
+        default_factory=list,
+        description="Lower layers, top first; empty means the default image from the host.",
+    )
+    host_dirs: list[AbsPath] = Field(
+        default_factory=lambda: ["/usr"],
+        description="Host directories bound read-only into the default image.",
+    )
+    etc_allowlist: str = Field(
+        default="etc-allowlist.txt",
+        description="File (relative to profiles/) listing host /etc entries copied in.",
+    )
+    writable: list[AbsPath] = Field(default_factory=lambda: ["/box", "/tmp"])
+    binds: list[Bind] = Field(default_factory=list)
+    tmpfs: list[Tmpfs] = Field(default_factory=list)
+    disk: Size = Field(default=64 << 20, description="Bytes of the writable upper layer.")
+    disk_inodes: Count = 16384
+    proc: Literal["pid", "full"] = Field(
+        default="pid", description="'pid': /proc shows processes only (subset=pid)."
+    )
+    workdir: AbsPath = "/box"
+    exec_paths: list[AbsPath] = Field(
+        default_factory=lambda: ["/usr", "/box"],
+        description="Trees the payload may execute from (Landlock/AppArmor).",
+    )
+    read_paths: list[AbsPath] = Field(
+        default_factory=lambda: ["/usr", "/etc", "/box", "/tmp", "/dev", "/proc"],
+        description="Trees the payload may read (Landlock/AppArmor).",
+    )
+
+
+class Limits(_Model):
+    """Resource limits; a missing key means no limit from this profile."""
+
+    cpu_time: Seconds | None = None
+    wall_time: Seconds | None = None
+    memory: Size | None = None
+    processes: Count | None = None
+    output: Size | None = None
+    file_size: Size | None = None
+    open_files: Count | None = None
+    stack: Size | None = None
+    memlock: Size | None = None
+    msgqueue: Size | None = None
+    sigpending: Count | None = None
+    cpuset: str | None = Field(default=None, pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+    cpu_quota: Seconds | None = Field(default=None, description="CPUs worth of time, e.g. 0.5.")
+
+
+SeccompAction = Literal["kill_process", "kill_thread", "trap", "errno", "notify", "log", "allow"]
+
+
+class Seccomp(_Model):
+    """Syscall allow-list assembled from groups in ``seccomp_policies/``."""
+
+    default_action: SeccompAction = "kill_process"
+    default_errno: str = Field(default="EPERM", pattern=r"^E[A-Z0-9]+$")
+    groups: list[str] = Field(default_factory=list)
+    allow: list[str] = Field(default_factory=list)
+    deny: list[str] = Field(
+        default_factory=list, description="Never allowed, whatever a child profile adds."
+    )
+    errno: dict[str, str] = Field(
+        default_factory=dict, description="Syscalls answered with an errno instead of the default."
+    )
+
+
+class Capabilities(_Model):
+    """Capabilities kept in the payload's bounding/permitted/effective sets."""
+
+    keep: list[str] = Field(default_factory=list)
+    deny: list[str] = Field(default_factory=list)
+
+
+class Network(_Model):
+    """Only loopback exists in the payload's network namespace."""
+
+    mode: Literal["none", "loopback"] = "loopback"
+
+
+class AppArmor(_Model):
+    """Extra knobs for the generated per-program AppArmor profile."""
+
+    extra_rules: list[str] = Field(default_factory=list)
+
+
+class Env(_Model):
+    """The payload's environment: clean, with these variables."""
+
+    vars: dict[str, str] = Field(
+        default_factory=lambda: {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": "/box",
+            "LANG": "C.UTF-8",
+        }
+    )
+
+
+class Policy(_Model):
+    """A resolved profile: everything needed to build a launch plan."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    description: str = ""
+    layers: Layers = Field(default_factory=Layers)
+    namespaces: Namespaces = Field(default_factory=Namespaces)
+    identity: Identity = Field(default_factory=Identity)
+    filesystem: Filesystem = Field(default_factory=Filesystem)
+    limits: Limits = Field(default_factory=Limits)
+    seccomp: Seccomp = Field(default_factory=Seccomp)
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+    network: Network = Field(default_factory=Network)
+    apparmor: AppArmor = Field(default_factory=AppArmor)
+    env: Env = Field(default_factory=Env)
