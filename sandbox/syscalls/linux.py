@@ -1,0 +1,312 @@
+"""LinuxSyscalls: the real kernel behind the Syscalls protocol (ctypes + os + python-prctl).
+
+Runs in the launcher child. Every function is bound once at import, so the
+child does no look-ups after it starts restricting itself. Failures raise
+``OSError(errno, "<syscall as strace would print it>: <strerror>[; hint]")``;
+hints for well-known errnos live in one table (bwrap's mount_strerror).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as E
+import fcntl
+import os
+import resource
+import socket
+import struct
+from collections.abc import Mapping, Sequence
+from typing import NoReturn
+
+import prctl as _prctl_mod
+
+from sandbox.syscalls.api import WaitResult
+from sandbox.syscalls.consts import (
+    NR,
+    SECCOMP_SET_MODE_FILTER,
+    CloneFlag,
+    FsconfigCmd,
+    MountFlag,
+    Prctl,
+    UmountFlag,
+)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+_mount = _libc.mount
+_mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                   ctypes.c_char_p]
+_umount2 = _libc.umount2
+_umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_unshare = _libc.unshare
+_unshare.argtypes = [ctypes.c_int]
+_prctl = _libc.prctl
+_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+
+# Hints added to errors, keyed by (syscall, errno).
+HINTS: dict[tuple[str, int], str] = {
+    ("unshare", E.EPERM): "user namespaces may be disabled (user.max_user_namespaces, "
+    "kernel.apparmor_restrict_unprivileged_userns) or the caller is in a chroot",
+    ("unshare", E.EINVAL): "unshare(CLONE_NEWUSER) fails in a multi-threaded process",
+    ("unshare", E.ENOSPC): "namespace limit reached (/proc/sys/user/max_*_namespaces)",
+    ("mount", E.ENOSPC): "mount limit exceeded, check fs.mount-max",
+    ("mount", E.EPERM): "no CAP_SYS_ADMIN over this mount namespace, or /proc is masked "
+    "(inside Docker/Kubernetes a fully visible /proc is needed to mount a new one)",
+    ("fsopen", E.ENODEV): "filesystem type not available (is the module loaded?)",
+    ("seccomp", E.EINVAL): "kernel lacks CONFIG_SECCOMP_FILTER or the filter is malformed",
+    ("seccomp", E.EACCES): "no_new_privs must be set before loading a filter without "
+    "CAP_SYS_ADMIN",
+    ("landlock_create_ruleset", E.EOPNOTSUPP): "Landlock is built in but disabled (lsm=)",
+    ("landlock_create_ruleset", E.ENOSYS): "kernel without Landlock",
+    ("pivot_root", E.EINVAL): "new root must be a mount point in this mount namespace",
+}
+
+
+def _fail(call: str, desc: str, err: int | None = None, path: str | None = None) -> NoReturn:
+    err = ctypes.get_errno() if err is None else err
+    msg = f"{desc}: {os.strerror(err)}"
+    hint = HINTS.get((call, err))
+    if hint:
+        msg += f"; {hint}"
+    raise OSError(err, msg, path) if path else OSError(err, msg)
+
+
+def _arg(a: object) -> object:
+    if isinstance(a, int):
+        return ctypes.c_long(a)
+    if isinstance(a, str):
+        return a.encode()
+    return a
+
+
+def _sys(name: str, desc: str, *args: object) -> int:
+    r: int = _syscall(ctypes.c_long(NR[name]), *(_arg(a) for a in args))
+    if r < 0:
+        _fail(name, desc)
+    return r
+
+
+class _Fprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class LinuxSyscalls:
+    """The real kernel. Stateless; safe to share within one process."""
+
+    # --- process ---
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0,
+              arg5: int = 0) -> int:
+        if option == Prctl.PR_SET_NO_NEW_PRIVS and arg2 == 1:
+            _prctl_mod.set_no_new_privs(1)
+            return 0
+        if option == Prctl.PR_SET_PDEATHSIG:
+            _prctl_mod.set_pdeathsig(arg2)
+            return 0
+        r: int = _prctl(option, arg2, arg3, arg4, arg5)
+        if r < 0:
+            _fail("prctl", f"prctl({Prctl(option).name if option in Prctl._value2member_map_ else option}, {arg2})")
+        return r
+
+    def setsid(self) -> int:
+        return os.setsid()
+
+    def fork(self) -> int:
+        return os.fork()
+
+    def wait4(self, pid: int, options: int = 0) -> WaitResult:
+        p, status, ru = os.wait4(pid, options)
+        return WaitResult(p, status, ru.ru_utime, ru.ru_stime, ru.ru_maxrss, ru.ru_nvcsw,
+                          ru.ru_nivcsw)
+
+    def kill(self, pid: int, sig: int) -> None:
+        os.kill(pid, sig)
+
+    def getpid(self) -> int:
+        return os.getpid()
+
+    def getppid(self) -> int:
+        return os.getppid()
+
+    def execve(self, path: str, argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
+        os.execve(path, list(argv), dict(env))
+
+    def exit(self, code: int) -> NoReturn:
+        os._exit(code)
+
+    # --- namespaces ---
+    def unshare(self, flags: CloneFlag) -> None:
+        if _unshare(int(flags)) < 0:
+            _fail("unshare", f"unshare({CloneFlag(flags)!s})")
+
+    def sethostname(self, name: str) -> None:
+        socket.sethostname(name)
+
+    def loopback_up(self) -> None:
+        # SIOCGIFFLAGS / SIOCSIFFLAGS on "lo": set IFF_UP|IFF_RUNNING (bwrap loopback_setup).
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            ifr = struct.pack("16sH22x", b"lo", 0)
+            flags = struct.unpack("16sH22x", fcntl.ioctl(s, 0x8913, ifr))[1]
+            fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", flags | 0x1 | 0x40))
+
+    # --- mounts ---
+    def fsopen(self, fstype: str) -> int:
+        return _sys("fsopen", f"fsopen({fstype!r}, FSOPEN_CLOEXEC)", fstype, 1)
+
+    def fsconfig(self, fd: int, cmd: FsconfigCmd, key: str | None = None,
+                 value: str | None = None) -> None:
+        _sys("fsconfig", f"fsconfig({fd}, {FsconfigCmd(cmd).name}, {key!r}, {value!r})",
+             fd, int(cmd), key, value, 0)
+
+    def fsmount(self, fd: int, attrs: int) -> int:
+        return _sys("fsmount", f"fsmount({fd}, FSMOUNT_CLOEXEC, {attrs:#x})", fd, 1, attrs)
+
+    def open_tree(self, dirfd: int, path: str, flags: int) -> int:
+        return _sys("open_tree", f"open_tree({dirfd}, {path!r}, {flags:#x})", dirfd, path, flags)
+
+    def mount_setattr(self, fd: int, path: str, flags: int, attr_set: int,
+                      attr_clr: int = 0) -> None:
+        attr = struct.pack("QQQQ", attr_set, attr_clr, 0, 0)
+        buf = ctypes.create_string_buffer(attr, len(attr))
+        _sys("mount_setattr", f"mount_setattr({fd}, {path!r}, {flags:#x}, set={attr_set:#x})",
+             fd, path, flags, buf, len(attr))
+
+    def move_mount(self, from_fd: int, from_path: str, to_dirfd: int, to_path: str,
+                   flags: int) -> None:
+        _sys("move_mount", f"move_mount({from_fd}, {from_path!r}, {to_dirfd}, {to_path!r})",
+             from_fd, from_path, to_dirfd, to_path, flags)
+
+    def mount(self, source: str | None, target: str, fstype: str | None,
+              flags: MountFlag, data: str | None = None) -> None:
+        r = _mount(source.encode() if source is not None else None, target.encode(),
+                   fstype.encode() if fstype is not None else None, int(flags),
+                   data.encode() if data is not None else None)
+        if r < 0:
+            _fail("mount", f"mount(src={source!r}, dst={target!r}, type={fstype!r}, "
+                  f"flags={MountFlag(flags)!s}, data={data!r})", path=target)
+
+    def umount2(self, target: str, flags: UmountFlag) -> None:
+        if _umount2(target.encode(), int(flags)) < 0:
+            _fail("umount2", f"umount2({target!r}, {UmountFlag(flags)!s})", path=target)
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        _sys("pivot_root", f"pivot_root({new_root!r}, {put_old!r})", new_root, put_old)
+
+    def chdir(self, path: str) -> None:
+        os.chdir(path)
+
+    # --- files ---
+    def openat(self, dirfd: int, path: str, flags: int, mode: int = 0) -> int:
+        return os.open(path, flags, mode, dir_fd=None if dirfd == -100 else dirfd)
+
+    def mkdirat(self, dirfd: int, path: str, mode: int) -> None:
+        os.mkdir(path, mode, dir_fd=None if dirfd == -100 else dirfd)
+
+    def mknodat(self, dirfd: int, path: str, mode: int, dev: int) -> None:
+        os.mknod(path, mode, dev, dir_fd=None if dirfd == -100 else dirfd)
+
+    def symlinkat(self, target: str, dirfd: int, path: str) -> None:
+        os.symlink(target, path, dir_fd=None if dirfd == -100 else dirfd)
+
+    def fchownat(self, dirfd: int, path: str, uid: int, gid: int) -> None:
+        os.chown(path, uid, gid, dir_fd=None if dirfd == -100 else dirfd, follow_symlinks=False)
+
+    def fchmodat(self, dirfd: int, path: str, mode: int) -> None:
+        os.chmod(path, mode, dir_fd=None if dirfd == -100 else dirfd)
+
+    def copy_into(self, src: str, dirfd: int, dst: str, mode: int) -> None:
+        sfd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode,
+                          dir_fd=dirfd)
+            try:
+                size = os.fstat(sfd).st_size
+                done = 0
+                while done < size:
+                    n = os.copy_file_range(sfd, dfd, size - done)
+                    if n == 0:
+                        break
+                    done += n
+                os.fchmod(dfd, mode)
+            finally:
+                os.close(dfd)
+        finally:
+            os.close(sfd)
+
+    def read(self, fd: int, n: int) -> bytes:
+        return os.read(fd, n)
+
+    def write(self, fd: int, data: bytes) -> int:
+        return os.write(fd, data)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def close_range(self, first: int, last: int, flags: int) -> None:
+        _sys("close_range", f"close_range({first}, {last:#x}, {flags:#x})", first, last, flags)
+
+    def write_file(self, path: str, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    # --- credentials and limits ---
+    def setgroups(self, gids: Sequence[int]) -> None:
+        os.setgroups(list(gids))
+
+    def setresgid(self, r: int, e: int, s: int) -> None:
+        os.setresgid(r, e, s)
+
+    def setresuid(self, r: int, e: int, s: int) -> None:
+        os.setresuid(r, e, s)
+
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None:
+        hdr = struct.pack("Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+        data = struct.pack("IIIIII", effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF,
+                           inheritable & 0xFFFFFFFF, effective >> 32, permitted >> 32,
+                           inheritable >> 32)
+        _sys("capset", f"capset(eff={effective:#x}, prm={permitted:#x}, inh={inheritable:#x})",
+             ctypes.create_string_buffer(hdr, len(hdr)),
+             ctypes.create_string_buffer(data, len(data)))
+
+    def setrlimit(self, res: int, soft: int, hard: int) -> None:
+        resource.setrlimit(res, (soft, hard))
+
+    # --- seccomp and Landlock ---
+    def seccomp_set_filter(self, bpf: bytes, flags: int) -> int:
+        buf = ctypes.create_string_buffer(bpf, len(bpf))
+        prog = _Fprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+        return _sys("seccomp", f"seccomp(SECCOMP_SET_MODE_FILTER, {flags:#x}, "
+                    f"{{len={len(bpf) // 8}}})", SECCOMP_SET_MODE_FILTER, flags,
+                    ctypes.byref(prog))
+
+    def landlock_create_ruleset(self, handled_fs: int, handled_net: int, scoped: int) -> int:
+        attr = struct.pack("QQQ", handled_fs, handled_net, scoped)
+        return _sys("landlock_create_ruleset",
+                    f"landlock_create_ruleset(fs={handled_fs:#x}, net={handled_net:#x}, "
+                    f"scoped={scoped:#x})", ctypes.create_string_buffer(attr, len(attr)),
+                    len(attr), 0)
+
+    def landlock_add_path_rule(self, ruleset_fd: int, parent_fd: int, allowed: int) -> None:
+        attr = struct.pack("=Qi", allowed, parent_fd)
+        _sys("landlock_add_rule", f"landlock_add_rule({ruleset_fd}, PATH_BENEATH, "
+             f"{{allowed={allowed:#x}, parent_fd={parent_fd}}})", ruleset_fd, 1,
+             ctypes.create_string_buffer(attr, len(attr)), 0)
+
+    def landlock_add_net_rule(self, ruleset_fd: int, port: int, allowed: int) -> None:
+        attr = struct.pack("QQ", allowed, port)
+        _sys("landlock_add_rule", f"landlock_add_rule({ruleset_fd}, NET_PORT, "
+             f"{{allowed={allowed:#x}, port={port}}})", ruleset_fd, 2,
+             ctypes.create_string_buffer(attr, len(attr)), 0)
+
+    def landlock_restrict_self(self, ruleset_fd: int) -> None:
+        _sys("landlock_restrict_self", f"landlock_restrict_self({ruleset_fd}, 0)", ruleset_fd, 0)
+
+
+def landlock_abi() -> int:
+    """Landlock ABI version of the running kernel, 0 when unavailable."""
+    r: int = _syscall(ctypes.c_long(NR["landlock_create_ruleset"]), None, ctypes.c_long(0),
+                      ctypes.c_long(1))
+    return max(r, 0)
