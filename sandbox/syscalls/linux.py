@@ -15,7 +15,7 @@ import os
 import resource
 import socket
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
 
 import prctl as _prctl_mod
@@ -63,9 +63,10 @@ HINTS: dict[tuple[str, int], str] = {
 }
 
 
-def _fail(call: str, desc: str, err: int | None = None, path: str | None = None) -> NoReturn:
+def _fail(call: str, desc: str | Callable[[], str], err: int | None = None,
+          path: str | None = None) -> NoReturn:
     err = ctypes.get_errno() if err is None else err
-    msg = f"{desc}: {os.strerror(err)}"
+    msg = f"{desc() if callable(desc) else desc}: {os.strerror(err)}"
     hint = HINTS.get((call, err))
     if hint:
         msg += f"; {hint}"
@@ -80,7 +81,7 @@ def _arg(a: object) -> object:
     return a
 
 
-def _sys(name: str, desc: str, *args: object) -> int:
+def _sys(name: str, desc: Callable[[], str], *args: object) -> int:
     r: int = _syscall(ctypes.c_long(NR[name]), *(_arg(a) for a in args))
     if r < 0:
         _fail(name, desc)
@@ -151,29 +152,29 @@ class LinuxSyscalls:
 
     # --- mounts ---
     def fsopen(self, fstype: str) -> int:
-        return _sys("fsopen", f"fsopen({fstype!r}, FSOPEN_CLOEXEC)", fstype, 1)
+        return _sys("fsopen", lambda: f"fsopen({fstype!r}, FSOPEN_CLOEXEC)", fstype, 1)
 
     def fsconfig(self, fd: int, cmd: FsconfigCmd, key: str | None = None,
                  value: str | None = None) -> None:
-        _sys("fsconfig", f"fsconfig({fd}, {FsconfigCmd(cmd).name}, {key!r}, {value!r})",
+        _sys("fsconfig", lambda: f"fsconfig({fd}, {FsconfigCmd(cmd).name}, {key!r}, {value!r})",
              fd, int(cmd), key, value, 0)
 
     def fsmount(self, fd: int, attrs: int) -> int:
-        return _sys("fsmount", f"fsmount({fd}, FSMOUNT_CLOEXEC, {attrs:#x})", fd, 1, attrs)
+        return _sys("fsmount", lambda: f"fsmount({fd}, FSMOUNT_CLOEXEC, {attrs:#x})", fd, 1, attrs)
 
     def open_tree(self, dirfd: int, path: str, flags: int) -> int:
-        return _sys("open_tree", f"open_tree({dirfd}, {path!r}, {flags:#x})", dirfd, path, flags)
+        return _sys("open_tree", lambda: f"open_tree({dirfd}, {path!r}, {flags:#x})", dirfd, path, flags)
 
     def mount_setattr(self, fd: int, path: str, flags: int, attr_set: int,
                       attr_clr: int = 0) -> None:
         attr = struct.pack("QQQQ", attr_set, attr_clr, 0, 0)
         buf = ctypes.create_string_buffer(attr, len(attr))
-        _sys("mount_setattr", f"mount_setattr({fd}, {path!r}, {flags:#x}, set={attr_set:#x})",
+        _sys("mount_setattr", lambda: f"mount_setattr({fd}, {path!r}, {flags:#x}, set={attr_set:#x})",
              fd, path, flags, buf, len(attr))
 
     def move_mount(self, from_fd: int, from_path: str, to_dirfd: int, to_path: str,
                    flags: int) -> None:
-        _sys("move_mount", f"move_mount({from_fd}, {from_path!r}, {to_dirfd}, {to_path!r})",
+        _sys("move_mount", lambda: f"move_mount({from_fd}, {from_path!r}, {to_dirfd}, {to_path!r})",
              from_fd, from_path, to_dirfd, to_path, flags)
 
     def mount(self, source: str | None, target: str, fstype: str | None,
@@ -190,7 +191,7 @@ class LinuxSyscalls:
             _fail("umount2", f"umount2({target!r}, {UmountFlag(flags)!s})", path=target)
 
     def pivot_root(self, new_root: str, put_old: str) -> None:
-        _sys("pivot_root", f"pivot_root({new_root!r}, {put_old!r})", new_root, put_old)
+        _sys("pivot_root", lambda: f"pivot_root({new_root!r}, {put_old!r})", new_root, put_old)
 
     def chdir(self, path: str) -> None:
         os.chdir(path)
@@ -242,8 +243,11 @@ class LinuxSyscalls:
     def close(self, fd: int) -> None:
         os.close(fd)
 
+    def dup2(self, fd: int, fd2: int) -> None:
+        os.dup2(fd, fd2, inheritable=True)
+
     def close_range(self, first: int, last: int, flags: int) -> None:
-        _sys("close_range", f"close_range({first}, {last:#x}, {flags:#x})", first, last, flags)
+        _sys("close_range", lambda: f"close_range({first}, {last:#x}, {flags:#x})", first, last, flags)
 
     def write_file(self, path: str, data: bytes) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -267,7 +271,7 @@ class LinuxSyscalls:
         data = struct.pack("IIIIII", effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF,
                            inheritable & 0xFFFFFFFF, effective >> 32, permitted >> 32,
                            inheritable >> 32)
-        _sys("capset", f"capset(eff={effective:#x}, prm={permitted:#x}, inh={inheritable:#x})",
+        _sys("capset", lambda: f"capset(eff={effective:#x}, prm={permitted:#x}, inh={inheritable:#x})",
              ctypes.create_string_buffer(hdr, len(hdr)),
              ctypes.create_string_buffer(data, len(data)))
 
@@ -278,31 +282,30 @@ class LinuxSyscalls:
     def seccomp_set_filter(self, bpf: bytes, flags: int) -> int:
         buf = ctypes.create_string_buffer(bpf, len(bpf))
         prog = _Fprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
-        return _sys("seccomp", f"seccomp(SECCOMP_SET_MODE_FILTER, {flags:#x}, "
+        return _sys("seccomp", lambda: f"seccomp(SECCOMP_SET_MODE_FILTER, {flags:#x}, "
                     f"{{len={len(bpf) // 8}}})", SECCOMP_SET_MODE_FILTER, flags,
                     ctypes.byref(prog))
 
     def landlock_create_ruleset(self, handled_fs: int, handled_net: int, scoped: int) -> int:
         attr = struct.pack("QQQ", handled_fs, handled_net, scoped)
-        return _sys("landlock_create_ruleset",
-                    f"landlock_create_ruleset(fs={handled_fs:#x}, net={handled_net:#x}, "
+        return _sys("landlock_create_ruleset", lambda: f"landlock_create_ruleset(fs={handled_fs:#x}, net={handled_net:#x}, "
                     f"scoped={scoped:#x})", ctypes.create_string_buffer(attr, len(attr)),
                     len(attr), 0)
 
     def landlock_add_path_rule(self, ruleset_fd: int, parent_fd: int, allowed: int) -> None:
         attr = struct.pack("=Qi", allowed, parent_fd)
-        _sys("landlock_add_rule", f"landlock_add_rule({ruleset_fd}, PATH_BENEATH, "
+        _sys("landlock_add_rule", lambda: f"landlock_add_rule({ruleset_fd}, PATH_BENEATH, "
              f"{{allowed={allowed:#x}, parent_fd={parent_fd}}})", ruleset_fd, 1,
              ctypes.create_string_buffer(attr, len(attr)), 0)
 
     def landlock_add_net_rule(self, ruleset_fd: int, port: int, allowed: int) -> None:
         attr = struct.pack("QQ", allowed, port)
-        _sys("landlock_add_rule", f"landlock_add_rule({ruleset_fd}, NET_PORT, "
+        _sys("landlock_add_rule", lambda: f"landlock_add_rule({ruleset_fd}, NET_PORT, "
              f"{{allowed={allowed:#x}, port={port}}})", ruleset_fd, 2,
              ctypes.create_string_buffer(attr, len(attr)), 0)
 
     def landlock_restrict_self(self, ruleset_fd: int) -> None:
-        _sys("landlock_restrict_self", f"landlock_restrict_self({ruleset_fd}, 0)", ruleset_fd, 0)
+        _sys("landlock_restrict_self", lambda: f"landlock_restrict_self({ruleset_fd}, 0)", ruleset_fd, 0)
 
 
 def landlock_abi() -> int:

@@ -1,0 +1,193 @@
+"""``sandbox`` command line: exec, doctor (and the verify/explain family).
+
+Declarative argparse mapped straight onto policy overrides (never bwrap's
+hand-written parser). Imports are lazy so ``sandbox exec`` loads only what it
+needs. Exit status of ``exec``: the program's own; 128+N when killed by
+signal N; 125 when the sandbox failed or refused; 126 cannot execute; 127 not
+found. Errors are one line on stderr naming the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+
+class _Terminated(BaseException):
+    """Raised in the main thread by SIGTERM/SIGINT so every cleanup runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    raise _Terminated(signum)
+
+
+def _pair(value: str) -> tuple[str, str]:
+    if "=" not in value:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {value!r}")
+    k, v = value.split("=", 1)
+    return k, v
+
+
+def _exec_parser(sub: Any) -> None:
+    p = sub.add_parser("exec", help="run a program in the sandbox",
+                       description="Run PROGRAM under a profile; exit with its status.")
+    p.add_argument("--profile", default="strict", help="profile name or path (default: strict)")
+    p.add_argument("--meta", metavar="FILE", help="write the run record (JSON) to FILE")
+    p.add_argument("--meta-fd", metavar="N", type=int, help="write the run record to fd N")
+    p.add_argument("--meta-format", choices=("json", "isolate"), default="json")
+    p.add_argument("--bind", nargs=2, metavar=("SRC", "DST"), action="append", default=[])
+    p.add_argument("--ro-bind", nargs=2, metavar=("SRC", "DST"), action="append", default=[])
+    p.add_argument("--tmpfs", metavar="DST", action="append", default=[])
+    p.add_argument("--env", metavar="NAME=VALUE", type=_pair, action="append", default=[])
+    p.add_argument("--chdir", metavar="DIR")
+    for flag, key, kind in (("--cpu-time", "cpu_time", float), ("--wall-time", "wall_time", float),
+                            ("--memory", "memory", str), ("--processes", "processes", int),
+                            ("--output", "output", str), ("--file-size", "file_size", str),
+                            ("--open-files", "open_files", int), ("--stack", "stack", str),
+                            ("--cpuset", "cpuset", str), ("--cpu-quota", "cpu_quota", float)):
+        p.add_argument(flag, dest=f"limit_{key}", type=kind, metavar=key.upper())
+    p.add_argument("--disk", metavar="SIZE")
+    p.add_argument("--disk-inodes", type=int, metavar="N")
+    p.add_argument("--io-read-bps", metavar="DEV=SIZE", action="append", default=[])
+    p.add_argument("--io-write-bps", metavar="DEV=SIZE", action="append", default=[])
+    p.add_argument("--stdin", metavar="FILE")
+    p.add_argument("--stdout", metavar="FILE")
+    p.add_argument("--stderr", metavar="FILE")
+    p.add_argument("--test-ablate", metavar="LAYER", action="append", default=[],
+                   help=argparse.SUPPRESS)
+    p.add_argument("program", metavar="PROGRAM")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+
+
+def overrides(ns: argparse.Namespace) -> dict[str, Any]:
+    """Command-line options as a profile layer (merged last, part of the digest)."""
+    out: dict[str, Any] = {}
+    limits = {k.removeprefix("limit_"): v for k, v in vars(ns).items()
+              if k.startswith("limit_") and v is not None}
+    if limits:
+        out["limits"] = limits
+    fs: dict[str, Any] = {}
+    binds = [{"source": s, "target": d, "writable": True} for s, d in ns.bind]
+    binds += [{"source": s, "target": d} for s, d in ns.ro_bind]
+    if binds:
+        fs["binds"] = binds
+    if ns.tmpfs:
+        fs["tmpfs"] = [{"target": d} for d in ns.tmpfs]
+    if ns.chdir:
+        fs["workdir"] = ns.chdir
+    if ns.disk:
+        fs["disk"] = ns.disk
+    if ns.disk_inodes:
+        fs["disk_inodes"] = ns.disk_inodes
+    if fs:
+        out["filesystem"] = fs
+    if ns.env:
+        out["env"] = {"vars": dict(ns.env)}
+    return out
+
+
+def _die(message: str, status: int) -> NoReturn:
+    print(f"sandbox: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def cmd_exec(ns: argparse.Namespace) -> int:
+    """Run one program; returns its shell-style status."""
+    from sandbox.errors import SandboxError
+    from sandbox.host import probe
+    from sandbox.policy.load import load_profile
+    from sandbox.runner.client import ForkServerClient
+    from sandbox.runner.supervisor import STDIO_INHERIT, RunRequest, Supervisor
+
+    try:
+        profile = load_profile(ns.profile, overrides(ns))
+    except SandboxError as e:
+        _die(str(e), e.exit_status)
+    stdio: dict[str, int] = {}
+    try:
+        for name, flags in (("stdin", os.O_RDONLY), ("stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+                            ("stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
+            path = getattr(ns, name)
+            if path:
+                stdio[name] = os.open(path, flags | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        _die(f"{e.filename}: {e.strerror}", 125)
+    client = ForkServerClient(mode="fork")
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        sup = Supervisor(probe(), client)
+        req = RunRequest(argv=[ns.program, *ns.args], profile=profile,
+                         stdin=stdio.get("stdin", STDIO_INHERIT),
+                         stdout=stdio.get("stdout", STDIO_INHERIT),
+                         stderr=stdio.get("stderr", STDIO_INHERIT),
+                         ablate=frozenset(ns.test_ablate), cwd=os.getcwd())
+        result = sup.run(req)
+    except SandboxError as e:
+        client.close()
+        _write_meta(ns, _failure_record(profile, e))
+        _die(str(e), e.exit_status)
+    except _Terminated as t:
+        client.close()
+        return 128 + t.signum
+    client.close()
+    _write_meta(ns, result.record())
+    return result.status
+
+
+def _failure_record(profile: Any, err: Exception) -> dict[str, Any]:
+    from sandbox.errors import SpawnError
+
+    return {"verdict": "SPAWN_ERROR" if isinstance(err, SpawnError) else "INTERNAL_ERROR",
+            "exit_code": None, "signal": None, "policy_digest": profile.digest,
+            "profile": profile.policy.name, "message": str(err),
+            "status": getattr(err, "exit_status", 125)}
+
+
+def _write_meta(ns: argparse.Namespace, record: dict[str, Any]) -> None:
+    import json
+
+    text = json.dumps(record, indent=2) + "\n"
+    if ns.meta_format == "isolate":
+        from sandbox.runner.meta import isolate_meta
+
+        text = isolate_meta(record)
+    if ns.meta:
+        with open(ns.meta, "w") as f:
+            f.write(text)
+    if ns.meta_fd is not None:
+        os.write(ns.meta_fd, text.encode())
+
+
+def cmd_doctor(ns: argparse.Namespace) -> int:
+    """Print what this host can enforce."""
+    from sandbox.doctor import report
+
+    return report(as_json=ns.json)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``sandbox`` command."""
+    parser = argparse.ArgumentParser(prog="sandbox", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    _exec_parser(sub)
+    d = sub.add_parser("doctor", help="what this host can enforce")
+    d.add_argument("--json", action="store_true")
+    ns = parser.parse_args(argv)
+    import logging
+
+    logging.basicConfig(format="sandbox: %(levelname)s: %(message)s", level=logging.WARNING)
+    handlers = {"exec": cmd_exec, "doctor": cmd_doctor}
+    sys.exit(handlers[ns.cmd](ns))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Apply a MountPlan in the launcher child, in two halves.
+
+1. ``prepare_detached`` runs as root in the *initial* user namespace, before
+   ``unshare(CLONE_NEWUSER)``: it creates the per-run tmpfs upper, the overlay
+   root, the /dev tmpfs and clones of the host binds as **detached** mounts
+   (fsopen/fsmount/open_tree) and sets their flags with mount_setattr,
+   recursively (bind ignores flags on the first mount; mount_setattr with
+   AT_RECURSIVE covers submounts too). An overlay mounted inside a user
+   namespace would need ``userxattr`` and breaks on a tmpfs upper before 6.6,
+   so it is made here and moved in.
+2. ``attach`` runs in the container's init (PID 1 of the new pid namespace,
+   so /proc shows that namespace): stops propagation, moves the detached
+   mounts under the staging directory, mounts /proc, makes the root read-only
+   except the writable subtrees, then ``pivot_root(".", ".")`` and detaches
+   the old root (runc's pivotRoot; never chroot alone).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+
+from sandbox.fs.mountopts import join_lowerdirs
+from sandbox.fs.ops import MountPlan
+from sandbox.syscalls.api import Syscalls
+from sandbox.syscalls.consts import FsconfigCmd as C
+from sandbox.syscalls.consts import MountAttr as A
+from sandbox.syscalls.consts import MountFlag as M
+from sandbox.syscalls.consts import MoveMount, OpenTree, UmountFlag
+
+AT_FDCWD = -100
+STAGING = "/run/sandbox/stage"
+
+
+@dataclass
+class DetachedMounts:
+    """Fds of the detached mounts made before the user namespace exists."""
+
+    root: int = -1
+    dev: int = -1
+    binds: list[tuple[str, int]] = field(default_factory=list)
+    tmpfs: list[tuple[str, int]] = field(default_factory=list)
+    others: list[int] = field(default_factory=list)  # fds to close once attached
+
+    def all_fds(self) -> list[int]:
+        """Every fd held, for closing."""
+        return [fd for fd in (self.root, self.dev, *(f for _, f in self.binds),
+                              *(f for _, f in self.tmpfs), *self.others) if fd >= 0]
+
+
+def _tmpfs(sc: Syscalls, size: int, inodes: int, mode: int, attrs: int,
+           owner: tuple[int, int] | None = None) -> int:
+    fs = sc.fsopen("tmpfs")
+    sc.fsconfig(fs, C.FSCONFIG_SET_STRING, "size", str(size))
+    sc.fsconfig(fs, C.FSCONFIG_SET_STRING, "nr_inodes", str(inodes))
+    sc.fsconfig(fs, C.FSCONFIG_SET_STRING, "mode", f"{mode:o}")
+    if owner is not None:
+        sc.fsconfig(fs, C.FSCONFIG_SET_STRING, "uid", str(owner[0]))
+        sc.fsconfig(fs, C.FSCONFIG_SET_STRING, "gid", str(owner[1]))
+    sc.fsconfig(fs, C.FSCONFIG_CMD_CREATE)
+    mnt = sc.fsmount(fs, attrs)
+    sc.close(fs)
+    return mnt
+
+
+def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -> DetachedMounts:
+    """Make every mount of the plan as a detached mount (root, initial user namespace)."""
+    out = DetachedMounts()
+    upper = _tmpfs(sc, plan.upper_size, plan.upper_inodes, 0o755, 0)
+    out.others.append(upper)
+    sc.mkdirat(upper, "upper", 0o755)
+    sc.mkdirat(upper, "work", 0o700)
+    for e in plan.upper_entries:
+        sc.mkdirat(upper, f"upper/{e.path}", e.mode)
+        sc.fchmodat(upper, f"upper/{e.path}", e.mode)  # mkdir applies the umask
+        if e.owner == "payload":
+            sc.fchownat(upper, f"upper/{e.path}", *host_ids)
+    if plan.program is not None:
+        src, name = plan.program
+        sc.copy_into(src, upper, f"upper/box/{name}", 0o555)
+    lowers = []
+    for layer in plan.lowers:
+        fd = sc.openat(AT_FDCWD, layer, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        out.others.append(fd)
+        lowers.append(f"/proc/self/fd/{fd}")
+    ovl = sc.fsopen("overlay")
+    sc.fsconfig(ovl, C.FSCONFIG_SET_STRING, "lowerdir", join_lowerdirs(lowers))
+    sc.fsconfig(ovl, C.FSCONFIG_SET_STRING, "upperdir", f"/proc/self/fd/{upper}/upper")
+    sc.fsconfig(ovl, C.FSCONFIG_SET_STRING, "workdir", f"/proc/self/fd/{upper}/work")
+    sc.fsconfig(ovl, C.FSCONFIG_CMD_CREATE)
+    out.root = sc.fsmount(ovl, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV)
+    sc.close(ovl)
+    for b in plan.binds:
+        fd = sc.open_tree(AT_FDCWD, b.source, OpenTree.OPEN_TREE_CLONE
+                          | OpenTree.OPEN_TREE_CLOEXEC | OpenTree.AT_RECURSIVE)
+        attrs = A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV
+        if not b.writable:
+            attrs |= A.MOUNT_ATTR_RDONLY
+        if not b.exec:
+            attrs |= A.MOUNT_ATTR_NOEXEC
+        sc.mount_setattr(fd, "", OpenTree.AT_EMPTY_PATH | OpenTree.AT_RECURSIVE, attrs)
+        out.binds.append((b.target, fd))
+    for t in plan.tmpfs:
+        fd = _tmpfs(sc, t.size, 1 << 16, t.mode, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV,
+                    owner=host_ids)
+        out.tmpfs.append((t.target, fd))
+    out.dev = _tmpfs(sc, 1 << 16, 64, 0o755, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NOEXEC)
+    for name, major, minor in plan.dev_nodes:
+        sc.mknodat(out.dev, name, stat.S_IFCHR | 0o666, os.makedev(major, minor))
+        sc.fchmodat(out.dev, name, 0o666)
+    for name, target in plan.dev_links:
+        sc.symlinkat(target, out.dev, name)
+    return out
+
+
+def _move(sc: Syscalls, fd: int, target: str) -> None:
+    sc.move_mount(fd, "", AT_FDCWD, target, MoveMount.MOVE_MOUNT_F_EMPTY_PATH)
+
+
+def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls, staging: str = STAGING) -> None:
+    """Assemble the root under ``staging`` and pivot into it (container init, new mount ns)."""
+    # Stop propagation both ways before anything is mounted (youki rootfs.rs, runc).
+    sc.mount(None, "/", None, M.MS_REC | M.MS_SLAVE)
+    _move(sc, mnt.root, staging)
+    # The root becomes read-only below; the writable trees are binds of the same
+    # overlay without MS_RDONLY, so writes still land in the per-run upper layer.
+    for w in plan.writable:
+        sc.mount(staging + w, staging + w, None, M.MS_BIND)
+    mounts = [*mnt.binds, *mnt.tmpfs]
+    for target, fd in sorted(mounts, key=lambda m: m[0].count("/")):
+        _move(sc, fd, staging + target)
+    _move(sc, mnt.dev, staging + "/dev")
+    sc.mount("proc", staging + "/proc", "proc", M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC,
+             "subset=pid" if plan.proc_subset_pid else None)
+    sc.mount(None, staging, None,
+             M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV)
+    for fd in mnt.all_fds():
+        sc.close(fd)
+    # pivot_root(".", ".") stacks the old root under the new one; detaching it
+    # leaves the host tree unreachable (runc pivotRoot, bwrap, nsjail).
+    sc.chdir(staging)
+    sc.pivot_root(".", ".")
+    sc.umount2(".", UmountFlag.MNT_DETACH)
+    sc.chdir("/")

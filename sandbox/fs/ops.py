@@ -1,0 +1,159 @@
+"""The mount plan (pure): what the container's file system is made of.
+
+A plan is data (after bwrap's SetupOp list): an overlay root over read-only
+lower layers with a per-run tmpfs upper, host binds re-flagged read-only,
+extra tmpfs, a minimal /dev, /proc of the new pid namespace, and the
+overlay subtrees that stay writable while the root itself is read-only.
+``plan_mounts`` validates the policy's paths against the host and names the
+problem when one is wrong; ``sandbox.fs.mounts`` applies a plan in the child.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sandbox.errors import PolicyError
+from sandbox.fs.image import MERGED_USR
+from sandbox.policy.model import Filesystem
+
+FORBIDDEN_TARGETS = ("/", "/proc", "/dev")
+DEV_NODES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+             ("urandom", 1, 9))
+DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("shm", "/tmp"))
+
+
+@dataclass(frozen=True, slots=True)
+class UpperEntry:
+    """A directory created in the upper layer before the overlay is mounted."""
+
+    path: str  # relative to the root, no leading slash
+    mode: int
+    owner: Literal["root", "payload"]
+
+
+@dataclass(frozen=True, slots=True)
+class BindMount:
+    """A host path bound in; re-flagged (ro unless writable, nosuid, nodev) with its submounts."""
+
+    source: str
+    target: str
+    writable: bool
+    exec: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TmpfsMount:
+    """An empty tmpfs owned by the payload."""
+
+    target: str
+    size: int
+    mode: int = 0o755
+
+
+@dataclass(frozen=True, slots=True)
+class MountPlan:
+    """Everything the child needs to build the root, in the order it is applied."""
+
+    lowers: tuple[str, ...]
+    upper_size: int
+    upper_inodes: int
+    upper_entries: tuple[UpperEntry, ...]
+    binds: tuple[BindMount, ...]
+    tmpfs: tuple[TmpfsMount, ...]
+    writable: tuple[str, ...]
+    proc_subset_pid: bool
+    dev_nodes: tuple[tuple[str, int, int], ...] = DEV_NODES
+    dev_links: tuple[tuple[str, str], ...] = DEV_LINKS
+    program: tuple[str, str] | None = None  # (host path, file name in /box)
+
+
+def _under(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+def _parents(path: str) -> list[str]:
+    parts = path.strip("/").split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def host_binds(fs: Filesystem, root: Path = Path("/")) -> list[BindMount]:
+    """Host directories of the default image: ``host_dirs`` plus non-merged-usr dirs."""
+    if fs.rootfs:
+        return []
+    dirs = list(fs.host_dirs)
+    for link in MERGED_USR:
+        p = root / link
+        if p.is_dir() and not p.is_symlink() and f"/{link}" not in dirs:
+            dirs.append(f"/{link}")
+    return [BindMount(d, d, writable=False, exec=True) for d in dirs]
+
+
+def plan_mounts(fs: Filesystem, image_dir: str | None, program: tuple[str, str] | None,
+                root: Path = Path("/")) -> MountPlan:
+    """Build the mount plan for a policy's file system section.
+
+    Raises:
+        PolicyError: a bind source that does not exist, a target that would
+            cover /, /proc or /dev, or a target inside a host bind that is missing there.
+    """
+    lowers = tuple(fs.rootfs) if fs.rootfs else (image_dir or "",)
+    for layer in lowers:
+        if not os.path.isdir(layer):
+            raise PolicyError(f"filesystem.rootfs: lower layer {layer!r} is not a directory")
+    hbinds = host_binds(fs, root)
+    binds: list[BindMount] = list(hbinds)
+    for b in fs.binds:
+        if not os.path.exists(b.source):
+            if b.optional:
+                continue
+            raise PolicyError(f"bind source {b.source!r} does not exist")
+        binds.append(BindMount(os.path.realpath(b.source), b.target, b.writable, b.exec))
+    targets = [b.target for b in binds] + [t.target for t in fs.tmpfs]
+    for t in targets:
+        if any(_under(t, f) for f in FORBIDDEN_TARGETS[1:]) or t == "/":
+            raise PolicyError(f"mount target {t!r} would cover /, /proc or /dev")
+    for b in binds:
+        if b in hbinds:
+            continue
+        for h in hbinds:
+            if _under(b.target, h.target) and not os.path.exists(os.path.join(root, b.target[1:])):
+                raise PolicyError(
+                    f"bind target {b.target!r} lies inside the host's {h.target} (read-only) "
+                    "and does not exist there; choose a target outside it")
+    entries: dict[str, UpperEntry] = {}
+
+    def add(path: str, mode: int, owner: Literal["root", "payload"]) -> None:
+        for parent in _parents(path)[:-1]:
+            entries.setdefault(parent, UpperEntry(parent, 0o755, "root"))
+        entries[path.strip("/")] = UpperEntry(path.strip("/"), mode, owner)
+
+    for d in ("proc", "dev"):
+        add(d, 0o755, "root")
+    for w in fs.writable:
+        if any(_under(w, h.target) for h in hbinds):
+            raise PolicyError(f"writable path {w!r} lies inside a read-only host bind")
+        add(w, 0o1777 if w in ("/tmp", "/var/tmp") else 0o755,
+            "root" if w in ("/tmp", "/var/tmp") else "payload")
+    if "/box" not in fs.writable:
+        add("/box", 0o755, "root")
+    for t in targets:
+        if not any(_under(t, h.target) for h in hbinds):
+            entries.setdefault(t.strip("/"), UpperEntry(t.strip("/"), 0o755, "root"))
+            for parent in _parents(t)[:-1]:
+                entries.setdefault(parent, UpperEntry(parent, 0o755, "root"))
+    ordered = tuple(sorted(entries.values(), key=lambda e: (e.path.count("/"), e.path)))
+    return MountPlan(
+        lowers=lowers,
+        upper_size=fs.disk,
+        upper_inodes=fs.disk_inodes,
+        upper_entries=ordered,
+        binds=tuple(sorted(binds, key=lambda b: b.target.count("/"))),
+        tmpfs=tuple(TmpfsMount(t.target, t.size) for t in fs.tmpfs),
+        writable=tuple(fs.writable),
+        proc_subset_pid=fs.proc == "pid",
+        program=program,
+    )

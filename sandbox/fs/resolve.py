@@ -1,0 +1,102 @@
+"""Find the program to run, as the container will see it (supervisor side, pure reads).
+
+- ``PROGRAM`` containing ``/`` is a host path. If the container sees the same
+  file at the same path (it lies under a read-only host bind such as /usr, or
+  the default image's merged-usr links), it runs in place; otherwise it is
+  copied read-only into ``/box``. The caller's cwd is never bound in.
+- A bare name is looked up on the inside PATH by mapping each inside
+  directory to where it lives on the host: a bind's source or a lower layer.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+
+from sandbox.errors import ProgramNotFound
+from sandbox.fs.ops import BindMount
+
+_MAX_LINKS = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """Where the payload is executed inside, and what to copy in for it."""
+
+    inside_path: str
+    copy_from: str | None  # host path to copy into /box, or None when visible in place
+
+
+def _to_host(path: str, binds: tuple[BindMount, ...], lowers: tuple[str, ...]) -> str | None:
+    """Host path of an inside path (following symlinks inside the container), or None."""
+    parts = [p for p in path.split("/") if p]
+    done: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        done.append(part)
+        host = _host_of("/" + "/".join(done), binds, lowers)
+        if host is None:
+            return None
+        if os.path.islink(host):
+            hops += 1
+            if hops > _MAX_LINKS:
+                return None
+            target = os.readlink(host)
+            done = [] if target.startswith("/") else done[:-1]
+            parts = [p for p in target.split("/") if p] + parts
+    return _host_of("/" + "/".join(done), binds, lowers)
+
+
+def _host_of(inside: str, binds: tuple[BindMount, ...], lowers: tuple[str, ...]) -> str | None:
+    for b in sorted(binds, key=lambda b: -len(b.target)):
+        if inside == b.target or inside.startswith(b.target.rstrip("/") + "/"):
+            return b.source + inside[len(b.target):]
+    for layer in lowers:
+        cand = os.path.join(layer, inside.lstrip("/"))
+        if os.path.lexists(cand):
+            return cand
+    return None
+
+
+def _is_exec_file(path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and bool(st.st_mode & 0o111)
+
+
+def resolve(program: str, search_path: str, binds: tuple[BindMount, ...],
+            lowers: tuple[str, ...], cwd: str | None = None) -> Program:
+    """Map the command line's PROGRAM to a :class:`Program`.
+
+    Raises:
+        ProgramNotFound: when the host path or the name on the inside PATH does not exist.
+    """
+    if "/" in program:
+        host = os.path.abspath(os.path.join(cwd or os.getcwd(), program))
+        if not os.path.exists(host):
+            raise ProgramNotFound(f"program {program!r} not found (no such file {host})")
+        if not os.path.isfile(host):
+            raise ProgramNotFound(f"program {program!r} is not a regular file")
+        if os.path.isabs(program):
+            seen = _to_host(program, binds, lowers)
+            if seen is not None and os.path.realpath(seen) == os.path.realpath(host):
+                return Program(program, None)
+        return Program(f"/box/{os.path.basename(host)}", host)
+    for d in search_path.split(":"):
+        if not d.startswith("/"):
+            continue
+        inside = f"{d.rstrip('/')}/{program}"
+        host = _to_host(inside, binds, lowers)
+        if host is not None and _is_exec_file(host):
+            return Program(inside, None)
+    raise ProgramNotFound(f"program {program!r} not found on the sandbox's PATH ({search_path})")

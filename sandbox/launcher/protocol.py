@@ -1,0 +1,69 @@
+"""Wire formats between the launcher child, its fork server and the supervisor.
+
+- errpipe (CLOEXEC, written by the child on failure): ``step:hexerrno:message``;
+  EOF with no data means the payload's execve succeeded (CPython's
+  _execute_child protocol).
+- status pipe (written once by the container's init when the payload ends):
+  the raw wait status and the payload's rusage from wait4.
+- id-map sync: the child writes ``USERNS_READY`` after unshare(CLONE_NEWUSER);
+  whoever owns the parent side writes the maps and answers ``MAPS_WRITTEN``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+USERNS_READY = b"U"
+MAPS_WRITTEN = b"M"
+MAPS_FAILED = b"F"
+
+EXIT_SPAWN_FAILED = 125
+_STATUS = struct.Struct("=iddqqq")
+
+
+@dataclass(frozen=True, slots=True)
+class ChildFailure:
+    """A launcher step that failed before the payload ran."""
+
+    step: str
+    errno: int
+    message: str
+
+
+def encode_failure(step: str, errno: int, message: str) -> bytes:
+    """``step:hexerrno:message``, truncated to fit one atomic pipe write."""
+    return f"{step}:{errno:x}:{message}".encode(errors="replace")[:4000]
+
+
+def decode_failure(data: bytes) -> ChildFailure:
+    """Inverse of :func:`encode_failure`; garbage becomes an 'unknown' failure."""
+    try:
+        step, err, msg = data.decode(errors="replace").split(":", 2)
+        return ChildFailure(step, int(err, 16), msg)
+    except ValueError:
+        return ChildFailure("unknown", 0, data[:200].decode(errors="replace"))
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadStatus:
+    """What the container's init saw of the payload: wait status and rusage."""
+
+    status: int
+    utime: float
+    stime: float
+    maxrss_kib: int
+    nvcsw: int
+    nivcsw: int
+
+    def encode(self) -> bytes:
+        """Fixed-size binary record."""
+        return _STATUS.pack(self.status, self.utime, self.stime, self.maxrss_kib, self.nvcsw,
+                            self.nivcsw)
+
+    @classmethod
+    def decode(cls, data: bytes) -> PayloadStatus:
+        """Parse a record written by :meth:`encode`."""
+        return cls(*_STATUS.unpack(data[: _STATUS.size]))
+
+    SIZE = _STATUS.size

@@ -1,0 +1,320 @@
+"""The child side of a run: ordered steps from fork to execve (STYLE B5).
+
+Three processes, each a flat list of steps:
+
+- **outer** (forked by the fork server; root in the initial namespaces):
+  parent-death signal, new session, no supplementary groups, the detached
+  mounts, ``unshare`` of every namespace (the user namespace first: it owns
+  the others), then waits until the server has written the id maps. It forks
+  the container's init and stays outside as a monitor, relaying its status.
+- **init** (PID 1 of the new pid namespace): assembles the root and pivots
+  into it, sets hostname, loopback and the nested-userns limit, then forks the
+  payload, reaps everything and reports the payload's wait status and rusage.
+  The payload is never PID 1: the kernel ignores default-action signals sent
+  to a namespace's init, so abort(), SIGXFSZ and SIGXCPU would not end it.
+- **payload**: AppArmor change-on-exec, no_new_privs, bounding set, joins its
+  cgroup leaf (so the launcher's pages stay charged elsewhere), cgroup
+  namespace, ids, final capabilities, rlimits, Landlock, fds closed, seccomp
+  last, execve.
+
+Every step takes the :class:`Ctx` and calls the kernel only through
+``ctx.sc``; any ``OSError`` becomes ``step:errno:message`` on the errpipe and
+exit status 125. Nothing is logged here (the child reports; the supervisor logs).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from sandbox.caps.drop import drop_bounding, set_final
+from sandbox.fs.mounts import DetachedMounts, attach, prepare_detached
+from sandbox.launcher.protocol import (
+    EXIT_SPAWN_FAILED,
+    MAPS_WRITTEN,
+    USERNS_READY,
+    PayloadStatus,
+    encode_failure,
+)
+from sandbox.plan import LaunchPlan
+from sandbox.syscalls.api import Syscalls
+from sandbox.syscalls.consts import CloneFlag, CloseRange, Prctl
+
+AT_FDCWD = -100
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchFds:
+    """Descriptors handed to the child (numbers valid in the forking process)."""
+
+    stdin: int
+    stdout: int
+    stderr: int
+    errpipe: int  # write end; CLOEXEC, so EOF at a successful execve
+    status: int  # write end for the init's final PayloadStatus record
+    sync: int  # to the id-map writer: USERNS_READY / MAPS_WRITTEN
+    cgroup_procs: tuple[int, ...] = ()
+
+
+@dataclass
+class Ctx:
+    """State shared by the steps of one child: the plan, fds and the syscall boundary."""
+
+    plan: LaunchPlan
+    fds: LaunchFds
+    sc: Syscalls
+    parent_pid: int
+    last_cap: int = 40
+    mnt: DetachedMounts = field(default_factory=DetachedMounts)
+
+
+Step = Callable[[Ctx], None]
+
+
+def fail(ctx: Ctx, step: str, errno: int, message: str) -> NoReturn:
+    """Report a failed step on the errpipe and exit 125 (no recovery in the child)."""
+    try:
+        ctx.sc.write(ctx.fds.errpipe, encode_failure(step, errno, message))
+    finally:
+        ctx.sc.exit(EXIT_SPAWN_FAILED)
+
+
+def run_steps(ctx: Ctx, steps: Sequence[Step]) -> None:
+    """Run steps in order; the first failure ends the process."""
+    for step in steps:
+        try:
+            step(ctx)
+        except OSError as e:
+            fail(ctx, step.__name__.removeprefix("step_"), e.errno or 0, str(e))
+
+
+# ---------------------------------------------------------------- outer ----
+
+def step_parent_death(ctx: Ctx) -> None:
+    """Die with our parent: PR_SET_PDEATHSIG (cleared by fork and by credential changes)."""
+    ctx.sc.prctl(Prctl.PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def step_check_parent(ctx: Ctx) -> None:
+    """If the parent died before PDEATHSIG was armed, nobody would kill us: check."""
+    if ctx.sc.getppid() != ctx.parent_pid:
+        raise OSError(3, "parent exited before the launcher was armed")  # ESRCH
+
+
+def step_stdio(ctx: Ctx) -> None:
+    """The payload's stdin/stdout/stderr become fds 0, 1 and 2."""
+    for target, fd in ((0, ctx.fds.stdin), (1, ctx.fds.stdout), (2, ctx.fds.stderr)):
+        if fd != target:
+            ctx.sc.dup2(fd, target)
+
+
+def step_new_session(ctx: Ctx) -> None:
+    """setsid(): no controlling terminal (TIOCSTI needs one), own process group."""
+    ctx.sc.setsid()
+
+
+def step_drop_groups(ctx: Ctx) -> None:
+    """No supplementary groups: they would still count on host-owned files."""
+    ctx.sc.setgroups([])
+
+
+def step_prepare_mounts(ctx: Ctx) -> None:
+    """Detached overlay root, /dev, binds and tmpfs, made in the initial user namespace."""
+    ctx.mnt = prepare_detached(ctx.plan.mounts, ctx.sc, (ctx.plan.host_uid, ctx.plan.host_gid))
+
+
+def step_unshare(ctx: Ctx) -> None:
+    """All namespaces in one call; the kernel creates the user namespace first."""
+    ctx.sc.unshare(CloneFlag(ctx.plan.unshare_flags))
+
+
+def step_wait_idmaps(ctx: Ctx) -> None:
+    """Ask the fork server to write uid_map/gid_map from outside, wait for its answer."""
+    ctx.sc.write(ctx.fds.sync, USERNS_READY)
+    if ctx.sc.read(ctx.fds.sync, 1) != MAPS_WRITTEN:
+        raise OSError(71, "the id maps could not be written")  # EPROTO
+
+
+OUTER_STEPS: tuple[Step, ...] = (
+    step_parent_death, step_check_parent, step_stdio, step_new_session, step_drop_groups,
+    step_prepare_mounts, step_unshare, step_wait_idmaps,
+)
+
+# ----------------------------------------------------------------- init ----
+
+def step_mounts(ctx: Ctx) -> None:
+    """Assemble the root from the detached mounts, mount /proc, pivot_root."""
+    if ctx.plan.nested_userns is False:
+        # Per user namespace limit, written through the host /proc before it goes away.
+        ctx.sc.write_file("/proc/sys/user/max_user_namespaces", b"0")
+    attach(ctx.plan.mounts, ctx.mnt, ctx.sc)
+
+
+def step_hostname(ctx: Ctx) -> None:
+    """Hostname of the new UTS namespace."""
+    if ctx.plan.unshare_flags & CloneFlag.CLONE_NEWUTS:
+        ctx.sc.sethostname(ctx.plan.hostname)
+
+
+def step_loopback(ctx: Ctx) -> None:
+    """Bring up lo in the new network namespace; nothing else exists there."""
+    if ctx.plan.unshare_flags & CloneFlag.CLONE_NEWNET:
+        ctx.sc.loopback_up()
+
+
+INIT_STEPS: tuple[Step, ...] = (step_parent_death, step_mounts, step_hostname, step_loopback)
+
+# -------------------------------------------------------------- payload ----
+
+def step_apparmor(ctx: Ctx) -> None:
+    """Change-on-exec to the run's profile: after the new /proc exists, before NNP/caps/seccomp."""
+    name = ctx.plan.apparmor_profile
+    if name is None:
+        return
+    try:
+        ctx.sc.write_file("/proc/thread-self/attr/apparmor/exec", f"exec {name}".encode())
+    except FileNotFoundError:
+        ctx.sc.write_file("/proc/self/attr/exec", f"exec {name}".encode())
+
+
+def step_no_new_privs(ctx: Ctx) -> None:
+    """NNP before Landlock and seccomp: both need it without CAP_SYS_ADMIN (seccomp(2))."""
+    if ctx.plan.no_new_privs:
+        ctx.sc.prctl(Prctl.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def step_bounding_set(ctx: Ctx) -> None:
+    """Bounding set first: dropping it needs CAP_SETPCAP, which the uid switch may take."""
+    if ctx.plan.drop_caps:
+        drop_bounding(ctx.sc, ctx.plan.caps_keep, ctx.last_cap)
+
+
+def step_join_cgroup(ctx: Ctx) -> None:
+    """Join the run's leaf through fds opened by the supervisor, just before execve."""
+    if not ctx.plan.join_cgroup:
+        return
+    pid = str(ctx.sc.getpid()).encode()
+    for fd in ctx.fds.cgroup_procs:
+        ctx.sc.write(fd, pid)
+        ctx.sc.close(fd)
+
+
+def step_cgroupns(ctx: Ctx) -> None:
+    """A cgroup namespace rooted at the leaf just joined: the payload sees '/'."""
+    if ctx.plan.cgroupns:
+        ctx.sc.unshare(CloneFlag.CLONE_NEWCGROUP)
+
+
+def step_ids(ctx: Ctx) -> None:
+    """Switch to the sandbox ids (mapped to the run slot's host ids)."""
+    ctx.sc.setresgid(ctx.plan.inside_gid, ctx.plan.inside_gid, ctx.plan.inside_gid)
+    ctx.sc.setresuid(ctx.plan.inside_uid, ctx.plan.inside_uid, ctx.plan.inside_uid)
+
+
+def step_capabilities(ctx: Ctx) -> None:
+    """Ambient cleared, final sets written (normally all empty)."""
+    if ctx.plan.drop_caps:
+        set_final(ctx.sc, ctx.plan.caps_keep)
+
+
+def step_rlimits(ctx: Ctx) -> None:
+    """Limits the payload sets on itself (RLIMIT_CORE=0 always, the profile's others)."""
+    for r in ctx.plan.rlimits:
+        ctx.sc.setrlimit(r.resource, r.soft, r.hard)
+
+
+def step_landlock(ctx: Ctx) -> None:
+    """After every mount and pivot_root (a restricted thread cannot change mounts), after NNP."""
+    ll = ctx.plan.landlock
+    if ll is None:
+        return
+    sc = ctx.sc
+    ruleset = sc.landlock_create_ruleset(ll.handled_fs, ll.handled_net, ll.scoped)
+    for path, access in ll.rules:
+        try:
+            fd = sc.openat(AT_FDCWD, path, os.O_PATH | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # not in this image: nothing to grant
+        sc.landlock_add_path_rule(ruleset, fd, access)
+        sc.close(fd)
+    for port, access in ll.net_rules:
+        sc.landlock_add_net_rule(ruleset, port, access)
+    sc.landlock_restrict_self(ruleset)
+    sc.close(ruleset)
+
+
+def step_close_fds(ctx: Ctx) -> None:
+    """No host fd reaches the payload (CVE-2024-21626): all but 0-2 close at execve."""
+    ctx.sc.close_range(3, 0xFFFFFFFF, CloseRange.CLOSE_RANGE_CLOEXEC)
+
+
+def step_chdir(ctx: Ctx) -> None:
+    """Working directory inside the new root."""
+    ctx.sc.chdir(ctx.plan.workdir)
+
+
+def step_seccomp(ctx: Ctx) -> None:
+    """Last before execve, so the filter need only allow execve (and write/exit on failure)."""
+    if ctx.plan.seccomp is not None:
+        ctx.sc.seccomp_set_filter(ctx.plan.seccomp.bpf, ctx.plan.seccomp.flags)
+
+
+PAYLOAD_STEPS: tuple[Step, ...] = (
+    step_parent_death, step_apparmor, step_no_new_privs, step_bounding_set, step_join_cgroup,
+    step_cgroupns, step_ids, step_parent_death, step_capabilities, step_rlimits, step_landlock,
+    step_close_fds, step_chdir, step_seccomp,
+)
+
+
+def step_exec(ctx: Ctx) -> NoReturn:
+    """execve the payload with its clean environment; failure goes to the errpipe."""
+    try:
+        ctx.sc.execve(ctx.plan.exec_path, ctx.plan.argv, dict(ctx.plan.env))
+    except OSError as e:
+        fail(ctx, "exec", e.errno or 0, f"execve({ctx.plan.exec_path!r}): {e.strerror}")
+
+
+# ------------------------------------------------------------ processes ----
+
+def outer_main(ctx: Ctx) -> NoReturn:
+    """Process 1 of 3: set up, unshare, fork the container's init, relay its status."""
+    run_steps(ctx, OUTER_STEPS)
+    pid = ctx.sc.fork()
+    if pid == 0:
+        init_main(ctx)
+    # The monitor keeps nothing of the run's: a pipe writer held here would
+    # delay the supervisor's EOF.
+    for fd in (*ctx.mnt.all_fds(), ctx.fds.errpipe, ctx.fds.status, ctx.fds.sync, 0, 1, 2,
+               *ctx.fds.cgroup_procs):
+        ctx.sc.close(fd)
+    res = ctx.sc.wait4(pid)
+    ctx.sc.exit(_exit_code(res.status))
+
+
+def init_main(ctx: Ctx) -> NoReturn:
+    """Process 2 of 3: PID 1 of the container; builds the root, forks and reaps."""
+    ctx.parent_pid = 0
+    run_steps(ctx, INIT_STEPS)
+    pid = ctx.sc.fork()
+    if pid == 0:
+        run_steps(ctx, PAYLOAD_STEPS)
+        step_exec(ctx)
+    for fd in (ctx.fds.errpipe, ctx.fds.sync, 0, 1, 2, *ctx.fds.cgroup_procs):
+        ctx.sc.close(fd)
+    while True:
+        res = ctx.sc.wait4(-1)
+        if res.pid == pid:
+            break
+    status = PayloadStatus(res.status, res.utime, res.stime, res.maxrss_kib, res.nvcsw,
+                           res.nivcsw)
+    ctx.sc.write(ctx.fds.status, status.encode())
+    ctx.sc.exit(_exit_code(res.status))
+
+
+def _exit_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 255

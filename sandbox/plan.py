@@ -1,0 +1,83 @@
+"""LaunchPlan: everything the launcher child needs, computed before fork.
+
+The child makes no policy decisions and compiles nothing: it gets BPF bytes,
+capability numbers, mount operations, Landlock rules and the AppArmor profile
+name, and performs the ordered steps of ``sandbox.launcher.steps``. The plan
+is frozen data with a version, serialised as JSON (``sandbox.codec``) when it
+crosses to the fork server. No pydantic below this line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sandbox.fs.ops import MountPlan
+
+PLAN_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Rlimit:
+    """One resource limit the payload sets on itself just before execve."""
+
+    resource: int
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True, slots=True)
+class LandlockPlan:
+    """Landlock rules as the child applies them (paths inside the new root)."""
+
+    handled_fs: int
+    handled_net: int
+    scoped: int
+    rules: tuple[tuple[str, int], ...]
+    net_rules: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SeccompPlan:
+    """The precompiled filter and the seccomp(2) flags to load it with."""
+
+    bpf: bytes
+    flags: int
+    notify: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchPlan:
+    """Frozen input of one run's child side (see module docstring)."""
+
+    run_id: str
+    policy_digest: str
+    # identity: ids inside the user namespace and the host ids they map to
+    inside_uid: int
+    inside_gid: int
+    host_uid: int
+    host_gid: int
+    id_mode: Literal["slot", "rootless"]
+    hostname: str
+    # namespaces (CLONE_NEW* flags, CLONE_NEWUSER included) and nesting
+    unshare_flags: int
+    cgroupns: bool
+    nested_userns: bool
+    # file system
+    mounts: MountPlan
+    # payload
+    exec_path: str
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    workdir: str
+    # layers
+    apparmor_profile: str | None = None
+    no_new_privs: bool = True
+    drop_caps: bool = True
+    caps_keep: int = 0
+    rlimits: tuple[Rlimit, ...] = ()
+    landlock: LandlockPlan | None = None
+    seccomp: SeccompPlan | None = None
+    join_cgroup: bool = True
+    version: int = PLAN_VERSION
+    notes: tuple[str, ...] = field(default=())

@@ -1,0 +1,143 @@
+"""Client of the fork server: start it, send spawn requests, route its replies.
+
+Thread-safe: many runs may be in flight from many threads; a reader thread
+routes each reply to its run's queue. The server is started either by
+``fork()`` (the CLI: single-threaded, already has everything imported) or as
+a fresh interpreter ``python -I -m sandbox.launcher.server`` (the library: the
+caller may have threads, so no fork of the caller's process). If the server
+dies, the next spawn starts a new one transparently.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from sandbox import codec
+from sandbox.errors import SandboxInternalError
+from sandbox.launcher.server import ForkServer, recv_msg, send_msg
+from sandbox.plan import LaunchPlan
+from sandbox.syscalls.linux import LinuxSyscalls
+
+
+class ForkServerClient:
+    """One connection to one fork server process."""
+
+    def __init__(self, mode: Literal["fork", "exec"] = "exec") -> None:
+        self.mode = mode
+        self._lock = threading.Lock()
+        self._queues: dict[str, queue.Queue[dict[str, Any]]] = {}
+        self._sock: socket.socket | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pid = 0
+
+    def _start(self) -> socket.socket:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if self.mode == "fork":
+            pid = os.fork()
+            if pid == 0:  # the server: single-threaded copy of the CLI
+                try:
+                    # Nothing of the caller's but the socket: a pipe end kept here
+                    # would hold back a run's EOF for as long as the server lives.
+                    keep = theirs.fileno()
+                    os.closerange(3, keep)
+                    LinuxSyscalls().close_range(keep + 1, 0xFFFFFFFF, 0)
+                    ForkServer(theirs).serve()
+                finally:
+                    os._exit(0)
+            self._pid = pid
+        else:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-s", "-m", "sandbox.launcher.server", "--fd",
+                 str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+            )
+            self._pid = self._proc.pid
+        theirs.close()
+        threading.Thread(target=self._reader, args=(ours,), daemon=True,
+                         name="sandbox-forkserver-reader").start()
+        return ours
+
+    def _reader(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                msg, fds = recv_msg(sock)
+            except OSError:
+                msg, fds = None, []
+            for fd in fds:
+                os.close(fd)
+            if msg is None:
+                with self._lock:
+                    if self._sock is sock:
+                        self._sock = None
+                    queues = list(self._queues.values())
+                for q in queues:
+                    q.put({"op": "server_died"})
+                return
+            rid = msg.get("run_id")
+            with self._lock:
+                q = self._queues.get(rid) if rid else None
+            if q is not None:
+                q.put(msg)
+
+    @property
+    def server_pid(self) -> int:
+        """Pid of the server process (0 before the first spawn)."""
+        return self._pid
+
+    def spawn(self, plan: LaunchPlan, fds: Sequence[tuple[str, int]],
+              cleanup: dict[str, Any]) -> queue.Queue[dict[str, Any]]:
+        """Send a spawn request; returns the queue on which the run's replies arrive."""
+        q: queue.Queue[dict[str, Any]] = queue.Queue()
+        with self._lock:
+            if self._sock is None:
+                self._sock = self._start()
+            self._queues[plan.run_id] = q
+            sock = self._sock
+        msg = {"op": "spawn", "run_id": plan.run_id, "plan": codec.dumps(plan),
+               "fds": [n for n, _ in fds], "cleanup": cleanup}
+        try:
+            send_msg(sock, msg, [fd for _, fd in fds])
+        except OSError as e:
+            raise SandboxInternalError(f"fork server unreachable: {e}") from e
+        return q
+
+    def send(self, op: str, run_id: str) -> None:
+        """Fire-and-forget request about a run (``kill``, ``release``)."""
+        with self._lock:
+            sock = self._sock
+            if op == "release":
+                self._queues.pop(run_id, None)
+        if sock is not None:
+            try:
+                send_msg(sock, {"op": op, "run_id": run_id})
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """Shut the server down (it kills and cleans any run still in flight)."""
+        with self._lock:
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            # shutdown, not just close: the reader thread blocked in recvmsg keeps the
+            # socket alive past close(), and the server would never see EOF.
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        if self._proc is not None:
+            self._proc.wait()
+        elif self._pid:
+            try:
+                os.waitpid(self._pid, 0)
+            except ChildProcessError:
+                pass

@@ -1,0 +1,93 @@
+"""Per-run artifacts of every layer, built in the supervisor before the spawn.
+
+``LayerBuilders.build`` turns a policy into what the child applies (seccomp
+BPF, Landlock rules, AppArmor profile name, kept capabilities) and what the
+supervisor watches (the cgroup leaf), and updates each layer's recorded state.
+Artifacts are cached by their own keys, so a judge's thousandth run of the
+same profile compiles nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox.caps.names import CAPS, normalize
+from sandbox.fs.image import ImageSpec, read_allowlist
+from sandbox.fs.resolve import Program
+from sandbox.host import HostFacts
+from sandbox.launcher.protocol import PayloadStatus
+from sandbox.plan import LandlockPlan, SeccompPlan
+from sandbox.policy.load import PROFILES_DIR
+from sandbox.policy.model import Policy
+from sandbox.runner.result import Enforcement, Usage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Built:
+    """One run's artifacts and the hooks the supervisor needs during the wait."""
+
+    states: dict[str, Enforcement]
+    apparmor_profile: str | None = None
+    caps_keep: int = 0
+    landlock: LandlockPlan | None = None
+    seccomp: SeccompPlan | None = None
+    cgroup_procs: list[int] = field(default_factory=list)
+    cgroup_dirs: list[str] = field(default_factory=list)
+    cpu_usage: Callable[[], float] | None = None
+    kill: Callable[[], None] | None = None
+    stats: Callable[[PayloadStatus | None, float | None], Usage] | None = None
+
+    def usage(self, st: PayloadStatus | None, wall: float | None) -> Usage:
+        """Accounting: the cgroup's figures when there is a leaf, else wait4's."""
+        if self.stats is not None:
+            return self.stats(st, wall)
+        from sandbox.runner.supervisor import base_usage
+
+        return base_usage(st, wall)
+
+    def final_states(self) -> dict[str, Enforcement]:
+        """The enforcement record."""
+        return dict(self.states)
+
+
+class LayerBuilders:
+    """Builds every layer's artifacts for a run (caches live here)."""
+
+    def __init__(self, host: HostFacts) -> None:
+        self.host = host
+        self._allowlists: dict[str, tuple[str, ...]] = {}
+
+    def image_spec(self, policy: Policy) -> ImageSpec:
+        """Inputs of the default image for this policy."""
+        name = policy.filesystem.etc_allowlist
+        if name not in self._allowlists:
+            self._allowlists[name] = read_allowlist(PROFILES_DIR / name)
+        ident = policy.identity
+        return ImageSpec(self._allowlists[name], ident.uid, ident.gid, ident.user,
+                         ident.hostname)
+
+    def build(self, policy: Policy, states: dict[str, Enforcement], ablate: frozenset[str],
+              program: Program, run_id: str, stack: ExitStack) -> Built:
+        """Artifacts for one run; resources it creates are released by ``stack``."""
+        built = Built(states=dict(states))
+        keep = 0
+        for name in policy.capabilities.keep:
+            cap = normalize(name)
+            if cap not in {normalize(d) for d in policy.capabilities.deny}:
+                keep |= 1 << CAPS[cap]
+        built.caps_keep = keep
+        for layer in ("seccomp", "landlock", "apparmor", "cgroups"):
+            if built.states[layer].state != "off" or layer == "cgroups":
+                built.states[layer] = Enforcement("off", "not built yet")
+        return built
+
+
+def profiles_dir() -> Path:
+    """Where named profiles and their data files live."""
+    return PROFILES_DIR

@@ -1,0 +1,147 @@
+"""Per-run resources that outlive a process: run ids, run locks, id slots, the sweep.
+
+Every per-run resource (cgroup leaf, lock file) carries the run id. A run
+holds an exclusive flock on ``<runtime>/runs/<run_id>.lock`` for its whole
+life; the kernel drops it when the holder dies, even by SIGKILL. The sweep
+at start removes only the resources of runs whose lock is free. Id slots
+(root mode) are the same idea: ``slots/<n>.lock`` held for the run gives it
+host uid/gid ``base + n``, never shared with a concurrent run (isolate's boxes).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.errors import SetupError
+
+UID_RANGE_ENV = "SANDBOX_UID_RANGE"
+DEFAULT_UID_RANGE = (61000, 61999)
+
+
+def runtime_dir() -> Path:
+    """Root: /run/sandbox; otherwise $XDG_RUNTIME_DIR/sandbox or /tmp/sandbox-<uid>."""
+    if os.geteuid() == 0:
+        return Path(os.environ.get("SANDBOX_RUNTIME_DIR", "/run/sandbox"))
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(xdg, "sandbox") if xdg else Path(f"/tmp/sandbox-{os.geteuid()}")
+
+
+def state_dir() -> Path:
+    """Root: /var/lib/sandbox; otherwise ~/.cache/sandbox (images, verified cache)."""
+    if os.geteuid() == 0:
+        return Path(os.environ.get("SANDBOX_STATE_DIR", "/var/lib/sandbox"))
+    return Path.home() / ".cache" / "sandbox"
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.stat()
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise SetupError("state", f"{path} must be owned by uid {os.geteuid()} and not "
+                         "group/world-writable")
+    return path
+
+
+def new_run_id() -> str:
+    """Sortable, unique, safe as a file and cgroup name."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
+
+
+@dataclass
+class RunLock:
+    """The flock held for one run's life (see module docstring)."""
+
+    run_id: str
+    path: Path
+    fd: int
+
+    def release(self) -> None:
+        """Unlink, then unlock: a sweeper never sees a free lock of a live run."""
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        os.close(self.fd)
+
+
+def acquire_run_lock(run_id: str, runtime: Path | None = None) -> RunLock:
+    """Create and lock ``runs/<run_id>.lock``."""
+    runs = _private_dir((runtime or runtime_dir()) / "runs")
+    path = runs / f"{run_id}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return RunLock(run_id, path, fd)
+
+
+def uid_range() -> tuple[int, int]:
+    """The reserved host id range for run slots (``SANDBOX_UID_RANGE=first-last``)."""
+    raw = os.environ.get(UID_RANGE_ENV)
+    if not raw:
+        return DEFAULT_UID_RANGE
+    try:
+        lo, hi = (int(x) for x in raw.split("-", 1))
+    except ValueError as e:
+        raise SetupError("slot", f"{UID_RANGE_ENV}={raw!r}: expected FIRST-LAST") from e
+    if not 0 < lo <= hi < 2**31:
+        raise SetupError("slot", f"{UID_RANGE_ENV}={raw!r}: bad range")
+    return lo, hi
+
+
+@contextmanager
+def id_slot(runtime: Path | None = None) -> Iterator[int]:
+    """Hold a free slot of the reserved range for the block; yields its host uid (= gid)."""
+    lo, hi = uid_range()
+    slots = _private_dir((runtime or runtime_dir()) / "slots")
+    n = hi - lo + 1
+    start = secrets.randbelow(n)
+    for i in range(n):
+        uid = lo + (start + i) % n
+        fd = os.open(slots / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        try:
+            yield uid
+        finally:
+            os.close(fd)
+        return
+    raise SetupError("slot", f"all {n} id slots in {lo}-{hi} are busy; widen {UID_RANGE_ENV}")
+
+
+def sweep(remove_run: Callable[[str], None], runtime: Path | None = None) -> list[str]:
+    """Remove leftovers of dead runs (their lock is free); returns the run ids swept."""
+    runs = (runtime or runtime_dir()) / "runs"
+    swept: list[str] = []
+    try:
+        entries = list(os.scandir(runs))
+    except FileNotFoundError:
+        return swept
+    for e in entries:
+        if not e.name.endswith(".lock"):
+            continue
+        try:
+            fd = os.open(e.path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # alive
+        run_id = e.name.removesuffix(".lock")
+        try:
+            remove_run(run_id)
+            os.unlink(e.path)
+            swept.append(run_id)
+        finally:
+            os.close(fd)
+    return swept
