@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sandbox.fs.ops import MountPlan
+from sandbox.landlock.rules import LandlockArtifact
 
 PLAN_VERSION = 1
 
@@ -24,17 +25,6 @@ class Rlimit:
     resource: int
     soft: int
     hard: int
-
-
-@dataclass(frozen=True, slots=True)
-class LandlockPlan:
-    """Landlock rules as the child applies them (paths inside the new root)."""
-
-    handled_fs: int
-    handled_net: int
-    scoped: int
-    rules: tuple[tuple[str, int], ...]
-    net_rules: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +66,7 @@ class LaunchPlan:
     drop_caps: bool = True
     caps_keep: int = 0
     rlimits: tuple[Rlimit, ...] = ()
-    landlock: LandlockPlan | None = None
+    landlock: LandlockArtifact | None = None
     seccomp: SeccompPlan | None = None
     join_cgroup: bool = True
     version: int = PLAN_VERSION

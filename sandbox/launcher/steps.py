@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from sandbox.caps.drop import drop_bounding, set_final
+from sandbox.landlock.restrict import apply_in_child as landlock_apply
 from sandbox.fs.mounts import DetachedMounts, attach, prepare_detached
 from sandbox.launcher.protocol import (
     EXIT_SPAWN_FAILED,
@@ -228,22 +229,8 @@ def step_rlimits(ctx: Ctx) -> None:
 
 def step_landlock(ctx: Ctx) -> None:
     """After every mount and pivot_root (a restricted thread cannot change mounts), after NNP."""
-    ll = ctx.plan.landlock
-    if ll is None:
-        return
-    sc = ctx.sc
-    ruleset = sc.landlock_create_ruleset(ll.handled_fs, ll.handled_net, ll.scoped)
-    for path, access in ll.rules:
-        try:
-            fd = sc.openat(AT_FDCWD, path, os.O_PATH | os.O_CLOEXEC)
-        except FileNotFoundError:
-            continue  # not in this image: nothing to grant
-        sc.landlock_add_path_rule(ruleset, fd, access)
-        sc.close(fd)
-    for port, access in ll.net_rules:
-        sc.landlock_add_net_rule(ruleset, port, access)
-    sc.landlock_restrict_self(ruleset)
-    sc.close(ruleset)
+    if ctx.plan.landlock is not None:
+        landlock_apply(ctx.plan.landlock, ctx.sc)
 
 
 def step_close_fds(ctx: Ctx) -> None:

@@ -20,7 +20,9 @@ from sandbox.fs.image import ImageSpec, read_allowlist
 from sandbox.fs.resolve import Program
 from sandbox.host import HostFacts
 from sandbox.launcher.protocol import PayloadStatus
-from sandbox.plan import LandlockPlan, SeccompPlan
+from sandbox.landlock.rules import LandlockArtifact
+from sandbox.landlock.rules import prepare as landlock_prepare
+from sandbox.plan import SeccompPlan
 from sandbox.policy.load import PROFILES_DIR
 from sandbox.policy.model import Policy
 from sandbox.runner.result import Enforcement, Usage
@@ -35,7 +37,7 @@ class Built:
     states: dict[str, Enforcement]
     apparmor_profile: str | None = None
     caps_keep: int = 0
-    landlock: LandlockPlan | None = None
+    landlock: LandlockArtifact | None = None
     seccomp: SeccompPlan | None = None
     cgroup_procs: list[int] = field(default_factory=list)
     cgroup_dirs: list[str] = field(default_factory=list)
@@ -62,6 +64,7 @@ class LayerBuilders:
     def __init__(self, host: HostFacts) -> None:
         self.host = host
         self._allowlists: dict[str, tuple[str, ...]] = {}
+        self._landlock_cache: dict[object, LandlockArtifact] = {}
 
     def image_spec(self, policy: Policy) -> ImageSpec:
         """Inputs of the default image for this policy."""
@@ -82,10 +85,24 @@ class LayerBuilders:
             if cap not in {normalize(d) for d in policy.capabilities.deny}:
                 keep |= 1 << CAPS[cap]
         built.caps_keep = keep
-        for layer in ("seccomp", "landlock", "apparmor", "cgroups"):
+        self._landlock(policy, built, ablate, program)
+        for layer in ("seccomp", "apparmor", "cgroups"):
             if built.states[layer].state != "off" or layer == "cgroups":
                 built.states[layer] = Enforcement("off", "not built yet")
         return built
+
+
+    def _landlock(self, policy: Policy, built: Built, ablate: frozenset[str],
+                  program: Program) -> None:
+        if built.states["landlock"].state == "off":
+            return
+        key = (policy.filesystem.model_dump_json(), self.host.landlock_abi)
+        art = self._landlock_cache.get(key)
+        if art is None:
+            art = landlock_prepare(policy.filesystem, self.host.landlock_abi)
+            self._landlock_cache[key] = art
+        built.landlock = art if art.state != "off" else None
+        built.states["landlock"] = Enforcement(art.state, art.detail or f"ABI {art.abi}")
 
 
 def profiles_dir() -> Path:
