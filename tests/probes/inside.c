@@ -1,0 +1,93 @@
+/* Inside-out probe: prints what the sandbox looks like from inside, as JSON.
+ * Built by tests/conftest.py; runs under the strictest profile, so it only
+ * uses read/open/getdents/uname-class syscalls. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+static void jstr(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c == '\n') printf("\\n");
+        else if (c < 0x20) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}
+
+static void file_field(const char *key, const char *path) {
+    char buf[65536];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    printf("\"%s\": ", key);
+    if (fd < 0) { printf("{\"errno\": %d}", errno); return; }
+    ssize_t n, off = 0;
+    while ((n = read(fd, buf + off, sizeof buf - 1 - off)) > 0) off += n;
+    buf[off] = 0;
+    close(fd);
+    jstr(buf);
+}
+
+static void dir_field(const char *key, const char *path, int numeric_only) {
+    printf("\"%s\": ", key);
+    DIR *d = opendir(path);
+    if (!d) { printf("{\"errno\": %d}", errno); return; }
+    printf("[");
+    int first = 1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        if (numeric_only && (e->d_name[0] < '0' || e->d_name[0] > '9')) continue;
+        if (!first) printf(", ");
+        first = 0;
+        jstr(e->d_name);
+    }
+    closedir(d);
+    printf("]");
+}
+
+int main(void) {
+    uid_t ru, eu, su; gid_t rg, eg, sg;
+    getresuid(&ru, &eu, &su);
+    getresgid(&rg, &eg, &sg);
+    gid_t groups[64];
+    int ng = getgroups(64, groups);
+    struct utsname u;
+    uname(&u);
+    printf("{\"uid\": [%u, %u, %u], \"gid\": [%u, %u, %u], \"groups\": [", ru, eu, su, rg, eg, sg);
+    for (int i = 0; i < ng; i++) printf(i ? ", %u" : "%u", groups[i]);
+    printf("], \"pid\": %d, \"ppid\": %d, \"sid\": %d, \"pgid\": %d, ", getpid(), getppid(),
+           getsid(0), getpgrp());
+    printf("\"hostname\": "); jstr(u.nodename); printf(", ");
+    int tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
+    printf("\"dev_tty_errno\": %d, ", tty < 0 ? errno : 0);
+    printf("\"interfaces\": [");
+    struct if_nameindex *ifs = if_nameindex();
+    for (struct if_nameindex *i = ifs; i && i->if_index; i++) {
+        if (i != ifs) printf(", ");
+        jstr(i->if_name);
+    }
+    printf("], ");
+    char cwd[4096];
+    printf("\"cwd\": "); jstr(getcwd(cwd, sizeof cwd) ? cwd : "?"); printf(", ");
+    dir_field("pids", "/proc", 1); printf(", ");
+    dir_field("fds", "/proc/self/fd", 0); printf(", ");
+    dir_field("root", "/", 0); printf(", ");
+    dir_field("dev", "/dev", 0); printf(", ");
+    file_field("status", "/proc/self/status"); printf(", ");
+    file_field("mountinfo", "/proc/self/mountinfo"); printf(", ");
+    file_field("cgroup", "/proc/self/cgroup"); printf(", ");
+    file_field("attr_current", "/proc/self/attr/current"); printf(", ");
+    file_field("uid_map", "/proc/self/uid_map"); printf(", ");
+    file_field("gid_map", "/proc/self/gid_map");
+    printf("}\n");
+    return 0;
+}
