@@ -22,6 +22,7 @@ SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_RET_ACTION_FULL = 0xFFFF0000
 SECCOMP_RET_DATA = 0x0000FFFF
 MAX_ERRNO = 4095  # the kernel clamps ERRNO data to this (kernel/seccomp.c)
+LIBSECCOMP_MAX_ERRNO = MAX_ERRNO - 1  # libseccomp 2.5 accepts ERRNO(x) only for x < 4095
 
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
 
@@ -56,7 +57,7 @@ _NAMES = {
 def errno_number(name: str) -> int | None:
     """``"EPERM"`` -> 1; None for a name the errno module does not know."""
     value = getattr(_errno, name, None) if name.startswith("E") else None
-    return value if isinstance(value, int) and 0 < value <= MAX_ERRNO else None
+    return value if isinstance(value, int) and 0 < value <= LIBSECCOMP_MAX_ERRNO else None
 
 
 def errno_ret(number: int) -> int:

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sandbox.seccomp.actions import LIBSECCOMP_MAX_ERRNO
+
 Outcome = Literal["allow", "default"] | int
 Op = Literal["eq", "ne", "masked_eq"]
 
@@ -92,6 +94,9 @@ class ArgRule:
         for v in self.values:
             if v & ~self.mask & FULL64 or v < 0:
                 out.append(f"value {v:#x} has bits outside mask {self.mask:#x}")
+        for outcome in (self.match, self.otherwise):
+            if isinstance(outcome, int) and not 0 < outcome <= LIBSECCOMP_MAX_ERRNO:
+                out.append(f"errno {outcome} is not 1..{LIBSECCOMP_MAX_ERRNO}")
         if self.match == self.otherwise:
             out.append("match and otherwise give the same outcome")
         if (

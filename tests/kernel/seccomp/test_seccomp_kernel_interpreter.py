@@ -1,7 +1,7 @@
 """The BPF interpreter agrees with the kernel.
 
 - Random filters compiled by libseccomp, where every refusal is an ERRNO
-  with its own value (1000-4095, values no syscall returns by itself), are
+  with its own value (1000-4094, values no syscall returns by itself), are
   loaded in a C probe that then makes hundreds of calls; each errno the
   kernel produced must be the one the interpreter (and the reference model)
   predicts. The probed syscalls ignore or only read their arguments, so an
@@ -65,7 +65,7 @@ def random_rule(rng: random.Random, name: str, errnos: list[int]) -> ArgRule | N
 
 
 def random_spec(rng: random.Random) -> SeccompSpec:
-    errnos = rng.sample(range(NATURAL_ERRNO_BELOW, act.MAX_ERRNO + 1), 80)
+    errnos = rng.sample(range(NATURAL_ERRNO_BELOW, act.LIBSECCOMP_MAX_ERRNO + 1), 80)
     allow, errno_map, rules, deny = {"write", "exit_group"}, {}, [], set()
     for name in PROBED:
         kind = rng.choice(["allow", "errno", "rule", "rule", "rule", "deny", "default"])

@@ -70,6 +70,7 @@ def test_cover_sizes() -> None:
         (ArgRule("ioctl", 1, 0xFF, (0x100,), "allow", 1), "outside mask"),
         (ArgRule("ioctl", 1, 0xFF, (), "allow", 1), "empty"),
         (ArgRule("ioctl", 1, 0xFF, (1,), "allow", "allow"), "same outcome"),
+        (ArgRule("ioctl", 1, 0xFF, (1,), "allow", 4095), "errno 4095 is not 1..4094"),
         (
             ArgRule("ioctl", 1, FULL64, tuple(1 << b for b in range(0, 64, 8)), "default", "allow"),
             "comparisons",
