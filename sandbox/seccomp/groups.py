@@ -283,7 +283,10 @@ def resolve(seccomp: Seccomp, *, groups: Mapping[str, Group] | None = None) -> S
     enosys = frozenset(sc for sc, e in errno.items() if e == _errno.ENOSYS)
     return SeccompSpec(
         default_action=seccomp.default_action,
-        default_errno=errno_number(seccomp.default_errno) or 0,
+        # Only an "errno" default uses it; 0 otherwise keeps it out of the artifact key.
+        default_errno=(errno_number(seccomp.default_errno) or 0)
+        if seccomp.default_action == "errno"
+        else 0,
         allow=frozenset(allow),
         errno=tuple(sorted((sc, e) for sc, e in errno.items() if sc not in enosys)),
         enosys=enosys,

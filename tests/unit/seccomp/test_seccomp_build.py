@@ -80,6 +80,10 @@ def test_key_depends_on_inputs_only() -> None:
         artifact_key(dataclasses.replace(spec, deny=frozenset({"read"})), "x86_64"),
     }
     assert len(keys) == 4
+    # default_errno only counts when the default action is "errno".
+    assert prepare(Seccomp(default_errno="EIO")).key == prepare(Seccomp()).key
+    errno_default = Seccomp(default_action="errno", default_errno="EIO")
+    assert prepare(errno_default).key != prepare(Seccomp(default_action="errno")).key
 
 
 def test_memory_cache_returns_the_same_artifact() -> None:
