@@ -189,7 +189,8 @@ def compile_spec(spec: SeccompSpec, arch: str = "x86_64") -> SeccompArtifact:
     return art
 
 
-_MEMORY: dict[str, SeccompArtifact] = {}
+_MEMORY: dict[str, SeccompArtifact] = {}  # artifact key -> artifact
+_BY_POLICY: dict[tuple[str, str], SeccompArtifact] = {}  # (policy JSON, arch) -> artifact
 _LOCK = threading.Lock()
 
 
@@ -198,28 +199,35 @@ def prepare(
 ) -> SeccompArtifact:
     """Resolve and compile a policy's seccomp section, through the caches.
 
-    The in-memory cache is per process; ``cache_dir`` adds an on-disk cache
-    (an existing or new directory owned by the caller with mode 0700; entries
-    are checked against their content hash before use, see ``cache``).
+    The in-memory cache is per process: first by the policy's canonical JSON
+    (a hit costs microseconds, no resolution), then by artifact key.
+    ``cache_dir`` adds an on-disk cache (an existing or new directory owned
+    by the caller with mode 0700; entries are checked against their content
+    hash before use, see ``cache``).
 
     Raises:
         PolicyError: for unknown groups, syscalls or errnos and conflicting rules.
         ArtifactError: when libseccomp fails or the cache directory is unsafe.
     """
+    memo = (seccomp.model_dump_json(), arch)
+    with _LOCK:
+        hit = _BY_POLICY.get(memo)
+    if hit is not None:
+        return hit
     spec = resolve(seccomp)
     key = artifact_key(spec, arch)
     with _LOCK:
-        hit = _MEMORY.get(key)
-    if hit is not None:
-        return hit
-    disk = DiskCache(cache_dir) if cache_dir is not None else None
-    art = disk.get(key) if disk is not None else None
+        art = _MEMORY.get(key)
     if art is None:
-        art = compile_spec(spec, arch)
-        if disk is not None:
-            disk.put(art)
+        disk = DiskCache(cache_dir) if cache_dir is not None else None
+        art = disk.get(key) if disk is not None else None
+        if art is None:
+            art = compile_spec(spec, arch)
+            if disk is not None:
+                disk.put(art)
     with _LOCK:
         _MEMORY[key] = art
+        _BY_POLICY[memo] = art
     return art
 
 
@@ -227,3 +235,4 @@ def clear_memory_cache() -> None:
     """Forget every in-memory artifact (tests and long-running servers)."""
     with _LOCK:
         _MEMORY.clear()
+        _BY_POLICY.clear()
