@@ -70,3 +70,15 @@ def test_compile_builds_and_links_c_and_cxx(tmp_path: Path) -> None:
     out = run_filtered(prepare(profile_seccomp("compile")).bpf, ["/bin/sh", "-c", script])
     assert out.code == 0, out.output
     assert out.output == b"c ok\nc++ ok 2\n"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_compile_runs_make(tmp_path: Path) -> None:
+    (tmp_path / "a.c").write_text(C_SRC)
+    (tmp_path / "Makefile").write_text("a: a.c\n\tgcc -O2 -o a a.c\n")
+    script = f"cd {tmp_path} && make -s -B && ./a"
+    out = run_filtered(prepare(profile_seccomp("compile")).bpf, ["/bin/sh", "-c", script])
+    assert out.code == 0, out.output
+    assert out.output == b"c ok\n"
+    strict = run_filtered(prepare(profile_seccomp("strict")).bpf, ["/bin/sh", "-c", script])
+    assert b"Bad system call" in strict.output  # make's setresuid: why compile has credentials
