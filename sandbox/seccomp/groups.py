@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import errno as _errno
 import functools
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -241,8 +242,9 @@ def _line(source: str, needle: str) -> str:
         text = Path(source).read_text()
     except (OSError, ValueError):
         return source
+    quoted = re.compile(rf"""["']{re.escape(needle)}["']|^\s*{re.escape(needle)}\s*=""")
     for i, line in enumerate(text.splitlines(), 1):
-        if f'"{needle}"' in line or f"'{needle}'" in line or line.strip().startswith(needle):
+        if quoted.search(line):
             return f"{source}:{i}"
     return source
 

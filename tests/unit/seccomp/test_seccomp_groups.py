@@ -120,9 +120,15 @@ def test_check_names_errors(seccomp: Seccomp, needle: str) -> None:
 
 def test_check_names_reports_the_line(tmp_path: Path) -> None:
     profile = tmp_path / "p.toml"
-    profile.write_text('[seccomp]\ngroups = ["basic_io"]\nallow = ["getpid",\n  "ptrac"]\n')
-    with pytest.raises(PolicyError, match=rf"{profile}:4: seccomp.allow: unknown syscall"):
-        check_names(Seccomp(groups=["basic_io"], allow=["getpid", "ptrac"]), str(profile))
+    profile.write_text(
+        '[seccomp]\ngroups = ["basic_io"]\nallow = ["getpid",\n  "ptrac"]\n'
+        '[seccomp.errno]\nreadv = "EIO"\nread = "ENOPE"\n'
+    )
+    seccomp = Seccomp(groups=["basic_io"], allow=["getpid", "ptrac"], errno={"read": "ENOPE"})
+    with pytest.raises(PolicyError) as info:
+        check_names(seccomp, str(profile))
+    assert f"{profile}:4: seccomp.allow: unknown syscall 'ptrac'" in str(info.value)
+    assert f"{profile}:7: seccomp.errno: unknown errno 'ENOPE'" in str(info.value)
 
 
 def write_groups(root: Path, files: dict[str, str]) -> Path:
