@@ -26,6 +26,8 @@ from sandbox.plan import SeccompPlan
 from sandbox.policy.load import PROFILES_DIR
 from sandbox.policy.model import Policy
 from sandbox.runner.result import Enforcement, Usage
+from sandbox.runner.state import state_dir
+from sandbox.seccomp.build import prepare as seccomp_prepare
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class LayerBuilders:
         self.host = host
         self._allowlists: dict[str, tuple[str, ...]] = {}
         self._landlock_cache: dict[object, LandlockArtifact] = {}
+        self._seccomp_cache = state_dir() / "seccomp" if host.is_root else None
 
     def image_spec(self, policy: Policy) -> ImageSpec:
         """Inputs of the default image for this policy."""
@@ -86,7 +89,8 @@ class LayerBuilders:
                 keep |= 1 << CAPS[cap]
         built.caps_keep = keep
         self._landlock(policy, built, ablate, program)
-        for layer in ("seccomp", "apparmor", "cgroups"):
+        self._seccomp(policy, built)
+        for layer in ("apparmor", "cgroups"):
             if built.states[layer].state != "off" or layer == "cgroups":
                 built.states[layer] = Enforcement("off", "not built yet")
         return built
@@ -103,6 +107,16 @@ class LayerBuilders:
             self._landlock_cache[key] = art
         built.landlock = art if art.state != "off" else None
         built.states["landlock"] = Enforcement(art.state, art.detail or f"ABI {art.abi}")
+
+
+    def _seccomp(self, policy: Policy, built: Built) -> None:
+        if built.states["seccomp"].state == "off":
+            return
+        art = seccomp_prepare(policy.seccomp, self.host.arch, cache_dir=self._seccomp_cache)
+        built.seccomp = SeccompPlan(art.bpf, art.flags, art.notify)
+        built.states["seccomp"] = Enforcement(
+            "full", f"{policy.seccomp.default_action} by default, {len(art.allowed)} syscalls "
+            f"allowed, foreign ABIs killed ({art.instructions} BPF instructions)")
 
 
 def profiles_dir() -> Path:
