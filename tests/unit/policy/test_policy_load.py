@@ -1,0 +1,120 @@
+"""Profile loading: validation errors name the key (and line), extends/deny semantics, digests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandbox.errors import PolicyError
+from sandbox.policy.load import load_profile, merge, policy_digest
+from sandbox.policy.model import Policy, parse_size
+
+
+def write(tmp: Path, name: str, text: str) -> Path:
+    p = tmp / f"{name}.toml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("name", ["strict", "interp", "compile"])
+def test_shipped_profiles_load(name):
+    prof = load_profile(name)
+    assert prof.policy.name == name
+    assert len(prof.digest) == 64
+
+
+def test_unknown_key_is_named_with_its_line(tmp_path):
+    p = write(tmp_path, "bad", '[limits]\ncpu_time = 1\nmemroy = "64M"\n')
+    with pytest.raises(PolicyError) as e:
+        load_profile(str(p))
+    assert "limits.memroy: unknown key" in str(e.value)
+    assert f"{p}:3:" in str(e.value)
+
+
+def test_negative_limit_is_refused(tmp_path):
+    p = write(tmp_path, "neg", "[limits]\nmemory = -1\n")
+    with pytest.raises(PolicyError, match=r"limits.memory: .*negative"):
+        load_profile(str(p))
+    with pytest.raises(PolicyError, match="cpu_time"):
+        load_profile("strict", {"limits": {"cpu_time": -1.0}})
+
+
+def test_malformed_toml_is_one_clear_error(tmp_path):
+    p = write(tmp_path, "broken", "[limits\ncpu_time = 1\n")
+    with pytest.raises(PolicyError, match="malformed TOML"):
+        load_profile(str(p))
+
+
+def test_missing_profile(tmp_path):
+    with pytest.raises(PolicyError, match="not found"):
+        load_profile("no-such-profile")
+
+
+def test_extends_unions_sets_and_scalars_override(tmp_path):
+    p = write(tmp_path, "child", 'extends = "strict"\n[limits]\ncpu_time = 2.5\n'
+              '[seccomp]\ngroups = ["events"]\n')
+    child = load_profile(str(p)).policy
+    strict = load_profile("strict").policy
+    assert child.limits.cpu_time == 2.5
+    assert child.limits.memory == strict.limits.memory
+    assert set(strict.seccomp.groups) < set(child.seccomp.groups)
+    assert "events" in child.seccomp.groups
+
+
+def test_a_child_cannot_reallow_what_a_parent_denies(tmp_path):
+    p = write(tmp_path, "sneaky", 'extends = "strict"\n[seccomp]\nallow = ["ptrace"]\n')
+    pol = load_profile(str(p)).policy
+    assert "ptrace" in pol.seccomp.deny
+    from sandbox.seccomp.groups import resolve
+
+    assert "ptrace" not in resolve(pol.seccomp).allow
+
+
+def test_extends_loop_is_refused(tmp_path):
+    write(tmp_path, "a", 'extends = "b.toml"\n')
+    write(tmp_path, "b", 'extends = "a.toml"\n')
+    with pytest.raises(PolicyError, match="loops"):
+        load_profile(str(tmp_path / "a.toml"))
+
+
+def test_unknown_capability_and_syscall_are_named(tmp_path):
+    p = write(tmp_path, "caps", '[capabilities]\nkeep = ["CAP_FLY"]\n')
+    with pytest.raises(PolicyError, match="CAP_FLY"):
+        load_profile(str(p))
+    p = write(tmp_path, "sys", '[seccomp]\nallow = ["not_a_syscall"]\n')
+    with pytest.raises(PolicyError, match="not_a_syscall"):
+        load_profile(str(p))
+
+
+def test_overrides_change_the_digest():
+    a = load_profile("strict")
+    b = load_profile("strict", {"limits": {"memory": "64M"}})
+    assert a.digest != b.digest
+    assert b.policy.limits.memory == 64 << 20
+    assert load_profile("strict").digest == a.digest
+
+
+def test_digest_is_canonical():
+    p = Policy(name="x")
+    assert policy_digest(p) == policy_digest(Policy.model_validate(p.model_dump()))
+
+
+@pytest.mark.parametrize(("text", "n"), [(4096, 4096), ("64K", 64 << 10), ("1M", 1 << 20),
+                                         ("2G", 2 << 30), ("10MiB", 10 << 20)])
+def test_sizes(text, n):
+    assert parse_size(text) == n
+
+
+@pytest.mark.parametrize("bad", [-1, "1.5M", "ten", "5Q", True])
+def test_bad_sizes(bad):
+    with pytest.raises(ValueError):
+        parse_size(bad)
+
+
+def test_merge_keeps_order_and_dedups():
+    assert merge({"a": [1, 2], "b": {"x": 1}}, {"a": [2, 3], "b": {"y": 2}}) == \
+        {"a": [1, 2, 3], "b": {"x": 1, "y": 2}}
+    # rootfs is an ordered stack: replaced, not unioned
+    assert merge({"filesystem": {"rootfs": ["/a"]}}, {"filesystem": {"rootfs": ["/b"]}}) == \
+        {"filesystem": {"rootfs": ["/b"]}}
