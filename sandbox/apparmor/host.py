@@ -34,6 +34,12 @@ UNCONFINED_NOTE = (
     "inside its user namespace; not verified on such a host (this project's guest kernel "
     "has no such sysctl): check that runs report the profile in attr/current there."
 )
+CONFINED_NOTE = (
+    "The supervisor runs under an AppArmor profile. The launcher inherits it, and with "
+    "no_new_privs set the change-on-exec to the generated profile is refused unless the "
+    "new profile is a subset of it. Run the supervisor unconfined (the default for root "
+    "services without an attached profile)."
+)
 
 
 class HostFiles:
@@ -73,6 +79,7 @@ class AppArmorHost:
     parser_error: str | None
     restrict_unprivileged_userns: bool | None
     restrict_unprivileged_unconfined: bool | None
+    self_label: str | None
     notes: tuple[str, ...]
 
     @property
@@ -93,6 +100,8 @@ class AppArmorHost:
             return f"apparmor_parser is missing: {self.parser_error}"
         if not self.can_load:
             return "loading profiles needs CAP_MAC_ADMIN (run the supervisor as root)"
+        if self.self_label not in (None, "unconfined"):
+            return f"the supervisor is itself confined ({self.self_label}): run it unconfined"
         return f"AppArmor on, apparmor_parser {self.parser.version_text}, abi {self.parser.abi}"
 
 
@@ -122,7 +131,11 @@ def detect(files: HostFiles | None = None, *, parser: str = "apparmor_parser") -
         features, parser_error = None, str(e)
     userns = _sysctl_flag(files, "apparmor_restrict_unprivileged_userns")
     unconfined = _sysctl_flag(files, "apparmor_restrict_unprivileged_unconfined")
+    label = files.read("/proc/self/attr/apparmor/current") or files.read("/proc/self/attr/current")
+    self_label = label.strip().removesuffix(" (enforce)") if label else None
     notes = []
+    if self_label not in (None, "unconfined"):
+        notes.append(CONFINED_NOTE)
     if userns:
         notes.append(USERNS_FIX)
     if unconfined:
@@ -136,5 +149,6 @@ def detect(files: HostFiles | None = None, *, parser: str = "apparmor_parser") -
         parser_error=parser_error,
         restrict_unprivileged_userns=userns,
         restrict_unprivileged_unconfined=unconfined,
+        self_label=self_label,
         notes=tuple(notes),
     )

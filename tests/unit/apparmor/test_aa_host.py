@@ -20,12 +20,14 @@ def host(
     securityfs: bool = True,
     capeff: str = CAPEFF_ROOT,
     sysctls: dict[str, str] | None = None,
+    label: str | None = "unconfined",
 ) -> HostFiles:
     files = {
         "sys/module/apparmor/parameters/enabled": enabled,
         "sys/kernel/security/lsm": lsm,
         "sys/kernel/security/apparmor/profiles": "" if securityfs else None,
         "proc/self/status": f"Name:\tpython3\nCapInh:\t0\nCapEff:\t{capeff}\n",
+        "proc/self/attr/apparmor/current": label,
     }
     files |= {f"proc/sys/kernel/{k}": v for k, v in (sysctls or {}).items()}
     for rel, text in files.items():
@@ -96,3 +98,11 @@ def test_a_missing_parser_is_reported_not_raised(tmp_path: Path) -> None:
     h = detect(host(tmp_path), parser=str(tmp_path / "no_parser"))
     assert h.parser is None and "apparmor" in (h.parser_error or "")
     assert "apparmor_parser is missing" in h.reason
+
+
+def test_a_confined_supervisor_is_reported(tmp_path: Path) -> None:
+    h = detect(host(tmp_path, label="snap.judge.daemon (enforce)"))
+    assert h.self_label == "snap.judge.daemon"
+    assert any("no_new_privs" in n for n in h.notes)
+    if h.parser is not None:
+        assert "itself confined" in h.reason
