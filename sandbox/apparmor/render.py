@@ -21,6 +21,17 @@ What the profile grants, and nothing else (AppArmor denies what no rule allows):
   for ptrace, mount, umount, pivot_root, change_profile, raw sockets and, when
   none is kept, every capability.
 
+Profile flags: none (measured in the guest, tests/guest/test_apparmor.py).
+``chroot_relative`` is for chroot, not pivot_root. ``mediate_deleted`` is not
+needed: a file unlinked while open stays usable. ``attach_disconnected`` is
+left out: files opened outside the new root (by the host) are disconnected,
+and with the flag their host path would be matched against container rules
+(a host file under /tmp/... matched the container's ``/tmp/**``). Without it
+they are denied, except that files opened by an unconfined task are
+delegated: reads and writes through an inherited fd still work, but
+``fstat`` on it fails with EACCES. So the supervisor should hand the payload
+pipes (or files opened inside the root) as stdio, and close every other fd.
+
 The profile name is ``sbx_`` + the first 128 bits of the sha256 of the profile
 text without the header comments and without the name, so a change in what the
 profile says always gives a new name, while policies that differ only in layers
