@@ -26,6 +26,7 @@ class Program:
 
     inside_path: str
     copy_from: str | None  # host path to copy into /box, or None when visible in place
+    host_path: str | None = None  # where the file is on the host (for #! and AppArmor)
 
 
 def _to_host(path: str, binds: tuple[BindMount, ...], lowers: tuple[str, ...]) -> str | None:
@@ -90,13 +91,26 @@ def resolve(program: str, search_path: str, binds: tuple[BindMount, ...],
         if os.path.isabs(program):
             seen = _to_host(program, binds, lowers)
             if seen is not None and os.path.realpath(seen) == os.path.realpath(host):
-                return Program(program, None)
-        return Program(f"/box/{os.path.basename(host)}", host)
+                return Program(program, None, host)
+        return Program(f"/box/{os.path.basename(host)}", host, host)
     for d in search_path.split(":"):
         if not d.startswith("/"):
             continue
         inside = f"{d.rstrip('/')}/{program}"
         host = _to_host(inside, binds, lowers)
         if host is not None and _is_exec_file(host):
-            return Program(inside, None)
+            return Program(inside, None, host)
     raise ProgramNotFound(f"program {program!r} not found on the sandbox's PATH ({search_path})")
+
+
+def interpreter_of(host_path: str) -> str | None:
+    """The ``#!`` interpreter of a script (as written, an inside path), or None."""
+    try:
+        with open(host_path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    words = head[2:].split(b"\n", 1)[0].split()
+    return words[0].decode(errors="replace") if words else None

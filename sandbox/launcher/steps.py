@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from sandbox.apparmor.onexec import apply_in_child as apparmor_onexec
 from sandbox.caps.drop import drop_bounding, set_final
 from sandbox.landlock.restrict import apply_in_child as landlock_apply
 from sandbox.fs.mounts import DetachedMounts, attach, prepare_detached
@@ -172,13 +173,8 @@ INIT_STEPS: tuple[Step, ...] = (step_parent_death, step_mounts, step_hostname, s
 
 def step_apparmor(ctx: Ctx) -> None:
     """Change-on-exec to the run's profile: after the new /proc exists, before NNP/caps/seccomp."""
-    name = ctx.plan.apparmor_profile
-    if name is None:
-        return
-    try:
-        ctx.sc.write_file("/proc/thread-self/attr/apparmor/exec", f"exec {name}".encode())
-    except FileNotFoundError:
-        ctx.sc.write_file("/proc/self/attr/exec", f"exec {name}".encode())
+    if ctx.plan.apparmor_profile is not None:
+        apparmor_onexec(ctx.plan.apparmor_profile, ctx.sc.write_file)
 
 
 def step_no_new_privs(ctx: Ctx) -> None:

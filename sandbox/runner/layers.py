@@ -17,7 +17,8 @@ from pathlib import Path
 
 from sandbox.caps.names import CAPS, normalize
 from sandbox.fs.image import ImageSpec, read_allowlist
-from sandbox.fs.resolve import Program
+from sandbox.apparmor.host import AppArmorHost
+from sandbox.fs.resolve import Program, interpreter_of
 from sandbox.host import HostFacts
 from sandbox.launcher.protocol import PayloadStatus
 from sandbox.landlock.rules import LandlockArtifact
@@ -67,6 +68,7 @@ class LayerBuilders:
         self.host = host
         self._allowlists: dict[str, tuple[str, ...]] = {}
         self._landlock_cache: dict[object, LandlockArtifact] = {}
+        self._aa_host: AppArmorHost | None = None
         self._seccomp_cache = state_dir() / "seccomp" if host.is_root else None
 
     def image_spec(self, policy: Policy) -> ImageSpec:
@@ -90,7 +92,8 @@ class LayerBuilders:
         built.caps_keep = keep
         self._landlock(policy, built, ablate, program)
         self._seccomp(policy, built)
-        for layer in ("apparmor", "cgroups"):
+        self._apparmor(policy, built, program, stack)
+        for layer in ("cgroups",):
             if built.states[layer].state != "off" or layer == "cgroups":
                 built.states[layer] = Enforcement("off", "not built yet")
         return built
@@ -117,6 +120,30 @@ class LayerBuilders:
         built.states["seccomp"] = Enforcement(
             "full", f"{policy.seccomp.default_action} by default, {len(art.allowed)} syscalls "
             f"allowed, foreign ABIs killed ({art.instructions} BPF instructions)")
+
+
+    def _apparmor(self, policy: Policy, built: Built, program: Program, stack: ExitStack) -> None:
+        if built.states["apparmor"].state == "off":
+            return
+        from sandbox.apparmor import lifetime, render
+        from sandbox.apparmor.host import detect
+
+        if self._aa_host is None:
+            self._aa_host = detect()
+            if self._aa_host.enabled and self._aa_host.can_load:
+                lifetime.sweep()
+        aa = self._aa_host
+        if not (aa.enabled and aa.can_load and aa.parser is not None):
+            built.states["apparmor"] = Enforcement("off", aa.reason)
+            return
+        interp = interpreter_of(program.host_path) if program.host_path else None
+        art = render.prepare(policy, program=program.inside_path, interpreter=interp,
+                             parser_features=aa.parser)
+        held = lifetime.hold(art)
+        stack.callback(lifetime.release, held)
+        built.apparmor_profile = art.name
+        skipped = f"; left out: {', '.join(art.skipped_rules)}" if art.skipped_rules else ""
+        built.states["apparmor"] = Enforcement("full", f"profile {art.name}{skipped}")
 
 
 def profiles_dir() -> Path:
