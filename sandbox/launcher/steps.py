@@ -171,6 +171,11 @@ INIT_STEPS: tuple[Step, ...] = (step_parent_death, step_mounts, step_hostname, s
 
 # -------------------------------------------------------------- payload ----
 
+def step_signals(ctx: Ctx) -> None:
+    """Default dispositions and an empty mask: ignored signals would survive execve."""
+    ctx.sc.reset_signals()
+
+
 def step_apparmor(ctx: Ctx) -> None:
     """Change-on-exec to the run's profile: after the new /proc exists, before NNP/caps/seccomp."""
     if ctx.plan.apparmor_profile is not None:
@@ -246,7 +251,7 @@ def step_seccomp(ctx: Ctx) -> None:
 
 
 PAYLOAD_STEPS: tuple[Step, ...] = (
-    step_parent_death, step_apparmor, step_no_new_privs, step_bounding_set, step_join_cgroup,
+    step_parent_death, step_signals, step_apparmor, step_no_new_privs, step_bounding_set, step_join_cgroup,
     step_cgroupns, step_ids, step_parent_death, step_capabilities, step_rlimits, step_landlock,
     step_close_fds, step_chdir, step_seccomp,
 )

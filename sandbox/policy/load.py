@@ -148,8 +148,21 @@ def _line_of(path: Path, loc: Sequence[str | int]) -> int | None:
     return None
 
 
-def format_validation_error(err: ValidationError, path: Path | None) -> str:
-    """One line per problem: ``file:line: key.path: message``."""
+def _in(tree: Mapping[str, Any] | None, loc: Sequence[str | int]) -> bool:
+    node: Any = tree
+    for k in loc:
+        if isinstance(node, Mapping) and k in node:
+            node = node[k]
+        elif isinstance(node, list) and isinstance(k, int) and k < len(node):
+            node = node[k]
+        else:
+            return False
+    return tree is not None
+
+
+def format_validation_error(err: ValidationError, path: Path | None,
+                            overrides: Mapping[str, Any] | None = None) -> str:
+    """One line per problem: ``file:line: key.path: message`` (or ``command line: ...``)."""
     out = []
     for e in err.errors():
         loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
@@ -157,14 +170,17 @@ def format_validation_error(err: ValidationError, path: Path | None) -> str:
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         prefix = ""
-        if path is not None:
+        if _in(overrides, e["loc"]):
+            prefix = "command line: "
+        elif path is not None:
             line = _line_of(path, e["loc"])
             prefix = f"{path}:{line}: " if line else f"{path}: "
         out.append(f"{prefix}{loc}: {msg}")
     return "; ".join(out)
 
 
-def validate(raw: Mapping[str, Any], path: Path | None = None) -> Policy:
+def validate(raw: Mapping[str, Any], path: Path | None = None,
+             overrides: Mapping[str, Any] | None = None) -> Policy:
     """Validate a raw (merged) table into a Policy.
 
     Raises:
@@ -173,7 +189,7 @@ def validate(raw: Mapping[str, Any], path: Path | None = None) -> Policy:
     try:
         return Policy.model_validate(dict(raw))
     except ValidationError as e:
-        raise PolicyError(format_validation_error(e, path), errors=e.errors()) from e
+        raise PolicyError(format_validation_error(e, path, overrides), errors=e.errors()) from e
 
 
 def load_profile(name_or_path: str, overrides: Mapping[str, Any] | None = None) -> LoadedProfile:
@@ -186,7 +202,7 @@ def load_profile(name_or_path: str, overrides: Mapping[str, Any] | None = None) 
     raw, chain = _resolve(path, 0, ())
     if overrides:
         raw = merge(raw, overrides)
-    policy = validate(raw, path)
+    policy = validate(raw, path, overrides)
     from sandbox.policy.names import check_names  # late: keeps the error path light
 
     check_names(policy, str(path))

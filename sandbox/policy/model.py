@@ -30,6 +30,8 @@ def parse_size(value: object) -> int:
             raise ValueError(f"size {value} is negative; omit the key for no limit")
         return value
     if isinstance(value, str):
+        if value.strip().startswith("-"):
+            raise ValueError(f"size {value} is negative; omit the key for no limit")
         m = _SIZE_RE.match(value)
         if not m:
             raise ValueError(f"bad size {value!r}: use a byte count or a number with K, M, G or T")
@@ -230,15 +232,16 @@ class AppArmor(_Model):
 
 
 class Env(_Model):
-    """The payload's environment: clean, with these variables."""
+    """The payload's environment: clean (nothing from the caller), built from these."""
 
-    vars: dict[str, str] = Field(
-        default_factory=lambda: {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": "/box",
-            "LANG": "C.UTF-8",
-        }
-    )
+    path: str = "/usr/local/bin:/usr/bin:/bin"
+    home: str = "/box"
+    lang: str = "C.UTF-8"
+    vars: dict[str, str] = Field(default_factory=dict, description="Extra variables (win).")
+
+    def resolved(self) -> dict[str, str]:
+        """The environment the payload gets."""
+        return {"PATH": self.path, "HOME": self.home, "LANG": self.lang, **self.vars}
 
 
 class Policy(_Model):

@@ -156,8 +156,7 @@ class Supervisor:
                 image_dir, lock_fd = fsimage.ensure(self.layers.image_spec(policy), state.state_dir())
                 stack.callback(os.close, lock_fd)
             mounts0 = plan_mounts(policy.filesystem, str(image_dir) if image_dir else None, None)
-            env = dict(policy.env.vars)
-            program = resolve(req.argv[0], env.get("PATH", "/usr/bin:/bin"), mounts0.binds,
+            program = resolve(req.argv[0], policy.env.path, mounts0.binds,
                               mounts0.lowers, req.cwd)
             mounts = replace(mounts0, program=(program.copy_from, os.path.basename(
                 program.inside_path))) if program.copy_from else mounts0
@@ -182,7 +181,7 @@ class Supervisor:
             cgroupns=policy.namespaces.cgroup, nested_userns=policy.namespaces.nested_userns,
             mounts=mounts, exec_path=program.inside_path,
             argv=(program.inside_path if "/" in req.argv[0] else req.argv[0], *req.argv[1:]),
-            env=tuple(sorted(policy.env.vars.items())), workdir=policy.filesystem.workdir,
+            env=tuple(sorted(policy.env.resolved().items())), workdir=policy.filesystem.workdir,
             apparmor_profile=built.apparmor_profile,
             no_new_privs="no_new_privs" not in ablate,
             drop_caps="capabilities" not in ablate,

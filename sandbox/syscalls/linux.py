@@ -13,6 +13,7 @@ import errno as E
 import fcntl
 import os
 import resource
+import signal
 import socket
 import struct
 from collections.abc import Callable, Mapping, Sequence
@@ -123,6 +124,14 @@ class LinuxSyscalls:
     def kill(self, pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
+    def reset_signals(self) -> None:
+        # CPython ignores SIGPIPE and SIGXFSZ at start-up, and an ignored signal stays
+        # ignored across execve: restore the defaults and an empty mask (subprocess's
+        # restore_signals does the same).
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
     def getpid(self) -> int:
         return os.getpid()
 
@@ -216,19 +225,24 @@ class LinuxSyscalls:
         os.chmod(path, mode, dir_fd=None if dirfd == -100 else dirfd)
 
     def copy_into(self, src: str, dirfd: int, dst: str, mode: int) -> None:
-        sfd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sfd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise OSError(e.errno, f"open({src!r}): {e.strerror}", src) from None
         try:
             dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode,
                           dir_fd=dirfd)
             try:
                 size = os.fstat(sfd).st_size
                 done = 0
-                while done < size:
-                    n = os.copy_file_range(sfd, dfd, size - done)
+                while done < size:  # sendfile: copy_file_range refuses to cross file systems
+                    n = os.sendfile(dfd, sfd, None, size - done)
                     if n == 0:
                         break
                     done += n
                 os.fchmod(dfd, mode)
+            except OSError as e:
+                raise OSError(e.errno, f"copy {src!r} into the sandbox: {e.strerror}") from None
             finally:
                 os.close(dfd)
         finally:

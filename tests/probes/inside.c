@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,13 +68,8 @@ int main(void) {
     printf("\"hostname\": "); jstr(u.nodename); printf(", ");
     int tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
     printf("\"dev_tty_errno\": %d, ", tty < 0 ? errno : 0);
-    printf("\"interfaces\": [");
-    struct if_nameindex *ifs = if_nameindex();
-    for (struct if_nameindex *i = ifs; i && i->if_index; i++) {
-        if (i != ifs) printf(", ");
-        jstr(i->if_name);
-    }
-    printf("], ");
+    file_field("stat", "/proc/self/stat"); printf(", ");
+    file_field("net_dev", "/proc/self/net/dev"); printf(", ");
     char cwd[4096];
     printf("\"cwd\": "); jstr(getcwd(cwd, sizeof cwd) ? cwd : "?"); printf(", ");
     dir_field("pids", "/proc", 1); printf(", ");

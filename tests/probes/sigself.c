@@ -17,7 +17,8 @@ int main(int argc, char **argv) {
         setrlimit(RLIMIT_FSIZE, &r);
         int fd = open("/tmp/big", O_WRONLY | O_CREAT | O_TRUNC, 0600);
         char buf[8192] = {0};
-        write(fd, buf, sizeof buf);
+        for (int i = 0; i < 4; i++)
+            if (write(fd, buf, sizeof buf) < 0) return 3;  /* the 2nd write raises SIGXFSZ */
         return 3;
     }
     if (!strcmp(argv[1], "xcpu")) {
