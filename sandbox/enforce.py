@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 ABLATED = "ablated by the test hook (--test-ablate)"
 
 
-def static_states(policy: Policy, host: HostFacts, ablate: frozenset[str]) -> dict[str, Enforcement]:
+def static_states(
+    policy: Policy, host: HostFacts, ablate: frozenset[str]
+) -> dict[str, Enforcement]:
     """States known before any resource exists (cgroups and Landlock detail come later)."""
     ns = policy.namespaces
     shared = [n for n in ("pid", "mount", "net", "ipc", "uts", "cgroup") if not getattr(ns, n)]
@@ -33,26 +35,38 @@ def static_states(policy: Policy, host: HostFacts, ablate: frozenset[str]) -> di
         states["namespaces"] = Enforcement("partial", f"shared with the host: {', '.join(shared)}")
     else:
         extra = "" if host.time_ns or not ns.time else "; no time namespace on this kernel"
-        states["namespaces"] = Enforcement("full", "user, pid, mount, net, ipc, uts, cgroup"
-                                           + (", time" if host.time_ns and ns.time else "")
-                                           + extra)
+        states["namespaces"] = Enforcement(
+            "full",
+            "user, pid, mount, net, ipc, uts, cgroup"
+            + (", time" if host.time_ns and ns.time else "")
+            + extra,
+        )
     if not host.overlay:
         states["overlay"] = Enforcement("off", "overlayfs is not available")
     elif not host.is_root:
-        states["overlay"] = Enforcement("off", "rootless runs need root to build the overlay "
-                                        "in the initial user namespace")
+        states["overlay"] = Enforcement(
+            "off", "rootless runs need root to build the overlay in the initial user namespace"
+        )
     else:
         states["overlay"] = Enforcement("full", "read-only lower layers, per-run tmpfs upper")
     states["capabilities"] = Enforcement(
-        "full", "bounding/permitted/effective/ambient: "
-        + (", ".join(policy.capabilities.keep) or "empty"))
+        "full",
+        "bounding/permitted/effective/ambient: " + (", ".join(policy.capabilities.keep) or "empty"),
+    )
     states["no_new_privs"] = Enforcement("full")
-    states["landlock"] = (Enforcement("off", "kernel has no Landlock") if host.landlock_abi == 0
-                          else Enforcement("full", f"ABI {host.landlock_abi}"))
-    states["apparmor"] = (Enforcement("full") if host.apparmor
-                          else Enforcement("off", "kernel has no AppArmor"))
-    states["seccomp"] = (Enforcement("full") if host.seccomp
-                         else Enforcement("off", "kernel has no seccomp filter support"))
+    states["landlock"] = (
+        Enforcement("off", "kernel has no Landlock")
+        if host.landlock_abi == 0
+        else Enforcement("full", f"ABI {host.landlock_abi}")
+    )
+    states["apparmor"] = (
+        Enforcement("full") if host.apparmor else Enforcement("off", "kernel has no AppArmor")
+    )
+    states["seccomp"] = (
+        Enforcement("full")
+        if host.seccomp
+        else Enforcement("off", "kernel has no seccomp filter support")
+    )
     states["cgroups"] = Enforcement("off", "not set up yet")
     for layer in LAYERS:
         if getattr(policy.layers, layer) == "disabled":
@@ -65,8 +79,14 @@ def static_states(policy: Policy, host: HostFacts, ablate: frozenset[str]) -> di
     return states
 
 
-def check(policy: Policy, states: Mapping[str, Enforcement], ablate: frozenset[str],
-          host: HostFacts, *, warn: bool = True) -> None:
+def check(
+    policy: Policy,
+    states: Mapping[str, Enforcement],
+    ablate: frozenset[str],
+    host: HostFacts,
+    *,
+    warn: bool = True,
+) -> None:
     """Refuse (UnsupportedError) when a required layer is not fully enforced.
 
     Raises:
@@ -84,10 +104,16 @@ def check(policy: Policy, states: Mapping[str, Enforcement], ablate: frozenset[s
                 log.warning("layer %s is %s: %s", layer, st.state, st.detail)
     if policy.layers.file_mediation and not ({"landlock", "apparmor"} & ablate):
         ll, aa = states.get("landlock"), states.get("apparmor")
-        by_landlock = (ll is not None and ll.state != "off" and host.landlock_abi >= 2
-                       and policy.layers.landlock != "disabled")
+        by_landlock = (
+            ll is not None
+            and ll.state != "off"
+            and host.landlock_abi >= 2
+            and policy.layers.landlock != "disabled"
+        )
         by_apparmor = aa is not None and aa.state == "full"
         if not (by_landlock or by_apparmor):
             raise UnsupportedError(
-                "landlock", "file mediation needs Landlock (ABI >= 2) or AppArmor; "
-                f"Landlock: {ll.detail if ll else 'off'}; AppArmor: {aa.detail if aa else 'off'}")
+                "landlock",
+                "file mediation needs Landlock (ABI >= 2) or AppArmor; "
+                f"Landlock: {ll.detail if ll else 'off'}; AppArmor: {aa.detail if aa else 'off'}",
+            )

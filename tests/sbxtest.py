@@ -31,14 +31,15 @@ def _landlock_abi() -> int:
 FEATURES: dict[str, Any] = {
     "root": os.geteuid() == 0,
     "userns": int(_read("/proc/sys/user/max_user_namespaces") or 0) > 0,
-    "cgroup_v1": os.path.isdir("/sys/fs/cgroup/memory") and
-    not os.path.exists("/sys/fs/cgroup/cgroup.controllers"),
+    "cgroup_v1": os.path.isdir("/sys/fs/cgroup/memory")
+    and not os.path.exists("/sys/fs/cgroup/cgroup.controllers"),
     "cgroup_v2": os.path.exists("/sys/fs/cgroup/cgroup.controllers"),
     "landlock": _landlock_abi(),
     "apparmor": _read("/sys/module/apparmor/parameters/enabled").strip() == "Y",
     "kvm_guest": os.environ.get("KVM_RUN") == "1",
-    "gcc": any(os.access(os.path.join(d, "gcc"), os.X_OK)
-               for d in os.environ.get("PATH", "").split(":")),
+    "gcc": any(
+        os.access(os.path.join(d, "gcc"), os.X_OK) for d in os.environ.get("PATH", "").split(":")
+    ),
 }
 
 
@@ -68,8 +69,15 @@ def sandbox_cmd() -> list[str]:
     return [sys.executable, "-m", "sandbox.cli.main"]
 
 
-def run_cli(args: list[str], *, tmp: Path, input: bytes | None = None, timeout: float = 120,
-            meta: bool = True, env: dict[str, str] | None = None) -> CliResult:
+def run_cli(
+    args: list[str],
+    *,
+    tmp: Path,
+    input: bytes | None = None,
+    timeout: float = 120,
+    meta: bool = True,
+    env: dict[str, str] | None = None,
+) -> CliResult:
     """Run ``sandbox <args>``; ``--meta`` is added after ``exec`` when ``meta``."""
     meta_path = tmp / f"meta-{os.urandom(4).hex()}.json"
     argv = list(args)
@@ -78,11 +86,18 @@ def run_cli(args: list[str], *, tmp: Path, input: bytes | None = None, timeout: 
     extra = os.environ.get("SANDBOX_TEST_EXTRA_ARGS", "").split()
     if extra and argv and argv[0] == "exec":
         argv[1:1] = extra
-    p = subprocess.run([*sandbox_cmd(), *argv], input=input, capture_output=True,
-                       timeout=timeout, cwd=tmp, env={**os.environ, **(env or {})})
+    p = subprocess.run(
+        [*sandbox_cmd(), *argv],
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        cwd=tmp,
+        env={**os.environ, **(env or {})},
+    )
     record = json.loads(meta_path.read_text()) if meta_path.exists() else None
-    return CliResult(p.returncode, p.stdout.decode(errors="replace"),
-                     p.stderr.decode(errors="replace"), record)
+    return CliResult(
+        p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"), record
+    )
 
 
 def build_probes() -> dict[str, Path]:
@@ -92,8 +107,20 @@ def build_probes() -> dict[str, Path]:
     for src in sorted(PROBES.glob("*.c")):
         out = BUILD / src.stem
         if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
-            subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(out), str(src),
-                            "-lpthread"], check=True)
+            subprocess.run(
+                [
+                    "gcc",
+                    "-O2",
+                    "-Wall",
+                    "-Wextra",
+                    "-Werror",
+                    "-o",
+                    str(out),
+                    str(src),
+                    "-lpthread",
+                ],
+                check=True,
+            )
         built[src.stem] = out
     return built
 
@@ -111,8 +138,11 @@ def host_snapshot() -> dict[str, Any]:
         "mounts": len(Path("/proc/self/mountinfo").read_text().splitlines()),
         "runs": runs,
         "leaves": sorted(leaves),
-        "procs": sorted(p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()
-                        and (_is_sandbox_cmd(p) or _in_slot_range(p))),
+        "procs": sorted(
+            p
+            for p in os.listdir("/proc")
+            if p.isdigit() and int(p) != os.getpid() and (_is_sandbox_cmd(p) or _in_slot_range(p))
+        ),
     }
 
 

@@ -51,9 +51,21 @@ NAMES: dict[int, str] = {v: k for k, v in CAPS.items()}
 
 # Capabilities that give a payload a way out or over other tenants; lint flags them.
 DANGEROUS = frozenset(
-    {"CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_MODULE", "CAP_DAC_OVERRIDE",
-     "CAP_DAC_READ_SEARCH", "CAP_SYS_RAWIO", "CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN",
-     "CAP_SYS_BOOT", "CAP_MAC_ADMIN", "CAP_MAC_OVERRIDE", "CAP_SETFCAP"}
+    {
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_MODULE",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_SYS_RAWIO",
+        "CAP_BPF",
+        "CAP_PERFMON",
+        "CAP_NET_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_MAC_ADMIN",
+        "CAP_MAC_OVERRIDE",
+        "CAP_SETFCAP",
+    }
 )
 
 

@@ -37,8 +37,11 @@ def _pair(value: str) -> tuple[str, str]:
 
 
 def _exec_parser(sub: Any) -> None:
-    p = sub.add_parser("exec", help="run a program in the sandbox",
-                       description="Run PROGRAM under a profile; exit with its status.")
+    p = sub.add_parser(
+        "exec",
+        help="run a program in the sandbox",
+        description="Run PROGRAM under a profile; exit with its status.",
+    )
     p.add_argument("--profile", default="strict", help="profile name or path (default: strict)")
     p.add_argument("--meta", metavar="FILE", help="write the run record (JSON) to FILE")
     p.add_argument("--meta-fd", metavar="N", type=int, help="write the run record to fd N")
@@ -48,11 +51,18 @@ def _exec_parser(sub: Any) -> None:
     p.add_argument("--tmpfs", metavar="DST", action="append", default=[])
     p.add_argument("--env", metavar="NAME=VALUE", type=_pair, action="append", default=[])
     p.add_argument("--chdir", metavar="DIR")
-    for flag, key, kind in (("--cpu-time", "cpu_time", float), ("--wall-time", "wall_time", float),
-                            ("--memory", "memory", str), ("--processes", "processes", int),
-                            ("--output", "output", str), ("--file-size", "file_size", str),
-                            ("--open-files", "open_files", int), ("--stack", "stack", str),
-                            ("--cpuset", "cpuset", str), ("--cpu-quota", "cpu_quota", float)):
+    for flag, key, kind in (
+        ("--cpu-time", "cpu_time", float),
+        ("--wall-time", "wall_time", float),
+        ("--memory", "memory", str),
+        ("--processes", "processes", int),
+        ("--output", "output", str),
+        ("--file-size", "file_size", str),
+        ("--open-files", "open_files", int),
+        ("--stack", "stack", str),
+        ("--cpuset", "cpuset", str),
+        ("--cpu-quota", "cpu_quota", float),
+    ):
         p.add_argument(flag, dest=f"limit_{key}", type=kind, metavar=key.upper())
     p.add_argument("--disk", metavar="SIZE")
     p.add_argument("--disk-inodes", type=int, metavar="N")
@@ -61,8 +71,9 @@ def _exec_parser(sub: Any) -> None:
     p.add_argument("--stdin", metavar="FILE")
     p.add_argument("--stdout", metavar="FILE")
     p.add_argument("--stderr", metavar="FILE")
-    p.add_argument("--test-ablate", metavar="LAYER", action="append", default=[],
-                   help=argparse.SUPPRESS)
+    p.add_argument(
+        "--test-ablate", metavar="LAYER", action="append", default=[], help=argparse.SUPPRESS
+    )
     p.add_argument("program", metavar="PROGRAM")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
 
@@ -70,8 +81,11 @@ def _exec_parser(sub: Any) -> None:
 def overrides(ns: argparse.Namespace) -> dict[str, Any]:
     """Command-line options as a profile layer (merged last, part of the digest)."""
     out: dict[str, Any] = {}
-    limits = {k.removeprefix("limit_"): v for k, v in vars(ns).items()
-              if k.startswith("limit_") and v is not None}
+    limits = {
+        k.removeprefix("limit_"): v
+        for k, v in vars(ns).items()
+        if k.startswith("limit_") and v is not None
+    }
     if limits:
         out["limits"] = limits
     fs: dict[str, Any] = {}
@@ -113,8 +127,11 @@ def cmd_exec(ns: argparse.Namespace) -> int:
         _die(str(e), e.exit_status)
     stdio: dict[str, int] = {}
     try:
-        for name, flags in (("stdin", os.O_RDONLY), ("stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
-                            ("stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
+        for name, flags in (
+            ("stdin", os.O_RDONLY),
+            ("stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+            ("stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+        ):
             path = getattr(ns, name)
             if path:
                 stdio[name] = os.open(path, flags | os.O_CLOEXEC, 0o644)
@@ -125,11 +142,15 @@ def cmd_exec(ns: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     try:
         sup = Supervisor(probe(), client)
-        req = RunRequest(argv=[ns.program, *ns.args], profile=profile,
-                         stdin=stdio.get("stdin", STDIO_INHERIT),
-                         stdout=stdio.get("stdout", STDIO_INHERIT),
-                         stderr=stdio.get("stderr", STDIO_INHERIT),
-                         ablate=frozenset(ns.test_ablate), cwd=os.getcwd())
+        req = RunRequest(
+            argv=[ns.program, *ns.args],
+            profile=profile,
+            stdin=stdio.get("stdin", STDIO_INHERIT),
+            stdout=stdio.get("stdout", STDIO_INHERIT),
+            stderr=stdio.get("stderr", STDIO_INHERIT),
+            ablate=frozenset(ns.test_ablate),
+            cwd=os.getcwd(),
+        )
         result = sup.run(req)
     except SandboxError as e:
         client.close()
@@ -146,10 +167,15 @@ def cmd_exec(ns: argparse.Namespace) -> int:
 def _failure_record(profile: Any, err: Exception) -> dict[str, Any]:
     from sandbox.errors import SpawnError
 
-    return {"verdict": "SPAWN_ERROR" if isinstance(err, SpawnError) else "INTERNAL_ERROR",
-            "exit_code": None, "signal": None, "policy_digest": profile.digest,
-            "profile": profile.policy.name, "message": str(err),
-            "status": getattr(err, "exit_status", 125)}
+    return {
+        "verdict": "SPAWN_ERROR" if isinstance(err, SpawnError) else "INTERNAL_ERROR",
+        "exit_code": None,
+        "signal": None,
+        "policy_digest": profile.digest,
+        "profile": profile.policy.name,
+        "message": str(err),
+        "status": getattr(err, "exit_status", 125),
+    }
 
 
 def _write_meta(ns: argparse.Namespace, record: dict[str, Any]) -> None:

@@ -133,8 +133,8 @@ def build(spec: ImageSpec, dest: Path, etc: Path = Path("/etc"), root: Path = Pa
     dest.mkdir(mode=0o755)
     for d in MOUNT_POINTS:
         (dest / d).mkdir(mode=0o755, parents=True, exist_ok=True)
-    os.chmod(dest / "tmp", 0o1777)
-    os.chmod(dest / "var/tmp", 0o1777)
+    os.chmod(dest / "tmp", 0o1777)  # noqa: S103 - sticky world-writable, like every /tmp
+    os.chmod(dest / "var/tmp", 0o1777)  # noqa: S103
     os.chmod(dest / "root", 0o700)
     for link in MERGED_USR:
         p = root / link
@@ -190,9 +190,14 @@ def ensure(spec: ImageSpec, state_dir: Path) -> tuple[Path, int]:
 
 def _prune(images: Path, keep: str, max_images: int = 8) -> None:
     """Drop the oldest unused images beyond ``max_images``."""
-    dirs = sorted((p for p in images.iterdir()
-                   if p.is_dir() and not p.name.startswith(".") and p.name != keep),
-                  key=lambda p: p.stat().st_mtime)
+    dirs = sorted(
+        (
+            p
+            for p in images.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and p.name != keep
+        ),
+        key=lambda p: p.stat().st_mtime,
+    )
     for p in dirs[: max(0, len(dirs) - (max_images - 1))]:
         lock_path = images / f"{p.name}.lock"
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -45,12 +45,27 @@ class DetachedMounts:
 
     def all_fds(self) -> list[int]:
         """Every fd held, for closing."""
-        return [fd for fd in (self.root, self.dev, *(f for _, f in self.binds),
-                              *(f for _, f in self.tmpfs), *self.others) if fd >= 0]
+        return [
+            fd
+            for fd in (
+                self.root,
+                self.dev,
+                *(f for _, f in self.binds),
+                *(f for _, f in self.tmpfs),
+                *self.others,
+            )
+            if fd >= 0
+        ]
 
 
-def _tmpfs(sc: Syscalls, size: int, inodes: int, mode: int, attrs: int,
-           owner: tuple[int, int] | None = None) -> int:
+def _tmpfs(
+    sc: Syscalls,
+    size: int,
+    inodes: int,
+    mode: int,
+    attrs: int,
+    owner: tuple[int, int] | None = None,
+) -> int:
     fs = sc.fsopen("tmpfs")
     sc.fsconfig(fs, C.FSCONFIG_SET_STRING, "size", str(size))
     sc.fsconfig(fs, C.FSCONFIG_SET_STRING, "nr_inodes", str(inodes))
@@ -92,8 +107,11 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
     out.root = sc.fsmount(ovl, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV)
     sc.close(ovl)
     for b in plan.binds:
-        fd = sc.open_tree(AT_FDCWD, b.source, OpenTree.OPEN_TREE_CLONE
-                          | OpenTree.OPEN_TREE_CLOEXEC | OpenTree.AT_RECURSIVE)
+        fd = sc.open_tree(
+            AT_FDCWD,
+            b.source,
+            OpenTree.OPEN_TREE_CLONE | OpenTree.OPEN_TREE_CLOEXEC | OpenTree.AT_RECURSIVE,
+        )
         attrs = A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV
         if not b.writable:
             attrs |= A.MOUNT_ATTR_RDONLY
@@ -102,8 +120,9 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
         sc.mount_setattr(fd, "", OpenTree.AT_EMPTY_PATH | OpenTree.AT_RECURSIVE, attrs)
         out.binds.append((b.target, fd))
     for t in plan.tmpfs:
-        fd = _tmpfs(sc, t.size, 1 << 16, t.mode, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV,
-                    owner=host_ids)
+        fd = _tmpfs(
+            sc, t.size, 1 << 16, t.mode, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV, owner=host_ids
+        )
         out.tmpfs.append((t.target, fd))
     out.dev = _tmpfs(sc, 1 << 16, 64, 0o755, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NOEXEC)
     for name, major, minor in plan.dev_nodes:
@@ -131,10 +150,14 @@ def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls, staging: str = ST
     for target, fd in sorted(mounts, key=lambda m: m[0].count("/")):
         _move(sc, fd, staging + target)
     _move(sc, mnt.dev, staging + "/dev")
-    sc.mount("proc", staging + "/proc", "proc", M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC,
-             "subset=pid" if plan.proc_subset_pid else None)
-    sc.mount(None, staging, None,
-             M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV)
+    sc.mount(
+        "proc",
+        staging + "/proc",
+        "proc",
+        M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC,
+        "subset=pid" if plan.proc_subset_pid else None,
+    )
+    sc.mount(None, staging, None, M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV)
     for fd in mnt.all_fds():
         sc.close(fd)
     # pivot_root(".", ".") stacks the old root under the new one; detaching it

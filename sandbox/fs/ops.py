@@ -20,10 +20,14 @@ from sandbox.fs.image import MERGED_USR
 from sandbox.policy.model import Filesystem
 
 FORBIDDEN_TARGETS = ("/", "/proc", "/dev")
-DEV_NODES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
-             ("urandom", 1, 9))
-DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("shm", "/tmp"))
+DEV_NODES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9))
+DEV_LINKS = (
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("shm", "/tmp"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +96,9 @@ def host_binds(fs: Filesystem, root: Path = Path("/")) -> list[BindMount]:
     return [BindMount(d, d, writable=False, exec=True) for d in dirs]
 
 
-def plan_mounts(fs: Filesystem, image_dir: str | None, program: tuple[str, str] | None,
-                root: Path = Path("/")) -> MountPlan:
+def plan_mounts(
+    fs: Filesystem, image_dir: str | None, program: tuple[str, str] | None, root: Path = Path("/")
+) -> MountPlan:
     """Build the mount plan for a policy's file system section.
 
     Raises:
@@ -123,7 +128,8 @@ def plan_mounts(fs: Filesystem, image_dir: str | None, program: tuple[str, str] 
             if _under(b.target, h.target) and not os.path.exists(os.path.join(root, b.target[1:])):
                 raise PolicyError(
                     f"bind target {b.target!r} lies inside the host's {h.target} (read-only) "
-                    "and does not exist there; choose a target outside it")
+                    "and does not exist there; choose a target outside it"
+                )
     entries: dict[str, UpperEntry] = {}
 
     def add(path: str, mode: int, owner: Literal["root", "payload"]) -> None:
@@ -136,8 +142,11 @@ def plan_mounts(fs: Filesystem, image_dir: str | None, program: tuple[str, str] 
     for w in fs.writable:
         if any(_under(w, h.target) for h in hbinds):
             raise PolicyError(f"writable path {w!r} lies inside a read-only host bind")
-        add(w, 0o1777 if w in ("/tmp", "/var/tmp") else 0o755,
-            "root" if w in ("/tmp", "/var/tmp") else "payload")
+        add(
+            w,
+            0o1777 if w in ("/tmp", "/var/tmp") else 0o755,
+            "root" if w in ("/tmp", "/var/tmp") else "payload",
+        )
     if "/box" not in fs.writable:
         add("/box", 0o755, "root")
     for t in targets:

@@ -59,7 +59,7 @@ def _to_host(path: str, binds: tuple[BindMount, ...], lowers: tuple[str, ...]) -
 def _host_of(inside: str, binds: tuple[BindMount, ...], lowers: tuple[str, ...]) -> str | None:
     for b in sorted(binds, key=lambda b: -len(b.target)):
         if inside == b.target or inside.startswith(b.target.rstrip("/") + "/"):
-            return b.source + inside[len(b.target):]
+            return b.source + inside[len(b.target) :]
     for layer in lowers:
         cand = os.path.join(layer, inside.lstrip("/"))
         if os.path.lexists(cand):
@@ -75,8 +75,13 @@ def _is_exec_file(path: str) -> bool:
     return stat.S_ISREG(st.st_mode) and bool(st.st_mode & 0o111)
 
 
-def resolve(program: str, search_path: str, binds: tuple[BindMount, ...],
-            lowers: tuple[str, ...], cwd: str | None = None) -> Program:
+def resolve(
+    program: str,
+    search_path: str,
+    binds: tuple[BindMount, ...],
+    lowers: tuple[str, ...],
+    cwd: str | None = None,
+) -> Program:
     """Map the command line's PROGRAM to a :class:`Program`.
 
     Raises:

@@ -75,13 +75,21 @@ class Scope(enum.IntFlag):
 
 
 _FS = AccessFs
-FS_V1 = (_FS.LANDLOCK_ACCESS_FS_EXECUTE | _FS.LANDLOCK_ACCESS_FS_WRITE_FILE
-         | _FS.LANDLOCK_ACCESS_FS_READ_FILE | _FS.LANDLOCK_ACCESS_FS_READ_DIR
-         | _FS.LANDLOCK_ACCESS_FS_REMOVE_DIR | _FS.LANDLOCK_ACCESS_FS_REMOVE_FILE
-         | _FS.LANDLOCK_ACCESS_FS_MAKE_CHAR | _FS.LANDLOCK_ACCESS_FS_MAKE_DIR
-         | _FS.LANDLOCK_ACCESS_FS_MAKE_REG | _FS.LANDLOCK_ACCESS_FS_MAKE_SOCK
-         | _FS.LANDLOCK_ACCESS_FS_MAKE_FIFO | _FS.LANDLOCK_ACCESS_FS_MAKE_BLOCK
-         | _FS.LANDLOCK_ACCESS_FS_MAKE_SYM)
+FS_V1 = (
+    _FS.LANDLOCK_ACCESS_FS_EXECUTE
+    | _FS.LANDLOCK_ACCESS_FS_WRITE_FILE
+    | _FS.LANDLOCK_ACCESS_FS_READ_FILE
+    | _FS.LANDLOCK_ACCESS_FS_READ_DIR
+    | _FS.LANDLOCK_ACCESS_FS_REMOVE_DIR
+    | _FS.LANDLOCK_ACCESS_FS_REMOVE_FILE
+    | _FS.LANDLOCK_ACCESS_FS_MAKE_CHAR
+    | _FS.LANDLOCK_ACCESS_FS_MAKE_DIR
+    | _FS.LANDLOCK_ACCESS_FS_MAKE_REG
+    | _FS.LANDLOCK_ACCESS_FS_MAKE_SOCK
+    | _FS.LANDLOCK_ACCESS_FS_MAKE_FIFO
+    | _FS.LANDLOCK_ACCESS_FS_MAKE_BLOCK
+    | _FS.LANDLOCK_ACCESS_FS_MAKE_SYM
+)
 
 # The ABI that introduced each right beyond version 1 (one table, read by rights_for).
 # A tuple, not a dict: members of different flag types compare equal as ints
@@ -98,9 +106,13 @@ INTRODUCED: tuple[tuple[AccessFs | AccessNet | Scope, int], ...] = (
 
 # Rights that landlock_add_rule(2) accepts on a non-directory (LANDLOCK_ACCESS_FILE in
 # security/landlock/fs.c); anything else on a file's fd is EINVAL.
-FILE_RIGHTS = (_FS.LANDLOCK_ACCESS_FS_EXECUTE | _FS.LANDLOCK_ACCESS_FS_WRITE_FILE
-               | _FS.LANDLOCK_ACCESS_FS_READ_FILE | _FS.LANDLOCK_ACCESS_FS_TRUNCATE
-               | _FS.LANDLOCK_ACCESS_FS_IOCTL_DEV)
+FILE_RIGHTS = (
+    _FS.LANDLOCK_ACCESS_FS_EXECUTE
+    | _FS.LANDLOCK_ACCESS_FS_WRITE_FILE
+    | _FS.LANDLOCK_ACCESS_FS_READ_FILE
+    | _FS.LANDLOCK_ACCESS_FS_TRUNCATE
+    | _FS.LANDLOCK_ACCESS_FS_IOCTL_DEV
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +154,11 @@ def names(mask: int, flag: type[enum.IntFlag]) -> tuple[str, ...]:
 def missing_names(abi: int) -> tuple[str, ...]:
     """Kernel names of every right :data:`LATEST_ABI` has and ``abi`` lacks."""
     have, want = rights_for(abi), rights_for(LATEST_ABI)
-    return (names(want.fs & ~have.fs, AccessFs) + names(want.net & ~have.net, AccessNet)
-            + names(want.scope & ~have.scope, Scope))
+    return (
+        names(want.fs & ~have.fs, AccessFs)
+        + names(want.net & ~have.net, AccessNet)
+        + names(want.scope & ~have.scope, Scope)
+    )
 
 
 def probe(query: Callable[[], int] | None = None) -> int:

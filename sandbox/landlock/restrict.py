@@ -62,8 +62,9 @@ def apply_in_child(artifact: LandlockArtifact, syscalls: Syscalls) -> None:
         fd_access = _open_rule(rule, syscalls)
         if fd_access is not None:
             opened.append(fd_access)
-    ruleset = syscalls.landlock_create_ruleset(artifact.handled_fs, artifact.handled_net,
-                                               artifact.scoped)
+    ruleset = syscalls.landlock_create_ruleset(
+        artifact.handled_fs, artifact.handled_net, artifact.scoped
+    )
     for fd, access in opened:
         syscalls.landlock_add_path_rule(ruleset, fd, access)
     for net in artifact.net_rules:
@@ -92,6 +93,9 @@ def _open_rule(rule: PathRule, syscalls: Syscalls) -> tuple[int, int] | None:
     except OSError as e:
         if e.errno in _ABSENT and not rule.required:
             return None
-        raise OSError(e.errno, f"openat(AT_FDCWD, {rule.path!r}, O_PATH|O_CLOEXEC) for a "
-                      f"{'required ' if rule.required else ''}Landlock rule: {e.strerror}",
-                      rule.path) from e
+        raise OSError(
+            e.errno,
+            f"openat(AT_FDCWD, {rule.path!r}, O_PATH|O_CLOEXEC) for a "
+            f"{'required ' if rule.required else ''}Landlock rule: {e.strerror}",
+            rule.path,
+        ) from e

@@ -48,13 +48,24 @@ from sandbox.policy.model import Filesystem
 _FS = AccessFs
 READ = _FS.LANDLOCK_ACCESS_FS_READ_FILE | _FS.LANDLOCK_ACCESS_FS_READ_DIR
 EXECUTE = _FS.LANDLOCK_ACCESS_FS_EXECUTE
-WRITE = (_FS.LANDLOCK_ACCESS_FS_WRITE_FILE | _FS.LANDLOCK_ACCESS_FS_REMOVE_DIR
-         | _FS.LANDLOCK_ACCESS_FS_REMOVE_FILE | _FS.LANDLOCK_ACCESS_FS_MAKE_DIR
-         | _FS.LANDLOCK_ACCESS_FS_MAKE_REG | _FS.LANDLOCK_ACCESS_FS_MAKE_SOCK
-         | _FS.LANDLOCK_ACCESS_FS_MAKE_FIFO | _FS.LANDLOCK_ACCESS_FS_MAKE_SYM
-         | _FS.LANDLOCK_ACCESS_FS_REFER | _FS.LANDLOCK_ACCESS_FS_TRUNCATE)
-DEVICE = (_FS.LANDLOCK_ACCESS_FS_READ_FILE | _FS.LANDLOCK_ACCESS_FS_WRITE_FILE
-          | _FS.LANDLOCK_ACCESS_FS_TRUNCATE | _FS.LANDLOCK_ACCESS_FS_IOCTL_DEV)
+WRITE = (
+    _FS.LANDLOCK_ACCESS_FS_WRITE_FILE
+    | _FS.LANDLOCK_ACCESS_FS_REMOVE_DIR
+    | _FS.LANDLOCK_ACCESS_FS_REMOVE_FILE
+    | _FS.LANDLOCK_ACCESS_FS_MAKE_DIR
+    | _FS.LANDLOCK_ACCESS_FS_MAKE_REG
+    | _FS.LANDLOCK_ACCESS_FS_MAKE_SOCK
+    | _FS.LANDLOCK_ACCESS_FS_MAKE_FIFO
+    | _FS.LANDLOCK_ACCESS_FS_MAKE_SYM
+    | _FS.LANDLOCK_ACCESS_FS_REFER
+    | _FS.LANDLOCK_ACCESS_FS_TRUNCATE
+)
+DEVICE = (
+    _FS.LANDLOCK_ACCESS_FS_READ_FILE
+    | _FS.LANDLOCK_ACCESS_FS_WRITE_FILE
+    | _FS.LANDLOCK_ACCESS_FS_TRUNCATE
+    | _FS.LANDLOCK_ACCESS_FS_IOCTL_DEV
+)
 SAFE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
 State = Literal["full", "partial", "off"]
@@ -149,21 +160,32 @@ def prepare(fs: Filesystem, abi: int, *, program_dir: str | None = None) -> Land
     have = rights_for(abi)
     missing = missing_names(have.abi)
     if have.abi == 0:
-        return _artifact(0, AccessFs(0), 0, 0, (), "off", missing,
-                         f"no Landlock on this kernel (ABI {abi}): not built in, or not "
-                         "enabled on the lsm= command line")
+        return _artifact(
+            0,
+            AccessFs(0),
+            0,
+            0,
+            (),
+            "off",
+            missing,
+            f"no Landlock on this kernel (ABI {abi}): not built in, or not "
+            "enabled on the lsm= command line",
+        )
     wanted = _wanted(fs, program_dir)
     rules = tuple(
         PathRule(path, int(acc & have.fs), int(acc & have.fs & FILE_RIGHTS), req, is_dir)
         for path, (acc, req, is_dir) in sorted(wanted.items())
     )
     state: State = "partial" if missing else "full"
-    detail = (f"Landlock ABI {have.abi}: {len(rules)} path rules, no TCP, scoped IPC"
-              if state == "full" else
-              f"Landlock ABI {have.abi} < {LATEST_ABI}: cannot mediate {', '.join(missing)}")
+    detail = (
+        f"Landlock ABI {have.abi}: {len(rules)} path rules, no TCP, scoped IPC"
+        if state == "full"
+        else f"Landlock ABI {have.abi} < {LATEST_ABI}: cannot mediate {', '.join(missing)}"
+    )
     # No net rule: with BIND_TCP/CONNECT_TCP handled and none granted, all TCP is denied.
-    return _artifact(have.abi, have.fs, int(have.net), int(have.scope), rules, state, missing,
-                     detail)
+    return _artifact(
+        have.abi, have.fs, int(have.net), int(have.scope), rules, state, missing, detail
+    )
 
 
 def _wanted(fs: Filesystem, program_dir: str | None) -> dict[str, tuple[AccessFs, bool, bool]]:
@@ -198,21 +220,46 @@ def _wanted(fs: Filesystem, program_dir: str | None) -> dict[str, tuple[AccessFs
 def _inside_path(path: str) -> str:
     parts = [p for p in path.split("/") if p]
     if not path.startswith("/") or "\0" in path or any(p in (".", "..") for p in parts):
-        raise ArtifactError("landlock", f"program_dir {path!r} must be an absolute path "
-                            "without '.' or '..' components")
+        raise ArtifactError(
+            "landlock",
+            f"program_dir {path!r} must be an absolute path without '.' or '..' components",
+        )
     return "/" + "/".join(parts)
 
 
-def _artifact(abi: int, handled_fs: int, handled_net: int, scoped: int,
-              rules: tuple[PathRule, ...], state: State, missing: tuple[str, ...],
-              detail: str) -> LandlockArtifact:
-    body = {"abi": abi, "fs": handled_fs, "net": handled_net, "scoped": scoped,
-            "rules": [[r.path, r.access, r.file_access, r.required, r.is_dir] for r in rules],
-            "net_rules": [], "state": state}
+def _artifact(
+    abi: int,
+    handled_fs: int,
+    handled_net: int,
+    scoped: int,
+    rules: tuple[PathRule, ...],
+    state: State,
+    missing: tuple[str, ...],
+    detail: str,
+) -> LandlockArtifact:
+    body = {
+        "abi": abi,
+        "fs": handled_fs,
+        "net": handled_net,
+        "scoped": scoped,
+        "rules": [[r.path, r.access, r.file_access, r.required, r.is_dir] for r in rules],
+        "net_rules": [],
+        "state": state,
+    }
     key = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
-    return LandlockArtifact(abi, int(handled_fs), handled_net, scoped, rules, (), state, missing,
-                            key, detail)
+    return LandlockArtifact(
+        abi, int(handled_fs), handled_net, scoped, rules, (), state, missing, key, detail
+    )
 
 
-__all__ = ["DEVICE", "EXECUTE", "READ", "SAFE_DEVICES", "WRITE", "LandlockArtifact", "NetRule",
-           "PathRule", "prepare"]
+__all__ = [
+    "DEVICE",
+    "EXECUTE",
+    "READ",
+    "SAFE_DEVICES",
+    "WRITE",
+    "LandlockArtifact",
+    "NetRule",
+    "PathRule",
+    "prepare",
+]

@@ -58,8 +58,9 @@ class PayloadStatus:
 
     def encode(self) -> bytes:
         """Fixed-size binary record."""
-        return _STATUS.pack(self.status, self.utime, self.stime, self.maxrss_kib, self.nvcsw,
-                            self.nivcsw)
+        return _STATUS.pack(
+            self.status, self.utime, self.stime, self.maxrss_kib, self.nvcsw, self.nivcsw
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> PayloadStatus:

@@ -20,6 +20,7 @@ Messages are JSON on a SOCK_SEQPACKET socket, fds travel with SCM_RIGHTS.
 from __future__ import annotations
 
 import array
+import contextlib
 import json
 import os
 import selectors
@@ -52,7 +53,7 @@ def send_msg(sock: socket.socket, msg: dict[str, Any], fds: list[int] | None = N
 def recv_msg(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     """(message, fds); (None, []) at EOF."""
     fds = array.array("i")
-    data, anc, flags, _ = sock.recvmsg(MAX_MSG, socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
+    data, anc, _flags, _ = sock.recvmsg(MAX_MSG, socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
     for level, kind, payload in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
@@ -98,16 +99,12 @@ def remove_cgroup_dirs(dirs: list[str], deadline: float = 5.0) -> None:
                 pass
             kill = Path(d, "cgroup.kill")
             if kill.exists():
-                try:
+                with contextlib.suppress(OSError):
                     kill.write_text("1")
-                except OSError:
-                    pass
             try:
                 for pid in Path(d, "cgroup.procs").read_text().split():
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.kill(int(pid), signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
             except OSError:
                 pass
             if time.monotonic() > end:
@@ -149,8 +146,14 @@ class ForkServer:
             try:
                 self._spawn(msg, fds)
             except Exception as e:  # report, never die: other runs depend on us
-                send_msg(self.sock, {"op": "failed", "run_id": msg.get("run_id"),
-                                     "error": f"{type(e).__name__}: {e}"})
+                send_msg(
+                    self.sock,
+                    {
+                        "op": "failed",
+                        "run_id": msg.get("run_id"),
+                        "error": f"{type(e).__name__}: {e}",
+                    },
+                )
             finally:
                 for fd in fds:
                     os.close(fd)
@@ -171,10 +174,15 @@ class ForkServer:
         byname = dict(zip(names, fds, strict=True))
         child_sync, our_sync = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         lfds = LaunchFds(
-            stdin=byname["stdin"], stdout=byname["stdout"], stderr=byname["stderr"],
-            errpipe=byname["errpipe"], status=byname["status"], sync=child_sync.fileno(),
-            cgroup_procs=tuple(fd for n, fd in zip(names, fds, strict=True)
-                               if n.startswith("cgroup")),
+            stdin=byname["stdin"],
+            stdout=byname["stdout"],
+            stderr=byname["stderr"],
+            errpipe=byname["errpipe"],
+            status=byname["status"],
+            sync=child_sync.fileno(),
+            cgroup_procs=tuple(
+                fd for n, fd in zip(names, fds, strict=True) if n.startswith("cgroup")
+            ),
         )
         pid = os.fork()
         if pid == 0:
@@ -185,15 +193,22 @@ class ForkServer:
                 for other in self.runs.values():  # nothing of other runs in this child
                     other.sync.close()
                     os.close(other.pidfd)
-                ctx = Ctx(plan=plan, fds=lfds, sc=self.sc, parent_pid=self.parent,
-                          last_cap=self.last_cap)
+                ctx = Ctx(
+                    plan=plan, fds=lfds, sc=self.sc, parent_pid=self.parent, last_cap=self.last_cap
+                )
                 outer_main(ctx)
             finally:
                 os._exit(125)
         child_sync.close()
-        run = _Run(plan.run_id, pid, os.pidfd_open(pid), our_sync,
-                   (plan.inside_uid, plan.inside_gid), (plan.host_uid, plan.host_gid),
-                   msg.get("cleanup", {}))
+        run = _Run(
+            plan.run_id,
+            pid,
+            os.pidfd_open(pid),
+            our_sync,
+            (plan.inside_uid, plan.inside_gid),
+            (plan.host_uid, plan.host_gid),
+            msg.get("cleanup", {}),
+        )
         self.runs[run.run_id] = run
         self.sel.register(our_sync, selectors.EVENT_READ, ("sync", run))
         self.sel.register(run.pidfd, selectors.EVENT_READ, ("exit", run))
@@ -223,10 +238,8 @@ class ForkServer:
 
     def _forget(self, run: _Run) -> None:
         for obj in (run.sync, run.pidfd):
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 self.sel.unregister(obj)
-            except (KeyError, ValueError):
-                pass
         run.sync.close()
         os.close(run.pidfd)
         if not run.exited:
@@ -237,18 +250,14 @@ class ForkServer:
         """The client is gone: kill every run, then remove what each registered."""
         for run in self.runs.values():
             if not run.exited:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(run.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         for run in list(self.runs.values()):
             self._forget(run)
             remove_cgroup_dirs(run.cleanup.get("cgroup_dirs", []))
             for path in run.cleanup.get("files", []):
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(path)
-                except OSError:
-                    pass
         self.runs.clear()
 
 

@@ -32,8 +32,8 @@ from typing import NoReturn
 
 from sandbox.apparmor.onexec import apply_in_child as apparmor_onexec
 from sandbox.caps.drop import drop_bounding, set_final
-from sandbox.landlock.restrict import apply_in_child as landlock_apply
 from sandbox.fs.mounts import DetachedMounts, attach, prepare_detached
+from sandbox.landlock.restrict import apply_in_child as landlock_apply
 from sandbox.launcher.protocol import (
     EXIT_SPAWN_FAILED,
     MAPS_WRITTEN,
@@ -95,6 +95,7 @@ def run_steps(ctx: Ctx, steps: Sequence[Step]) -> None:
 
 # ---------------------------------------------------------------- outer ----
 
+
 def step_parent_death(ctx: Ctx) -> None:
     """Die with our parent: PR_SET_PDEATHSIG (cleared by fork and by credential changes)."""
     ctx.sc.prctl(Prctl.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -141,11 +142,18 @@ def step_wait_idmaps(ctx: Ctx) -> None:
 
 
 OUTER_STEPS: tuple[Step, ...] = (
-    step_parent_death, step_check_parent, step_stdio, step_new_session, step_drop_groups,
-    step_prepare_mounts, step_unshare, step_wait_idmaps,
+    step_parent_death,
+    step_check_parent,
+    step_stdio,
+    step_new_session,
+    step_drop_groups,
+    step_prepare_mounts,
+    step_unshare,
+    step_wait_idmaps,
 )
 
 # ----------------------------------------------------------------- init ----
+
 
 def step_mounts(ctx: Ctx) -> None:
     """Assemble the root from the detached mounts, mount /proc, pivot_root."""
@@ -170,6 +178,7 @@ def step_loopback(ctx: Ctx) -> None:
 INIT_STEPS: tuple[Step, ...] = (step_parent_death, step_mounts, step_hostname, step_loopback)
 
 # -------------------------------------------------------------- payload ----
+
 
 def step_signals(ctx: Ctx) -> None:
     """Default dispositions and an empty mask: ignored signals would survive execve."""
@@ -251,9 +260,21 @@ def step_seccomp(ctx: Ctx) -> None:
 
 
 PAYLOAD_STEPS: tuple[Step, ...] = (
-    step_parent_death, step_signals, step_apparmor, step_no_new_privs, step_bounding_set, step_join_cgroup,
-    step_cgroupns, step_ids, step_parent_death, step_capabilities, step_rlimits, step_landlock,
-    step_close_fds, step_chdir, step_seccomp,
+    step_parent_death,
+    step_signals,
+    step_apparmor,
+    step_no_new_privs,
+    step_bounding_set,
+    step_join_cgroup,
+    step_cgroupns,
+    step_ids,
+    step_parent_death,
+    step_capabilities,
+    step_rlimits,
+    step_landlock,
+    step_close_fds,
+    step_chdir,
+    step_seccomp,
 )
 
 
@@ -267,6 +288,7 @@ def step_exec(ctx: Ctx) -> NoReturn:
 
 # ------------------------------------------------------------ processes ----
 
+
 def outer_main(ctx: Ctx) -> NoReturn:
     """Process 1 of 3: set up, unshare, fork the container's init, relay its status."""
     run_steps(ctx, OUTER_STEPS)
@@ -275,8 +297,16 @@ def outer_main(ctx: Ctx) -> NoReturn:
         init_main(ctx)
     # The monitor keeps nothing of the run's: a pipe writer held here would
     # delay the supervisor's EOF.
-    for fd in (*ctx.mnt.all_fds(), ctx.fds.errpipe, ctx.fds.status, ctx.fds.sync, 0, 1, 2,
-               *ctx.fds.cgroup_procs):
+    for fd in (
+        *ctx.mnt.all_fds(),
+        ctx.fds.errpipe,
+        ctx.fds.status,
+        ctx.fds.sync,
+        0,
+        1,
+        2,
+        *ctx.fds.cgroup_procs,
+    ):
         ctx.sc.close(fd)
     res = ctx.sc.wait4(pid)
     ctx.sc.exit(_exit_code(res.status))
@@ -296,8 +326,7 @@ def init_main(ctx: Ctx) -> NoReturn:
         res = ctx.sc.wait4(-1)
         if res.pid == pid:
             break
-    status = PayloadStatus(res.status, res.utime, res.stime, res.maxrss_kib, res.nvcsw,
-                           res.nivcsw)
+    status = PayloadStatus(res.status, res.utime, res.stime, res.maxrss_kib, res.nvcsw, res.nivcsw)
     ctx.sc.write(ctx.fds.status, status.encode())
     ctx.sc.exit(_exit_code(res.status))
 

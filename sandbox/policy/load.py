@@ -74,7 +74,9 @@ def find_profile(name_or_path: str, base_dir: Path | None = None) -> Path:
     return path
 
 
-def merge(parent: Mapping[str, Any], child: Mapping[str, Any], where: tuple[str, ...] = ()) -> dict[str, Any]:
+def merge(
+    parent: Mapping[str, Any], child: Mapping[str, Any], where: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Merge two raw profile tables with the rules in the module docstring."""
     out = copy.deepcopy(dict(parent))
     for key, value in child.items():
@@ -103,7 +105,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise PolicyError(f"{path}: cannot read profile: {e.strerror}") from e
 
 
-def _resolve(path: Path, depth: int, seen: tuple[Path, ...]) -> tuple[dict[str, Any], tuple[str, ...]]:
+def _resolve(
+    path: Path, depth: int, seen: tuple[Path, ...]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
     if depth > _MAX_DEPTH or path.resolve() in seen:
         raise PolicyError(f"{path}: 'extends' loops or nests deeper than {_MAX_DEPTH}")
     raw = _read_toml(path)
@@ -151,17 +155,18 @@ def _line_of(path: Path, loc: Sequence[str | int]) -> int | None:
 def _in(tree: Mapping[str, Any] | None, loc: Sequence[str | int]) -> bool:
     node: Any = tree
     for k in loc:
-        if isinstance(node, Mapping) and k in node:
-            node = node[k]
-        elif isinstance(node, list) and isinstance(k, int) and k < len(node):
+        if (isinstance(node, Mapping) and k in node) or (
+            isinstance(node, list) and isinstance(k, int) and k < len(node)
+        ):
             node = node[k]
         else:
             return False
     return tree is not None
 
 
-def format_validation_error(err: ValidationError, path: Path | None,
-                            overrides: Mapping[str, Any] | None = None) -> str:
+def format_validation_error(
+    err: ValidationError, path: Path | None, overrides: Mapping[str, Any] | None = None
+) -> str:
     """One line per problem: ``file:line: key.path: message`` (or ``command line: ...``)."""
     out = []
     for e in err.errors():
@@ -179,8 +184,9 @@ def format_validation_error(err: ValidationError, path: Path | None,
     return "; ".join(out)
 
 
-def validate(raw: Mapping[str, Any], path: Path | None = None,
-             overrides: Mapping[str, Any] | None = None) -> Policy:
+def validate(
+    raw: Mapping[str, Any], path: Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> Policy:
     """Validate a raw (merged) table into a Policy.
 
     Raises:

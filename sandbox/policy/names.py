@@ -23,7 +23,8 @@ def check_names(policy: Policy, source: str) -> None:
                 normalize(name)
             except KeyError:
                 raise PolicyError(
-                    f"{source}: capabilities.{key}: unknown capability {name!r}") from None
+                    f"{source}: capabilities.{key}: unknown capability {name!r}"
+                ) from None
     try:
         from sandbox.seccomp.groups import check_names as check_seccomp
     except ImportError:  # pragma: no cover - the seccomp package is part of the tree

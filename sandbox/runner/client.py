@@ -10,14 +10,15 @@ dies, the next spawn starts a new one transparently.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import socket
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from sandbox import codec
@@ -55,15 +56,23 @@ class ForkServerClient:
             self._pid = pid
         else:
             self._proc = subprocess.Popen(
-                [sys.executable, "-s", "-m", "sandbox.launcher.server", "--fd",
-                 str(theirs.fileno())],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-s",
+                    "-m",
+                    "sandbox.launcher.server",
+                    "--fd",
+                    str(theirs.fileno()),
+                ],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
                 env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
             )
             self._pid = self._proc.pid
         theirs.close()
-        threading.Thread(target=self._reader, args=(ours,), daemon=True,
-                         name="sandbox-forkserver-reader").start()
+        threading.Thread(
+            target=self._reader, args=(ours,), daemon=True, name="sandbox-forkserver-reader"
+        ).start()
         return ours
 
     def _reader(self, sock: socket.socket) -> None:
@@ -93,8 +102,9 @@ class ForkServerClient:
         """Pid of the server process (0 before the first spawn)."""
         return self._pid
 
-    def spawn(self, plan: LaunchPlan, fds: Sequence[tuple[str, int]],
-              cleanup: dict[str, Any]) -> queue.Queue[dict[str, Any]]:
+    def spawn(
+        self, plan: LaunchPlan, fds: Sequence[tuple[str, int]], cleanup: dict[str, Any]
+    ) -> queue.Queue[dict[str, Any]]:
         """Send a spawn request; returns the queue on which the run's replies arrive."""
         q: queue.Queue[dict[str, Any]] = queue.Queue()
         with self._lock:
@@ -102,8 +112,13 @@ class ForkServerClient:
                 self._sock = self._start()
             self._queues[plan.run_id] = q
             sock = self._sock
-        msg = {"op": "spawn", "run_id": plan.run_id, "plan": codec.dumps(plan),
-               "fds": [n for n, _ in fds], "cleanup": cleanup}
+        msg = {
+            "op": "spawn",
+            "run_id": plan.run_id,
+            "plan": codec.dumps(plan),
+            "fds": [n for n, _ in fds],
+            "cleanup": cleanup,
+        }
         try:
             send_msg(sock, msg, [fd for _, fd in fds])
         except OSError as e:
@@ -117,10 +132,8 @@ class ForkServerClient:
             if op == "release":
                 self._queues.pop(run_id, None)
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 send_msg(sock, {"op": op, "run_id": run_id})
-            except OSError:
-                pass
 
     def close(self) -> None:
         """Shut the server down (it kills and cleans any run still in flight)."""
@@ -129,15 +142,11 @@ class ForkServerClient:
         if sock is not None:
             # shutdown, not just close: the reader thread blocked in recvmsg keeps the
             # socket alive past close(), and the server would never see EOF.
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         if self._proc is not None:
             self._proc.wait()
         elif self._pid:
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(self._pid, 0)
-            except ChildProcessError:
-                pass

@@ -15,14 +15,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.apparmor.host import AppArmorHost
 from sandbox.caps.names import CAPS, normalize
 from sandbox.fs.image import ImageSpec, read_allowlist
-from sandbox.apparmor.host import AppArmorHost
 from sandbox.fs.resolve import Program, interpreter_of
 from sandbox.host import HostFacts
-from sandbox.launcher.protocol import PayloadStatus
 from sandbox.landlock.rules import LandlockArtifact
 from sandbox.landlock.rules import prepare as landlock_prepare
+from sandbox.launcher.protocol import PayloadStatus
 from sandbox.plan import SeccompPlan
 from sandbox.policy.load import PROFILES_DIR
 from sandbox.policy.model import Policy
@@ -77,11 +77,17 @@ class LayerBuilders:
         if name not in self._allowlists:
             self._allowlists[name] = read_allowlist(PROFILES_DIR / name)
         ident = policy.identity
-        return ImageSpec(self._allowlists[name], ident.uid, ident.gid, ident.user,
-                         ident.hostname)
+        return ImageSpec(self._allowlists[name], ident.uid, ident.gid, ident.user, ident.hostname)
 
-    def build(self, policy: Policy, states: dict[str, Enforcement], ablate: frozenset[str],
-              program: Program, run_id: str, stack: ExitStack) -> Built:
+    def build(
+        self,
+        policy: Policy,
+        states: dict[str, Enforcement],
+        ablate: frozenset[str],
+        program: Program,
+        run_id: str,
+        stack: ExitStack,
+    ) -> Built:
         """Artifacts for one run; resources it creates are released by ``stack``."""
         built = Built(states=dict(states))
         keep = 0
@@ -98,9 +104,9 @@ class LayerBuilders:
                 built.states[layer] = Enforcement("off", "not built yet")
         return built
 
-
-    def _landlock(self, policy: Policy, built: Built, ablate: frozenset[str],
-                  program: Program) -> None:
+    def _landlock(
+        self, policy: Policy, built: Built, ablate: frozenset[str], program: Program
+    ) -> None:
         if built.states["landlock"].state == "off":
             return
         key = (policy.filesystem.model_dump_json(), self.host.landlock_abi)
@@ -111,16 +117,16 @@ class LayerBuilders:
         built.landlock = art if art.state != "off" else None
         built.states["landlock"] = Enforcement(art.state, art.detail or f"ABI {art.abi}")
 
-
     def _seccomp(self, policy: Policy, built: Built) -> None:
         if built.states["seccomp"].state == "off":
             return
         art = seccomp_prepare(policy.seccomp, self.host.arch, cache_dir=self._seccomp_cache)
         built.seccomp = SeccompPlan(art.bpf, art.flags, art.notify)
         built.states["seccomp"] = Enforcement(
-            "full", f"{policy.seccomp.default_action} by default, {len(art.allowed)} syscalls "
-            f"allowed, foreign ABIs killed ({art.instructions} BPF instructions)")
-
+            "full",
+            f"{policy.seccomp.default_action} by default, {len(art.allowed)} syscalls "
+            f"allowed, foreign ABIs killed ({art.instructions} BPF instructions)",
+        )
 
     def _apparmor(self, policy: Policy, built: Built, program: Program, stack: ExitStack) -> None:
         if built.states["apparmor"].state == "off":
@@ -137,8 +143,9 @@ class LayerBuilders:
             built.states["apparmor"] = Enforcement("off", aa.reason)
             return
         interp = interpreter_of(program.host_path) if program.host_path else None
-        art = render.prepare(policy, program=program.inside_path, interpreter=interp,
-                             parser_features=aa.parser)
+        art = render.prepare(
+            policy, program=program.inside_path, interpreter=interp, parser_features=aa.parser
+        )
         held = lifetime.hold(art)
         stack.callback(lifetime.release, held)
         built.apparmor_profile = art.name

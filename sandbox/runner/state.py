@@ -15,7 +15,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +44,9 @@ def _private_dir(path: Path) -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = path.stat()
     if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        raise SetupError("state", f"{path} must be owned by uid {os.geteuid()} and not "
-                         "group/world-writable")
+        raise SetupError(
+            "state", f"{path} must be owned by uid {os.geteuid()} and not group/world-writable"
+        )
     return path
 
 
@@ -64,10 +65,8 @@ class RunLock:
 
     def release(self) -> None:
         """Unlink, then unlock: a sweeper never sees a free lock of a live run."""
-        try:
+        with suppress(FileNotFoundError):
             self.path.unlink()
-        except FileNotFoundError:
-            pass
         os.close(self.fd)
 
 

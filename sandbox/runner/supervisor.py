@@ -17,7 +17,7 @@ import queue
 import resource
 import selectors
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -34,7 +34,7 @@ from sandbox.policy.load import LoadedProfile
 from sandbox.policy.model import Policy
 from sandbox.runner import state
 from sandbox.runner.client import ForkServerClient
-from sandbox.runner.result import Enforcement, RunResult, Usage, Verdict
+from sandbox.runner.result import RunResult, Usage, Verdict
 from sandbox.runner.verdict import KillReason, Observation, classify, exit_and_signal
 from sandbox.syscalls.consts import CloneFlag
 
@@ -99,9 +99,12 @@ def rlimits(policy: Policy) -> tuple[Rlimit, ...]:
     lim = policy.limits
     out = [Rlimit(resource.RLIMIT_CORE, 0, 0)]
     pairs: list[tuple[int, int | None]] = [
-        (resource.RLIMIT_NOFILE, lim.open_files), (resource.RLIMIT_NPROC, lim.processes),
-        (resource.RLIMIT_FSIZE, lim.file_size), (resource.RLIMIT_STACK, lim.stack),
-        (resource.RLIMIT_MEMLOCK, lim.memlock), (resource.RLIMIT_MSGQUEUE, lim.msgqueue),
+        (resource.RLIMIT_NOFILE, lim.open_files),
+        (resource.RLIMIT_NPROC, lim.processes),
+        (resource.RLIMIT_FSIZE, lim.file_size),
+        (resource.RLIMIT_STACK, lim.stack),
+        (resource.RLIMIT_MEMLOCK, lim.memlock),
+        (resource.RLIMIT_MSGQUEUE, lim.msgqueue),
         (resource.RLIMIT_SIGPENDING, lim.sigpending),
     ]
     out += [Rlimit(r, v, v) for r, v in pairs if v is not None]
@@ -115,10 +118,14 @@ def unshare_flags(policy: Policy, host: HostFacts) -> int:
     """CLONE_NEW* flags for the outer child (CLONE_NEWCGROUP comes later, in the payload)."""
     ns = policy.namespaces
     flags = CloneFlag.CLONE_NEWUSER
-    for on, flag in ((ns.mount, CloneFlag.CLONE_NEWNS), (ns.pid, CloneFlag.CLONE_NEWPID),
-                     (ns.net, CloneFlag.CLONE_NEWNET), (ns.ipc, CloneFlag.CLONE_NEWIPC),
-                     (ns.uts, CloneFlag.CLONE_NEWUTS),
-                     (ns.time and host.time_ns, CloneFlag.CLONE_NEWTIME)):
+    for on, flag in (
+        (ns.mount, CloneFlag.CLONE_NEWNS),
+        (ns.pid, CloneFlag.CLONE_NEWPID),
+        (ns.net, CloneFlag.CLONE_NEWNET),
+        (ns.ipc, CloneFlag.CLONE_NEWIPC),
+        (ns.uts, CloneFlag.CLONE_NEWUTS),
+        (ns.time and host.time_ns, CloneFlag.CLONE_NEWTIME),
+    ):
         if on:
             flags |= flag
     # The mount namespace is not optional: the overlay root lives in it.
@@ -132,8 +139,9 @@ LayerBuilder = Callable[..., Any]
 class Supervisor:
     """Runs requests through one fork server; safe to use from several threads."""
 
-    def __init__(self, host: HostFacts, client: ForkServerClient,
-                 layers: Any | None = None) -> None:
+    def __init__(
+        self, host: HostFacts, client: ForkServerClient, layers: Any | None = None
+    ) -> None:
         self.host = host
         self.client = client
         if layers is None:
@@ -148,18 +156,27 @@ class Supervisor:
         policy = req.profile.policy
         digest = req.profile.digest
         states = enforce.static_states(policy, self.host, req.ablate)
-        enforce.check(policy, {k: v for k, v in states.items() if k != "cgroups"},
-                      req.ablate, self.host, warn=False)
+        enforce.check(
+            policy,
+            {k: v for k, v in states.items() if k != "cgroups"},
+            req.ablate,
+            self.host,
+            warn=False,
+        )
         with ExitStack() as stack:
             image_dir = None
             if not policy.filesystem.rootfs:
-                image_dir, lock_fd = fsimage.ensure(self.layers.image_spec(policy), state.state_dir())
+                image_dir, lock_fd = fsimage.ensure(
+                    self.layers.image_spec(policy), state.state_dir()
+                )
                 stack.callback(os.close, lock_fd)
             mounts0 = plan_mounts(policy.filesystem, str(image_dir) if image_dir else None, None)
-            program = resolve(req.argv[0], policy.env.path, mounts0.binds,
-                              mounts0.lowers, req.cwd)
-            mounts = replace(mounts0, program=(program.copy_from, os.path.basename(
-                program.inside_path))) if program.copy_from else mounts0
+            program = resolve(req.argv[0], policy.env.path, mounts0.binds, mounts0.lowers, req.cwd)
+            mounts = (
+                replace(mounts0, program=(program.copy_from, os.path.basename(program.inside_path)))
+                if program.copy_from
+                else mounts0
+            )
             run_id = state.new_run_id()
             lock = state.acquire_run_lock(run_id)
             stack.callback(lock.release)
@@ -169,30 +186,49 @@ class Supervisor:
             plan = self._plan(policy, digest, run_id, host_uid, mounts, program, req, built)
             return self._spawn_and_wait(req, plan, built, lock, digest)
 
-    def _plan(self, policy: Policy, digest: str, run_id: str, host_uid: int, mounts: MountPlan,
-              program: Program, req: RunRequest, built: Any) -> LaunchPlan:
+    def _plan(
+        self,
+        policy: Policy,
+        digest: str,
+        run_id: str,
+        host_uid: int,
+        mounts: MountPlan,
+        program: Program,
+        req: RunRequest,
+        built: Any,
+    ) -> LaunchPlan:
         ablate = req.ablate
         return LaunchPlan(
-            run_id=run_id, policy_digest=digest,
-            inside_uid=policy.identity.uid, inside_gid=policy.identity.gid,
-            host_uid=host_uid, host_gid=host_uid, id_mode="slot",
+            run_id=run_id,
+            policy_digest=digest,
+            inside_uid=policy.identity.uid,
+            inside_gid=policy.identity.gid,
+            host_uid=host_uid,
+            host_gid=host_uid,
+            id_mode="slot",
             hostname=policy.identity.hostname,
             unshare_flags=unshare_flags(policy, self.host),
-            cgroupns=policy.namespaces.cgroup, nested_userns=policy.namespaces.nested_userns,
-            mounts=mounts, exec_path=program.inside_path,
+            cgroupns=policy.namespaces.cgroup,
+            nested_userns=policy.namespaces.nested_userns,
+            mounts=mounts,
+            exec_path=program.inside_path,
             argv=(program.inside_path if "/" in req.argv[0] else req.argv[0], *req.argv[1:]),
-            env=tuple(sorted(policy.env.resolved().items())), workdir=policy.filesystem.workdir,
+            env=tuple(sorted(policy.env.resolved().items())),
+            workdir=policy.filesystem.workdir,
             apparmor_profile=built.apparmor_profile,
             no_new_privs="no_new_privs" not in ablate,
             drop_caps="capabilities" not in ablate,
             caps_keep=built.caps_keep,
-            rlimits=rlimits(policy), landlock=built.landlock, seccomp=built.seccomp,
+            rlimits=rlimits(policy),
+            landlock=built.landlock,
+            seccomp=built.seccomp,
             join_cgroup=bool(built.cgroup_procs),
         )
 
     # ---------------------------------------------------------- spawn ----
-    def _spawn_and_wait(self, req: RunRequest, plan: LaunchPlan, built: Any,
-                        lock: state.RunLock, digest: str) -> RunResult:
+    def _spawn_and_wait(
+        self, req: RunRequest, plan: LaunchPlan, built: Any, lock: state.RunLock, digest: str
+    ) -> RunResult:
         policy = req.profile.policy
         with ExitStack() as stack:
             mine: list[int] = []  # our ends, closed at the end
@@ -220,8 +256,9 @@ class Supervisor:
             wall_end = live.ended_at or time.monotonic()
             return self._result(req, plan, built, live, digest, policy, t_spawn, wall_end)
 
-    def _stdio(self, req: RunRequest, live: _Live, mine: list[int],
-               theirs: list[tuple[str, int]]) -> None:
+    def _stdio(
+        self, req: RunRequest, live: _Live, mine: list[int], theirs: list[tuple[str, int]]
+    ) -> None:
         """Child ends of stdin/stdout/stderr into ``theirs``; our ends into ``live``/``mine``."""
         if isinstance(req.stdin, bytes):
             r, w = os.pipe2(os.O_CLOEXEC)
@@ -245,8 +282,9 @@ class Supervisor:
                 theirs.append((name, os.dup(target)))
 
     @staticmethod
-    def _await(q: queue.Queue[dict[str, Any]], ops: tuple[str, ...],
-               timeout: float = 30.0) -> dict[str, Any]:
+    def _await(
+        q: queue.Queue[dict[str, Any]], ops: tuple[str, ...], timeout: float = 30.0
+    ) -> dict[str, Any]:
         end = time.monotonic() + timeout
         while True:
             try:
@@ -257,8 +295,9 @@ class Supervisor:
                 return msg
 
     # ----------------------------------------------------------- wait ----
-    def _wait(self, req: RunRequest, plan: LaunchPlan, built: Any, live: _Live, err_r: int,
-              st_r: int) -> None:
+    def _wait(
+        self, req: RunRequest, plan: LaunchPlan, built: Any, live: _Live, err_r: int, st_r: int
+    ) -> None:
         lim = req.profile.policy.limits
         sel = selectors.DefaultSelector()
         sel.register(err_r, selectors.EVENT_READ, "err")
@@ -305,8 +344,11 @@ class Supervisor:
                     self._feed(sel, live)
                 else:
                     self._read_output(sel, key.fd, live, lim.output, plan, built)
-            if live.status_done and (drain_until is None or time.monotonic() >= drain_until
-                                     or all(k.data == "in" for k in sel.get_map().values())):
+            if live.status_done and (
+                drain_until is None
+                or time.monotonic() >= drain_until
+                or all(k.data == "in" for k in sel.get_map().values())
+            ):
                 break
             if live.exec_at is not None and live.status is None and live.killed_for is None:
                 self._check_limits(plan, built, live, lim.wall_time, lim.cpu_time)
@@ -326,8 +368,15 @@ class Supervisor:
             os.close(live.stdin_fd)  # EOF for the payload
             live.stdin_fd = -1
 
-    def _read_output(self, sel: selectors.BaseSelector, fd: int, live: _Live,
-                     limit: int | None, plan: LaunchPlan, built: Any) -> None:
+    def _read_output(
+        self,
+        sel: selectors.BaseSelector,
+        fd: int,
+        live: _Live,
+        limit: int | None,
+        plan: LaunchPlan,
+        built: Any,
+    ) -> None:
         data = os.read(fd, 65536)
         if not data:
             sel.unregister(fd)
@@ -344,8 +393,9 @@ class Supervisor:
         else:
             out.buf.extend(data)
 
-    def _check_limits(self, plan: LaunchPlan, built: Any, live: _Live, wall: float | None,
-                      cpu: float | None) -> None:
+    def _check_limits(
+        self, plan: LaunchPlan, built: Any, live: _Live, wall: float | None, cpu: float | None
+    ) -> None:
         assert live.exec_at is not None
         if wall is not None and time.monotonic() - live.exec_at >= wall:
             live.killed_for = "wall"
@@ -360,8 +410,17 @@ class Supervisor:
         self.client.send("kill", plan.run_id)
 
     # --------------------------------------------------------- result ----
-    def _result(self, req: RunRequest, plan: LaunchPlan, built: Any, live: _Live, digest: str,
-                policy: Policy, t_spawn: float, t_end: float) -> RunResult:
+    def _result(
+        self,
+        req: RunRequest,
+        plan: LaunchPlan,
+        built: Any,
+        live: _Live,
+        digest: str,
+        policy: Policy,
+        t_spawn: float,
+        t_end: float,
+    ) -> RunResult:
         if live.failure:
             f = decode_failure(live.failure)
             err = SpawnError(f.step, f.errno, f.message)
@@ -369,17 +428,28 @@ class Supervisor:
         st = live.status
         usage = built.usage(st, (t_end - live.exec_at) if live.exec_at else None)
         obs = Observation(
-            status=st.status if st else None, killed_for=live.killed_for,
-            oom_killed=usage.oom_killed, cpu_time=usage.cpu_time, cpu_limit=policy.limits.cpu_time,
+            status=st.status if st else None,
+            killed_for=live.killed_for,
+            oom_killed=usage.oom_killed,
+            cpu_time=usage.cpu_time,
+            cpu_limit=policy.limits.cpu_time,
         )
         verdict = classify(obs)
         code, sig = exit_and_signal(st.status if st else None)
         return RunResult(
-            verdict=verdict, exit_code=code, signal=sig, policy_digest=digest,
-            profile=policy.name, run_id=plan.run_id, host_uid=plan.host_uid,
-            id_mode=plan.id_mode, enforcement=built.final_states(), usage=usage,
+            verdict=verdict,
+            exit_code=code,
+            signal=sig,
+            policy_digest=digest,
+            profile=policy.name,
+            run_id=plan.run_id,
+            host_uid=plan.host_uid,
+            id_mode=plan.id_mode,
+            enforcement=built.final_states(),
+            usage=usage,
             message=_message(verdict, live),
-            stdout=live.captured(1), stderr=live.captured(2),
+            stdout=live.captured(1),
+            stderr=live.captured(2),
         )
 
 
@@ -393,7 +463,12 @@ def base_usage(st: PayloadStatus | None, wall: float | None) -> Usage:
     """Figures from wait4 alone (no cgroup)."""
     if st is None:
         return Usage(wall_time=wall)
-    return Usage(cpu_time=st.utime + st.stime, cpu_user=st.utime, cpu_system=st.stime,
-                 wall_time=wall, max_rss=st.maxrss_kib * 1024, csw_voluntary=st.nvcsw,
-                 csw_forced=st.nivcsw)
-
+    return Usage(
+        cpu_time=st.utime + st.stime,
+        cpu_user=st.utime,
+        cpu_system=st.stime,
+        wall_time=wall,
+        max_rss=st.maxrss_kib * 1024,
+        csw_voluntary=st.nvcsw,
+        csw_forced=st.nivcsw,
+    )

@@ -59,8 +59,9 @@ def classify(o: Observation) -> Verdict:
     if o.status is None:
         return Verdict.INTERNAL_ERROR
     code, sig = exit_and_signal(o.status)
-    if sig == signal.SIGXCPU or (o.cpu_limit is not None and o.cpu_time is not None
-                                 and o.cpu_time >= o.cpu_limit):
+    if sig == signal.SIGXCPU or (
+        o.cpu_limit is not None and o.cpu_time is not None and o.cpu_time >= o.cpu_limit
+    ):
         return Verdict.TIME_LIMIT
     if sig == signal.SIGXFSZ:
         return Verdict.OUTPUT_LIMIT

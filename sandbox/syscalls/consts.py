@@ -14,8 +14,11 @@ class _Flag(enum.IntFlag):
     def __str__(self) -> str:
         if self.value == 0:
             return "0"
-        names = [m.name for m in type(self) if m.value and (self.value & m.value) == m.value
-                 and m.value & (m.value - 1) == 0]
+        names = [
+            m.name
+            for m in type(self)
+            if m.value and (self.value & m.value) == m.value and m.value & (m.value - 1) == 0
+        ]
         rest = self.value
         for m in type(self):
             if m.name in names:
@@ -138,18 +141,42 @@ LANDLOCK_RULE_NET_PORT = 2
 # Syscall numbers without a glibc wrapper in Debian 12's glibc 2.36, per arch.
 _NR = {
     "x86_64": {
-        "pivot_root": 155, "seccomp": 317, "open_tree": 428, "move_mount": 429,
-        "fsopen": 430, "fsconfig": 431, "fsmount": 432, "pidfd_open": 434,
-        "close_range": 436, "pidfd_getfd": 438, "mount_setattr": 442,
-        "landlock_create_ruleset": 444, "landlock_add_rule": 445,
-        "landlock_restrict_self": 446, "capset": 126, "capget": 125, "clone3": 435,
+        "pivot_root": 155,
+        "seccomp": 317,
+        "open_tree": 428,
+        "move_mount": 429,
+        "fsopen": 430,
+        "fsconfig": 431,
+        "fsmount": 432,
+        "pidfd_open": 434,
+        "close_range": 436,
+        "pidfd_getfd": 438,
+        "mount_setattr": 442,
+        "landlock_create_ruleset": 444,
+        "landlock_add_rule": 445,
+        "landlock_restrict_self": 446,
+        "capset": 126,
+        "capget": 125,
+        "clone3": 435,
     },
     "aarch64": {
-        "pivot_root": 41, "seccomp": 277, "open_tree": 428, "move_mount": 429,
-        "fsopen": 430, "fsconfig": 431, "fsmount": 432, "pidfd_open": 434,
-        "close_range": 436, "pidfd_getfd": 438, "mount_setattr": 442,
-        "landlock_create_ruleset": 444, "landlock_add_rule": 445,
-        "landlock_restrict_self": 446, "capset": 91, "capget": 90, "clone3": 435,
+        "pivot_root": 41,
+        "seccomp": 277,
+        "open_tree": 428,
+        "move_mount": 429,
+        "fsopen": 430,
+        "fsconfig": 431,
+        "fsmount": 432,
+        "pidfd_open": 434,
+        "close_range": 436,
+        "pidfd_getfd": 438,
+        "mount_setattr": 442,
+        "landlock_create_ruleset": 444,
+        "landlock_add_rule": 445,
+        "landlock_restrict_self": 446,
+        "capset": 91,
+        "capget": 90,
+        "clone3": 435,
     },
 }
 ARCH = platform.machine()

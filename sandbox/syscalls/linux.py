@@ -36,8 +36,13 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 _mount = _libc.mount
-_mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                   ctypes.c_char_p]
+_mount.argtypes = [
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_char_p,
+]
 _umount2 = _libc.umount2
 _umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _unshare = _libc.unshare
@@ -56,16 +61,16 @@ HINTS: dict[tuple[str, int], str] = {
     "(inside Docker/Kubernetes a fully visible /proc is needed to mount a new one)",
     ("fsopen", E.ENODEV): "filesystem type not available (is the module loaded?)",
     ("seccomp", E.EINVAL): "kernel lacks CONFIG_SECCOMP_FILTER or the filter is malformed",
-    ("seccomp", E.EACCES): "no_new_privs must be set before loading a filter without "
-    "CAP_SYS_ADMIN",
+    ("seccomp", E.EACCES): "no_new_privs must be set before loading a filter without CAP_SYS_ADMIN",
     ("landlock_create_ruleset", E.EOPNOTSUPP): "Landlock is built in but disabled (lsm=)",
     ("landlock_create_ruleset", E.ENOSYS): "kernel without Landlock",
     ("pivot_root", E.EINVAL): "new root must be a mount point in this mount namespace",
 }
 
 
-def _fail(call: str, desc: str | Callable[[], str], err: int | None = None,
-          path: str | None = None) -> NoReturn:
+def _fail(
+    call: str, desc: str | Callable[[], str], err: int | None = None, path: str | None = None
+) -> NoReturn:
     err = ctypes.get_errno() if err is None else err
     msg = f"{desc() if callable(desc) else desc}: {os.strerror(err)}"
     hint = HINTS.get((call, err))
@@ -97,8 +102,7 @@ class LinuxSyscalls:
     """The real kernel. Stateless; safe to share within one process."""
 
     # --- process ---
-    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0,
-              arg5: int = 0) -> int:
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
         if option == Prctl.PR_SET_NO_NEW_PRIVS and arg2 == 1:
             _prctl_mod.set_no_new_privs(1)
             return 0
@@ -107,7 +111,8 @@ class LinuxSyscalls:
             return 0
         r: int = _prctl(option, arg2, arg3, arg4, arg5)
         if r < 0:
-            _fail("prctl", f"prctl({Prctl(option).name if option in Prctl._value2member_map_ else option}, {arg2})")
+            name = Prctl(option).name if option in Prctl._value2member_map_ else str(option)
+            _fail("prctl", f"prctl({name}, {arg2})")
         return r
 
     def setsid(self) -> int:
@@ -118,8 +123,9 @@ class LinuxSyscalls:
 
     def wait4(self, pid: int, options: int = 0) -> WaitResult:
         p, status, ru = os.wait4(pid, options)
-        return WaitResult(p, status, ru.ru_utime, ru.ru_stime, ru.ru_maxrss, ru.ru_nvcsw,
-                          ru.ru_nivcsw)
+        return WaitResult(
+            p, status, ru.ru_utime, ru.ru_stime, ru.ru_maxrss, ru.ru_nvcsw, ru.ru_nivcsw
+        )
 
     def kill(self, pid: int, sig: int) -> None:
         os.kill(pid, sig)
@@ -139,7 +145,7 @@ class LinuxSyscalls:
         return os.getppid()
 
     def execve(self, path: str, argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
-        os.execve(path, list(argv), dict(env))
+        os.execve(path, list(argv), dict(env))  # noqa: S606 - the payload, by design
 
     def exit(self, code: int) -> NoReturn:
         os._exit(code)
@@ -163,37 +169,77 @@ class LinuxSyscalls:
     def fsopen(self, fstype: str) -> int:
         return _sys("fsopen", lambda: f"fsopen({fstype!r}, FSOPEN_CLOEXEC)", fstype, 1)
 
-    def fsconfig(self, fd: int, cmd: FsconfigCmd, key: str | None = None,
-                 value: str | None = None) -> None:
-        _sys("fsconfig", lambda: f"fsconfig({fd}, {FsconfigCmd(cmd).name}, {key!r}, {value!r})",
-             fd, int(cmd), key, value, 0)
+    def fsconfig(
+        self, fd: int, cmd: FsconfigCmd, key: str | None = None, value: str | None = None
+    ) -> None:
+        _sys(
+            "fsconfig",
+            lambda: f"fsconfig({fd}, {FsconfigCmd(cmd).name}, {key!r}, {value!r})",
+            fd,
+            int(cmd),
+            key,
+            value,
+            0,
+        )
 
     def fsmount(self, fd: int, attrs: int) -> int:
         return _sys("fsmount", lambda: f"fsmount({fd}, FSMOUNT_CLOEXEC, {attrs:#x})", fd, 1, attrs)
 
     def open_tree(self, dirfd: int, path: str, flags: int) -> int:
-        return _sys("open_tree", lambda: f"open_tree({dirfd}, {path!r}, {flags:#x})", dirfd, path, flags)
+        return _sys(
+            "open_tree", lambda: f"open_tree({dirfd}, {path!r}, {flags:#x})", dirfd, path, flags
+        )
 
-    def mount_setattr(self, fd: int, path: str, flags: int, attr_set: int,
-                      attr_clr: int = 0) -> None:
+    def mount_setattr(
+        self, fd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0
+    ) -> None:
         attr = struct.pack("QQQQ", attr_set, attr_clr, 0, 0)
         buf = ctypes.create_string_buffer(attr, len(attr))
-        _sys("mount_setattr", lambda: f"mount_setattr({fd}, {path!r}, {flags:#x}, set={attr_set:#x})",
-             fd, path, flags, buf, len(attr))
+        _sys(
+            "mount_setattr",
+            lambda: f"mount_setattr({fd}, {path!r}, {flags:#x}, set={attr_set:#x})",
+            fd,
+            path,
+            flags,
+            buf,
+            len(attr),
+        )
 
-    def move_mount(self, from_fd: int, from_path: str, to_dirfd: int, to_path: str,
-                   flags: int) -> None:
-        _sys("move_mount", lambda: f"move_mount({from_fd}, {from_path!r}, {to_dirfd}, {to_path!r})",
-             from_fd, from_path, to_dirfd, to_path, flags)
+    def move_mount(
+        self, from_fd: int, from_path: str, to_dirfd: int, to_path: str, flags: int
+    ) -> None:
+        _sys(
+            "move_mount",
+            lambda: f"move_mount({from_fd}, {from_path!r}, {to_dirfd}, {to_path!r})",
+            from_fd,
+            from_path,
+            to_dirfd,
+            to_path,
+            flags,
+        )
 
-    def mount(self, source: str | None, target: str, fstype: str | None,
-              flags: MountFlag, data: str | None = None) -> None:
-        r = _mount(source.encode() if source is not None else None, target.encode(),
-                   fstype.encode() if fstype is not None else None, int(flags),
-                   data.encode() if data is not None else None)
+    def mount(
+        self,
+        source: str | None,
+        target: str,
+        fstype: str | None,
+        flags: MountFlag,
+        data: str | None = None,
+    ) -> None:
+        r = _mount(
+            source.encode() if source is not None else None,
+            target.encode(),
+            fstype.encode() if fstype is not None else None,
+            int(flags),
+            data.encode() if data is not None else None,
+        )
         if r < 0:
-            _fail("mount", f"mount(src={source!r}, dst={target!r}, type={fstype!r}, "
-                  f"flags={MountFlag(flags)!s}, data={data!r})", path=target)
+            _fail(
+                "mount",
+                f"mount(src={source!r}, dst={target!r}, type={fstype!r}, "
+                f"flags={MountFlag(flags)!s}, data={data!r})",
+                path=target,
+            )
 
     def umount2(self, target: str, flags: UmountFlag) -> None:
         if _umount2(target.encode(), int(flags)) < 0:
@@ -230,8 +276,9 @@ class LinuxSyscalls:
         except OSError as e:
             raise OSError(e.errno, f"open({src!r}): {e.strerror}", src) from None
         try:
-            dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode,
-                          dir_fd=dirfd)
+            dfd = os.open(
+                dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode, dir_fd=dirfd
+            )
             try:
                 size = os.fstat(sfd).st_size
                 done = 0
@@ -261,7 +308,13 @@ class LinuxSyscalls:
         os.dup2(fd, fd2, inheritable=True)
 
     def close_range(self, first: int, last: int, flags: int) -> None:
-        _sys("close_range", lambda: f"close_range({first}, {last:#x}, {flags:#x})", first, last, flags)
+        _sys(
+            "close_range",
+            lambda: f"close_range({first}, {last:#x}, {flags:#x})",
+            first,
+            last,
+            flags,
+        )
 
     def write_file(self, path: str, data: bytes) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -282,12 +335,21 @@ class LinuxSyscalls:
 
     def capset(self, effective: int, permitted: int, inheritable: int) -> None:
         hdr = struct.pack("Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
-        data = struct.pack("IIIIII", effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF,
-                           inheritable & 0xFFFFFFFF, effective >> 32, permitted >> 32,
-                           inheritable >> 32)
-        _sys("capset", lambda: f"capset(eff={effective:#x}, prm={permitted:#x}, inh={inheritable:#x})",
-             ctypes.create_string_buffer(hdr, len(hdr)),
-             ctypes.create_string_buffer(data, len(data)))
+        data = struct.pack(
+            "IIIIII",
+            effective & 0xFFFFFFFF,
+            permitted & 0xFFFFFFFF,
+            inheritable & 0xFFFFFFFF,
+            effective >> 32,
+            permitted >> 32,
+            inheritable >> 32,
+        )
+        _sys(
+            "capset",
+            lambda: f"capset(eff={effective:#x}, prm={permitted:#x}, inh={inheritable:#x})",
+            ctypes.create_string_buffer(hdr, len(hdr)),
+            ctypes.create_string_buffer(data, len(data)),
+        )
 
     def setrlimit(self, res: int, soft: int, hard: int) -> None:
         resource.setrlimit(res, (soft, hard))
@@ -296,34 +358,66 @@ class LinuxSyscalls:
     def seccomp_set_filter(self, bpf: bytes, flags: int) -> int:
         buf = ctypes.create_string_buffer(bpf, len(bpf))
         prog = _Fprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
-        return _sys("seccomp", lambda: f"seccomp(SECCOMP_SET_MODE_FILTER, {flags:#x}, "
-                    f"{{len={len(bpf) // 8}}})", SECCOMP_SET_MODE_FILTER, flags,
-                    ctypes.byref(prog))
+        return _sys(
+            "seccomp",
+            lambda: f"seccomp(SECCOMP_SET_MODE_FILTER, {flags:#x}, {{len={len(bpf) // 8}}})",
+            SECCOMP_SET_MODE_FILTER,
+            flags,
+            ctypes.byref(prog),
+        )
 
     def landlock_create_ruleset(self, handled_fs: int, handled_net: int, scoped: int) -> int:
         attr = struct.pack("QQQ", handled_fs, handled_net, scoped)
-        return _sys("landlock_create_ruleset", lambda: f"landlock_create_ruleset(fs={handled_fs:#x}, net={handled_net:#x}, "
-                    f"scoped={scoped:#x})", ctypes.create_string_buffer(attr, len(attr)),
-                    len(attr), 0)
+        return _sys(
+            "landlock_create_ruleset",
+            lambda: (
+                f"landlock_create_ruleset(fs={handled_fs:#x}, net={handled_net:#x}, "
+                f"scoped={scoped:#x})"
+            ),
+            ctypes.create_string_buffer(attr, len(attr)),
+            len(attr),
+            0,
+        )
 
     def landlock_add_path_rule(self, ruleset_fd: int, parent_fd: int, allowed: int) -> None:
         attr = struct.pack("=Qi", allowed, parent_fd)
-        _sys("landlock_add_rule", lambda: f"landlock_add_rule({ruleset_fd}, PATH_BENEATH, "
-             f"{{allowed={allowed:#x}, parent_fd={parent_fd}}})", ruleset_fd, 1,
-             ctypes.create_string_buffer(attr, len(attr)), 0)
+        _sys(
+            "landlock_add_rule",
+            lambda: (
+                f"landlock_add_rule({ruleset_fd}, PATH_BENEATH, "
+                f"{{allowed={allowed:#x}, parent_fd={parent_fd}}})"
+            ),
+            ruleset_fd,
+            1,
+            ctypes.create_string_buffer(attr, len(attr)),
+            0,
+        )
 
     def landlock_add_net_rule(self, ruleset_fd: int, port: int, allowed: int) -> None:
         attr = struct.pack("QQ", allowed, port)
-        _sys("landlock_add_rule", lambda: f"landlock_add_rule({ruleset_fd}, NET_PORT, "
-             f"{{allowed={allowed:#x}, port={port}}})", ruleset_fd, 2,
-             ctypes.create_string_buffer(attr, len(attr)), 0)
+        _sys(
+            "landlock_add_rule",
+            lambda: (
+                f"landlock_add_rule({ruleset_fd}, NET_PORT, {{allowed={allowed:#x}, port={port}}})"
+            ),
+            ruleset_fd,
+            2,
+            ctypes.create_string_buffer(attr, len(attr)),
+            0,
+        )
 
     def landlock_restrict_self(self, ruleset_fd: int) -> None:
-        _sys("landlock_restrict_self", lambda: f"landlock_restrict_self({ruleset_fd}, 0)", ruleset_fd, 0)
+        _sys(
+            "landlock_restrict_self",
+            lambda: f"landlock_restrict_self({ruleset_fd}, 0)",
+            ruleset_fd,
+            0,
+        )
 
 
 def landlock_abi() -> int:
     """Landlock ABI version of the running kernel, 0 when unavailable."""
-    r: int = _syscall(ctypes.c_long(NR["landlock_create_ruleset"]), None, ctypes.c_long(0),
-                      ctypes.c_long(1))
+    r: int = _syscall(
+        ctypes.c_long(NR["landlock_create_ruleset"]), None, ctypes.c_long(0), ctypes.c_long(1)
+    )
     return max(r, 0)

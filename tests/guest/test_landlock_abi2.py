@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(os.environ.get("KVM_RUN") != "1",
-                                reason="needs the kvm-run guest (KVM_RUN=1)")
+pytestmark = pytest.mark.skipif(
+    os.environ.get("KVM_RUN") != "1", reason="needs the kvm-run guest (KVM_RUN=1)"
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kernel" / "landlock"))
 from ll_harness import OK, Trees, denied_only_by_landlock, outcome  # noqa: E402
@@ -27,9 +28,14 @@ from sandbox.landlock.rules import prepare  # noqa: E402
 from sandbox.policy.model import Filesystem  # noqa: E402
 from sandbox.syscalls.linux import LinuxSyscalls  # noqa: E402
 
-MISSING_AT_2 = ("LANDLOCK_ACCESS_FS_TRUNCATE", "LANDLOCK_ACCESS_FS_IOCTL_DEV",
-                "LANDLOCK_ACCESS_NET_BIND_TCP", "LANDLOCK_ACCESS_NET_CONNECT_TCP",
-                "LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET", "LANDLOCK_SCOPE_SIGNAL")
+MISSING_AT_2 = (
+    "LANDLOCK_ACCESS_FS_TRUNCATE",
+    "LANDLOCK_ACCESS_FS_IOCTL_DEV",
+    "LANDLOCK_ACCESS_NET_BIND_TCP",
+    "LANDLOCK_ACCESS_NET_CONNECT_TCP",
+    "LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET",
+    "LANDLOCK_SCOPE_SIGNAL",
+)
 
 
 @pytest.fixture
@@ -51,8 +57,7 @@ def test_default_policy_is_partial_with_the_missing_rights_named():
 
 def test_file_read_and_write_mediation_works(trees):
     a = trees.artifact(probe())
-    denied_only_by_landlock(lambda: open(trees.outside / "secret", "rb").close(), a,
-                            errno.EACCES)
+    denied_only_by_landlock(lambda: open(trees.outside / "secret", "rb").close(), a, errno.EACCES)
     denied_only_by_landlock(lambda: open(trees.ro / "file", "ab").close(), a, errno.EACCES)
     denied_only_by_landlock(lambda: os.mkdir(trees.ro / "new"), a, errno.EACCES)
     denied_only_by_landlock(lambda: os.link(trees.ro / "file", trees.rw / "l"), a, errno.EXDEV)
@@ -61,6 +66,7 @@ def test_file_read_and_write_mediation_works(trees):
         (trees.rw / "out").write_bytes(b"ok")
         os.rename(trees.rw / "out", trees.rw / "a" / "out")  # REFER granted on ABI 2
         os.unlink(trees.rw / "a" / "out")
+
     assert outcome(use_tmp, a) == OK
 
 

@@ -95,8 +95,9 @@ def test_mounts_overlay_root_read_only(inside):
     assert mounts["/proc"][0] == "proc" and "subset=pid" in mounts["/proc"][2]
     assert {"nosuid", "nodev", "noexec"} <= mounts["/proc"][1]
     assert mounts["/dev"][0] == "tmpfs" and {"nosuid", "noexec"} <= mounts["/dev"][1]
-    assert sorted(info["dev"]) == sorted(["null", "zero", "full", "random", "urandom", "fd",
-                                          "stdin", "stdout", "stderr", "shm"])
+    assert sorted(info["dev"]) == sorted(
+        ["null", "zero", "full", "random", "urandom", "fd", "stdin", "stdout", "stderr", "shm"]
+    )
 
 
 def test_cgroup_namespace_rooted_at_the_leaf(inside):
@@ -107,20 +108,28 @@ def test_cgroup_namespace_rooted_at_the_leaf(inside):
 
 def test_record_lists_every_layer(inside):
     _, record = inside
-    assert set(record["enforcement"]) == {"namespaces", "overlay", "capabilities",
-                                          "no_new_privs", "landlock", "apparmor", "seccomp",
-                                          "cgroups"}
+    assert set(record["enforcement"]) == {
+        "namespaces",
+        "overlay",
+        "capabilities",
+        "no_new_privs",
+        "landlock",
+        "apparmor",
+        "seccomp",
+        "cgroups",
+    }
     for layer in ("namespaces", "overlay", "capabilities", "no_new_privs", "seccomp"):
         assert record["enforcement"][layer]["state"] == "full", layer
-    for key in ("verdict", "exit_code", "signal", "policy_digest", "profile", "run_id",
-                "host_uid"):
+    for key in ("verdict", "exit_code", "signal", "policy_digest", "profile", "run_id", "host_uid"):
         assert key in record
     assert record["profile"] == "strict" and len(record["policy_digest"]) == 64
 
 
 def test_done_when_shell_example(tmp_path):
-    r = run_cli(["exec", "--profile", "strict", "--", "/bin/sh", "-c",
-                 "id -u; ls /proc; exit 7"], tmp=tmp_path)
+    r = run_cli(
+        ["exec", "--profile", "strict", "--", "/bin/sh", "-c", "id -u; ls /proc; exit 7"],
+        tmp=tmp_path,
+    )
     assert r.rc == 7, r.err
     lines = r.out.split()
     assert int(lines[0]) != 0
@@ -129,12 +138,12 @@ def test_done_when_shell_example(tmp_path):
     assert r.record["exit_code"] == 7 and r.record["verdict"] == "RUNTIME_ERROR"
 
 
-@pytest.mark.parametrize(("how", "sig"), [("abrt", signal.SIGABRT), ("xfsz", signal.SIGXFSZ),
-                                          ("xcpu", signal.SIGXCPU)])
+@pytest.mark.parametrize(
+    ("how", "sig"), [("abrt", signal.SIGABRT), ("xfsz", signal.SIGXFSZ), ("xcpu", signal.SIGXCPU)]
+)
 def test_default_action_signals_end_the_payload(probes, tmp_path, how, sig):
     """The payload is not PID 1, so the kernel does not ignore these signals."""
-    r = run_cli(["exec", "--profile", "strict", "--", str(probes["sigself"]), how],
-                tmp=tmp_path)
+    r = run_cli(["exec", "--profile", "strict", "--", str(probes["sigself"]), how], tmp=tmp_path)
     assert r.rc == 128 + sig, (r.rc, r.err)
     assert r.record["signal"] == sig
 
@@ -152,8 +161,19 @@ def test_private_file_of_the_caller_is_unreadable(tmp_path):
     os.chmod(d / "secret", 0o600)
     (d / "public").write_text("hello\n")
     os.chmod(d, 0o755)
-    r = run_cli(["exec", "--ro-bind", str(d), "/data", "--", "/bin/sh", "-c",
-                 "cat /data/public; cat /data/secret"], tmp=tmp_path)
+    r = run_cli(
+        [
+            "exec",
+            "--ro-bind",
+            str(d),
+            "/data",
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /data/public; cat /data/secret",
+        ],
+        tmp=tmp_path,
+    )
     assert "hello" in r.out and "top secret" not in r.out
     assert "Permission denied" in r.err
 
@@ -161,9 +181,18 @@ def test_private_file_of_the_caller_is_unreadable(tmp_path):
 def test_rmdir_mkdir_of_a_lower_directory_leaves_the_host_unchanged(tmp_path):
     prof = tmp_path / "var.toml"
     prof.write_text('extends = "strict"\n[filesystem]\nwritable = ["/var"]\n')
-    r = run_cli(["exec", "--profile", str(prof), "--", "/bin/sh", "-c",
-                 "rmdir /var/tmp && mkdir /var/tmp && touch /var/tmp/new && ls -d /var/tmp"],
-                tmp=tmp_path)
+    r = run_cli(
+        [
+            "exec",
+            "--profile",
+            str(prof),
+            "--",
+            "/bin/sh",
+            "-c",
+            "rmdir /var/tmp && mkdir /var/tmp && touch /var/tmp/new && ls -d /var/tmp",
+        ],
+        tmp=tmp_path,
+    )
     assert r.rc == 0, r.err
     images = Path("/var/lib/sandbox/images")
     for img in images.iterdir():
@@ -172,8 +201,16 @@ def test_rmdir_mkdir_of_a_lower_directory_leaves_the_host_unchanged(tmp_path):
 
 
 def test_lower_layer_cannot_be_written(tmp_path):
-    r = run_cli(["exec", "--", "/bin/sh", "-c", "echo x > /etc/passwd; echo x > /usr/x;"
-                 "echo ok > /box/f && cat /box/f"], tmp=tmp_path)
+    r = run_cli(
+        [
+            "exec",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo x > /etc/passwd; echo x > /usr/x;echo ok > /box/f && cat /box/f",
+        ],
+        tmp=tmp_path,
+    )
     assert "ok" in r.out
     assert r.err.count("Read-only file system") == 2
 
@@ -193,8 +230,11 @@ def test_host_program_is_copied_read_only_into_box(tmp_path):
 
 
 def test_clean_environment(tmp_path):
-    r = run_cli(["exec", "--env", "FOO=bar", "--", "/usr/bin/env"], tmp=tmp_path,
-                env={"SECRET_TOKEN": "leak"})
+    r = run_cli(
+        ["exec", "--env", "FOO=bar", "--", "/usr/bin/env"],
+        tmp=tmp_path,
+        env={"SECRET_TOKEN": "leak"},
+    )
     assert "SECRET_TOKEN" not in r.out and "FOO=bar" in r.out and "PATH=" in r.out
 
 
@@ -210,14 +250,16 @@ class TestBadInput:
 
     def test_malformed_profile(self, tmp_path):
         (tmp_path / "bad.toml").write_text("[limits\n")
-        r = run_cli(["exec", "--profile", str(tmp_path / "bad.toml"), "--", "/bin/true"],
-                    tmp=tmp_path)
+        r = run_cli(
+            ["exec", "--profile", str(tmp_path / "bad.toml"), "--", "/bin/true"], tmp=tmp_path
+        )
         assert r.rc == 125 and "malformed TOML" in r.err and r.err.count("\n") == 1
 
     def test_unknown_key(self, tmp_path):
         (tmp_path / "bad.toml").write_text("[limits]\nbogus = 1\n")
-        r = run_cli(["exec", "--profile", str(tmp_path / "bad.toml"), "--", "/bin/true"],
-                    tmp=tmp_path)
+        r = run_cli(
+            ["exec", "--profile", str(tmp_path / "bad.toml"), "--", "/bin/true"], tmp=tmp_path
+        )
         assert r.rc == 125 and "limits.bogus: unknown key" in r.err
 
     def test_negative_limit(self, tmp_path):
@@ -225,8 +267,7 @@ class TestBadInput:
         assert r.rc == 125 and "limits.memory" in r.err and "negative" in r.err
 
     def test_bind_source_outside(self, tmp_path):
-        r = run_cli(["exec", "--ro-bind", "/nonexistent", "/x", "--", "/bin/true"],
-                    tmp=tmp_path)
+        r = run_cli(["exec", "--ro-bind", "/nonexistent", "/x", "--", "/bin/true"], tmp=tmp_path)
         assert r.rc == 125 and "/nonexistent" in r.err
 
     def test_not_executable(self, tmp_path):
@@ -286,7 +327,8 @@ def test_python_library_runs_from_a_thread(tmp_path):
     extra = os.environ.get("SANDBOX_TEST_EXTRA_ARGS", "")
     if "cgroups" in extra:
         pytest.skip("library test needs the cgroups layer")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                       cwd=tmp_path)
+    p = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert p.returncode == 0, p.stderr
     assert "[b'0\\n', b'1\\n', b'2\\n', b'3\\n']" in p.stdout

@@ -15,7 +15,6 @@ from sandbox.landlock.abi import probe
 HOST_ABI = probe()
 
 
-
 @pytest.fixture(autouse=True)
 def _needs_landlock():
     if HOST_ABI == 0:

@@ -61,15 +61,18 @@ def outcome(op: Callable[[], object], artifact: LandlockArtifact | None) -> int:
     return int(data)
 
 
-def denied_only_by_landlock(op: Callable[[], object], artifact: LandlockArtifact,
-                            expected: int) -> None:
+def denied_only_by_landlock(
+    op: Callable[[], object], artifact: LandlockArtifact, expected: int
+) -> None:
     """Assert ``op`` fails with ``expected`` under Landlock and succeeds without it.
 
     The Landlock half runs first, so the control's side effects cannot explain it.
     """
     got = outcome(op, artifact)
-    assert got == expected, f"with Landlock: {os.strerror(got) if got else 'success'}, " \
-                            f"expected {os.strerror(expected) if expected else 'success'}"
+    assert got == expected, (
+        f"with Landlock: {os.strerror(got) if got else 'success'}, "
+        f"expected {os.strerror(expected) if expected else 'success'}"
+    )
     control = outcome(op, None)
     assert control == OK, f"control without Landlock failed: {os.strerror(control)}"
 
@@ -105,7 +108,9 @@ class Trees:
 
     def artifact(self, abi: int, *, exec_extra: tuple[str, ...] = ()) -> LandlockArtifact:
         """ro: read+exec; rw: write; rwx: write+exec; outside: nothing."""
-        fs = Filesystem(read_paths=[str(self.ro)],
-                        exec_paths=[str(self.ro), str(self.rwx), *exec_extra],
-                        writable=[str(self.rw), str(self.rwx)])
+        fs = Filesystem(
+            read_paths=[str(self.ro)],
+            exec_paths=[str(self.ro), str(self.rwx), *exec_extra],
+            writable=[str(self.rw), str(self.rwx)],
+        )
         return prepare(fs, abi)

@@ -32,6 +32,7 @@ def write(path, flags=0):
 
 # --- reading ------------------------------------------------------------------------------
 
+
 def test_reading_outside_the_allowed_trees_is_denied(trees, abi):
     a = trees.artifact(abi)
     denied_only_by_landlock(lambda: read(trees.outside / "secret"), a, EACCES)
@@ -47,6 +48,7 @@ def test_reading_the_allowed_trees_works(trees, abi):
 
 
 # --- writing a read-only tree ---------------------------------------------------------------
+
 
 def test_writing_a_read_only_tree_is_denied(trees, abi):
     a = trees.artifact(abi)
@@ -71,11 +73,13 @@ def test_changing_a_read_only_tree_is_denied(trees, abi, op):
 
 
 def test_nothing_can_be_created_outside_either(trees, abi):
-    denied_only_by_landlock(lambda: write(trees.outside / "new", os.O_CREAT), trees.artifact(abi),
-                            EACCES)
+    denied_only_by_landlock(
+        lambda: write(trees.outside / "new", os.O_CREAT), trees.artifact(abi), EACCES
+    )
 
 
 # --- the writable trees ---------------------------------------------------------------------
+
 
 def test_a_tmp_like_tree_is_fully_usable(trees, abi):
     rw = trees.rw
@@ -101,10 +105,12 @@ def test_safe_device_nodes_are_usable_with_truncate(trees, abi):
         write("/dev/null", os.O_TRUNC)  # what a shell's '> /dev/null' does
         read("/dev/zero")
         read("/dev/urandom")
+
     assert outcome(devnull, trees.artifact(abi)) == OK
 
 
 # --- truncate (ABI 3) -----------------------------------------------------------------------
+
 
 def test_truncate_of_a_read_only_file(trees, abi):
     a = trees.artifact(abi)
@@ -124,27 +130,32 @@ def test_truncate_in_a_writable_tree_works(trees, abi):
 
 # --- rename and link across trees (REFER, ABI 2) ---------------------------------------------
 
+
 def test_hard_link_from_a_read_only_tree_into_a_writable_one_is_denied(trees, abi):
-    denied_only_by_landlock(lambda: os.link(trees.ro / "file", trees.rw / "stolen"),
-                            trees.artifact(abi), EXDEV)
+    denied_only_by_landlock(
+        lambda: os.link(trees.ro / "file", trees.rw / "stolen"), trees.artifact(abi), EXDEV
+    )
 
 
 def test_rename_out_of_a_read_only_tree_is_denied(trees, abi):
     # the source directory lacks REMOVE_FILE (EACCES takes precedence over REFER's EXDEV)
-    denied_only_by_landlock(lambda: os.rename(trees.ro / "file", trees.rw / "moved"),
-                            trees.artifact(abi), EACCES)
+    denied_only_by_landlock(
+        lambda: os.rename(trees.ro / "file", trees.rw / "moved"), trees.artifact(abi), EACCES
+    )
 
 
 def test_rename_into_a_read_only_tree_is_denied(trees, abi):
-    denied_only_by_landlock(lambda: os.rename(trees.rw / "file", trees.ro / "planted"),
-                            trees.artifact(abi), EACCES)
+    denied_only_by_landlock(
+        lambda: os.rename(trees.rw / "file", trees.ro / "planted"), trees.artifact(abi), EACCES
+    )
 
 
 def test_rename_that_would_gain_execute_is_denied(trees, abi):
     # rw (like /tmp) is not executable, rwx (like /box) is: moving a file there would
     # give it EXECUTE, which REFER forbids; 'mv' then falls back to copy + unlink.
-    denied_only_by_landlock(lambda: os.rename(trees.rw / "file", trees.rwx / "file2"),
-                            trees.artifact(abi), EXDEV)
+    denied_only_by_landlock(
+        lambda: os.rename(trees.rw / "file", trees.rwx / "file2"), trees.artifact(abi), EXDEV
+    )
 
 
 def test_rename_between_directories_of_a_writable_tree(trees, abi):
@@ -159,11 +170,14 @@ def test_rename_between_directories_of_a_writable_tree(trees, abi):
 def test_rename_that_loses_execute_is_allowed(trees, abi):
     if abi < 2:
         pytest.skip("ABI 1 refuses every cross-directory rename")
-    assert outcome(lambda: os.rename(trees.rwx / "file", trees.rw / "from_box"),
-                   trees.artifact(abi)) == OK
+    assert (
+        outcome(lambda: os.rename(trees.rwx / "file", trees.rw / "from_box"), trees.artifact(abi))
+        == OK
+    )
 
 
 # --- execute --------------------------------------------------------------------------------
+
 
 def spawn(path):
     pid = os.posix_spawn(str(path), [str(path)], {})

@@ -82,6 +82,7 @@ def test_abstract_unix_inside_the_domain_still_works(trees, abi):
             s.bind(name)
             s.listen(1)
             connect_unix(name)
+
     assert outcome(pair, trees.artifact(abi)) == OK
 
 

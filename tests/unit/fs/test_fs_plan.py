@@ -17,8 +17,13 @@ from sandbox.fs.resolve import resolve
 from sandbox.policy.model import Filesystem
 
 
-@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\0"), min_size=1),
-                min_size=1, max_size=5))
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(blacklist_characters="\0"), min_size=1),
+        min_size=1,
+        max_size=5,
+    )
+)
 def test_lowerdir_escaping_round_trips(paths):
     assert split_lowerdirs(join_lowerdirs(paths)) == paths
 
@@ -32,7 +37,7 @@ def test_escape_specials():
 def test_default_plan(tmp_path):
     plan = plan_mounts(Filesystem(), str(tmp_path), None)
     assert plan.lowers == (str(tmp_path),)
-    assert [b.target for b in plan.binds][0] == "/usr"
+    assert next(b.target for b in plan.binds) == "/usr"
     assert all(not b.writable for b in plan.binds)
     owners = {e.path: e.owner for e in plan.upper_entries}
     assert owners["box"] == "payload" and owners["tmp"] == "root"
@@ -42,21 +47,29 @@ def test_default_plan(tmp_path):
 
 def test_bind_errors_name_the_path(tmp_path):
     with pytest.raises(PolicyError, match="does not exist"):
-        plan_mounts(Filesystem(binds=[{"source": "/nonexistent/x", "target": "/x"}]),
-                    str(tmp_path), None)
+        plan_mounts(
+            Filesystem(binds=[{"source": "/nonexistent/x", "target": "/x"}]), str(tmp_path), None
+        )
     with pytest.raises(PolicyError, match="cover"):
-        plan_mounts(Filesystem(binds=[{"source": "/tmp", "target": "/proc/x"}]),
-                    str(tmp_path), None)
+        plan_mounts(
+            Filesystem(binds=[{"source": "/tmp", "target": "/proc/x"}]), str(tmp_path), None
+        )
     with pytest.raises(PolicyError, match="inside the host"):
-        plan_mounts(Filesystem(binds=[{"source": "/tmp", "target": "/usr/nonexistent-x"}]),
-                    str(tmp_path), None)
+        plan_mounts(
+            Filesystem(binds=[{"source": "/tmp", "target": "/usr/nonexistent-x"}]),
+            str(tmp_path),
+            None,
+        )
     with pytest.raises(PolicyError, match="read-only host bind"):
         plan_mounts(Filesystem(writable=["/usr/local"]), str(tmp_path), None)
 
 
 def test_optional_missing_bind_is_dropped(tmp_path):
-    plan = plan_mounts(Filesystem(binds=[{"source": "/nonexistent", "target": "/x",
-                                          "optional": True}]), str(tmp_path), None)
+    plan = plan_mounts(
+        Filesystem(binds=[{"source": "/nonexistent", "target": "/x", "optional": True}]),
+        str(tmp_path),
+        None,
+    )
     assert "/x" not in [b.target for b in plan.binds]
 
 

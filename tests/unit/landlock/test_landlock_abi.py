@@ -17,10 +17,22 @@ from sandbox.landlock.abi import (
 
 # include/uapi/linux/landlock.h, written out by hand so a typo in the enum shows up.
 UAPI_FS = {
-    "EXECUTE": 1 << 0, "WRITE_FILE": 1 << 1, "READ_FILE": 1 << 2, "READ_DIR": 1 << 3,
-    "REMOVE_DIR": 1 << 4, "REMOVE_FILE": 1 << 5, "MAKE_CHAR": 1 << 6, "MAKE_DIR": 1 << 7,
-    "MAKE_REG": 1 << 8, "MAKE_SOCK": 1 << 9, "MAKE_FIFO": 1 << 10, "MAKE_BLOCK": 1 << 11,
-    "MAKE_SYM": 1 << 12, "REFER": 1 << 13, "TRUNCATE": 1 << 14, "IOCTL_DEV": 1 << 15,
+    "EXECUTE": 1 << 0,
+    "WRITE_FILE": 1 << 1,
+    "READ_FILE": 1 << 2,
+    "READ_DIR": 1 << 3,
+    "REMOVE_DIR": 1 << 4,
+    "REMOVE_FILE": 1 << 5,
+    "MAKE_CHAR": 1 << 6,
+    "MAKE_DIR": 1 << 7,
+    "MAKE_REG": 1 << 8,
+    "MAKE_SOCK": 1 << 9,
+    "MAKE_FIFO": 1 << 10,
+    "MAKE_BLOCK": 1 << 11,
+    "MAKE_SYM": 1 << 12,
+    "REFER": 1 << 13,
+    "TRUNCATE": 1 << 14,
+    "IOCTL_DEV": 1 << 15,
 }
 
 # (abi, handled fs mask, net mask, scope mask)
@@ -69,18 +81,37 @@ def test_rights_only_grow_with_the_abi():
         assert old.fs & ~new.fs == 0 and old.net & ~new.net == 0 and old.scope & ~new.scope == 0
 
 
-@pytest.mark.parametrize(("abi", "expected"), [
-    (6, ()),
-    (7, ()),
-    (5, ("LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET", "LANDLOCK_SCOPE_SIGNAL")),
-    (2, ("LANDLOCK_ACCESS_FS_TRUNCATE", "LANDLOCK_ACCESS_FS_IOCTL_DEV",
-         "LANDLOCK_ACCESS_NET_BIND_TCP", "LANDLOCK_ACCESS_NET_CONNECT_TCP",
-         "LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET", "LANDLOCK_SCOPE_SIGNAL")),
-    (1, ("LANDLOCK_ACCESS_FS_REFER", "LANDLOCK_ACCESS_FS_TRUNCATE",
-         "LANDLOCK_ACCESS_FS_IOCTL_DEV", "LANDLOCK_ACCESS_NET_BIND_TCP",
-         "LANDLOCK_ACCESS_NET_CONNECT_TCP", "LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET",
-         "LANDLOCK_SCOPE_SIGNAL")),
-])
+@pytest.mark.parametrize(
+    ("abi", "expected"),
+    [
+        (6, ()),
+        (7, ()),
+        (5, ("LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET", "LANDLOCK_SCOPE_SIGNAL")),
+        (
+            2,
+            (
+                "LANDLOCK_ACCESS_FS_TRUNCATE",
+                "LANDLOCK_ACCESS_FS_IOCTL_DEV",
+                "LANDLOCK_ACCESS_NET_BIND_TCP",
+                "LANDLOCK_ACCESS_NET_CONNECT_TCP",
+                "LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET",
+                "LANDLOCK_SCOPE_SIGNAL",
+            ),
+        ),
+        (
+            1,
+            (
+                "LANDLOCK_ACCESS_FS_REFER",
+                "LANDLOCK_ACCESS_FS_TRUNCATE",
+                "LANDLOCK_ACCESS_FS_IOCTL_DEV",
+                "LANDLOCK_ACCESS_NET_BIND_TCP",
+                "LANDLOCK_ACCESS_NET_CONNECT_TCP",
+                "LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET",
+                "LANDLOCK_SCOPE_SIGNAL",
+            ),
+        ),
+    ],
+)
 def test_missing_names(abi, expected):
     assert missing_names(abi) == expected
 
@@ -98,9 +129,12 @@ def test_names_lowest_bit_first():
 def test_file_rights_are_the_kernels_non_directory_set():
     # security/landlock/fs.c: ACCESS_FILE
     assert names(FILE_RIGHTS, AccessFs) == (
-        "LANDLOCK_ACCESS_FS_EXECUTE", "LANDLOCK_ACCESS_FS_WRITE_FILE",
-        "LANDLOCK_ACCESS_FS_READ_FILE", "LANDLOCK_ACCESS_FS_TRUNCATE",
-        "LANDLOCK_ACCESS_FS_IOCTL_DEV")
+        "LANDLOCK_ACCESS_FS_EXECUTE",
+        "LANDLOCK_ACCESS_FS_WRITE_FILE",
+        "LANDLOCK_ACCESS_FS_READ_FILE",
+        "LANDLOCK_ACCESS_FS_TRUNCATE",
+        "LANDLOCK_ACCESS_FS_IOCTL_DEV",
+    )
 
 
 def test_probe_uses_the_query_and_floors_errors_at_zero():

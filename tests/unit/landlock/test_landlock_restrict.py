@@ -22,9 +22,13 @@ def test_sequence_open_create_add_close_restrict_close():
     sc = RecordingSyscalls()
     apply_in_child(art, sc)
     n = len(art.rules)
-    assert sc.names() == (["openat"] * n + ["landlock_create_ruleset"]
-                          + ["landlock_add_path_rule"] * n + ["close"] * n
-                          + ["landlock_restrict_self", "close"])
+    assert sc.names() == (
+        ["openat"] * n
+        + ["landlock_create_ruleset"]
+        + ["landlock_add_path_rule"] * n
+        + ["close"] * n
+        + ["landlock_restrict_self", "close"]
+    )
 
 
 def test_arguments_are_the_precomputed_ones():
@@ -41,17 +45,20 @@ def test_arguments_are_the_precomputed_ones():
     create = calls[n]
     assert create.args == (art.handled_fs, art.handled_net, art.scoped)
     ruleset = 100 + n
-    adds = calls[n + 1:2 * n + 1]
-    expect = [(ruleset, fd, r.access if r.is_dir else r.file_access)
-              for fd, r in zip(fds, art.rules, strict=True)]
+    adds = calls[n + 1 : 2 * n + 1]
+    expect = [
+        (ruleset, fd, r.access if r.is_dir else r.file_access)
+        for fd, r in zip(fds, art.rules, strict=True)
+    ]
     assert [c.args for c in adds] == expect
-    closes = calls[2 * n + 1:3 * n + 1]
+    closes = calls[2 * n + 1 : 3 * n + 1]
     assert [c.args for c in closes] == [(fd,) for fd in fds]
     assert calls[-2].args == (ruleset,) and calls[-1].args == (ruleset,)
 
 
 def test_open_flags_are_o_path_and_cloexec():
     import os
+
     assert O_PATH_ANY == os.O_PATH | os.O_CLOEXEC
     assert O_PATH_DIR == os.O_PATH | os.O_CLOEXEC | os.O_DIRECTORY
 
@@ -95,8 +102,12 @@ def test_missing_required_path_fails_before_any_landlock_call():
 
 
 def test_missing_non_optional_bind_is_an_error_and_optional_one_is_not():
-    fs = small_fs(binds=[Bind(source="/s", target="/data"),
-                         Bind(source="/s2", target="/maybe", optional=True)])
+    fs = small_fs(
+        binds=[
+            Bind(source="/s", target="/data"),
+            Bind(source="/s2", target="/maybe", optional=True),
+        ]
+    )
     art = prepare(fs, 7)
     sc = RecordingSyscalls()
     sc.fail_on("openat", errno.ENOENT, nth=nth_open(art, "/maybe"))
@@ -129,8 +140,9 @@ def test_other_open_errors_propagate():
     assert exc.value.errno == errno.EACCES
 
 
-@pytest.mark.parametrize("name", ["landlock_create_ruleset", "landlock_add_path_rule",
-                                  "landlock_restrict_self"])
+@pytest.mark.parametrize(
+    "name", ["landlock_create_ruleset", "landlock_add_path_rule", "landlock_restrict_self"]
+)
 def test_landlock_errors_propagate(name):
     sc = RecordingSyscalls()
     sc.fail_on(name, errno.EPERM)
@@ -148,4 +160,4 @@ def test_no_path_fd_survives_and_nothing_after_restrict_but_the_ruleset_close():
     closed = [c.args[0] for c in sc.calls if c.name == "close"]
     assert len(closed) == len(opened) and len(set(closed)) == len(closed)
     i = sc.names().index("landlock_restrict_self")
-    assert sc.names()[i + 1:] == ["close"]
+    assert sc.names()[i + 1 :] == ["close"]

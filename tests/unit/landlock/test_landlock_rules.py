@@ -19,26 +19,30 @@ def by_path(artifact):
 def test_default_policy_rule_paths():
     a = prepare(Filesystem(), 7)
     assert list(by_path(a)) == sorted(
-        ["/usr", "/etc", "/box", "/tmp", "/dev", "/proc", *SAFE_DEVICES])
+        ["/usr", "/etc", "/box", "/tmp", "/dev", "/proc", *SAFE_DEVICES]
+    )
     assert a.state == "full" and a.missing == () and a.abi == 7
     assert a.net_rules == ()
 
 
 def test_default_policy_rights_at_latest_abi():
     r = by_path(prepare(Filesystem(), LATEST_ABI))
-    assert r["/usr"].access == READ | EXECUTE          # image, in exec_paths
-    assert r["/etc"].access == READ                    # image, read only
+    assert r["/usr"].access == READ | EXECUTE  # image, in exec_paths
+    assert r["/etc"].access == READ  # image, read only
     assert r["/proc"].access == READ
     assert r["/dev"].access == READ
     assert r["/box"].access == READ | WRITE | EXECUTE  # writable and in exec_paths
-    assert r["/tmp"].access == READ | WRITE            # writable, not executable
+    assert r["/tmp"].access == READ | WRITE  # writable, not executable
     for dev in SAFE_DEVICES:
         assert r[dev].access == DEVICE and r[dev].is_dir is False
 
 
 def test_write_rights_never_include_device_creation_or_ioctl():
-    for bad in (F.LANDLOCK_ACCESS_FS_MAKE_CHAR, F.LANDLOCK_ACCESS_FS_MAKE_BLOCK,
-                F.LANDLOCK_ACCESS_FS_IOCTL_DEV):
+    for bad in (
+        F.LANDLOCK_ACCESS_FS_MAKE_CHAR,
+        F.LANDLOCK_ACCESS_FS_MAKE_BLOCK,
+        F.LANDLOCK_ACCESS_FS_IOCTL_DEV,
+    ):
         assert not WRITE & bad
     a = prepare(Filesystem(), LATEST_ABI)
     for rule in a.rules:
@@ -82,9 +86,14 @@ def test_state_and_missing_at_each_abi(abi):
 def test_abi_2_is_the_guest_case():
     a = prepare(Filesystem(), 2)
     assert a.state == "partial"
-    assert a.missing == ("LANDLOCK_ACCESS_FS_TRUNCATE", "LANDLOCK_ACCESS_FS_IOCTL_DEV",
-                         "LANDLOCK_ACCESS_NET_BIND_TCP", "LANDLOCK_ACCESS_NET_CONNECT_TCP",
-                         "LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET", "LANDLOCK_SCOPE_SIGNAL")
+    assert a.missing == (
+        "LANDLOCK_ACCESS_FS_TRUNCATE",
+        "LANDLOCK_ACCESS_FS_IOCTL_DEV",
+        "LANDLOCK_ACCESS_NET_BIND_TCP",
+        "LANDLOCK_ACCESS_NET_CONNECT_TCP",
+        "LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET",
+        "LANDLOCK_SCOPE_SIGNAL",
+    )
     assert (a.handled_net, a.scoped) == (0, 0)
     tmp = by_path(a)["/tmp"]
     assert tmp.access & F.LANDLOCK_ACCESS_FS_REFER
@@ -107,9 +116,11 @@ def test_abi_above_latest_builds_the_latest_ruleset():
 
 def test_binds_and_tmpfs():
     fs = Filesystem(
-        binds=[Bind(source="/srv/data", target="/data"),
-               Bind(source="/srv/out", target="/out", writable=True, exec=False),
-               Bind(source="/opt/tool", target="/opt/tool", optional=True)],
+        binds=[
+            Bind(source="/srv/data", target="/data"),
+            Bind(source="/srv/out", target="/out", writable=True, exec=False),
+            Bind(source="/opt/tool", target="/opt/tool", optional=True),
+        ],
         tmpfs=[Tmpfs(target="/scratch")],
     )
     r = by_path(prepare(fs, LATEST_ABI))
@@ -159,8 +170,10 @@ def test_key_is_stable_and_changes_with_the_content():
     assert prepare(Filesystem(), 2).key != a.key
     assert prepare(Filesystem(writable=["/box"]), 7).key != a.key
     # list order in the policy does not matter
-    assert prepare(Filesystem(read_paths=["/etc", "/usr"]), 7).key == \
-        prepare(Filesystem(read_paths=["/usr", "/etc"]), 7).key
+    assert (
+        prepare(Filesystem(read_paths=["/etc", "/usr"]), 7).key
+        == prepare(Filesystem(read_paths=["/usr", "/etc"]), 7).key
+    )
 
 
 def test_artifact_is_frozen_plain_data():

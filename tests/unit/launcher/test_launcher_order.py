@@ -20,23 +20,51 @@ from sandbox.policy.model import Filesystem
 from sandbox.syscalls.consts import CloneFlag, Prctl
 from sandbox.syscalls.recording import Call, ExecCalled, ExitCalled, RecordingSyscalls
 
-FLAGS = int(CloneFlag.CLONE_NEWUSER | CloneFlag.CLONE_NEWNS | CloneFlag.CLONE_NEWPID
-            | CloneFlag.CLONE_NEWNET | CloneFlag.CLONE_NEWIPC | CloneFlag.CLONE_NEWUTS)
+FLAGS = int(
+    CloneFlag.CLONE_NEWUSER
+    | CloneFlag.CLONE_NEWNS
+    | CloneFlag.CLONE_NEWPID
+    | CloneFlag.CLONE_NEWNET
+    | CloneFlag.CLONE_NEWIPC
+    | CloneFlag.CLONE_NEWUTS
+)
 
 
 def make_plan(**kw) -> LaunchPlan:
     mounts = MountPlan(
-        lowers=("/var/lib/sandbox/images/x",), upper_size=1 << 20, upper_inodes=100,
+        lowers=("/var/lib/sandbox/images/x",),
+        upper_size=1 << 20,
+        upper_inodes=100,
         upper_entries=(UpperEntry("box", 0o755, "payload"), UpperEntry("tmp", 0o1777, "root")),
-        binds=(BindMount("/usr", "/usr", False, True),), tmpfs=(), writable=("/box", "/tmp"),
-        proc_subset_pid=True, program=("/host/prog", "prog"))
+        binds=(BindMount("/usr", "/usr", False, True),),
+        tmpfs=(),
+        writable=("/box", "/tmp"),
+        proc_subset_pid=True,
+        program=("/host/prog", "prog"),
+    )
     base = dict(
-        run_id="r1", policy_digest="d", inside_uid=1000, inside_gid=1000, host_uid=61001,
-        host_gid=61001, id_mode="slot", hostname="sandbox", unshare_flags=FLAGS, cgroupns=True,
-        nested_userns=False, mounts=mounts, exec_path="/box/prog", argv=("/box/prog", "a"),
-        env=(("PATH", "/usr/bin"),), workdir="/box", apparmor_profile="sbx_abc",
-        rlimits=(Rlimit(4, 0, 0),), landlock=landlock_prepare(Filesystem(), 7),
-        seccomp=SeccompPlan(b"\x06\x00\x00\x00\x00\x00\xff\x7f", 0), caps_keep=0)
+        run_id="r1",
+        policy_digest="d",
+        inside_uid=1000,
+        inside_gid=1000,
+        host_uid=61001,
+        host_gid=61001,
+        id_mode="slot",
+        hostname="sandbox",
+        unshare_flags=FLAGS,
+        cgroupns=True,
+        nested_userns=False,
+        mounts=mounts,
+        exec_path="/box/prog",
+        argv=("/box/prog", "a"),
+        env=(("PATH", "/usr/bin"),),
+        workdir="/box",
+        apparmor_profile="sbx_abc",
+        rlimits=(Rlimit(4, 0, 0),),
+        landlock=landlock_prepare(Filesystem(), 7),
+        seccomp=SeccompPlan(b"\x06\x00\x00\x00\x00\x00\xff\x7f", 0),
+        caps_keep=0,
+    )
     base.update(kw)
     return LaunchPlan(**base)
 
@@ -47,8 +75,9 @@ def fake() -> RecordingSyscalls:
 
 def run(plan: LaunchPlan, sc: RecordingSyscalls | None = None) -> RecordingSyscalls:
     sc = sc or fake()
-    fds = LaunchFds(stdin=10, stdout=11, stderr=12, errpipe=13, status=14, sync=15,
-                    cgroup_procs=(16, 17))
+    fds = LaunchFds(
+        stdin=10, stdout=11, stderr=12, errpipe=13, status=14, sync=15, cgroup_procs=(16, 17)
+    )
     ctx = Ctx(plan=plan, fds=fds, sc=sc, parent_pid=1, last_cap=40)
     with pytest.raises(ExecCalled) as e:
         outer_main(ctx)
@@ -99,13 +128,18 @@ def test_detached_mounts_are_made_before_the_user_namespace(calls):
 
 
 def test_id_maps_are_awaited_before_the_first_fork(calls):
-    assert first(calls, "unshare") < first(calls, "write", lambda c: c.args[1] == b"U") \
-        < first(calls, "read") < first(calls, "fork")
+    assert (
+        first(calls, "unshare")
+        < first(calls, "write", lambda c: c.args[1] == b"U")
+        < first(calls, "read")
+        < first(calls, "fork")
+    )
 
 
 def test_no_mount_after_credentials_or_landlock(calls):
-    limit = min(first(calls, "capset"), first(calls, "setresuid"),
-                first(calls, "landlock_restrict_self"))
+    limit = min(
+        first(calls, "capset"), first(calls, "setresuid"), first(calls, "landlock_restrict_self")
+    )
     for name in ("mount", "move_mount", "pivot_root", "umount2"):
         assert last(calls, name) < limit, name
 
@@ -163,8 +197,9 @@ def test_payload_is_not_pid_1_two_forks(calls):
 
 
 def test_layers_switched_off_make_no_call():
-    plan = make_plan(apparmor_profile=None, landlock=None, seccomp=None, no_new_privs=False,
-                     drop_caps=False)
+    plan = make_plan(
+        apparmor_profile=None, landlock=None, seccomp=None, no_new_privs=False, drop_caps=False
+    )
     names = run(plan).names()
     assert "seccomp_set_filter" not in names
     assert "landlock_create_ruleset" not in names

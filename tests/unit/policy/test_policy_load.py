@@ -52,8 +52,11 @@ def test_missing_profile(tmp_path):
 
 
 def test_extends_unions_sets_and_scalars_override(tmp_path):
-    p = write(tmp_path, "child", 'extends = "strict"\n[limits]\ncpu_time = 2.5\n'
-              '[seccomp]\ngroups = ["events"]\n')
+    p = write(
+        tmp_path,
+        "child",
+        'extends = "strict"\n[limits]\ncpu_time = 2.5\n[seccomp]\ngroups = ["events"]\n',
+    )
     child = load_profile(str(p)).policy
     strict = load_profile("strict").policy
     assert child.limits.cpu_time == 2.5
@@ -100,8 +103,10 @@ def test_digest_is_canonical():
     assert policy_digest(p) == policy_digest(Policy.model_validate(p.model_dump()))
 
 
-@pytest.mark.parametrize(("text", "n"), [(4096, 4096), ("64K", 64 << 10), ("1M", 1 << 20),
-                                         ("2G", 2 << 30), ("10MiB", 10 << 20)])
+@pytest.mark.parametrize(
+    ("text", "n"),
+    [(4096, 4096), ("64K", 64 << 10), ("1M", 1 << 20), ("2G", 2 << 30), ("10MiB", 10 << 20)],
+)
 def test_sizes(text, n):
     assert parse_size(text) == n
 
@@ -113,8 +118,11 @@ def test_bad_sizes(bad):
 
 
 def test_merge_keeps_order_and_dedups():
-    assert merge({"a": [1, 2], "b": {"x": 1}}, {"a": [2, 3], "b": {"y": 2}}) == \
-        {"a": [1, 2, 3], "b": {"x": 1, "y": 2}}
+    assert merge({"a": [1, 2], "b": {"x": 1}}, {"a": [2, 3], "b": {"y": 2}}) == {
+        "a": [1, 2, 3],
+        "b": {"x": 1, "y": 2},
+    }
     # rootfs is an ordered stack: replaced, not unioned
-    assert merge({"filesystem": {"rootfs": ["/a"]}}, {"filesystem": {"rootfs": ["/b"]}}) == \
-        {"filesystem": {"rootfs": ["/b"]}}
+    assert merge({"filesystem": {"rootfs": ["/a"]}}, {"filesystem": {"rootfs": ["/b"]}}) == {
+        "filesystem": {"rootfs": ["/b"]}
+    }
