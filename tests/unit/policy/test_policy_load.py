@@ -126,3 +126,10 @@ def test_merge_keeps_order_and_dedups():
     assert merge({"filesystem": {"rootfs": ["/a"]}}, {"filesystem": {"rootfs": ["/b"]}}) == {
         "filesystem": {"rootfs": ["/b"]}
     }
+
+
+def test_schema_md_is_generated_from_the_models():
+    from sandbox.policy.schema import render
+
+    path = Path(__file__).resolve().parents[3] / "profiles" / "SCHEMA.md"
+    assert path.read_text() == render(), "run: python -m sandbox.policy.schema --write"

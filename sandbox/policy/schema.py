@@ -1,0 +1,104 @@
+"""Generate profiles/SCHEMA.md from the policy models (``python -m sandbox.policy.schema``).
+
+The models are the single source of truth; a test fails when the committed
+SCHEMA.md differs from what this prints.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from sandbox.policy.model import Policy
+
+HEADER = """# Profile schema
+
+Generated from `sandbox/policy/model.py` by `python -m sandbox.policy.schema`;
+do not edit. Unknown keys are errors. Sizes are byte counts or strings with
+`K`, `M`, `G`, `T`; every limit must be positive (leave a key out for no
+limit). `extends = "name"` (or a list) merges other profiles first: tables
+merge, scalars override, lists are sets that accumulate, and `deny` lists
+always win.
+"""
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _type_name(typing.get_args(tp)[0])
+    if origin is typing.Literal:
+        return " \\| ".join(f'`"{a}"`' for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin in (list, tuple):
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        k, v = typing.get_args(tp)
+        return f"table {_type_name(k)} -> {_type_name(v)}"
+    if tp is type(None):
+        return "none"
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return f"table ({tp.__name__})"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _default(f: FieldInfo) -> str:
+    if f.default_factory is not None:
+        value = f.default_factory()  # type: ignore[call-arg]
+    elif f.is_required():
+        return "required"
+    else:
+        value = f.default
+    if isinstance(value, BaseModel):
+        return "see below"
+    return f"`{value!r}`".replace("|", "\\|")
+
+
+def _size_hint(name: str, f: FieldInfo) -> str:
+    meta = " ".join(repr(m) for m in f.metadata)
+    return " (size)" if "parse_size" in meta else ""
+
+
+def render() -> str:
+    """The whole SCHEMA.md text."""
+    out = [HEADER]
+    seen: list[type[BaseModel]] = []
+
+    def section(model: type[BaseModel], key: str) -> None:
+        if model in seen:
+            return
+        seen.append(model)
+        out.append(f"\n## `{key}`\n\n{(model.__doc__ or '').strip()}\n")
+        out.append("| key | type | default | meaning |\n|---|---|---|---|")
+        nested: list[tuple[type[BaseModel], str]] = []
+        for name, f in model.model_fields.items():
+            tp = f.annotation
+            out.append(f"| `{name}` | {_type_name(tp)}{_size_hint(name, f)} | {_default(f)} | "
+                       f"{(f.description or '').replace('|', '/')} |")
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                nested.append((tp, name if key == "(top level)" else f"{key}.{name}"))
+        for sub, subkey in nested:
+            section(sub, f"[{subkey}]" if not subkey.startswith("[") else subkey)
+
+    section(Policy, "(top level)")
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    """Print SCHEMA.md, or write it with ``--write``."""
+    text = render()
+    if "--write" in sys.argv:
+        path = Path(__file__).resolve().parents[2] / "profiles" / "SCHEMA.md"
+        path.write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()
