@@ -38,6 +38,12 @@ def busy_fix(parent: str) -> str:
             "without processes (e.g. a systemd unit with Delegate=yes)")
 
 
+def _busy(io: CgroupIO, cgroup: str) -> bool:
+    """Holds processes and is not the root (only the root lacks cgroup.type)."""
+    return io.exists(os.path.join(cgroup, "cgroup.type")) and bool(
+        io.read(os.path.join(cgroup, "cgroup.procs")).split())
+
+
 def _memory(io: CgroupIO, leaf: str, limits: CgroupLimits) -> ControllerReport:
     parts = [f"limit {limits.memory} bytes" if limits.memory else "no limit", TMPFS_NOTE]
     if limits.memory is not None:
@@ -122,22 +128,38 @@ class V2Backend:
     version = 2
 
     def prepare_parent(self, io: CgroupIO, h: Hierarchy, controllers: set[str]) -> dict[str, str]:
-        """Enable the controllers in the parent's subtree_control, one at a time."""
+        """Enable the controllers in the parent's subtree_control, all in one write.
+
+        A busy non-root parent is never written to: the kernel accepts the
+        threaded controllers (cpu, cpuset, pids) in a cgroup with processes,
+        making it a thread root, and only then refuses the domain ones with
+        EOPNOTSUPP (seen on 6.1), so trying would change the caller's cgroup
+        and still fail.
+        """
         assert h.parent is not None
-        problems: dict[str, str] = {}
         control = os.path.join(h.parent, "cgroup.subtree_control")
-        for name in sorted(controllers - V2_BUILTIN - h.enabled):
-            if name not in h.controllers:
+        enabled = set(io.read(control).split())
+        problems: dict[str, str] = {}
+        wanted = []
+        for name in sorted(controllers - V2_BUILTIN - enabled):
+            if name in h.controllers:
+                wanted.append(name)
+            else:
                 problems[name] = (f"{name} is not offered to {h.parent} (its parent does not "
                                   "enable it in cgroup.subtree_control); delegate it")
-                continue
-            try:
-                io.write(control, f"+{name}")
-            except OSError as exc:
-                if exc.errno == errno.EBUSY:
-                    problems[name] = busy_fix(h.parent)
-                else:
-                    problems[name] = f"cannot enable {name} in {control}: {exc.strerror}"
+        if not wanted:
+            return problems
+        if _busy(io, h.parent):
+            return problems | dict.fromkeys(wanted, busy_fix(h.parent))
+        try:
+            io.write(control, " ".join(f"+{name}" for name in wanted))
+        except OSError:
+            for name in wanted:  # find out which ones, and why
+                try:
+                    io.write(control, f"+{name}")
+                except OSError as exc:
+                    problems[name] = (busy_fix(h.parent) if exc.errno == errno.EBUSY else
+                                      f"cannot enable {name} in {control}: {exc.strerror}")
         return problems
 
     def init_leaf(self, io: CgroupIO, h: Hierarchy, leaf: str, controllers: set[str]) -> None:

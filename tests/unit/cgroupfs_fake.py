@@ -155,13 +155,14 @@ class FakeIO(CgroupIO):
 
     def _subtree_control(self, cgroup: str, data: str) -> None:
         mount = self._mount_of(cgroup)[0]
-        name = data.lstrip("+-")
-        if name not in self.read(os.path.join(cgroup, "cgroup.controllers")).split():
+        names = [t.lstrip("+-") for t in data.split()]
+        offered = self.read(os.path.join(cgroup, "cgroup.controllers")).split()
+        if any(n not in offered for n in names):
             raise OSError(errno.ENOENT, "controller not available", cgroup)
         if cgroup != mount and self.read(os.path.join(cgroup, "cgroup.procs")).split():
             raise OSError(errno.EBUSY, "no internal processes", cgroup)
         path = os.path.join(cgroup, "cgroup.subtree_control")
-        enabled = set(self.read(path).split()) | {name}
+        enabled = set(self.read(path).split()) | set(names)
         self._set(path, " ".join(sorted(enabled)))
 
     def kill_listed(self, pids, still_listed):  # type: ignore[no-untyped-def]

@@ -99,6 +99,8 @@ def test_v2_busy_own_cgroup_is_refused_with_the_fix(v2):
     assert "no internal processes" in msg and "/supervisor" in msg
     assert "SANDBOX_CGROUP_PARENT" in msg
     assert leaf_files(v2) == set()
+    # Never even tried: the caller's own cgroup is left exactly as it was.
+    assert not written(v2, "session-1.scope/cgroup.subtree_control")
 
 
 def test_v2_busy_own_cgroup_degrades_when_nothing_is_required(v2):
@@ -116,7 +118,7 @@ def test_v2_delegated_parent(v2):
                   required={"memory", "pids", "cpu", "io", "cpuset", "devices", "freezer"})
     parent = v2.root + "/sys/fs/cgroup/judge.service"
     assert written(v2, "judge.service/cgroup.subtree_control") == [
-        "+cpu", "+cpuset", "+io", "+memory", "+pids"]
+        "+cpu +cpuset +io +memory +pids"]
     assert written(v2, "memory.max") == [str(64 << 20)]
     assert written(v2, "memory.swap.max") == ["0"]
     assert written(v2, "memory.oom.group") == ["1"]
