@@ -8,6 +8,7 @@ with ``from cgroup_behaviour import *`` by a module that defines the
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import signal
@@ -16,11 +17,21 @@ import time
 from pathlib import Path
 
 import pytest
-from cgkit import PREFIX, spawn, strays
+from cgkit import PREFIX, probe, spawn, strays
 
-from sandbox.cgroups import DEFAULT_DEVICES, CgroupLimits, DeviceRule, IoLimit, State, sweep
+from sandbox.cgroups import (
+    DEFAULT_DEVICES,
+    CgroupLimits,
+    DeviceRule,
+    IoLimit,
+    State,
+    join_with_fds,
+    sweep,
+)
 
 MIB = 1 << 20
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWPID = 0x20000000
 
 
 def killed_by(status: int) -> int | None:
@@ -65,12 +76,12 @@ def test_pids_bound_a_fork_bomb(make_leaf):
 def test_cpu_quota_throttles(make_leaf):
     leaf = make_leaf(CgroupLimits(cpu_quota=0.2), {"cpu"})
     t0 = time.monotonic()
-    spinner = spawn(leaf, "spin", "0.6")
-    assert spinner.line() == "spun" and os.WEXITSTATUS(spinner.wait()) == 0
+    burner = spawn(leaf, "burn", "0.15")  # 150 ms of CPU at 20 ms per 100 ms period
+    assert burner.line() == "burnt" and os.WEXITSTATUS(burner.wait()) == 0
     wall = time.monotonic() - t0
     st = leaf.stats()
-    # At most 20 ms per 100 ms period, plus one period of slack.
-    assert st.cpu_usage_ns <= (0.2 * wall + 0.03) * 1e9
+    assert wall >= 0.15 / 0.2 - 0.1  # whatever the load: the quota is a ceiling
+    assert st.cpu_usage_ns <= (0.2 * wall + 0.03) * 1e9  # at most one period of slack
     assert st.cpu_nr_throttled > 0 and st.cpu_throttled_ns > 0
     assert st.cpu_user_ns is not None and st.cpu_system_ns is not None
 
@@ -91,10 +102,11 @@ def test_cpuset_pins_and_cannot_be_widened(make_leaf):
 def test_cpu_usage_ns_tracks_the_leaf(make_leaf):
     leaf = make_leaf()
     assert leaf.cpu_usage_ns() == 0
-    child = spawn(leaf, "spin", "0.2")
+    child = spawn(leaf, "burn", "0.1")
     child.wait()
     usage = leaf.cpu_usage_ns()
-    assert usage > 0.05e9 and abs(usage - leaf.stats().cpu_usage_ns) < 0.01e9
+    assert usage >= 0.1e9, usage
+    assert abs(usage - leaf.stats().cpu_usage_ns) < 0.01e9
 
 
 @pytest.fixture
@@ -202,10 +214,43 @@ def test_join_with_zero_after_dropping_privileges(make_leaf):
         os.setresgid(65534, 65534, 65534)
         os.setresuid(65534, 65534, 65534)
 
-    child = spawn(leaf, "spin", "0.05", before_join=drop)
-    assert child.line() == "spun"
+    child = spawn(leaf, "burn", "0.02", before_join=drop)
+    assert child.line() == "burnt"
     child.wait()
-    assert leaf.stats().cpu_usage_ns > 0
+    assert leaf.stats().cpu_usage_ns >= 0.02e9
+
+
+@pytest.mark.parametrize("how", ["zero", "decimal pid"])
+def test_join_from_new_pid_and_cgroup_namespaces(make_leaf, how):
+    """The payload is in new pid and cgroup namespaces when it joins. "0" names the
+    writer, and so does its pid as seen in its own namespace (1 here); fds opened
+    before unshare(CLONE_NEWCGROUP) still work, because the kernel checks the
+    opener's cgroup namespace (v2 nsdelegate)."""
+    leaf = make_leaf()
+    fds = leaf.open_procs_fds()
+    libc = ctypes.CDLL(None, use_errno=True)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if libc.unshare(CLONE_NEWPID | CLONE_NEWCGROUP) != 0:
+                raise OSError(ctypes.get_errno(), "unshare")
+            inner = os.fork()
+            if inner == 0:
+                if how == "zero":
+                    join_with_fds(fds, os.write)
+                else:
+                    for fd in fds:
+                        os.write(fd, str(os.getpid()).encode())  # "1"
+                os.execv(probe(), [probe(), "burn", "0.05"])
+            os._exit(os.waitstatus_to_exitcode(os.waitpid(inner, 0)[1]))
+        except BaseException as exc:
+            os.write(2, f"{exc!r}\n".encode())
+        finally:
+            os._exit(127)
+    for fd in fds:
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert leaf.stats().cpu_usage_ns >= 0.05e9  # the burn ran inside the leaf
 
 
 def test_remove_is_idempotent_and_sweep_takes_stale_leaves(make_leaf, layout):

@@ -296,8 +296,9 @@ def create(layout: CgroupLayout, run_id: str, limits: CgroupLimits,
         layout: from :func:`~sandbox.cgroups.detect.detect`.
         run_id: unique per run (letters, digits, ``_.-``); the leaf is ``prefix + run_id``.
         limits: what to enforce.
-        required: controllers that must be enforced; any other one that is
-            unavailable is reported ``off`` with the reason (and logged).
+        required: controllers that must be enforced (names from
+            ``model.CONTROLLERS``); any other one that is unavailable is
+            reported ``off`` with the reason (and logged at WARNING).
 
     Raises:
         SetupError: a required controller is unavailable or its limits cannot be
@@ -305,6 +306,9 @@ def create(layout: CgroupLayout, run_id: str, limits: CgroupLimits,
             The message says how to fix it. Nothing is left behind.
     """
     name = _check_name(run_id, prefix)
+    if unknown := set(required) - set(CONTROLLERS):
+        raise SetupError("cgroup", f"unknown controllers {sorted(unknown)}: use "
+                         f"{', '.join(CONTROLLERS)} (io, not blkio)")
     needed = set(limits.needs()) | set(required)
     off: dict[str, str] = {}
     by_h = _group(layout, needed, off, limits)

@@ -4,6 +4,8 @@
  *   forkbomb N            fork up to N children that pause(); print "forked K errno E",
  *                         then pause() (the test kills the leaf)
  *   spin SECONDS          burn CPU for SECONDS of wall time, print "spun"
+ *   burn SECONDS          burn SECONDS of CPU time after exec (whatever the load),
+ *                         print "burnt"
  *   affinity              print the allowed CPUs, widen to all, print them again
  *   open PATH...          open each O_RDONLY, print "PATH ok" or "PATH errno E"
  *   counter FILE          write an increasing counter to FILE about every ms, forever
@@ -92,6 +94,19 @@ int main(int argc, char **argv) {
         volatile unsigned long x = 0;
         while (now_ns() < end) x++;
         printf("spun\n");
+        return 0;
+    }
+    if (!strcmp(cmd, "burn") && argc == 3) {
+        /* The process CPU clock survives execve: count from here, not from fork. */
+        struct timespec ts;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        long long want = ts.tv_sec * 1000000000LL + ts.tv_nsec + (long long)(atof(argv[2]) * 1e9);
+        volatile unsigned long x = 0;
+        do {
+            for (int i = 0; i < 10000; i++) x++;
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        } while (ts.tv_sec * 1000000000LL + ts.tv_nsec < want);
+        printf("burnt\n");
         return 0;
     }
     if (!strcmp(cmd, "affinity")) {

@@ -274,6 +274,11 @@ def test_rules_and_io_limits_are_validated():
     assert DeviceRule("c", 136, None, "rw").v1() == "c 136:* rw"
 
 
+def test_unknown_required_controller_is_an_error(hybrid):
+    with pytest.raises(SetupError, match="blkio"):
+        create(layout_of(hybrid), "u", CgroupLimits(), required={"blkio"})
+
+
 @pytest.mark.parametrize("run_id", ["", "../x", "a/b", "x" * 65, ".hidden"])
 def test_bad_run_ids(hybrid, run_id):
     with pytest.raises(SetupError):
