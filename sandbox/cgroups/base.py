@@ -21,7 +21,7 @@ Figures = dict[str, int | bool | str | None]
 POLL = 0.001  # seconds between polls of a state the kernel reaches asynchronously
 
 
-class Backend(Protocol):
+class CgroupBackend(Protocol):
     """What a leaf needs from one hierarchy version."""
 
     version: int
@@ -105,7 +105,7 @@ def wait_for(io: CgroupIO, done: Callable[[], bool], deadline: float, what: str)
         io.sleep(POLL)
 
 
-def freeze_kill(io: CgroupIO, backend: Backend, leaf: str, deadline: float) -> None:
+def freeze_kill(io: CgroupIO, backend: CgroupBackend, leaf: str, deadline: float) -> None:
     """Kill every task of a leaf so that none can fork past the kill.
 
     Freeze (nothing runs, so nothing forks), SIGKILL every listed pid, thaw

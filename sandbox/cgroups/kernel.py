@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import logging
 import os
 import signal
 import time
@@ -35,6 +36,7 @@ BPF_CGROUP_DEVICE = 6
 BPF_F_ALLOW_MULTI = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
+log = logging.getLogger(__name__)
 
 
 class _Statfs(ctypes.Structure):
@@ -121,6 +123,7 @@ class CgroupIO:
 
     def write(self, path: str, data: str) -> None:
         """One write(2) of ``data``: cgroupfs parses each write separately."""
+        log.debug("write(%r, %r)", path, data)
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
             os.write(fd, data.encode())
@@ -131,10 +134,12 @@ class CgroupIO:
 
     def mkdir(self, path: str) -> None:
         """Create a cgroup (the kernel fills in its interface files)."""
+        log.debug("mkdir(%r)", path)
         os.mkdir(path, 0o755)
 
     def rmdir(self, path: str) -> None:
         """Remove an empty cgroup."""
+        log.debug("rmdir(%r)", path)
         os.rmdir(path)
 
     def listdir(self, path: str) -> list[str]:
@@ -184,6 +189,7 @@ class CgroupIO:
             sent = 0
             for pid, pidfd in pidfds.items():
                 if pid in listed:
+                    log.debug("pidfd_send_signal(%d, SIGKILL)", pid)
                     with contextlib.suppress(ProcessLookupError):
                         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                         sent += 1
@@ -197,6 +203,8 @@ class CgroupIO:
 
         The cgroup keeps the program alive; both fds are closed here.
         """
+        log.debug("bpf(BPF_PROG_LOAD+BPF_PROG_ATTACH, CGROUP_DEVICE, %d insns, %r)",
+                  len(insns) // 8, cgroup_dir)
         prog = bpf_load_device_program(insns)
         try:
             dirfd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
-from sandbox.cgroups.base import Backend, kill_loop, procs, wait_for
+from sandbox.cgroups.base import CgroupBackend, kill_loop, procs, wait_for
 from sandbox.cgroups.detect import CgroupLayout, Hierarchy
 from sandbox.cgroups.kernel import is_busy
 from sandbox.cgroups.model import (
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "sbx-"
 _RUN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-_BACKENDS: dict[int, Backend] = {1: V1Backend(), 2: V2Backend()}
+_BACKENDS: dict[int, CgroupBackend] = {1: V1Backend(), 2: V2Backend()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ class LeafDir:
     path: str
 
     @property
-    def backend(self) -> Backend:
+    def backend(self) -> CgroupBackend:
         """v1 or v2, from the hierarchy."""
         return _BACKENDS[self.hierarchy.version]
 
@@ -83,7 +83,7 @@ class Leaf:
         self.dirs = tuple(dirs)
         self.placement = placement
         self.report = tuple(report)
-        self._usage: tuple[int, Backend] | None = None
+        self._usage: tuple[int, CgroupBackend] | None = None
         self._removed = False
 
     def __repr__(self) -> str:
@@ -122,9 +122,14 @@ class Leaf:
     def cpu_usage_ns(self) -> int:
         """CPU time of all the leaf's tasks so far, in ns: one pread of a kept-open file.
 
+        Not thread-safe against :meth:`remove` (which closes the file): stop
+        polling first.
+
         Raises:
-            UnsupportedError: CPU accounting is off.
+            UnsupportedError: CPU accounting is off. SetupError: the leaf was removed.
         """
+        if self._removed:
+            raise SetupError("cgroup", f"{self.name} was removed")
         if self._usage is None:
             d = self._dir("cpuacct")
             self._usage = (self.layout.io.open_read(d.backend.usage_file(d.path)), d.backend)
@@ -132,7 +137,11 @@ class Leaf:
         return backend.parse_usage(self.layout.io.pread(fd, 256))
 
     def stats(self) -> CgroupStats:
-        """Every figure the placed controllers give (the rest stay None)."""
+        """Every figure the placed controllers give (the rest stay None).
+
+        Read them after :meth:`kill` and before :meth:`remove`: the files go with
+        the leaf.
+        """
         figures: dict[str, object] = {}
         for controller, d in self.placement.items():
             figures.update(d.backend.stats(self.layout.io, controller, d.path))

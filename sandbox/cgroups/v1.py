@@ -7,7 +7,10 @@ the OOM killer kills one task, not the group (there is no ``memory.oom.group``);
 blkio throttles reads and O_DIRECT writes only (buffered writeback is issued
 by the flusher, outside the run's cgroup); a new cpuset cgroup is empty and
 takes no task until ``cpuset.mems`` and ``cpuset.cpus`` are set; killing is
-freeze, SIGKILL, thaw, repeated (there is no ``cgroup.kill``).
+freeze, SIGKILL, thaw, repeated (there is no ``cgroup.kill``). CPU time:
+``cpuacct.usage`` is exact, but ``cpuacct.usage_user``/``_sys`` are split
+per tick and need not add up to it (seen on 6.18: user 104 ms of a 99 ms
+usage), so judges should bill ``cpu_usage_ns``.
 """
 
 from __future__ import annotations
@@ -173,7 +176,8 @@ class V1Backend:
         if controller == "freezer":
             return report("freezer", State.FULL, "freezer.state; kill = freeze, SIGKILL, "
                           "thaw, repeat until empty", leaf)
-        return report(controller, State.FULL, "cpuacct.usage{,_user,_sys}", leaf)
+        return report(controller, State.FULL, "cpuacct.usage (exact); user/system split "
+                      "per tick, may not add up to it", leaf)
 
     def stats(self, io: CgroupIO, controller: str, leaf: str) -> Figures:
         """Figures from v1 files; times in ns."""
