@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox.cgroups import bpfdev
@@ -52,6 +52,7 @@ accesses = st.sets(st.sampled_from("rwm"), min_size=1).map(lambda s: "".join(sor
 rules = st.builds(DeviceRule, st.sampled_from("abc"), numbers, numbers, accesses)
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # also runs under TCG
 @given(st.lists(rules, max_size=6), st.sampled_from("bc"), st.integers(0, 300),
        st.integers(0, 300), accesses)
 def test_program_agrees_with_reference_model(rs, kind, major, minor, access):
