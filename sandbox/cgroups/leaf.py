@@ -1,0 +1,382 @@
+"""A run's cgroup leaf: created under the delegated parent of every hierarchy it
+needs, limited, joined by the payload itself, measured, killed and removed.
+
+Supervisor side, except :func:`join_with_fds`, which the payload calls (pure:
+it only uses the ``write`` it is given). Needs write access to the delegated
+parents (see :mod:`sandbox.cgroups.detect`); never writes any pid into any
+cgroup: the payload joins by itself, just before ``execve``, so the pages and
+CPU time the launcher used stay charged where they were (memory.peak cannot
+be reset on 6.1; STYLE B5 step 4).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+from sandbox.cgroups.base import CgroupBackend, kill_loop, procs, wait_for
+from sandbox.cgroups.detect import CgroupLayout, Hierarchy
+from sandbox.cgroups.kernel import is_busy
+from sandbox.cgroups.model import (
+    CONTROLLERS,
+    CgroupLimits,
+    CgroupStats,
+    ControllerReport,
+    State,
+)
+from sandbox.cgroups.v1 import V1Backend
+from sandbox.cgroups.v2 import V2Backend
+from sandbox.errors import SetupError, UnsupportedError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "sbx-"
+_RUN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_BACKENDS: dict[int, CgroupBackend] = {1: V1Backend(), 2: V2Backend()}
+
+
+@dataclass(frozen=True, slots=True)
+class LeafDir:
+    """The leaf's directory in one hierarchy."""
+
+    hierarchy: Hierarchy
+    path: str
+
+    @property
+    def backend(self) -> CgroupBackend:
+        """v1 or v2, from the hierarchy."""
+        return _BACKENDS[self.hierarchy.version]
+
+
+def join_with_fds(fds: Sequence[int], write: Callable[[int, bytes], object]) -> None:
+    """Join the leaf: write ``0`` to each ``cgroup.procs`` fd from :meth:`Leaf.open_procs_fds`.
+
+    Called by the payload itself just before ``execve``, in the order given
+    (the kill hierarchy first, so a task that joined anything is killable).
+    ``0`` means "the writer" in every pid namespace, v1 and v2 alike (checked
+    by the kernel tests), so the payload needs no getpid(). Permission is
+    checked against the credentials of whoever *opened* the fd (since the
+    CVE-2021-4197 fix), so a payload that already dropped privileges can
+    still join through fds opened as root.
+    """
+    for fd in fds:
+        write(fd, b"0")
+
+
+class Leaf:
+    """Handle on one run's leaf; use as a context manager to remove it at the end.
+
+    Attributes:
+        run_id: the run this leaf belongs to.
+        name: directory name in each hierarchy (``prefix + run_id``).
+        dirs: the leaf's directory per hierarchy, kill hierarchy first.
+        report: one line per controller for the run record.
+    """
+
+    def __init__(self, layout: CgroupLayout, run_id: str, name: str, dirs: Sequence[LeafDir],
+                 placement: dict[str, LeafDir], report: Sequence[ControllerReport]) -> None:
+        self.layout, self.run_id, self.name = layout, run_id, name
+        self.dirs = tuple(dirs)
+        self.placement = placement
+        self.report = tuple(report)
+        self._usage: tuple[int, CgroupBackend] | None = None
+        self._removed = False
+
+    def __repr__(self) -> str:
+        return f"Leaf({self.name!r}, {[d.path for d in self.dirs]})"
+
+    def __enter__(self) -> Leaf:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.remove()
+
+    def _dir(self, controller: str) -> LeafDir:
+        d = self.placement.get(controller)
+        if d is None:
+            why = self.layout.missing.get(controller, "not set up for this run")
+            raise UnsupportedError("cgroups", f"{controller} is off: {why}")
+        return d
+
+    def open_procs_fds(self) -> list[int]:
+        """``O_WRONLY|O_CLOEXEC`` fds of each leaf directory's ``cgroup.procs``.
+
+        Hand them to the payload for :func:`join_with_fds`; the caller closes
+        its copies once the payload has been spawned.
+        """
+        fds: list[int] = []
+        try:
+            for d in self.dirs:
+                fds.append(self.layout.io.open_write(os.path.join(d.path, "cgroup.procs")))
+        except OSError:
+            for fd in fds:
+                self.layout.io.close(fd)
+            raise
+        return fds
+
+    def cpu_usage_ns(self) -> int:
+        """CPU time of all the leaf's tasks so far, in ns: one pread of a kept-open file.
+
+        Not thread-safe against :meth:`remove` (which closes the file): stop
+        polling first.
+
+        Raises:
+            UnsupportedError: CPU accounting is off. SetupError: the leaf was removed.
+        """
+        if self._removed:
+            raise SetupError("cgroup", f"{self.name} was removed")
+        if self._usage is None:
+            d = self._dir("cpuacct")
+            self._usage = (self.layout.io.open_read(d.backend.usage_file(d.path)), d.backend)
+        fd, backend = self._usage
+        return backend.parse_usage(self.layout.io.pread(fd, 256))
+
+    def stats(self) -> CgroupStats:
+        """Every figure the placed controllers give (the rest stay None).
+
+        Read them after :meth:`kill` and before :meth:`remove`: the files go with
+        the leaf.
+        """
+        figures: dict[str, object] = {}
+        for controller, d in self.placement.items():
+            figures.update(d.backend.stats(self.layout.io, controller, d.path))
+        return CgroupStats(**figures)  # type: ignore[arg-type]
+
+    def _freezer(self, frozen: bool, timeout: float) -> None:
+        d, io = self._dir("freezer"), self.layout.io
+        d.backend.set_frozen(io, d.path, frozen)
+        deadline = io.monotonic() + timeout
+        try:
+            wait_for(io, lambda: d.backend.is_frozen(io, d.path) == frozen, deadline,
+                     f"{d.path} to {'freeze' if frozen else 'thaw'}")
+        except TimeoutError as exc:
+            raise SetupError("cgroup-freeze", str(exc)) from None
+
+    def freeze(self, timeout: float = 5.0) -> None:
+        """Stop every task of the leaf; returns once all are frozen.
+
+        Raises:
+            UnsupportedError: the freezer is off. SetupError: timeout.
+        """
+        self._freezer(True, timeout)
+
+    def thaw(self, timeout: float = 5.0) -> None:
+        """Let the leaf's tasks run again."""
+        self._freezer(False, timeout)
+
+    def kill(self, timeout: float = 10.0) -> None:
+        """SIGKILL every task, including ones forked meanwhile; returns when all are gone.
+
+        v2: ``cgroup.kill``; v1: freeze, SIGKILL, thaw, repeat. Other hierarchies'
+        directories are then emptied too (a task that failed half-way through
+        joining is in some of them only).
+
+        Raises:
+            SetupError: tasks survive until ``timeout``.
+        """
+        io = self.layout.io
+        deadline = io.monotonic() + timeout
+        try:
+            killer = self.placement.get("freezer")
+            if killer is not None and io.exists(killer.path):
+                killer.backend.kill(io, killer.path, deadline)
+            for d in self.dirs:
+                if d is not killer:
+                    kill_loop(io, d.path, deadline)
+        except TimeoutError as exc:
+            raise SetupError("cgroup-kill", str(exc)) from None
+
+    def is_empty(self) -> bool:
+        """Whether no task is left in any of the leaf's directories."""
+        return not any(procs(self.layout.io, d.path) for d in self.dirs)
+
+    def remove(self, timeout: float = 10.0) -> None:
+        """Kill what is left, wait until empty and rmdir every directory. Idempotent.
+
+        Raises:
+            SetupError: a directory could not be removed (the message names it).
+        """
+        if self._removed:
+            return
+        io = self.layout.io
+        self.kill(timeout)
+        deadline = io.monotonic() + timeout
+        for d in reversed(self.dirs):
+            while True:
+                try:
+                    io.rmdir(d.path)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    # EBUSY while the last tasks finish exiting: retry until the deadline.
+                    if not is_busy(exc) or io.monotonic() > deadline:
+                        raise SetupError("cgroup-remove", f"rmdir({d.path!r}): "
+                                         f"{exc.strerror}") from exc
+                    io.sleep(0.001)
+        if self._usage is not None:
+            io.close(self._usage[0])
+            self._usage = None
+        self._removed = True
+        log.debug("cgroup leaf removed", extra={"run_id": self.run_id})
+
+
+def _check_name(run_id: str, prefix: str) -> str:
+    if not _RUN_ID.match(run_id) or not re.fullmatch(r"[A-Za-z0-9_.-]+", prefix):
+        raise SetupError("cgroup", f"run id {run_id!r} / prefix {prefix!r}: use letters, "
+                         "digits, '_', '.', '-' (at most 64)")
+    return prefix + run_id
+
+
+def _off(controller: str, why: str, limits: CgroupLimits) -> ControllerReport:
+    requested = {
+        "memory": limits.memory is not None, "pids": limits.pids is not None,
+        "cpu": limits.cpu_quota is not None or limits.cpu_weight is not None,
+        "cpuset": limits.cpuset is not None, "io": bool(limits.io),
+        "hugetlb": bool(limits.hugetlb), "devices": True,
+        "net_cls": limits.net_classid is not None, "net_prio": bool(limits.net_prio),
+    }.get(controller, False)
+    return ControllerReport(controller, State.OFF,
+                            ("requested limit NOT enforced: " if requested else "") + why)
+
+
+def _group(layout: CgroupLayout, needed: set[str], off: dict[str, str],
+           limits: CgroupLimits) -> dict[Hierarchy, set[str]]:
+    """Controllers per hierarchy; unavailable ones go to ``off`` with the reason."""
+    by_h: dict[Hierarchy, set[str]] = {}
+    for c in CONTROLLERS:
+        if c not in needed:
+            continue
+        h = layout.placement.get(c)
+        if h is None:
+            off[c] = layout.missing.get(c, "no hierarchy holds it")
+        else:
+            by_h.setdefault(h, set()).add(c)
+    for h, ctrls in by_h.items():
+        for c, why in _BACKENDS[h.version].prepare_parent(layout.io, h, ctrls).items():
+            off[c] = why
+            ctrls.discard(c)
+    return {h: c for h, c in by_h.items() if c}
+
+
+def _ordered(by_h: dict[Hierarchy, set[str]]) -> list[Hierarchy]:
+    """The hierarchy that kills first (freezer), then by controller order."""
+    rank = {c: i for i, c in enumerate(CONTROLLERS)}
+    return sorted(by_h, key=lambda h: min(rank[c] for c in by_h[h]))
+
+
+def _build(layout: CgroupLayout, name: str, by_h: dict[Hierarchy, set[str]],
+           limits: CgroupLimits, required: set[str], off: dict[str, str],
+           dirs: list[LeafDir]) -> tuple[dict[str, LeafDir], list[ControllerReport]]:
+    io, placement, reports = layout.io, {}, []
+    for h in _ordered(by_h):
+        assert h.parent is not None
+        d = LeafDir(h, os.path.join(h.parent, name))
+        try:
+            io.mkdir(d.path)
+        except FileExistsError:
+            raise SetupError("cgroup", f"{d.path} already exists: a leftover of an earlier "
+                             "run with this id? remove it with sweep()") from None
+        dirs.append(d)
+        d.backend.init_leaf(io, h, d.path, by_h[h])
+        for c in sorted(by_h[h], key=CONTROLLERS.index):
+            try:
+                reports.append(d.backend.apply(io, c, d.path, limits))
+                placement[c] = d
+            except OSError as exc:
+                if c in required:
+                    raise SetupError("cgroup", f"{c}: writing its limits in {d.path} "
+                                     f"failed: {exc}") from exc
+                off[c] = f"writing its limits in {d.path} failed: {exc}"
+    return placement, reports
+
+
+def create(layout: CgroupLayout, run_id: str, limits: CgroupLimits,
+           required: set[str] | frozenset[str] = frozenset(), *,
+           prefix: str = DEFAULT_PREFIX) -> Leaf:
+    """Make the run's leaf in every hierarchy it needs and write the limits.
+
+    Args:
+        layout: from :func:`~sandbox.cgroups.detect.detect`.
+        run_id: unique per run (letters, digits, ``_.-``); the leaf is ``prefix + run_id``.
+        limits: what to enforce.
+        required: controllers that must be enforced (names from
+            ``model.CONTROLLERS``); any other one that is unavailable is
+            reported ``off`` with the reason (and logged at WARNING).
+
+    Raises:
+        SetupError: a required controller is unavailable or its limits cannot be
+            written, no hierarchy has a usable parent, or the leaf exists already.
+            The message says how to fix it. Nothing is left behind.
+    """
+    name = _check_name(run_id, prefix)
+    if unknown := set(required) - set(CONTROLLERS):
+        raise SetupError("cgroup", f"unknown controllers {sorted(unknown)}: use "
+                         f"{', '.join(CONTROLLERS)} (io, not blkio)")
+    needed = set(limits.needs()) | set(required)
+    off: dict[str, str] = {}
+    by_h = _group(layout, needed, off, limits)
+    if missing := {c: off[c] for c in sorted(off) if c in required}:
+        raise SetupError("cgroup", "required controllers unavailable: " + "; ".join(
+            f"{c}: {why}" for c, why in missing.items()))
+    if not by_h:
+        raise SetupError("cgroup", "no cgroup hierarchy has a usable parent for the run's "
+                         "leaf: " + ("; ".join(f"{c}: {w}" for c, w in off.items()) or
+                                     "no cgroup filesystem is mounted"))
+    dirs: list[LeafDir] = []
+    try:
+        placement, reports = _build(layout, name, by_h, limits, set(required), off, dirs)
+    except BaseException:
+        for d in reversed(dirs):
+            try:
+                layout.io.rmdir(d.path)
+            except OSError as exc:
+                log.error("cgroup rollback: rmdir(%r): %s", d.path, exc.strerror)
+        raise
+    for c in ("net_cls", "net_prio"):
+        if c not in needed:
+            off[c] = ("mounted, nothing requested" if c in layout.placement
+                      else layout.missing.get(c, "unavailable"))
+    for c, why in off.items():
+        if c in needed:
+            log.warning("cgroup controller %s off: %s", c, why, extra={"run_id": run_id})
+        reports.append(_off(c, why, limits))
+    order = {c: i for i, c in enumerate(CONTROLLERS)}
+    reports.sort(key=lambda r: order[r.controller])
+    return Leaf(layout, run_id, name, dirs, placement, reports)
+
+
+def sweep(layout: CgroupLayout, prefix: str, is_stale: Callable[[str], bool]) -> list[str]:
+    """Remove leftover leaves ``prefix + run_id`` for which ``is_stale(run_id)``.
+
+    Looks only in the delegated parents of ``layout``. Returns the run ids
+    removed. Raises SetupError (from :meth:`Leaf.remove`) if one cannot be.
+    """
+    _check_name("x", prefix)
+    found: dict[str, list[LeafDir]] = {}
+    for h in layout.hierarchies:
+        if h.parent is None:
+            continue
+        for entry in sorted(layout.io.listdir(h.parent)):
+            if entry.startswith(prefix) and _RUN_ID.match(entry[len(prefix):]):
+                found.setdefault(entry[len(prefix):], []).append(
+                    LeafDir(h, os.path.join(h.parent, entry)))
+    removed = []
+    for run_id, dirs in sorted(found.items()):
+        if not is_stale(run_id):
+            continue
+        placement = {c: d for c, h in layout.placement.items() for d in dirs if d.hierarchy == h}
+        killer = placement.get("freezer")
+        dirs.sort(key=lambda d: d is not killer)
+        Leaf(layout, run_id, prefix + run_id, dirs, placement, ()).remove()
+        removed.append(run_id)
+        log.info("swept stale cgroup leaf %s%s", prefix, run_id, extra={"run_id": run_id})
+    return removed
+
+
+__all__ = ["DEFAULT_PREFIX", "Leaf", "LeafDir", "create", "join_with_fds", "sweep"]
