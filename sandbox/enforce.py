@@ -67,7 +67,7 @@ def static_states(
         if host.seccomp
         else Enforcement("off", "kernel has no seccomp filter support")
     )
-    states["cgroups"] = Enforcement("off", "not set up yet")
+    states["cgroups"] = Enforcement("off", "not set up yet")  # decided when the leaf exists
     for layer in LAYERS:
         if getattr(policy.layers, layer) == "disabled":
             states[layer] = Enforcement("off", "disabled by the profile")
@@ -86,8 +86,11 @@ def check(
     host: HostFacts,
     *,
     warn: bool = True,
+    pending: frozenset[str] = frozenset(),
 ) -> None:
     """Refuse (UnsupportedError) when a required layer is not fully enforced.
+
+    ``pending`` layers are not decided yet (the cgroup leaf is made later).
 
     Raises:
         UnsupportedError: naming the first layer that cannot be enforced and why.
@@ -95,7 +98,7 @@ def check(
     for layer in LAYERS:
         mode = getattr(policy.layers, layer)
         st = states.get(layer, Enforcement("off", "unknown layer state"))
-        if layer in ablate or mode == "disabled":
+        if layer in ablate or mode == "disabled" or layer in pending:
             continue
         if st.state != "full":
             if mode == "required":

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from sandbox.apparmor.onexec import apply_in_child as apparmor_onexec
+from sandbox.cgroups.leaf import join_with_fds
 from sandbox.caps.drop import drop_bounding, set_final
 from sandbox.fs.mounts import DetachedMounts, attach, prepare_detached
 from sandbox.landlock.restrict import apply_in_child as landlock_apply
@@ -207,9 +208,8 @@ def step_join_cgroup(ctx: Ctx) -> None:
     """Join the run's leaf through fds opened by the supervisor, just before execve."""
     if not ctx.plan.join_cgroup:
         return
-    pid = str(ctx.sc.getpid()).encode()
+    join_with_fds(ctx.fds.cgroup_procs, ctx.sc.write)  # "0": the writer itself, any pid ns
     for fd in ctx.fds.cgroup_procs:
-        ctx.sc.write(fd, pid)
         ctx.sc.close(fd)
 
 

@@ -9,13 +9,19 @@ same profile compiles nothing.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+from dataclasses import replace
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox import cgroups
 from sandbox.apparmor.host import AppArmorHost
+from sandbox.cgroups import CgroupLayout, CgroupLimits
+from sandbox.errors import SetupError
 from sandbox.caps.names import CAPS, normalize
 from sandbox.fs.image import ImageSpec, read_allowlist
 from sandbox.fs.resolve import Program, interpreter_of
@@ -27,7 +33,8 @@ from sandbox.plan import SeccompPlan
 from sandbox.policy.load import PROFILES_DIR
 from sandbox.policy.model import Policy
 from sandbox.runner.result import Enforcement, Usage
-from sandbox.runner.state import state_dir
+from sandbox.runner.state import runtime_dir, state_dir
+from sandbox.runner.state import sweep as sweep_locks
 from sandbox.seccomp.build import prepare as seccomp_prepare
 
 log = logging.getLogger(__name__)
@@ -69,6 +76,7 @@ class LayerBuilders:
         self._allowlists: dict[str, tuple[str, ...]] = {}
         self._landlock_cache: dict[object, LandlockArtifact] = {}
         self._aa_host: AppArmorHost | None = None
+        self._layout: CgroupLayout | None = None
         self._seccomp_cache = state_dir() / "seccomp" if host.is_root else None
 
     def image_spec(self, policy: Policy) -> ImageSpec:
@@ -99,9 +107,7 @@ class LayerBuilders:
         self._landlock(policy, built, ablate, program)
         self._seccomp(policy, built)
         self._apparmor(policy, built, program, stack)
-        for layer in ("cgroups",):
-            if built.states[layer].state != "off" or layer == "cgroups":
-                built.states[layer] = Enforcement("off", "not built yet")
+        self._cgroups(policy, built, run_id, stack)
         return built
 
     def _landlock(
@@ -151,6 +157,97 @@ class LayerBuilders:
         built.apparmor_profile = art.name
         skipped = f"; left out: {', '.join(art.skipped_rules)}" if art.skipped_rules else ""
         built.states["apparmor"] = Enforcement("full", f"profile {art.name}{skipped}")
+
+
+    # ---------------------------------------------------------- cgroups ----
+    def cgroup_layout(self) -> CgroupLayout:
+        """The host's hierarchies and delegated parents (detected once)."""
+        if self._layout is None:
+            self._layout = cgroups.detect()
+        return self._layout
+
+    def sweep(self) -> None:
+        """Remove leaves and run locks of runs whose supervisor died (their flock is free)."""
+        try:
+            cgroups.sweep(self.cgroup_layout(), cgroups.DEFAULT_PREFIX, run_is_stale)
+        except SetupError as e:
+            log.warning("sweep of stale cgroup leaves: %s", e)
+        sweep_locks(lambda run_id: None)
+
+    def _cgroups(self, policy: Policy, built: Built, run_id: str, stack: ExitStack) -> None:
+        if built.states["cgroups"].state == "off" and built.states["cgroups"].detail:
+            if built.states["cgroups"].detail != "not set up yet":
+                return
+        lim = policy.limits
+        limits = CgroupLimits(memory=lim.memory, pids=lim.processes, cpu_quota=lim.cpu_quota,
+                              cpuset=lim.cpuset)
+        required = set(REQUIRED_CONTROLLERS) if policy.layers.cgroups == "required" else set()
+        if lim.cpu_quota is not None and required:
+            required.add("cpu")
+        if lim.cpuset is not None and required:
+            required.add("cpuset")
+        try:
+            leaf = cgroups.create(self.cgroup_layout(), run_id, limits, required)
+        except SetupError as e:
+            if policy.layers.cgroups == "required":
+                raise
+            built.states["cgroups"] = Enforcement("off", str(e))
+            return
+        stack.callback(leaf.remove)
+        fds = leaf.open_procs_fds()
+        stack.callback(lambda: [os.close(fd) for fd in fds])
+        built.cgroup_procs = fds
+        built.cgroup_dirs = [d.path for d in leaf.dirs]
+        built.cpu_usage = lambda: leaf.cpu_usage_ns() / 1e9
+        built.kill = leaf.kill
+        built.stats = lambda st, wall: cgroup_usage(leaf, st, wall)
+        partial = [r for r in leaf.report if r.state != cgroups.State.FULL
+                   and r.controller in required | set(limits.needs())]
+        detail = "; ".join(f"{r.controller}: {r.state.value} ({r.detail})" for r in partial)
+        built.states["cgroups"] = Enforcement(
+            "partial" if partial else "full",
+            detail or "leaf " + leaf.name + ": " + ", ".join(
+                r.controller for r in leaf.report if r.state == cgroups.State.FULL))
+
+
+# Controllers a run cannot do without: accounting, the kill, memory and process limits.
+REQUIRED_CONTROLLERS = ("cpuacct", "freezer", "memory", "pids")
+
+
+def run_is_stale(run_id: str) -> bool:
+    """A leaf's run is dead when its lock file is gone or nobody holds the lock."""
+    path = runtime_dir() / "runs" / f"{run_id}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def cgroup_usage(leaf: cgroups.Leaf, st: PayloadStatus | None, wall: float | None) -> Usage:
+    """The run's figures: CPU and memory from the leaf (all its tasks), max RSS from wait4."""
+    from sandbox.runner.supervisor import base_usage
+
+    base = base_usage(st, wall)
+    s = leaf.stats()
+    ns = 1e-9
+    cpu = s.cpu_usage_ns * ns if s.cpu_usage_ns is not None else base.cpu_time
+    return replace(
+        base,
+        cpu_time=cpu,
+        cpu_user=s.cpu_user_ns * ns if s.cpu_user_ns is not None else base.cpu_user,
+        cpu_system=s.cpu_system_ns * ns if s.cpu_system_ns is not None else base.cpu_system,
+        memory_peak=s.memory_peak,
+        oom_killed=bool(s.oom_killed),
+        io_read_bytes=s.io_read_bytes,
+        io_write_bytes=s.io_write_bytes,
+    )
 
 
 def profiles_dir() -> Path:

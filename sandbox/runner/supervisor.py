@@ -148,6 +148,7 @@ class Supervisor:
             from sandbox.runner.layers import LayerBuilders
 
             layers = LayerBuilders(host)
+            layers.sweep()
         self.layers = layers
 
     # ------------------------------------------------------------ run ----
@@ -157,11 +158,7 @@ class Supervisor:
         digest = req.profile.digest
         states = enforce.static_states(policy, self.host, req.ablate)
         enforce.check(
-            policy,
-            {k: v for k, v in states.items() if k != "cgroups"},
-            req.ablate,
-            self.host,
-            warn=False,
+            policy, states, req.ablate, self.host, warn=False, pending=frozenset({"cgroups"})
         )
         with ExitStack() as stack:
             image_dir = None
