@@ -38,10 +38,12 @@ def _ablate(names: set[str]) -> None:
     nothing, to show that their tests fail without them (freezer: no freezing, and
     kill by plain SIGKILL loop)."""
     for backend in (V1Backend, V2Backend):
+
         def apply(self, io, controller, leaf, limits, _orig=backend.apply):  # type: ignore[no-untyped-def]
             if controller in names:
                 return report(controller, State.FULL, "ABLATED", leaf)
             return _orig(self, io, controller, leaf, limits)
+
         backend.apply = apply  # type: ignore[method-assign]
         if "freezer" in names:
             backend.set_frozen = lambda self, io, leaf, frozen: None  # type: ignore[method-assign]
@@ -98,8 +100,13 @@ class Child:
         return self.status
 
 
-def spawn(leaf: Leaf | None, *args: str, before_join: Callable[[], None] | None = None,
-          fds: Sequence[int] | None = None, join_as: Callable[[], None] | None = None) -> Child:
+def spawn(
+    leaf: Leaf | None,
+    *args: str,
+    before_join: Callable[[], None] | None = None,
+    fds: Sequence[int] | None = None,
+    join_as: Callable[[], None] | None = None,
+) -> Child:
     """Fork; the child joins ``leaf`` itself (writing "0" to each fd) and execs the probe."""
     own_fds = fds is None and leaf is not None
     procs_fds = leaf.open_procs_fds() if own_fds and leaf else list(fds or [])
@@ -140,8 +147,13 @@ def reap_all() -> None:
 
 def strays(layout: CgroupLayout) -> list[str]:
     """This process's test leaves still present in any hierarchy."""
-    return [os.path.join(h.parent, e) for h in layout.hierarchies if h.parent
-            for e in os.listdir(h.parent) if e.startswith(PREFIX)]
+    return [
+        os.path.join(h.parent, e)
+        for h in layout.hierarchies
+        if h.parent
+        for e in os.listdir(h.parent)
+        if e.startswith(PREFIX)
+    ]
 
 
 @pytest.fixture
@@ -149,10 +161,14 @@ def make_leaf(layout: CgroupLayout) -> Iterator[Callable[..., Leaf]]:
     """Factory of leaves (prefix PREFIX) removed at teardown, whatever happened."""
     made: list[Leaf] = []
 
-    def make(limits: CgroupLimits | None = None, required: frozenset[str] = frozenset(),
-             lay: CgroupLayout | None = None) -> Leaf:
-        leaf = create(lay or layout, str(next(_ids)), limits or CgroupLimits(), required,
-                      prefix=PREFIX)
+    def make(
+        limits: CgroupLimits | None = None,
+        required: frozenset[str] = frozenset(),
+        lay: CgroupLayout | None = None,
+    ) -> Leaf:
+        leaf = create(
+            lay or layout, str(next(_ids)), limits or CgroupLimits(), required, prefix=PREFIX
+        )
         made.append(leaf)
         return leaf
 

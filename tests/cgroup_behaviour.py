@@ -54,7 +54,7 @@ def test_memory_limit_oom_kills_and_counts(make_leaf):
 def test_launcher_pages_are_not_billed(make_leaf):
     """The child joins after fork, just before exec: the parent's 64 MiB stay outside."""
     ballast = bytearray(64 * MIB)
-    ballast[:: 4096] = b"x" * (len(ballast) // 4096)
+    ballast[::4096] = b"x" * (len(ballast) // 4096)
     leaf = make_leaf(CgroupLimits(memory=16 * MIB), {"memory"})
     child = spawn(leaf, "alloc", "0")
     assert child.line() == "allocated" and os.WEXITSTATUS(child.wait()) == 0
@@ -120,8 +120,9 @@ def loopdev(tmp_path):
     img = tmp_path / "disk.img"
     with open(img, "wb") as f:
         f.truncate(16 * MIB)
-    dev = subprocess.run(["losetup", "--find", "--show", str(img)], check=True,
-                         capture_output=True, text=True).stdout.strip()
+    dev = subprocess.run(
+        ["losetup", "--find", "--show", str(img)], check=True, capture_output=True, text=True
+    ).stdout.strip()
     try:
         rdev = os.stat(dev).st_rdev
         yield dev, os.major(rdev), os.minor(rdev)
@@ -133,8 +134,9 @@ def test_io_throttles_direct_reads_and_writes(make_leaf, loopdev):
     dev, major, minor = loopdev
     bps, size = MIB, 2 * MIB
     devices = (*DEFAULT_DEVICES, DeviceRule("b", major, minor, "rw"))
-    leaf = make_leaf(CgroupLimits(io=(IoLimit(f"{major}:{minor}", rbps=bps, wbps=bps),),
-                                  devices=devices), {"io"})
+    leaf = make_leaf(
+        CgroupLimits(io=(IoLimit(f"{major}:{minor}", rbps=bps, wbps=bps),), devices=devices), {"io"}
+    )
     for mode in ("r", "w"):
         child = spawn(leaf, "dio", dev, mode, str(size))
         done, ns = map(int, child.line().split()[1:])

@@ -35,8 +35,9 @@ class CgroupBackend(Protocol):
         """Initialise a new leaf before limits are written (v1 cpuset needs mems)."""
         ...
 
-    def apply(self, io: CgroupIO, controller: str, leaf: str,
-              limits: CgroupLimits) -> ControllerReport:
+    def apply(
+        self, io: CgroupIO, controller: str, leaf: str, limits: CgroupLimits
+    ) -> ControllerReport:
         """Write the controller's limits into the leaf. Raises OSError."""
         ...
 

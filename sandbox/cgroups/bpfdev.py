@@ -60,8 +60,11 @@ def _rule_block(rule: DeviceRule) -> list[tuple[int, int, int, int, int | None]]
     denied = 7 & ~access_mask(rule.access)
     if denied:
         # Any requested access bit outside the rule's set -> this rule does not match.
-        out += [(ALU64_MOV_X, 1, 3, 0, 0), (ALU64_AND_K, 1, 0, denied, 0),
-                (JMP_JNE_K, 1, 0, 0, None)]
+        out += [
+            (ALU64_MOV_X, 1, 3, 0, 0),
+            (ALU64_AND_K, 1, 0, denied, 0),
+            (JMP_JNE_K, 1, 0, 0, None),
+        ]
     if rule.kind != "a" and rule.major is not None:
         out.append((JMP_JNE_K, 4, 0, rule.major, None))
     if rule.kind != "a" and rule.minor is not None:

@@ -37,10 +37,25 @@ log = logging.getLogger(__name__)
 ENV_PARENT = "SANDBOX_CGROUP_PARENT"
 V2_BUILTIN = frozenset({"cpuacct", "freezer", "devices"})
 _V1_NAMES = {"blkio": "io"}  # v1 spelling -> our (v2) spelling
-_V1_SUBSYSTEMS = frozenset({
-    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio",
-    "blkio", "perf_event", "hugetlb", "pids", "rdma", "misc", "debug",
-})
+_V1_SUBSYSTEMS = frozenset(
+    {
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "memory",
+        "devices",
+        "freezer",
+        "net_cls",
+        "net_prio",
+        "blkio",
+        "perf_event",
+        "hugetlb",
+        "pids",
+        "rdma",
+        "misc",
+        "debug",
+    }
+)
 FIX = (
     "name a delegated parent with SANDBOX_CGROUP_PARENT (e.g. the cgroup of a systemd "
     "unit with Delegate=yes, or a directory made for the sandbox and chowned to its user), "
@@ -170,8 +185,13 @@ def _v2_facts(io: CgroupIO, parent: str) -> tuple[frozenset[str], frozenset[str]
     return offered | V2_BUILTIN, enabled, busy
 
 
-def _hierarchy(io: CgroupIO, mount: tuple[str, str, str, frozenset[str]], root: str,
-               own: str, wanted: str | None) -> Hierarchy:
+def _hierarchy(
+    io: CgroupIO,
+    mount: tuple[str, str, str, frozenset[str]],
+    root: str,
+    own: str,
+    wanted: str | None,
+) -> Hierarchy:
     fstype, mount_root, mountpoint, subsys = mount
     path = os.path.normpath(root + "/" + mountpoint)
     version: Literal[1, 2] = 2 if fstype == "cgroup2" else 1
@@ -180,7 +200,8 @@ def _hierarchy(io: CgroupIO, mount: tuple[str, str, str, frozenset[str]], root: 
     controllers = frozenset(_V1_NAMES.get(s, s) for s in subsys if not s.startswith("name="))
     target = wanted if wanted is not None else own
     what = f"cgroup {target} in the {name} hierarchy" + (
-        f" (named by {ENV_PARENT})" if wanted is not None else " (the caller's own)")
+        f" (named by {ENV_PARENT})" if wanted is not None else " (the caller's own)"
+    )
     parent = resolve(path, mount_root, target)
     problem = _check_parent(io, parent, what)
     if problem is None and io.statfs_magic(path) != magic:
@@ -199,8 +220,9 @@ def _place(hierarchies: list[Hierarchy]) -> tuple[dict[str, Hierarchy], dict[str
     missing: dict[str, str] = {}
     for ctrl in CONTROLLERS:
         v1 = [h for h in hierarchies if h.version == 1 and ctrl in h.controllers]
-        v2 = [h for h in hierarchies
-              if h.version == 2 and (h.parent is None or ctrl in h.controllers)]
+        v2 = [
+            h for h in hierarchies if h.version == 2 and (h.parent is None or ctrl in h.controllers)
+        ]
         if (ctrl not in V2_BUILTIN and v1) or ctrl in ("net_cls", "net_prio"):
             v2 = []  # a controller bound to a v1 hierarchy cannot be in v2; v2 has no net_*
         candidates = v1 + v2
@@ -210,17 +232,25 @@ def _place(hierarchies: list[Hierarchy]) -> tuple[dict[str, Hierarchy], dict[str
         elif candidates:
             missing[ctrl] = f"{candidates[0].name}: {candidates[0].problem}"
         elif any(h.version == 2 for h in hierarchies) and ctrl in ("net_cls", "net_prio"):
-            missing[ctrl] = (f"no cgroup v1 hierarchy mounts {ctrl} and cgroup v2 has no "
-                             "equivalent; the run's network namespace (loopback only) "
-                             "isolates its traffic instead")
+            missing[ctrl] = (
+                f"no cgroup v1 hierarchy mounts {ctrl} and cgroup v2 has no "
+                "equivalent; the run's network namespace (loopback only) "
+                "isolates its traffic instead"
+            )
         else:
             missing[ctrl] = f"no mounted cgroup hierarchy has the {ctrl} controller"
     return placement, missing
 
 
-def detect(*, root: str = "/", proc_self_cgroup: str | None = None,
-           mountinfo: str | None = None, parent: str | None = None,
-           env: Mapping[str, str] | None = None, io: CgroupIO | None = None) -> CgroupLayout:
+def detect(
+    *,
+    root: str = "/",
+    proc_self_cgroup: str | None = None,
+    mountinfo: str | None = None,
+    parent: str | None = None,
+    env: Mapping[str, str] | None = None,
+    io: CgroupIO | None = None,
+) -> CgroupLayout:
     """Describe this host's cgroup hierarchies and where leaves can be made.
 
     Args:
@@ -236,11 +266,15 @@ def detect(*, root: str = "/", proc_self_cgroup: str | None = None,
     and lists every controller as missing with the reason.
     """
     io = io or CgroupIO()
-    proc_self_cgroup = proc_self_cgroup if proc_self_cgroup is not None else io.read(
-        "/proc/self/cgroup")
+    proc_self_cgroup = (
+        proc_self_cgroup if proc_self_cgroup is not None else io.read("/proc/self/cgroup")
+    )
     mountinfo = mountinfo if mountinfo is not None else io.read("/proc/self/mountinfo")
-    wanted = parent if parent is not None else (env if env is not None else os.environ).get(
-        ENV_PARENT) or None
+    wanted = (
+        parent
+        if parent is not None
+        else (env if env is not None else os.environ).get(ENV_PARENT) or None
+    )
     own_by_set = parse_proc_cgroup(proc_self_cgroup)
     chosen: dict[tuple[str, frozenset[str]], Hierarchy] = {}
     for mount in parse_mountinfo(mountinfo):
@@ -258,6 +292,12 @@ def detect(*, root: str = "/", proc_self_cgroup: str | None = None,
     placement, missing = _place(hierarchies)
     versions = {h.version for h in hierarchies}
     mode: Literal["v1", "v2", "hybrid", "none"] = (
-        "none" if not versions else "hybrid" if versions == {1, 2}
-        else "v2" if versions == {2} else "v1")
+        "none"
+        if not versions
+        else "hybrid"
+        if versions == {1, 2}
+        else "v2"
+        if versions == {2}
+        else "v1"
+    )
     return CgroupLayout(mode, tuple(hierarchies), placement, missing, io)

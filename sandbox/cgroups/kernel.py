@@ -106,8 +106,12 @@ def bpf_prog_attach(prog_fd: int, target_fd: int, attach_type: int, flags: int) 
     attr = ctypes.create_string_buffer(32)
     for offset, value in enumerate((target_fd, prog_fd, attach_type, flags)):
         ctypes.c_uint32.from_buffer(attr, offset * 4).value = value
-    _bpf(_BPF_PROG_ATTACH, attr, f"BPF_PROG_ATTACH, target_fd={target_fd}, "
-         f"attach_bpf_fd={prog_fd}, attach_type={attach_type}, flags={flags}")
+    _bpf(
+        _BPF_PROG_ATTACH,
+        attr,
+        f"BPF_PROG_ATTACH, target_fd={target_fd}, "
+        f"attach_bpf_fd={prog_fd}, attach_type={attach_type}, flags={flags}",
+    )
 
 
 class CgroupIO:
@@ -203,8 +207,11 @@ class CgroupIO:
 
         The cgroup keeps the program alive; both fds are closed here.
         """
-        log.debug("bpf(BPF_PROG_LOAD+BPF_PROG_ATTACH, CGROUP_DEVICE, %d insns, %r)",
-                  len(insns) // 8, cgroup_dir)
+        log.debug(
+            "bpf(BPF_PROG_LOAD+BPF_PROG_ATTACH, CGROUP_DEVICE, %d insns, %r)",
+            len(insns) // 8,
+            cgroup_dir,
+        )
         prog = bpf_load_device_program(insns)
         try:
             dirfd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

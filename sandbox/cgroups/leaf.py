@@ -77,8 +77,15 @@ class Leaf:
         report: one line per controller for the run record.
     """
 
-    def __init__(self, layout: CgroupLayout, run_id: str, name: str, dirs: Sequence[LeafDir],
-                 placement: dict[str, LeafDir], report: Sequence[ControllerReport]) -> None:
+    def __init__(
+        self,
+        layout: CgroupLayout,
+        run_id: str,
+        name: str,
+        dirs: Sequence[LeafDir],
+        placement: dict[str, LeafDir],
+        report: Sequence[ControllerReport],
+    ) -> None:
         self.layout, self.run_id, self.name = layout, run_id, name
         self.dirs = tuple(dirs)
         self.placement = placement
@@ -92,8 +99,9 @@ class Leaf:
     def __enter__(self) -> Leaf:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.remove()
 
     def _dir(self, controller: str) -> LeafDir:
@@ -152,8 +160,12 @@ class Leaf:
         d.backend.set_frozen(io, d.path, frozen)
         deadline = io.monotonic() + timeout
         try:
-            wait_for(io, lambda: d.backend.is_frozen(io, d.path) == frozen, deadline,
-                     f"{d.path} to {'freeze' if frozen else 'thaw'}")
+            wait_for(
+                io,
+                lambda: d.backend.is_frozen(io, d.path) == frozen,
+                deadline,
+                f"{d.path} to {'freeze' if frozen else 'thaw'}",
+            )
         except TimeoutError as exc:
             raise SetupError("cgroup-freeze", str(exc)) from None
 
@@ -216,8 +228,9 @@ class Leaf:
                 except OSError as exc:
                     # EBUSY while the last tasks finish exiting: retry until the deadline.
                     if not is_busy(exc) or io.monotonic() > deadline:
-                        raise SetupError("cgroup-remove", f"rmdir({d.path!r}): "
-                                         f"{exc.strerror}") from exc
+                        raise SetupError(
+                            "cgroup-remove", f"rmdir({d.path!r}): {exc.strerror}"
+                        ) from exc
                     io.sleep(0.001)
         if self._usage is not None:
             io.close(self._usage[0])
@@ -228,25 +241,34 @@ class Leaf:
 
 def _check_name(run_id: str, prefix: str) -> str:
     if not _RUN_ID.match(run_id) or not re.fullmatch(r"[A-Za-z0-9_.-]+", prefix):
-        raise SetupError("cgroup", f"run id {run_id!r} / prefix {prefix!r}: use letters, "
-                         "digits, '_', '.', '-' (at most 64)")
+        raise SetupError(
+            "cgroup",
+            f"run id {run_id!r} / prefix {prefix!r}: use letters, "
+            "digits, '_', '.', '-' (at most 64)",
+        )
     return prefix + run_id
 
 
 def _off(controller: str, why: str, limits: CgroupLimits) -> ControllerReport:
     requested = {
-        "memory": limits.memory is not None, "pids": limits.pids is not None,
+        "memory": limits.memory is not None,
+        "pids": limits.pids is not None,
         "cpu": limits.cpu_quota is not None or limits.cpu_weight is not None,
-        "cpuset": limits.cpuset is not None, "io": bool(limits.io),
-        "hugetlb": bool(limits.hugetlb), "devices": True,
-        "net_cls": limits.net_classid is not None, "net_prio": bool(limits.net_prio),
+        "cpuset": limits.cpuset is not None,
+        "io": bool(limits.io),
+        "hugetlb": bool(limits.hugetlb),
+        "devices": True,
+        "net_cls": limits.net_classid is not None,
+        "net_prio": bool(limits.net_prio),
     }.get(controller, False)
-    return ControllerReport(controller, State.OFF,
-                            ("requested limit NOT enforced: " if requested else "") + why)
+    return ControllerReport(
+        controller, State.OFF, ("requested limit NOT enforced: " if requested else "") + why
+    )
 
 
-def _group(layout: CgroupLayout, needed: set[str], off: dict[str, str],
-           limits: CgroupLimits) -> dict[Hierarchy, set[str]]:
+def _group(
+    layout: CgroupLayout, needed: set[str], off: dict[str, str], limits: CgroupLimits
+) -> dict[Hierarchy, set[str]]:
     """Controllers per hierarchy; unavailable ones go to ``off`` with the reason."""
     by_h: dict[Hierarchy, set[str]] = {}
     for c in CONTROLLERS:
@@ -270,9 +292,15 @@ def _ordered(by_h: dict[Hierarchy, set[str]]) -> list[Hierarchy]:
     return sorted(by_h, key=lambda h: min(rank[c] for c in by_h[h]))
 
 
-def _build(layout: CgroupLayout, name: str, by_h: dict[Hierarchy, set[str]],
-           limits: CgroupLimits, required: set[str], off: dict[str, str],
-           dirs: list[LeafDir]) -> tuple[dict[str, LeafDir], list[ControllerReport]]:
+def _build(
+    layout: CgroupLayout,
+    name: str,
+    by_h: dict[Hierarchy, set[str]],
+    limits: CgroupLimits,
+    required: set[str],
+    off: dict[str, str],
+    dirs: list[LeafDir],
+) -> tuple[dict[str, LeafDir], list[ControllerReport]]:
     io, placement, reports = layout.io, {}, []
     for h in _ordered(by_h):
         assert h.parent is not None
@@ -280,8 +308,11 @@ def _build(layout: CgroupLayout, name: str, by_h: dict[Hierarchy, set[str]],
         try:
             io.mkdir(d.path)
         except FileExistsError:
-            raise SetupError("cgroup", f"{d.path} already exists: a leftover of an earlier "
-                             "run with this id? remove it with sweep()") from None
+            raise SetupError(
+                "cgroup",
+                f"{d.path} already exists: a leftover of an earlier "
+                "run with this id? remove it with sweep()",
+            ) from None
         dirs.append(d)
         d.backend.init_leaf(io, h, d.path, by_h[h])
         for c in sorted(by_h[h], key=CONTROLLERS.index):
@@ -290,15 +321,21 @@ def _build(layout: CgroupLayout, name: str, by_h: dict[Hierarchy, set[str]],
                 placement[c] = d
             except OSError as exc:
                 if c in required:
-                    raise SetupError("cgroup", f"{c}: writing its limits in {d.path} "
-                                     f"failed: {exc}") from exc
+                    raise SetupError(
+                        "cgroup", f"{c}: writing its limits in {d.path} failed: {exc}"
+                    ) from exc
                 off[c] = f"writing its limits in {d.path} failed: {exc}"
     return placement, reports
 
 
-def create(layout: CgroupLayout, run_id: str, limits: CgroupLimits,
-           required: set[str] | frozenset[str] = frozenset(), *,
-           prefix: str = DEFAULT_PREFIX) -> Leaf:
+def create(
+    layout: CgroupLayout,
+    run_id: str,
+    limits: CgroupLimits,
+    required: set[str] | frozenset[str] = frozenset(),
+    *,
+    prefix: str = DEFAULT_PREFIX,
+) -> Leaf:
     """Make the run's leaf in every hierarchy it needs and write the limits.
 
     Args:
@@ -316,18 +353,26 @@ def create(layout: CgroupLayout, run_id: str, limits: CgroupLimits,
     """
     name = _check_name(run_id, prefix)
     if unknown := set(required) - set(CONTROLLERS):
-        raise SetupError("cgroup", f"unknown controllers {sorted(unknown)}: use "
-                         f"{', '.join(CONTROLLERS)} (io, not blkio)")
+        raise SetupError(
+            "cgroup",
+            f"unknown controllers {sorted(unknown)}: use {', '.join(CONTROLLERS)} (io, not blkio)",
+        )
     needed = set(limits.needs()) | set(required)
     off: dict[str, str] = {}
     by_h = _group(layout, needed, off, limits)
     if missing := {c: off[c] for c in sorted(off) if c in required}:
-        raise SetupError("cgroup", "required controllers unavailable: " + "; ".join(
-            f"{c}: {why}" for c, why in missing.items()))
+        raise SetupError(
+            "cgroup",
+            "required controllers unavailable: "
+            + "; ".join(f"{c}: {why}" for c, why in missing.items()),
+        )
     if not by_h:
-        raise SetupError("cgroup", "no cgroup hierarchy has a usable parent for the run's "
-                         "leaf: " + ("; ".join(f"{c}: {w}" for c, w in off.items()) or
-                                     "no cgroup filesystem is mounted"))
+        raise SetupError(
+            "cgroup",
+            "no cgroup hierarchy has a usable parent for the run's "
+            "leaf: "
+            + ("; ".join(f"{c}: {w}" for c, w in off.items()) or "no cgroup filesystem is mounted"),
+        )
     dirs: list[LeafDir] = []
     try:
         placement, reports = _build(layout, name, by_h, limits, set(required), off, dirs)
@@ -340,8 +385,11 @@ def create(layout: CgroupLayout, run_id: str, limits: CgroupLimits,
         raise
     for c in ("net_cls", "net_prio"):
         if c not in needed:
-            off[c] = ("mounted, nothing requested" if c in layout.placement
-                      else layout.missing.get(c, "unavailable"))
+            off[c] = (
+                "mounted, nothing requested"
+                if c in layout.placement
+                else layout.missing.get(c, "unavailable")
+            )
     for c, why in off.items():
         if c in needed:
             log.warning("cgroup controller %s off: %s", c, why, extra={"run_id": run_id})
@@ -363,9 +411,10 @@ def sweep(layout: CgroupLayout, prefix: str, is_stale: Callable[[str], bool]) ->
         if h.parent is None:
             continue
         for entry in sorted(layout.io.listdir(h.parent)):
-            if entry.startswith(prefix) and _RUN_ID.match(entry[len(prefix):]):
-                found.setdefault(entry[len(prefix):], []).append(
-                    LeafDir(h, os.path.join(h.parent, entry)))
+            if entry.startswith(prefix) and _RUN_ID.match(entry[len(prefix) :]):
+                found.setdefault(entry[len(prefix) :], []).append(
+                    LeafDir(h, os.path.join(h.parent, entry))
+                )
     removed = []
     for run_id, dirs in sorted(found.items()):
         if not is_stale(run_id):

@@ -22,8 +22,17 @@ from sandbox.errors import PolicyError
 
 #: Every controller this package knows, in the order leaves are set up.
 CONTROLLERS = (
-    "freezer", "cpuacct", "memory", "pids", "cpu", "cpuset", "io",
-    "hugetlb", "devices", "net_cls", "net_prio",
+    "freezer",
+    "cpuacct",
+    "memory",
+    "pids",
+    "cpu",
+    "cpuset",
+    "io",
+    "hugetlb",
+    "devices",
+    "net_cls",
+    "net_prio",
 )
 #: Controllers every leaf uses whatever the limits: accounting, kill, devices.
 ALWAYS = frozenset({"freezer", "cpuacct", "memory", "pids", "cpu", "io", "devices"})
@@ -92,7 +101,9 @@ DEFAULT_DEVICES: tuple[DeviceRule, ...] = tuple(
     DeviceRule("c", 1, minor) for minor in (3, 5, 7, 8, 9)
 )
 DEVICES_TTY: tuple[DeviceRule, ...] = (
-    DeviceRule("c", 5, 0), DeviceRule("c", 5, 2), DeviceRule("c", 136, None),
+    DeviceRule("c", 5, 0),
+    DeviceRule("c", 5, 2),
+    DeviceRule("c", 136, None),
 )
 
 

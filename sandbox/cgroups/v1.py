@@ -29,8 +29,12 @@ from sandbox.cgroups.kernel import CgroupIO
 from sandbox.cgroups.model import CgroupLimits, ControllerReport, State
 
 CFS_PERIOD_US = 100_000
-_IO_FILES = (("rbps", "read_bps_device"), ("wbps", "write_bps_device"),
-             ("riops", "read_iops_device"), ("wiops", "write_iops_device"))
+_IO_FILES = (
+    ("rbps", "read_bps_device"),
+    ("wbps", "write_bps_device"),
+    ("riops", "read_iops_device"),
+    ("wiops", "write_iops_device"),
+)
 TMPFS_NOTE = "tmpfs pages the run writes (its upper layer, /tmp) are charged here"
 
 
@@ -47,8 +51,10 @@ def _memory(io: CgroupIO, leaf: str, limits: CgroupLimits) -> ControllerReport:
         return report("memory", State.FULL, f"accounting only; {TMPFS_NOTE}", leaf)
     # limit_in_bytes first: memsw must never be below it.
     io.write(os.path.join(leaf, "memory.limit_in_bytes"), str(limits.memory))
-    detail = (f"limit {limits.memory} bytes; {TMPFS_NOTE}; v1 OOM kills one task, "
-              "the supervisor then kills the rest")
+    detail = (
+        f"limit {limits.memory} bytes; {TMPFS_NOTE}; v1 OOM kills one task, "
+        "the supervisor then kills the rest"
+    )
     memsw = os.path.join(leaf, "memory.memsw.limit_in_bytes")
     if io.exists(memsw):
         io.write(memsw, str(limits.memory))
@@ -56,8 +62,13 @@ def _memory(io: CgroupIO, leaf: str, limits: CgroupLimits) -> ControllerReport:
     if not swap_active(io):
         return report("memory", State.FULL, detail + "; no swap on this host", leaf)
     io.write(os.path.join(leaf, "memory.swappiness"), "0")
-    return report("memory", State.PARTIAL, detail + "; swap NOT limited (kernel without swap "
-                  "accounting, boot with swapaccount=1); swappiness set to 0", leaf)
+    return report(
+        "memory",
+        State.PARTIAL,
+        detail + "; swap NOT limited (kernel without swap "
+        "accounting, boot with swapaccount=1); swappiness set to 0",
+        leaf,
+    )
 
 
 def _cpu(io: CgroupIO, leaf: str, limits: CgroupLimits) -> ControllerReport:
@@ -82,8 +93,10 @@ def _cpuset(io: CgroupIO, leaf: str, limits: CgroupLimits) -> ControllerReport:
 
 
 def _io(io: CgroupIO, leaf: str, limits: CgroupLimits) -> ControllerReport:
-    note = ("v1 blkio throttles and counts reads and O_DIRECT writes only; buffered writes "
-            "are written back by the flusher outside this cgroup")
+    note = (
+        "v1 blkio throttles and counts reads and O_DIRECT writes only; buffered writes "
+        "are written back by the flusher outside this cgroup"
+    )
     done, writes = [], False
     for lim in limits.io:
         for key, name in _IO_FILES:
@@ -159,13 +172,20 @@ class V1Backend:
             for name in ("cpuset.mems", "cpuset.cpus"):
                 io.write(os.path.join(leaf, name), io.read(os.path.join(h.parent, name)).strip())
 
-    def apply(self, io: CgroupIO, controller: str, leaf: str,
-              limits: CgroupLimits) -> ControllerReport:
+    def apply(
+        self, io: CgroupIO, controller: str, leaf: str, limits: CgroupLimits
+    ) -> ControllerReport:
         """Write one controller's limits (see the module docstring for v1 caveats)."""
         if controller in ("net_cls", "net_prio"):
             return _net(io, controller, leaf, limits)
-        fn = {"memory": _memory, "cpu": _cpu, "cpuset": _cpuset, "io": _io,
-              "hugetlb": _hugetlb, "devices": _devices}.get(controller)
+        fn = {
+            "memory": _memory,
+            "cpu": _cpu,
+            "cpuset": _cpuset,
+            "io": _io,
+            "hugetlb": _hugetlb,
+            "devices": _devices,
+        }.get(controller)
         if fn is not None:
             return fn(io, leaf, limits)
         if controller == "pids":
@@ -174,44 +194,71 @@ class V1Backend:
             io.write(os.path.join(leaf, "pids.max"), str(limits.pids))
             return report("pids", State.FULL, f"max {limits.pids} tasks", leaf)
         if controller == "freezer":
-            return report("freezer", State.FULL, "freezer.state; kill = freeze, SIGKILL, "
-                          "thaw, repeat until empty", leaf)
-        return report(controller, State.FULL, "cpuacct.usage (exact); user/system split "
-                      "per tick, may not add up to it", leaf)
+            return report(
+                "freezer",
+                State.FULL,
+                "freezer.state; kill = freeze, SIGKILL, thaw, repeat until empty",
+                leaf,
+            )
+        return report(
+            controller,
+            State.FULL,
+            "cpuacct.usage (exact); user/system split per tick, may not add up to it",
+            leaf,
+        )
 
     def stats(self, io: CgroupIO, controller: str, leaf: str) -> Figures:
         """Figures from v1 files; times in ns."""
+
         def path(name: str) -> str:
             return os.path.join(leaf, name)
+
         if controller == "cpuacct":
-            return {"cpu_usage_ns": read_int(io, path("cpuacct.usage")),
-                    "cpu_user_ns": read_int(io, path("cpuacct.usage_user")),
-                    "cpu_system_ns": read_int(io, path("cpuacct.usage_sys"))}
+            return {
+                "cpu_usage_ns": read_int(io, path("cpuacct.usage")),
+                "cpu_user_ns": read_int(io, path("cpuacct.usage_user")),
+                "cpu_system_ns": read_int(io, path("cpuacct.usage_sys")),
+            }
         if controller == "cpu":
             st = flat_keyed(io.read(path("cpu.stat")))
-            return {"cpu_nr_periods": st.get("nr_periods"),
-                    "cpu_nr_throttled": st.get("nr_throttled"),
-                    "cpu_throttled_ns": st.get("throttled_time")}
+            return {
+                "cpu_nr_periods": st.get("nr_periods"),
+                "cpu_nr_throttled": st.get("nr_throttled"),
+                "cpu_throttled_ns": st.get("throttled_time"),
+            }
         if controller == "memory":
             kills = flat_keyed(io.read(path("memory.oom_control"))).get("oom_kill")
-            return {"memory_peak": read_int(io, path("memory.max_usage_in_bytes")),
-                    "memory_peak_source": "memory.max_usage_in_bytes",
-                    "memory_current": read_int(io, path("memory.usage_in_bytes")),
-                    "memory_limit_hits": read_int(io, path("memory.failcnt")),
-                    "oom_kills": kills, "oom_killed": bool(kills)}
+            return {
+                "memory_peak": read_int(io, path("memory.max_usage_in_bytes")),
+                "memory_peak_source": "memory.max_usage_in_bytes",
+                "memory_current": read_int(io, path("memory.usage_in_bytes")),
+                "memory_limit_hits": read_int(io, path("memory.failcnt")),
+                "oom_kills": kills,
+                "oom_killed": bool(kills),
+            }
         if controller == "pids":
-            events = flat_keyed(io.read(path("pids.events"))) if io.exists(
-                path("pids.events")) else {}
-            return {"pids_current": read_int(io, path("pids.current")),
-                    "pids_limit_hits": events.get("max")}
+            events = (
+                flat_keyed(io.read(path("pids.events"))) if io.exists(path("pids.events")) else {}
+            )
+            return {
+                "pids_current": read_int(io, path("pids.current")),
+                "pids_limit_hits": events.get("max"),
+            }
         if controller == "io":
             rbytes, wbytes = _service(io, path("blkio.throttle.io_service_bytes"))
             rios, wios = _service(io, path("blkio.throttle.io_serviced"))
-            return {"io_read_bytes": rbytes, "io_write_bytes": wbytes,
-                    "io_read_ios": rios, "io_write_ios": wios}
+            return {
+                "io_read_bytes": rbytes,
+                "io_write_bytes": wbytes,
+                "io_read_ios": rios,
+                "io_write_ios": wios,
+            }
         if controller == "hugetlb":
-            hits = [read_int(io, path(n)) or 0 for n in io.entries(leaf)
-                    if n.startswith("hugetlb.") and n.endswith(".failcnt")]
+            hits = [
+                read_int(io, path(n)) or 0
+                for n in io.entries(leaf)
+                if n.startswith("hugetlb.") and n.endswith(".failcnt")
+            ]
             return {"hugetlb_limit_hits": sum(hits)}
         return {}
 

@@ -30,18 +30,21 @@ _IO_KEYS = ("rbps", "wbps", "riops", "wiops")
 
 def busy_fix(parent: str) -> str:
     """The no-internal-processes explanation, with both fixes."""
-    return (f"{parent} holds processes and is not the root cgroup, and cgroup v2 lets a "
-            "cgroup with processes enable no controller for its children (no internal "
-            "processes rule). The sandbox never moves the caller: move the supervisor into a "
-            f"child cgroup first (e.g. mkdir {parent}/supervisor and write its pid to "
-            f"{parent}/supervisor/cgroup.procs), or set {ENV_PARENT} to a delegated cgroup "
-            "without processes (e.g. a systemd unit with Delegate=yes)")
+    return (
+        f"{parent} holds processes and is not the root cgroup, and cgroup v2 lets a "
+        "cgroup with processes enable no controller for its children (no internal "
+        "processes rule). The sandbox never moves the caller: move the supervisor into a "
+        f"child cgroup first (e.g. mkdir {parent}/supervisor and write its pid to "
+        f"{parent}/supervisor/cgroup.procs), or set {ENV_PARENT} to a delegated cgroup "
+        "without processes (e.g. a systemd unit with Delegate=yes)"
+    )
 
 
 def _busy(io: CgroupIO, cgroup: str) -> bool:
     """Holds processes and is not the root (only the root lacks cgroup.type)."""
     return io.exists(os.path.join(cgroup, "cgroup.type")) and bool(
-        io.read(os.path.join(cgroup, "cgroup.procs")).split())
+        io.read(os.path.join(cgroup, "cgroup.procs")).split()
+    )
 
 
 def _memory(io: CgroupIO, leaf: str, limits: CgroupLimits) -> ControllerReport:
@@ -57,8 +60,12 @@ def _memory(io: CgroupIO, leaf: str, limits: CgroupLimits) -> ControllerReport:
         return report("memory", State.FULL, "; ".join([*parts, "swap 0"]), leaf)
     if not swap_active(io):
         return report("memory", State.FULL, "; ".join([*parts, "no swap on this host"]), leaf)
-    return report("memory", State.PARTIAL, "; ".join(
-        [*parts, "swap NOT limited (no memory.swap.max: swap accounting is off)"]), leaf)
+    return report(
+        "memory",
+        State.PARTIAL,
+        "; ".join([*parts, "swap NOT limited (no memory.swap.max: swap accounting is off)"]),
+        leaf,
+    )
 
 
 def _cpu(io: CgroupIO, leaf: str, limits: CgroupLimits) -> ControllerReport:
@@ -98,8 +105,9 @@ def _devices(io: CgroupIO, leaf: str, limits: CgroupLimits) -> ControllerReport:
     rules = limits.device_rules
     io.attach_device_program(leaf, bpfdev.build(rules))
     allowed = ", ".join(r.v1() for r in rules) or "nothing"
-    return report("devices", State.FULL, f"eBPF device program: allow {allowed}, deny the rest",
-                  leaf)
+    return report(
+        "devices", State.FULL, f"eBPF device program: allow {allowed}, deny the rest", leaf
+    )
 
 
 def _simple(io: CgroupIO, controller: str, leaf: str, limits: CgroupLimits) -> ControllerReport:
@@ -116,8 +124,11 @@ def _simple(io: CgroupIO, controller: str, leaf: str, limits: CgroupLimits) -> C
     if controller == "freezer":
         if not io.exists(os.path.join(leaf, "cgroup.freeze")):
             raise FileNotFoundError(errno.ENOENT, "no cgroup.freeze (kernel < 5.2)", leaf)
-        how = "cgroup.kill" if io.exists(os.path.join(leaf, "cgroup.kill")) else (
-            "freeze, SIGKILL, thaw (no cgroup.kill before 5.14)")
+        how = (
+            "cgroup.kill"
+            if io.exists(os.path.join(leaf, "cgroup.kill"))
+            else ("freeze, SIGKILL, thaw (no cgroup.kill before 5.14)")
+        )
         return report("freezer", State.FULL, f"cgroup.freeze; kill = {how}", leaf)
     return report(controller, State.FULL, "cpu.stat usage/user/system", leaf)
 
@@ -145,8 +156,10 @@ class V2Backend:
             if name in h.controllers:
                 wanted.append(name)
             else:
-                problems[name] = (f"{name} is not offered to {h.parent} (its parent does not "
-                                  "enable it in cgroup.subtree_control); delegate it")
+                problems[name] = (
+                    f"{name} is not offered to {h.parent} (its parent does not "
+                    "enable it in cgroup.subtree_control); delegate it"
+                )
         if not wanted:
             return problems
         if _busy(io, h.parent):
@@ -158,46 +171,66 @@ class V2Backend:
                 try:
                     io.write(control, f"+{name}")
                 except OSError as exc:
-                    problems[name] = (busy_fix(h.parent) if exc.errno == errno.EBUSY else
-                                      f"cannot enable {name} in {control}: {exc.strerror}")
+                    problems[name] = (
+                        busy_fix(h.parent)
+                        if exc.errno == errno.EBUSY
+                        else f"cannot enable {name} in {control}: {exc.strerror}"
+                    )
         return problems
 
     def init_leaf(self, io: CgroupIO, h: Hierarchy, leaf: str, controllers: set[str]) -> None:
         """Nothing: v2 cpuset inherits the parent's cpus and mems when left empty."""
 
-    def apply(self, io: CgroupIO, controller: str, leaf: str,
-              limits: CgroupLimits) -> ControllerReport:
+    def apply(
+        self, io: CgroupIO, controller: str, leaf: str, limits: CgroupLimits
+    ) -> ControllerReport:
         """Write one controller's limits."""
-        fn = {"memory": _memory, "cpu": _cpu, "io": _io, "hugetlb": _hugetlb,
-              "devices": _devices}.get(controller)
+        fn = {
+            "memory": _memory,
+            "cpu": _cpu,
+            "io": _io,
+            "hugetlb": _hugetlb,
+            "devices": _devices,
+        }.get(controller)
         return fn(io, leaf, limits) if fn else _simple(io, controller, leaf, limits)
 
     def stats(self, io: CgroupIO, controller: str, leaf: str) -> Figures:
         """Figures from v2 files; times converted to ns."""
+
         def path(name: str) -> str:
             return os.path.join(leaf, name)
+
         if controller in ("cpuacct", "cpu"):
             st = flat_keyed(io.read(path("cpu.stat")))
             if controller == "cpuacct":
-                return {"cpu_usage_ns": st["usage_usec"] * 1000,
-                        "cpu_user_ns": st["user_usec"] * 1000,
-                        "cpu_system_ns": st["system_usec"] * 1000}
+                return {
+                    "cpu_usage_ns": st["usage_usec"] * 1000,
+                    "cpu_user_ns": st["user_usec"] * 1000,
+                    "cpu_system_ns": st["system_usec"] * 1000,
+                }
             throttled = st.get("throttled_usec")
-            return {"cpu_nr_periods": st.get("nr_periods"),
-                    "cpu_nr_throttled": st.get("nr_throttled"),
-                    "cpu_throttled_ns": None if throttled is None else throttled * 1000}
+            return {
+                "cpu_nr_periods": st.get("nr_periods"),
+                "cpu_nr_throttled": st.get("nr_throttled"),
+                "cpu_throttled_ns": None if throttled is None else throttled * 1000,
+            }
         if controller == "memory":
             ev = flat_keyed(io.read(path("memory.events")))
             peak = read_int(io, path("memory.peak"))
             kills = ev.get("oom_kill", 0)
-            return {"memory_peak": peak,
-                    "memory_peak_source": "memory.peak" if peak is not None else None,
-                    "memory_current": read_int(io, path("memory.current")),
-                    "memory_limit_hits": ev.get("max"), "oom_kills": kills,
-                    "oom_killed": bool(kills or ev.get("oom_group_kill"))}
+            return {
+                "memory_peak": peak,
+                "memory_peak_source": "memory.peak" if peak is not None else None,
+                "memory_current": read_int(io, path("memory.current")),
+                "memory_limit_hits": ev.get("max"),
+                "oom_kills": kills,
+                "oom_killed": bool(kills or ev.get("oom_group_kill")),
+            }
         if controller == "pids":
-            return {"pids_current": read_int(io, path("pids.current")),
-                    "pids_limit_hits": flat_keyed(io.read(path("pids.events"))).get("max")}
+            return {
+                "pids_current": read_int(io, path("pids.current")),
+                "pids_limit_hits": flat_keyed(io.read(path("pids.events"))).get("max"),
+            }
         if controller == "io":
             sums = dict.fromkeys(("rbytes", "wbytes", "rios", "wios"), 0)
             for line in io.read(path("io.stat")).splitlines():
@@ -205,11 +238,18 @@ class V2Backend:
                     key, _, value = kv.partition("=")
                     if key in sums:
                         sums[key] += int(value)
-            return {"io_read_bytes": sums["rbytes"], "io_write_bytes": sums["wbytes"],
-                    "io_read_ios": sums["rios"], "io_write_ios": sums["wios"]}
+            return {
+                "io_read_bytes": sums["rbytes"],
+                "io_write_bytes": sums["wbytes"],
+                "io_read_ios": sums["rios"],
+                "io_write_ios": sums["wios"],
+            }
         if controller == "hugetlb":
-            hits = [flat_keyed(io.read(path(n))).get("max", 0) for n in io.entries(leaf)
-                    if n.startswith("hugetlb.") and n.endswith(".events")]
+            hits = [
+                flat_keyed(io.read(path(n))).get("max", 0)
+                for n in io.entries(leaf)
+                if n.startswith("hugetlb.") and n.endswith(".events")
+            ]
             return {"hugetlb_limit_hits": sum(hits)}
         return {}
 
@@ -240,5 +280,9 @@ class V2Backend:
             return
         io.write(kill_file, "1")
         events = os.path.join(leaf, "cgroup.events")
-        wait_for(io, lambda: flat_keyed(io.read(events)).get("populated") == 0, deadline,
-                 f"{leaf} to empty after cgroup.kill")
+        wait_for(
+            io,
+            lambda: flat_keyed(io.read(events)).get("populated") == 0,
+            deadline,
+            f"{leaf} to empty after cgroup.kill",
+        )

@@ -79,8 +79,10 @@ def render() -> str:
         nested: list[tuple[type[BaseModel], str]] = []
         for name, f in model.model_fields.items():
             tp = f.annotation
-            out.append(f"| `{name}` | {_type_name(tp)}{_size_hint(name, f)} | {_default(f)} | "
-                       f"{(f.description or '').replace('|', '/')} |")
+            out.append(
+                f"| `{name}` | {_type_name(tp)}{_size_hint(name, f)} | {_default(f)} | "
+                f"{(f.description or '').replace('|', '/')} |"
+            )
             if isinstance(tp, type) and issubclass(tp, BaseModel):
                 nested.append((tp, name if key == "(top level)" else f"{key}.{name}"))
         for sub, subkey in nested:

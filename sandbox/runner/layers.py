@@ -12,17 +12,16 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-from dataclasses import replace
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sandbox import cgroups
 from sandbox.apparmor.host import AppArmorHost
+from sandbox.caps.names import CAPS, normalize
 from sandbox.cgroups import CgroupLayout, CgroupLimits
 from sandbox.errors import SetupError
-from sandbox.caps.names import CAPS, normalize
 from sandbox.fs.image import ImageSpec, read_allowlist
 from sandbox.fs.resolve import Program, interpreter_of
 from sandbox.host import HostFacts
@@ -158,7 +157,6 @@ class LayerBuilders:
         skipped = f"; left out: {', '.join(art.skipped_rules)}" if art.skipped_rules else ""
         built.states["apparmor"] = Enforcement("full", f"profile {art.name}{skipped}")
 
-
     # ---------------------------------------------------------- cgroups ----
     def cgroup_layout(self) -> CgroupLayout:
         """The host's hierarchies and delegated parents (detected once)."""
@@ -175,12 +173,12 @@ class LayerBuilders:
         sweep_locks(lambda run_id: None)
 
     def _cgroups(self, policy: Policy, built: Built, run_id: str, stack: ExitStack) -> None:
-        if built.states["cgroups"].state == "off" and built.states["cgroups"].detail:
-            if built.states["cgroups"].detail != "not set up yet":
-                return
+        if built.states["cgroups"].detail != "not set up yet":
+            return  # ablated, disabled or hidden
         lim = policy.limits
-        limits = CgroupLimits(memory=lim.memory, pids=lim.processes, cpu_quota=lim.cpu_quota,
-                              cpuset=lim.cpuset)
+        limits = CgroupLimits(
+            memory=lim.memory, pids=lim.processes, cpu_quota=lim.cpu_quota, cpuset=lim.cpuset
+        )
         required = set(REQUIRED_CONTROLLERS) if policy.layers.cgroups == "required" else set()
         if lim.cpu_quota is not None and required:
             required.add("cpu")
@@ -201,13 +199,20 @@ class LayerBuilders:
         built.cpu_usage = lambda: leaf.cpu_usage_ns() / 1e9
         built.kill = leaf.kill
         built.stats = lambda st, wall: cgroup_usage(leaf, st, wall)
-        partial = [r for r in leaf.report if r.state != cgroups.State.FULL
-                   and r.controller in required | set(limits.needs())]
+        partial = [
+            r
+            for r in leaf.report
+            if r.state != cgroups.State.FULL and r.controller in required | set(limits.needs())
+        ]
         detail = "; ".join(f"{r.controller}: {r.state.value} ({r.detail})" for r in partial)
         built.states["cgroups"] = Enforcement(
             "partial" if partial else "full",
-            detail or "leaf " + leaf.name + ": " + ", ".join(
-                r.controller for r in leaf.report if r.state == cgroups.State.FULL))
+            detail
+            or "leaf "
+            + leaf.name
+            + ": "
+            + ", ".join(r.controller for r in leaf.report if r.state == cgroups.State.FULL),
+        )
 
 
 # Controllers a run cannot do without: accounting, the kill, memory and process limits.

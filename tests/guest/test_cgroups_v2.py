@@ -32,7 +32,8 @@ ROOT = "/sys/fs/cgroup"
 BASE = f"{ROOT}/sbxguest"
 pytestmark = pytest.mark.skipif(
     os.environ.get("KVM_RUN") != "1" or not os.path.exists(f"{ROOT}/cgroup.controllers"),
-    reason="runs in the kvm-run guest (cgroup v2) only")
+    reason="runs in the kvm-run guest (cgroup v2) only",
+)
 
 
 def _move_self(cgroup: str) -> None:

@@ -25,7 +25,8 @@ from sandbox.errors import SetupError
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.isdir("/sys/fs/cgroup") or "KVM_RUN" in os.environ,
-    reason="needs root on the host (the guest runs tests/guest)")
+    reason="needs root on the host (the guest runs tests/guest)",
+)
 
 
 @pytest.fixture
@@ -48,8 +49,7 @@ def test_hybrid_placement_matches_proc_cgroups(layout):
         assert layout.placement[ctrl].version == 2
     for h in layout.hierarchies:
         if h.version == 1:
-            assert all(layout.placement.get(c) == h for c in h.controllers
-                       if c in layout.placement)
+            assert all(layout.placement.get(c) == h for c in h.controllers if c in layout.placement)
 
 
 def test_devices_through_bpf_on_the_unified_hierarchy(make_leaf, layout, tmp_path):  # noqa: F811
@@ -58,8 +58,9 @@ def test_devices_through_bpf_on_the_unified_hierarchy(make_leaf, layout, tmp_pat
     if layout.mode != "hybrid":
         pytest.skip("hybrid hosts only")
     with open("/proc/self/mountinfo") as f:
-        mountinfo = "".join(ln for ln in f if not (
-            " - cgroup " in ln and "devices" in ln.split()[-1].split(",")))
+        mountinfo = "".join(
+            ln for ln in f if not (" - cgroup " in ln and "devices" in ln.split()[-1].split(","))
+        )
     lay = detect(mountinfo=mountinfo)
     assert lay.placement["devices"].version == 2
     leaf = _devices_refuse(make_leaf, tmp_path, lay=lay)
@@ -82,8 +83,9 @@ def test_create_remove_cost(layout):
     t0 = time.perf_counter()
     n = 20
     for i in range(n):
-        create(layout, f"{os.getpid()}-cost{i}", CgroupLimits(memory=1 << 26, pids=64),
-               prefix="sbxt").remove()
+        create(
+            layout, f"{os.getpid()}-cost{i}", CgroupLimits(memory=1 << 26, pids=64), prefix="sbxt"
+        ).remove()
     per_leaf = (time.perf_counter() - t0) / n
     leaf = create(layout, f"{os.getpid()}-poll", CgroupLimits(), prefix="sbxt")
     try:

@@ -21,23 +21,38 @@ from sandbox.cgroups.kernel import CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, Cgro
 CALLER_PID = 4242
 
 V1_FILES = {
-    "cpu": {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "-1", "cpu.shares": "1024",
-            "cpu.stat": "nr_periods 7\nnr_throttled 3\nthrottled_time 5000\n"},
-    "cpuacct": {"cpuacct.usage": "1500\n", "cpuacct.usage_user": "1000\n",
-                "cpuacct.usage_sys": "500\n"},
+    "cpu": {
+        "cpu.cfs_period_us": "100000",
+        "cpu.cfs_quota_us": "-1",
+        "cpu.shares": "1024",
+        "cpu.stat": "nr_periods 7\nnr_throttled 3\nthrottled_time 5000\n",
+    },
+    "cpuacct": {
+        "cpuacct.usage": "1500\n",
+        "cpuacct.usage_user": "1000\n",
+        "cpuacct.usage_sys": "500\n",
+    },
     "cpuset": {"cpuset.cpus": "", "cpuset.mems": ""},
-    "memory": {"memory.limit_in_bytes": "9223372036854771712",
-               "memory.memsw.limit_in_bytes": "9223372036854771712",
-               "memory.max_usage_in_bytes": "1048576", "memory.usage_in_bytes": "4096",
-               "memory.failcnt": "2", "memory.swappiness": "60",
-               "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n"},
+    "memory": {
+        "memory.limit_in_bytes": "9223372036854771712",
+        "memory.memsw.limit_in_bytes": "9223372036854771712",
+        "memory.max_usage_in_bytes": "1048576",
+        "memory.usage_in_bytes": "4096",
+        "memory.failcnt": "2",
+        "memory.swappiness": "60",
+        "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
+    },
     "devices": {"devices.allow": "", "devices.deny": "", "devices.list": "a *:* rwm\n"},
     "freezer": {"freezer.state": "THAWED"},
-    "blkio": {f"blkio.throttle.{n}": "" for n in (
-        "read_bps_device", "write_bps_device", "read_iops_device", "write_iops_device")} | {
+    "blkio": {
+        f"blkio.throttle.{n}": ""
+        for n in ("read_bps_device", "write_bps_device", "read_iops_device", "write_iops_device")
+    }
+    | {
         "blkio.throttle.io_service_bytes": "7:0 Read 8192\n7:0 Write 4096\n7:0 Sync 0\n"
-                                           "7:0 Total 12288\nTotal 12288\n",
-        "blkio.throttle.io_serviced": "7:0 Read 2\n7:0 Write 1\nTotal 3\n"},
+        "7:0 Total 12288\nTotal 12288\n",
+        "blkio.throttle.io_serviced": "7:0 Read 2\n7:0 Write 1\nTotal 3\n",
+    },
     "pids": {"pids.max": "max", "pids.current": "0", "pids.events": "max 4\n"},
     "hugetlb": {"hugetlb.2MB.limit_in_bytes": "0", "hugetlb.2MB.failcnt": "0"},
     "net_cls": {"net_cls.classid": "0"},
@@ -46,29 +61,58 @@ V1_FILES = {
 V2_FILES = {
     "cpu": {"cpu.max": "max 100000", "cpu.weight": "100"},
     "cpuset": {"cpuset.cpus": "", "cpuset.mems": ""},
-    "memory": {"memory.max": "max", "memory.swap.max": "max", "memory.oom.group": "0",
-               "memory.peak": "2097152", "memory.current": "8192",
-               "memory.events": "low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\noom_group_kill 0\n"},
-    "io": {"io.max": "", "io.stat": "7:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n"
-                                    "8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0\n"},
+    "memory": {
+        "memory.max": "max",
+        "memory.swap.max": "max",
+        "memory.oom.group": "0",
+        "memory.peak": "2097152",
+        "memory.current": "8192",
+        "memory.events": "low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\noom_group_kill 0\n",
+    },
+    "io": {
+        "io.max": "",
+        "io.stat": "7:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n"
+        "8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0\n",
+    },
     "pids": {"pids.max": "max", "pids.current": "0", "pids.events": "max 0\n"},
-    "hugetlb": {"hugetlb.2MB.max": "max", "hugetlb.2MB.rsvd.max": "max",
-                "hugetlb.2MB.events": "max 3\n"},
+    "hugetlb": {
+        "hugetlb.2MB.max": "max",
+        "hugetlb.2MB.rsvd.max": "max",
+        "hugetlb.2MB.events": "max 3\n",
+    },
 }
-V2_CORE = {"cgroup.procs": "", "cgroup.type": "domain", "cgroup.subtree_control": "",
-           "cgroup.events": "populated 0\nfrozen 0\n", "cgroup.freeze": "0", "cgroup.kill": "",
-           "cpu.stat": "usage_usec 7\nuser_usec 4\nsystem_usec 3\n"}
+V2_CORE = {
+    "cgroup.procs": "",
+    "cgroup.type": "domain",
+    "cgroup.subtree_control": "",
+    "cgroup.events": "populated 0\nfrozen 0\n",
+    "cgroup.freeze": "0",
+    "cgroup.kill": "",
+    "cpu.stat": "usage_usec 7\nuser_usec 4\nsystem_usec 3\n",
+}
 V2_CPU_STAT = "nr_periods 10\nnr_throttled 6\nthrottled_usec 9\n"
 
 HOSTS = {
-    "hybrid": [("cgroup", "cpu", "cpu"), ("cgroup", "cpuacct", "cpuacct"),
-               ("cgroup", "cpuset", "cpuset"), ("cgroup", "memory", "memory"),
-               ("cgroup", "devices", "devices"), ("cgroup", "freezer", "freezer"),
-               ("cgroup", "blkio", "blkio"), ("cgroup", "pids", "pids"),
-               ("cgroup", "systemd", "name=systemd"), ("cgroup2", "unified", "hugetlb")],
-    "v1": [("cgroup", "cpu,cpuacct", "cpu,cpuacct"), ("cgroup", "memory", "memory"),
-           ("cgroup", "pids", "pids"), ("cgroup", "freezer", "freezer"),
-           ("cgroup", "devices", "devices"), ("cgroup", "net_cls,net_prio", "net_cls,net_prio")],
+    "hybrid": [
+        ("cgroup", "cpu", "cpu"),
+        ("cgroup", "cpuacct", "cpuacct"),
+        ("cgroup", "cpuset", "cpuset"),
+        ("cgroup", "memory", "memory"),
+        ("cgroup", "devices", "devices"),
+        ("cgroup", "freezer", "freezer"),
+        ("cgroup", "blkio", "blkio"),
+        ("cgroup", "pids", "pids"),
+        ("cgroup", "systemd", "name=systemd"),
+        ("cgroup2", "unified", "hugetlb"),
+    ],
+    "v1": [
+        ("cgroup", "cpu,cpuacct", "cpu,cpuacct"),
+        ("cgroup", "memory", "memory"),
+        ("cgroup", "pids", "pids"),
+        ("cgroup", "freezer", "freezer"),
+        ("cgroup", "devices", "devices"),
+        ("cgroup", "net_cls,net_prio", "net_cls,net_prio"),
+    ],
     "v2": [("cgroup2", "", "cpuset cpu io memory hugetlb pids")],
 }
 
@@ -120,7 +164,8 @@ class FakeIO(CgroupIO):
         if not os.path.isdir(path):
             raise FileNotFoundError(errno.ENOENT, "no such cgroup", path)
         if self.read(os.path.join(path, "cgroup.procs")).split() or any(
-                e.is_dir() for e in os.scandir(path)):
+            e.is_dir() for e in os.scandir(path)
+        ):
             raise OSError(errno.EBUSY, "cgroup busy", path)
         shutil.rmtree(path)
 
@@ -199,19 +244,30 @@ class FakeHost:
                 opts = ctrls
                 mounts[fs] = (fstype, ctrls.split(","))
                 cg_lines.append(f"{i + 1}:{ctrls}:{own.get(ctrls, '/')}")
-                lines.append(f"{30 + i} 25 0:{40 + i} / {mountpoint} rw,relatime shared:{i} "
-                             f"- cgroup cgroup rw,{opts}")
+                lines.append(
+                    f"{30 + i} 25 0:{40 + i} / {mountpoint} rw,relatime shared:{i} "
+                    f"- cgroup cgroup rw,{opts}"
+                )
             else:
                 mounts[fs] = (fstype, [])
                 cg_lines.append(f"0::{own.get('', '/')}")
-                lines.append(f"{30 + i} 25 0:{40 + i} / {mountpoint} rw,relatime shared:{i} "
-                             "- cgroup2 cgroup2 rw,nsdelegate")
+                lines.append(
+                    f"{30 + i} 25 0:{40 + i} / {mountpoint} rw,relatime shared:{i} "
+                    "- cgroup2 cgroup2 rw,nsdelegate"
+                )
         self.io = FakeIO(mounts)
         for fs, (fstype, ctrls) in mounts.items():
             self._root_files(fs, fstype, ctrls, HOSTS[kind])
-        self.mountinfo = "\n".join(
-            ["22 1 0:21 / /proc rw - proc proc rw",
-             "25 22 0:24 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755", *lines]) + "\n"
+        self.mountinfo = (
+            "\n".join(
+                [
+                    "22 1 0:21 / /proc rw - proc proc rw",
+                    "25 22 0:24 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755",
+                    *lines,
+                ]
+            )
+            + "\n"
+        )
         self.proc_self_cgroup = "\n".join(reversed(cg_lines)) + "\n"
         for key, path in own.items():
             self.make_cgroup(key, path, procs=[CALLER_PID])
@@ -226,9 +282,12 @@ class FakeHost:
             io._set(os.path.join(fs, "cgroup.procs"), f"1\n{CALLER_PID}\n")
             return
         offered = next(c for t, _, c in spec if t == "cgroup2")
-        for name, data in {"cgroup.procs": f"1\n{CALLER_PID}\n", "cgroup.controllers": offered,
-                           "cgroup.subtree_control": "",
-                           "cpu.stat": "usage_usec 1\nuser_usec 1\nsystem_usec 0\n"}.items():
+        for name, data in {
+            "cgroup.procs": f"1\n{CALLER_PID}\n",
+            "cgroup.controllers": offered,
+            "cgroup.subtree_control": "",
+            "cpu.stat": "usage_usec 1\nuser_usec 1\nsystem_usec 0\n",
+        }.items():
             io._set(os.path.join(fs, name), data)
         if "memory" in offered:  # a pure v2 host: systemd enabled everything at the root
             io._set(os.path.join(fs, "cgroup.subtree_control"), offered)

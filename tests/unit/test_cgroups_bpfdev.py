@@ -17,8 +17,9 @@ def run(prog: bytes, kind: str, major: int, minor: int, access: str) -> int:
     """Interpret the subset of eBPF that bpfdev emits; checks what the verifier would."""
     assert len(prog) % 8 == 0 and len(prog) // 8 <= 4096
     insns = [struct.unpack_from("<BBhi", prog, i) for i in range(0, len(prog), 8)]
-    ctx = struct.pack("<III", bpfdev.access_mask(access) << 16 | {"b": 1, "c": 2}[kind],
-                      major, minor)
+    ctx = struct.pack(
+        "<III", bpfdev.access_mask(access) << 16 | {"b": 1, "c": 2}[kind], major, minor
+    )
     regs, pc, steps = [0] * 11, 0, 0
     while True:
         code, regbyte, off, imm = insns[pc]
@@ -53,11 +54,17 @@ rules = st.builds(DeviceRule, st.sampled_from("abc"), numbers, numbers, accesses
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # also runs under TCG
-@given(st.lists(rules, max_size=6), st.sampled_from("bc"), st.integers(0, 300),
-       st.integers(0, 300), accesses)
+@given(
+    st.lists(rules, max_size=6),
+    st.sampled_from("bc"),
+    st.integers(0, 300),
+    st.integers(0, 300),
+    accesses,
+)
 def test_program_agrees_with_reference_model(rs, kind, major, minor, access):
     assert run(bpfdev.build(rs), kind, major, minor, access) == int(
-        bpfdev.allows(rs, kind, major, minor, access))
+        bpfdev.allows(rs, kind, major, minor, access)
+    )
 
 
 def test_default_list_allows_the_minimal_dev_only():

@@ -22,13 +22,25 @@ from sandbox.cgroups import (
 )
 from sandbox.errors import PolicyError, SetupError, UnsupportedError
 
-LIMITS = CgroupLimits(memory=64 << 20, pids=32, cpu_quota=0.5, cpu_weight=50, cpuset="1",
-                      io=(IoLimit("7:0", rbps=1 << 20, wbps=2 << 20),))
+LIMITS = CgroupLimits(
+    memory=64 << 20,
+    pids=32,
+    cpu_quota=0.5,
+    cpu_weight=50,
+    cpuset="1",
+    io=(IoLimit("7:0", rbps=1 << 20, wbps=2 << 20),),
+)
 
 
 def layout_of(host: FakeHost, **kw):
-    return detect(root=host.root, proc_self_cgroup=host.proc_self_cgroup,
-                  mountinfo=host.mountinfo, io=host.io, env={}, **kw)
+    return detect(
+        root=host.root,
+        proc_self_cgroup=host.proc_self_cgroup,
+        mountinfo=host.mountinfo,
+        io=host.io,
+        env={},
+        **kw,
+    )
 
 
 def leaf_files(host: FakeHost) -> set[str]:
@@ -81,8 +93,9 @@ def test_v1_hybrid_limits_are_written(hybrid):
 
 
 def test_hybrid_hugetlb_goes_through_the_unified_hierarchy(hybrid):
-    leaf = create(layout_of(hybrid), "r2", CgroupLimits(hugetlb={"2MB": 2 << 20}),
-                  required={"hugetlb"})
+    leaf = create(
+        layout_of(hybrid), "r2", CgroupLimits(hugetlb={"2MB": 2 << 20}), required={"hugetlb"}
+    )
     unified = hybrid.root + "/sys/fs/cgroup/unified"
     assert (unified + "/cgroup.subtree_control", "+hugetlb") in hybrid.io.writes  # root: allowed
     assert leaf.placement["hugetlb"].path == unified + "/sbx-r2"
@@ -114,11 +127,14 @@ def test_v2_busy_own_cgroup_degrades_when_nothing_is_required(v2):
 
 
 def test_v2_delegated_parent(v2):
-    leaf = create(layout_of(v2, parent="/judge.service"), "r5", LIMITS,
-                  required={"memory", "pids", "cpu", "io", "cpuset", "devices", "freezer"})
+    leaf = create(
+        layout_of(v2, parent="/judge.service"),
+        "r5",
+        LIMITS,
+        required={"memory", "pids", "cpu", "io", "cpuset", "devices", "freezer"},
+    )
     parent = v2.root + "/sys/fs/cgroup/judge.service"
-    assert written(v2, "judge.service/cgroup.subtree_control") == [
-        "+cpu +cpuset +io +memory +pids"]
+    assert written(v2, "judge.service/cgroup.subtree_control") == ["+cpu +cpuset +io +memory +pids"]
     assert written(v2, "memory.max") == [str(64 << 20)]
     assert written(v2, "memory.swap.max") == ["0"]
     assert written(v2, "memory.oom.group") == ["1"]
@@ -126,8 +142,9 @@ def test_v2_delegated_parent(v2):
     assert written(v2, "cpu.weight") == ["50"]
     assert written(v2, "io.max") == ["7:0 rbps=1048576 wbps=2097152"]
     assert v2.io.programs == [(parent + "/sbx-r5", bpfdev.build(DEFAULT_DEVICES))]
-    assert all(r.state is State.FULL for r in leaf.report if r.controller not in (
-        "net_cls", "net_prio"))
+    assert all(
+        r.state is State.FULL for r in leaf.report if r.controller not in ("net_cls", "net_prio")
+    )
     stats = leaf.stats()
     assert (stats.cpu_usage_ns, stats.cpu_user_ns, stats.cpu_system_ns) == (7000, 4000, 3000)
     assert (stats.cpu_nr_throttled, stats.cpu_throttled_ns) == (6, 9000)
@@ -148,7 +165,11 @@ def test_v1_stats_and_usage(hybrid):
         assert (s.memory_peak, s.memory_peak_source) == (1048576, "memory.max_usage_in_bytes")
         assert s.oom_kills == 1 and s.oom_killed and s.pids_limit_hits == 4
         assert (s.io_read_bytes, s.io_write_bytes, s.io_read_ios, s.io_write_ios) == (
-            8192, 4096, 2, 1)
+            8192,
+            4096,
+            2,
+            1,
+        )
         assert leaf.cpu_usage_ns() == 1500
     assert leaf_files(hybrid) == set()
 
@@ -174,8 +195,13 @@ def test_required_controller_missing_on_the_host(tmp_path):
 def test_without_a_freezer_freeze_is_unsupported_and_kill_still_works(tmp_path):
     host = FakeHost(tmp_path, "v1")
     mountinfo = "\n".join(ln for ln in host.mountinfo.splitlines() if "rw,freezer" not in ln)
-    lay = detect(root=host.root, proc_self_cgroup=host.proc_self_cgroup, mountinfo=mountinfo,
-                 io=host.io, env={})
+    lay = detect(
+        root=host.root,
+        proc_self_cgroup=host.proc_self_cgroup,
+        mountinfo=mountinfo,
+        io=host.io,
+        env={},
+    )
     leaf = create(lay, "nf", CgroupLimits())
     assert {r.controller: r.state for r in leaf.report}["freezer"] is State.OFF
     with pytest.raises(UnsupportedError, match="freezer"):
@@ -213,7 +239,7 @@ def test_remove_kills_what_is_left_and_sweep_removes_stale_leaves(hybrid):
     assert not dead.is_empty()
     assert sweep(lay, "sbx-", lambda run_id: run_id == "dead") == ["dead"]
     assert sorted(set(hybrid.io.signalled)) == [9001, 9002]
-    assert ("FROZEN" in written(hybrid, "freezer.state"))
+    assert "FROZEN" in written(hybrid, "freezer.state")
     assert {os.path.basename(p) for p in leaf_files(hybrid)} == {"sbx-live"}
     live.remove()
 
@@ -249,16 +275,24 @@ def test_open_procs_fds_are_write_only_cloexec(hybrid):
             for fd in fds:
                 assert not os.get_inheritable(fd)
                 import fcntl
+
                 assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY
         finally:
             for fd in fds:
                 os.close(fd)
 
 
-@pytest.mark.parametrize("bad", [
-    {"memory": 0}, {"pids": -1}, {"cpu_quota": 0.0}, {"cpu_weight": 0}, {"cpuset": "a"},
-    {"hugetlb": {"2M": 1}},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"memory": 0},
+        {"pids": -1},
+        {"cpu_quota": 0.0},
+        {"cpu_weight": 0},
+        {"cpuset": "a"},
+        {"hugetlb": {"2M": 1}},
+    ],
+)
 def test_limits_are_validated(bad):
     with pytest.raises(PolicyError):
         CgroupLimits(**bad)

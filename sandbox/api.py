@@ -1,0 +1,184 @@
+"""The Python library: ``Sandbox(...).run(argv, ...) -> RunResult``.
+
+For grading and judge systems: a ``Sandbox`` keeps one fork server and the
+artifact caches, so the thousandth run of a profile compiles nothing; it is
+safe to call from many threads at once. ``run()`` is the one-shot form.
+
+    from sandbox import Sandbox, Verdict
+    with Sandbox("strict") as sb:
+        r = sb.run(["./a.out"], stdin=b"1 2\\n", limits={"cpu_time": 1, "memory": "64M"},
+                   files={"a.out": Path("build/a.out")})
+        if r.verdict is Verdict.OK: print(r.stdout, r.usage.cpu_time, r.usage.memory_peak)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sandbox.host import HostFacts, probe
+from sandbox.policy.load import LoadedProfile, load_profile, merge
+from sandbox.runner.client import ForkServerClient
+from sandbox.runner.result import RunResult
+from sandbox.runner.supervisor import RunRequest, Supervisor
+
+Stdin = bytes | str | os.PathLike[str] | int | None
+Output = str | os.PathLike[str] | int | None
+
+
+class Sandbox:
+    """A long-lived sandbox for many runs of one default profile (thread-safe).
+
+    Args:
+        profile: profile name (``strict``, ``interp``, ``compile``) or path, or a
+            loaded profile.
+        overrides: profile keys applied on top (as a profile layer; part of the
+            policy digest), e.g. ``{"limits": {"memory": "128M"}}``.
+
+    The fork server starts on the first run and stops with :meth:`close` (or
+    the ``with`` block); if it dies, the next run starts a new one.
+    """
+
+    def __init__(
+        self,
+        profile: str | os.PathLike[str] | LoadedProfile = "strict",
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        host: HostFacts | None = None,
+    ) -> None:
+        self._default = profile
+        self._overrides = dict(overrides or {})
+        self._profiles: dict[str, LoadedProfile] = {}
+        self._lock = threading.Lock()
+        self._client = ForkServerClient(mode="exec")
+        self._supervisor = Supervisor(host or probe(), self._client)
+
+    def profile(
+        self,
+        profile: str | os.PathLike[str] | LoadedProfile | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> LoadedProfile:
+        """Load (and cache) a profile with this sandbox's overrides plus ``overrides``."""
+        prof = self._default if profile is None else profile
+        if isinstance(prof, LoadedProfile):
+            return prof
+        merged = merge(self._overrides, overrides or {})
+        key = f"{os.fspath(prof)}\0{sorted(merged.items())!r}"
+        with self._lock:
+            cached = self._profiles.get(key)
+        if cached is None:
+            cached = load_profile(os.fspath(prof), merged or None)
+            with self._lock:
+                self._profiles[key] = cached
+        return cached
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        profile: str | os.PathLike[str] | None = None,
+        limits: Mapping[str, Any] | None = None,
+        stdin: Stdin = None,
+        stdout: Output = None,
+        stderr: Output = None,
+        env: Mapping[str, str] | None = None,
+        files: Mapping[str, bytes | str | os.PathLike[str]] | None = None,
+        collect: Sequence[str] = (),
+        cwd: str | None = None,
+    ) -> RunResult:
+        """Run ``argv`` in the sandbox and return its verdict, figures and record.
+
+        Args:
+            argv: program and arguments (``PROGRAM`` as for ``sandbox exec``).
+            limits: overrides of the profile's ``[limits]`` (``cpu_time``,
+                ``wall_time``, ``memory``, ``processes``, ``output``, ...).
+            stdin: bytes to feed, a file path, an fd, or None (/dev/null).
+            stdout, stderr: None captures into the result (capped by the output
+                limit); a path or an fd receives the stream.
+            env: extra environment variables (the environment is otherwise clean).
+            files: files to place in ``/box`` before the run: name -> bytes or host path.
+            collect: names of files in ``/box`` to return in ``result.files``.
+            cwd: directory against which a relative ``PROGRAM`` path is resolved.
+
+        Raises:
+            SandboxError: subclasses for a bad profile, a missing program, a layer
+                that cannot be enforced, or a spawn failure.
+        """
+        extra: dict[str, Any] = {}
+        if limits:
+            extra["limits"] = dict(limits)
+        if env:
+            extra["env"] = {"vars": dict(env)}
+        prof = self.profile(profile, extra)
+        opened: list[int] = []
+        try:
+            req = RunRequest(
+                argv=list(argv),
+                profile=prof,
+                stdin=_open_in(stdin, opened),
+                stdout=_open_out(stdout, opened),
+                stderr=_open_out(stderr, opened),
+                cwd=cwd,
+                files=_files(files),
+                collect=tuple(collect),
+            )
+            return self._supervisor.run(req)
+        finally:
+            for fd in opened:
+                os.close(fd)
+
+    def close(self) -> None:
+        """Stop the fork server (it kills and cleans up any run still in flight)."""
+        self._client.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open_in(stdin: Stdin, opened: list[int]) -> bytes | int | None:
+    if stdin is None or isinstance(stdin, bytes | int):
+        return stdin
+    fd = os.open(os.fspath(stdin), os.O_RDONLY | os.O_CLOEXEC)
+    opened.append(fd)
+    return fd
+
+
+def _open_out(out: Output, opened: list[int]) -> int | None:
+    if out is None or isinstance(out, int):
+        return out
+    fd = os.open(os.fspath(out), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    opened.append(fd)
+    return fd
+
+
+def _files(
+    files: Mapping[str, bytes | str | os.PathLike[str]] | None,
+) -> tuple[tuple[str, bytes | str], ...]:
+    out: list[tuple[str, bytes | str]] = []
+    for name, content in (files or {}).items():
+        out.append((name, content if isinstance(content, bytes) else os.fspath(content)))
+    return tuple(out)
+
+
+_default: Sandbox | None = None
+_default_lock = threading.Lock()
+
+
+def run(
+    argv: Sequence[str], *, profile: str | os.PathLike[str] = "strict", **kwargs: Any
+) -> RunResult:
+    """One-shot run with a process-wide default :class:`Sandbox` (see :meth:`Sandbox.run`)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Sandbox("strict")
+    return _default.run(argv, profile=profile, **kwargs)
+
+
+__all__ = ["Path", "Sandbox", "run"]
