@@ -69,5 +69,7 @@ class LaunchPlan:
     landlock: LandlockArtifact | None = None
     seccomp: SeccompPlan | None = None
     join_cgroup: bool = True
+    collect: tuple[str, ...] = ()  # files of /box the init reports after the payload ends
+    collect_limit: int = 16 << 20
     version: int = PLAN_VERSION
     notes: tuple[str, ...] = field(default=())

@@ -93,7 +93,10 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
             sc.fchownat(upper, f"upper/{e.path}", *host_ids)
     if plan.program is not None:
         src, name = plan.program
-        sc.copy_into(src, upper, f"upper/box/{name}", 0o555)
+        sc.copy_into(src, upper, f"upper/box/{name}", 0o555)  # root's: read-only for the payload
+    for src, name in plan.copy_in:
+        sc.copy_into(src, upper, f"upper/box/{name}", 0o644)
+        sc.fchownat(upper, f"upper/box/{name}", *host_ids)
     lowers = []
     for layer in plan.lowers:
         fd = sc.openat(AT_FDCWD, layer, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -73,6 +73,8 @@ class MountPlan:
     dev_nodes: tuple[tuple[str, int, int], ...] = DEV_NODES
     dev_links: tuple[tuple[str, str], ...] = DEV_LINKS
     program: tuple[str, str] | None = None  # (host path, file name in /box)
+    # (host path, path under /box): data files placed for the payload, owned by it
+    copy_in: tuple[tuple[str, str], ...] = ()
 
 
 def _under(path: str, tree: str) -> bool:

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 USERNS_READY = b"U"
 MAPS_WRITTEN = b"M"
 MAPS_FAILED = b"F"
+NOTIFY_TAKEN = b"K"
 
 EXIT_SPAWN_FAILED = 125
-_STATUS = struct.Struct("=iddqqq")
+_STATUS = struct.Struct("=iddqqqqq")
+_FILE = struct.Struct("=Iq")  # name length, size (negative: why it is missing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +57,20 @@ class PayloadStatus:
     maxrss_kib: int
     nvcsw: int
     nivcsw: int
+    rchar: int = -1
+    wchar: int = -1
 
     def encode(self) -> bytes:
         """Fixed-size binary record."""
         return _STATUS.pack(
-            self.status, self.utime, self.stime, self.maxrss_kib, self.nvcsw, self.nivcsw
+            self.status,
+            self.utime,
+            self.stime,
+            self.maxrss_kib,
+            self.nvcsw,
+            self.nivcsw,
+            self.rchar,
+            self.wchar,
         )
 
     @classmethod
@@ -68,3 +79,30 @@ class PayloadStatus:
         return cls(*_STATUS.unpack(data[: _STATUS.size]))
 
     SIZE = _STATUS.size
+
+
+# Why a collected file is missing (negative sizes in the record).
+MISSING, NOT_REGULAR, TOO_BIG = -1, -2, -3
+
+
+def encode_file(name: str, size: int, data: bytes = b"") -> bytes:
+    """One collected file after the status record: header, name, contents."""
+    raw = name.encode()
+    return _FILE.pack(len(raw), size) + raw + data
+
+
+def decode_files(data: bytes) -> dict[str, bytes | int]:
+    """Collected files by name: contents, or the negative reason code."""
+    out: dict[str, bytes | int] = {}
+    off = 0
+    while off + _FILE.size <= len(data):
+        nlen, size = _FILE.unpack_from(data, off)
+        off += _FILE.size
+        name = data[off : off + nlen].decode(errors="replace")
+        off += nlen
+        if size < 0:
+            out[name] = size
+        else:
+            out[name] = data[off : off + size]
+            off += size
+    return out

@@ -183,6 +183,7 @@ class ForkServer:
             cgroup_procs=tuple(
                 fd for n, fd in zip(names, fds, strict=True) if n.startswith("cgroup")
             ),
+            notify=byname.get("notify", -1),
         )
         pid = os.fork()
         if pid == 0:

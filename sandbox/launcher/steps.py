@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -38,9 +39,14 @@ from sandbox.landlock.restrict import apply_in_child as landlock_apply
 from sandbox.launcher.protocol import (
     EXIT_SPAWN_FAILED,
     MAPS_WRITTEN,
+    MISSING,
+    NOT_REGULAR,
+    NOTIFY_TAKEN,
+    TOO_BIG,
     USERNS_READY,
     PayloadStatus,
     encode_failure,
+    encode_file,
 )
 from sandbox.plan import LaunchPlan
 from sandbox.syscalls.api import Syscalls
@@ -60,6 +66,7 @@ class LaunchFds:
     status: int  # write end for the init's final PayloadStatus record
     sync: int  # to the id-map writer: USERNS_READY / MAPS_WRITTEN
     cgroup_procs: tuple[int, ...] = ()
+    notify: int = -1  # to the supervisor: the seccomp listener's fd number, then its ack
 
 
 @dataclass
@@ -254,9 +261,20 @@ def step_chdir(ctx: Ctx) -> None:
 
 
 def step_seccomp(ctx: Ctx) -> None:
-    """Last before execve, so the filter need only allow execve (and write/exit on failure)."""
-    if ctx.plan.seccomp is not None:
-        ctx.sc.seccomp_set_filter(ctx.plan.seccomp.bpf, ctx.plan.seccomp.flags)
+    """Last before execve, so the filter need only allow execve (and read/write/exit).
+
+    With a notifying filter the supervisor must hold the listener before the
+    payload runs: we send the fd's number and wait until the supervisor has
+    copied it out with pidfd_getfd (the fd itself is CLOEXEC and closes at execve).
+    """
+    sec = ctx.plan.seccomp
+    if sec is None:
+        return
+    listener = ctx.sc.seccomp_set_filter(sec.bpf, sec.flags)
+    if sec.notify:
+        ctx.sc.write(ctx.fds.notify, b"%d" % listener)
+        if ctx.sc.read(ctx.fds.notify, 1) != NOTIFY_TAKEN:
+            raise OSError(71, "the supervisor did not take the seccomp listener")  # EPROTO
 
 
 PAYLOAD_STEPS: tuple[Step, ...] = (
@@ -297,17 +315,18 @@ def outer_main(ctx: Ctx) -> NoReturn:
         init_main(ctx)
     # The monitor keeps nothing of the run's: a pipe writer held here would
     # delay the supervisor's EOF.
-    for fd in (
+    _close(
+        ctx,
         *ctx.mnt.all_fds(),
         ctx.fds.errpipe,
         ctx.fds.status,
         ctx.fds.sync,
+        ctx.fds.notify,
         0,
         1,
         2,
         *ctx.fds.cgroup_procs,
-    ):
-        ctx.sc.close(fd)
+    )
     res = ctx.sc.wait4(pid)
     ctx.sc.exit(_exit_code(res.status))
 
@@ -320,15 +339,72 @@ def init_main(ctx: Ctx) -> NoReturn:
     if pid == 0:
         run_steps(ctx, PAYLOAD_STEPS)
         step_exec(ctx)
-    for fd in (ctx.fds.errpipe, ctx.fds.sync, 0, 1, 2, *ctx.fds.cgroup_procs):
-        ctx.sc.close(fd)
-    while True:
-        res = ctx.sc.wait4(-1)
-        if res.pid == pid:
-            break
-    status = PayloadStatus(res.status, res.utime, res.stime, res.maxrss_kib, res.nvcsw, res.nivcsw)
+    _close(ctx, ctx.fds.errpipe, ctx.fds.sync, ctx.fds.notify, 0, 1, 2, *ctx.fds.cgroup_procs)
+    # The payload's exit, then its I/O counters while it is still a zombie, then reap.
+    ctx.sc.wait_exited(pid)
+    rchar, wchar = _io_counters(ctx, pid)
+    res = ctx.sc.wait4(pid)
+    if ctx.plan.unshare_flags & CloneFlag.CLONE_NEWPID:
+        # As PID 1 of the run's own pid namespace, kill(-1) reaches exactly the run's
+        # leftovers (never without that namespace: it would reach the host's processes).
+        try:
+            ctx.sc.kill(-1, 9)
+        except ProcessLookupError:
+            pass  # ESRCH: nothing was left
+    status = PayloadStatus(
+        res.status, res.utime, res.stime, res.maxrss_kib, res.nvcsw, res.nivcsw, rchar, wchar
+    )
     ctx.sc.write(ctx.fds.status, status.encode())
+    for name in ctx.plan.collect:
+        ctx.sc.write(ctx.fds.status, _collect(ctx, name))
     ctx.sc.exit(_exit_code(res.status))
+
+
+def _close(ctx: Ctx, *fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            ctx.sc.close(fd)
+
+
+def _io_counters(ctx: Ctx, pid: int) -> tuple[int, int]:
+    """rchar/wchar of the (zombie) payload from /proc/PID/io; -1 when unreadable."""
+    try:
+        fd = ctx.sc.openat(AT_FDCWD, f"/proc/{pid}/io", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            text = ctx.sc.read(fd, 4096).decode()
+        finally:
+            ctx.sc.close(fd)
+        fields = dict(line.split(": ") for line in text.splitlines() if ": " in line)
+        return int(fields.get("rchar", -1)), int(fields.get("wchar", -1))
+    except (OSError, ValueError):
+        return -1, -1
+
+
+def _collect(ctx: Ctx, name: str) -> bytes:
+    """One file of /box for the supervisor: never through a symlink, regular files only."""
+    try:
+        fd = ctx.sc.openat(
+            AT_FDCWD, f"/box/{name}", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        )
+    except OSError:
+        return encode_file(name, MISSING)
+    try:
+        st = ctx.sc.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return encode_file(name, NOT_REGULAR)
+        if st.st_size > ctx.plan.collect_limit:
+            return encode_file(name, TOO_BIG)
+        data = b""
+        while len(data) <= ctx.plan.collect_limit:
+            chunk = ctx.sc.read(fd, 1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        if len(data) > ctx.plan.collect_limit:
+            return encode_file(name, TOO_BIG)
+        return encode_file(name, len(data), data)
+    finally:
+        ctx.sc.close(fd)
 
 
 def _exit_code(status: int) -> int:

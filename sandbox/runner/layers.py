@@ -125,12 +125,20 @@ class LayerBuilders:
     def _seccomp(self, policy: Policy, built: Built) -> None:
         if built.states["seccomp"].state == "off":
             return
-        art = seccomp_prepare(policy.seccomp, self.host.arch, cache_dir=self._seccomp_cache)
+        sec = policy.seccomp
+        how = {
+            "notify": "recorded by the supervisor, the run killed",
+            "errno": f"answered {sec.default_errno} and listed by the supervisor",
+        }.get(sec.default_action, sec.default_action)
+        if sec.default_action == "errno":
+            # The supervisor answers the errno itself, so it can list each denial.
+            sec = sec.model_copy(update={"default_action": "notify"})
+        art = seccomp_prepare(sec, self.host.arch, cache_dir=self._seccomp_cache)
         built.seccomp = SeccompPlan(art.bpf, art.flags, art.notify)
         built.states["seccomp"] = Enforcement(
             "full",
-            f"{policy.seccomp.default_action} by default, {len(art.allowed)} syscalls "
-            f"allowed, foreign ABIs killed ({art.instructions} BPF instructions)",
+            f"denied syscalls {how}; {len(art.allowed)} allowed; foreign ABIs killed "
+            f"({art.instructions} BPF instructions)",
         )
 
     def _apparmor(self, policy: Policy, built: Built, program: Program, stack: ExitStack) -> None:

@@ -80,6 +80,7 @@ class RunResult:
     message: str = ""
     stdout: bytes | None = None
     stderr: bytes | None = None
+    files: dict[str, bytes] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
     @property

@@ -2,10 +2,10 @@
 
 Flat sequence: decide layers (fail closed) -> resolve the program -> take a run
 lock and an id slot -> image, cgroup leaf, artifacts -> LaunchPlan -> spawn
-through the fork server -> wait (errpipe, status, output caps, CPU polling,
-wall clock) -> account -> classify -> clean up in reverse order. Cleanup
-never raises over the primary result; the fork server removes what a killed
-supervisor left.
+through the fork server -> watch (errpipe, status, streams, limits,
+violations: ``sandbox.runner.watch``) -> account -> classify -> clean up in
+reverse order. Cleanup never raises over the primary result; the fork
+server removes what a killed supervisor left.
 """
 
 from __future__ import annotations
@@ -14,16 +14,20 @@ import logging
 import math
 import os
 import queue
+import re
 import resource
-import selectors
+import shutil
+import signal
+import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from sandbox import enforce
-from sandbox.errors import SandboxInternalError, SpawnError
+from sandbox.errors import PolicyError, SandboxInternalError, SpawnError
 from sandbox.fs import image as fsimage
 from sandbox.fs.ops import MountPlan, plan_mounts
 from sandbox.fs.resolve import Program, resolve
@@ -34,22 +38,28 @@ from sandbox.policy.load import LoadedProfile
 from sandbox.policy.model import Policy
 from sandbox.runner import state
 from sandbox.runner.client import ForkServerClient
-from sandbox.runner.result import RunResult, Usage, Verdict
+from sandbox.runner.result import RunResult, Usage, Verdict, Violation
 from sandbox.runner.verdict import KillReason, Observation, classify, exit_and_signal
+from sandbox.runner.watch import Out, Watch, arch_name, syscall_name
+from sandbox.seccomp.actions import errno_number
 from sandbox.syscalls.consts import CloneFlag
+from sandbox.syscalls.notify import KmsgReader, child_pids
 
 log = logging.getLogger(__name__)
-POLL_INTERVAL = 0.005
 STDIO_INHERIT = -1
+_BOX_NAME = re.compile(r"^[A-Za-z0-9_.+-][A-Za-z0-9_.+/-]{0,254}$")
+_NATIVE_ARCH = 0xC000003E
 
 
 @dataclass
 class RunRequest:
-    """One run: the command and where its standard streams go.
+    """One run: the command, its standard streams, files in and out of /box.
 
     ``stdin``: bytes to feed, an fd, or None for /dev/null. ``stdout``/``stderr``:
     an fd (passed through; ``STDIO_INHERIT`` for the caller's own), or None to
-    capture into the result (capped by the policy's output limit).
+    capture into the result (capped by the policy's output limit). ``files``:
+    (name under /box, bytes or host path); ``collect``: names under /box
+    returned in ``RunResult.files``.
     """
 
     argv: Sequence[str]
@@ -59,39 +69,8 @@ class RunRequest:
     stderr: int | None = None
     ablate: frozenset[str] = frozenset()
     cwd: str | None = None
-
-
-@dataclass
-class _Live:
-    """Mutable state of the wait loop."""
-
-    exec_at: float | None = None
-    ended_at: float | None = None
-    failure: bytes = b""
-    errpipe_done: bool = False
-    status: PayloadStatus | None = None
-    status_done: bool = False
-    killed_for: KillReason | None = None
-    outs: dict[int, _Out] = field(default_factory=dict)  # by our read fd
-    out_total: int = 0
-    stdin_fd: int = -1
-    stdin_data: memoryview | None = None
-
-    def captured(self, stream: int) -> bytes | None:
-        """Captured bytes of stream 1 or 2 (None when not captured)."""
-        for o in self.outs.values():
-            if o.stream == stream and o.forward_to is None:
-                return bytes(o.buf)
-        return None
-
-
-@dataclass
-class _Out:
-    """One output pipe: captured into ``buf`` or forwarded to ``forward_to``, counted."""
-
-    stream: int
-    forward_to: int | None
-    buf: bytearray = field(default_factory=bytearray)
+    files: tuple[tuple[str, bytes | str], ...] = ()
+    collect: tuple[str, ...] = ()
 
 
 def rlimits(policy: Policy) -> tuple[Rlimit, ...]:
@@ -117,9 +96,8 @@ def rlimits(policy: Policy) -> tuple[Rlimit, ...]:
 def unshare_flags(policy: Policy, host: HostFacts) -> int:
     """CLONE_NEW* flags for the outer child (CLONE_NEWCGROUP comes later, in the payload)."""
     ns = policy.namespaces
-    flags = CloneFlag.CLONE_NEWUSER
+    flags = CloneFlag.CLONE_NEWUSER | CloneFlag.CLONE_NEWNS  # the overlay root lives there
     for on, flag in (
-        (ns.mount, CloneFlag.CLONE_NEWNS),
         (ns.pid, CloneFlag.CLONE_NEWPID),
         (ns.net, CloneFlag.CLONE_NEWNET),
         (ns.ipc, CloneFlag.CLONE_NEWIPC),
@@ -128,12 +106,18 @@ def unshare_flags(policy: Policy, host: HostFacts) -> int:
     ):
         if on:
             flags |= flag
-    # The mount namespace is not optional: the overlay root lives in it.
-    return int(flags | CloneFlag.CLONE_NEWNS)
+    return int(flags)
 
 
-# Builders for the per-layer artifacts, filled in by sandbox.runner.layers.
-LayerBuilder = Callable[..., Any]
+def check_box_name(name: str) -> str:
+    """A file name under /box: relative, no '..', no NUL.
+
+    Raises:
+        PolicyError: naming the bad name.
+    """
+    if not _BOX_NAME.match(name) or ".." in name.split("/") or "//" in name:
+        raise PolicyError(f"file name {name!r} must be a relative path inside /box")
+    return name
 
 
 class Supervisor:
@@ -155,11 +139,14 @@ class Supervisor:
     def run(self, req: RunRequest) -> RunResult:
         """Run one request to its verdict. Raises SandboxError subclasses before spawning."""
         policy = req.profile.policy
-        digest = req.profile.digest
         states = enforce.static_states(policy, self.host, req.ablate)
         enforce.check(
             policy, states, req.ablate, self.host, warn=False, pending=frozenset({"cgroups"})
         )
+        for name, _ in req.files:
+            check_box_name(name)
+        for name in req.collect:
+            check_box_name(name)
         with ExitStack() as stack:
             image_dir = None
             if not policy.filesystem.rootfs:
@@ -167,37 +154,56 @@ class Supervisor:
                     self.layers.image_spec(policy), state.state_dir()
                 )
                 stack.callback(os.close, lock_fd)
-            mounts0 = plan_mounts(policy.filesystem, str(image_dir) if image_dir else None, None)
-            program = resolve(req.argv[0], policy.env.path, mounts0.binds, mounts0.lowers, req.cwd)
-            mounts = (
-                replace(mounts0, program=(program.copy_from, os.path.basename(program.inside_path)))
-                if program.copy_from
-                else mounts0
-            )
+            mounts = plan_mounts(policy.filesystem, str(image_dir) if image_dir else None, None)
+            program = resolve(req.argv[0], policy.env.path, mounts.binds, mounts.lowers, req.cwd)
+            if program.copy_from:
+                mounts = replace(
+                    mounts, program=(program.copy_from, os.path.basename(program.inside_path))
+                )
             run_id = state.new_run_id()
             lock = state.acquire_run_lock(run_id)
             stack.callback(lock.release)
+            if req.files:
+                mounts = replace(mounts, copy_in=self._stage_files(req, run_id, stack))
             host_uid = stack.enter_context(state.id_slot())
             built = self.layers.build(policy, states, req.ablate, program, run_id, stack)
             enforce.check(policy, built.states, req.ablate, self.host)
-            plan = self._plan(policy, digest, run_id, host_uid, mounts, program, req, built)
-            return self._spawn_and_wait(req, plan, built, lock, digest)
+            plan = self._plan(policy, req, run_id, host_uid, mounts, program, built)
+            return self._spawn_and_watch(req, plan, built, lock, stack)
+
+    def _stage_files(
+        self, req: RunRequest, run_id: str, stack: ExitStack
+    ) -> tuple[tuple[str, str], ...]:
+        """Host paths of the files to copy into /box; bytes go through a private temp dir."""
+        staged: list[tuple[str, str]] = []
+        tmp = state.runtime_dir() / "runs" / f"{run_id}.files"
+        for i, (name, content) in enumerate(req.files):
+            if isinstance(content, bytes):
+                tmp.mkdir(mode=0o700, exist_ok=True)
+                path = tmp / str(i)
+                path.write_bytes(content)
+                staged.append((str(path), name))
+            else:
+                if not os.path.isfile(content):
+                    raise PolicyError(f"file for /box/{name}: {content!r} is not a regular file")
+                staged.append((os.path.abspath(content), name))
+        stack.callback(shutil.rmtree, tmp, True)
+        return tuple(staged)
 
     def _plan(
         self,
         policy: Policy,
-        digest: str,
+        req: RunRequest,
         run_id: str,
         host_uid: int,
         mounts: MountPlan,
         program: Program,
-        req: RunRequest,
         built: Any,
     ) -> LaunchPlan:
         ablate = req.ablate
         return LaunchPlan(
             run_id=run_id,
-            policy_digest=digest,
+            policy_digest=req.profile.digest,
             inside_uid=policy.identity.uid,
             inside_gid=policy.identity.gid,
             host_uid=host_uid,
@@ -220,47 +226,72 @@ class Supervisor:
             landlock=built.landlock,
             seccomp=built.seccomp,
             join_cgroup=bool(built.cgroup_procs),
+            collect=tuple(req.collect),
         )
 
     # ---------------------------------------------------------- spawn ----
-    def _spawn_and_wait(
-        self, req: RunRequest, plan: LaunchPlan, built: Any, lock: state.RunLock, digest: str
+    def _spawn_and_watch(
+        self, req: RunRequest, plan: LaunchPlan, built: Any, lock: state.RunLock, stack: ExitStack
     ) -> RunResult:
         policy = req.profile.policy
-        with ExitStack() as stack:
-            mine: list[int] = []  # our ends, closed at the end
-            theirs: list[tuple[str, int]] = []  # child ends, closed after the spawn
-            err_r, err_w = os.pipe2(os.O_CLOEXEC)
-            st_r, st_w = os.pipe2(os.O_CLOEXEC)
-            mine += [err_r, st_r]
-            live = _Live()
-            stack.callback(lambda: live.stdin_fd >= 0 and os.close(live.stdin_fd))
-            self._stdio(req, live, mine, theirs)
-            theirs += [("errpipe", err_w), ("status", st_w)]
-            theirs += [(f"cgroup{i}", fd) for i, fd in enumerate(built.cgroup_procs)]
-            stack.callback(lambda: [os.close(fd) for fd in mine])
-            cleanup = {"cgroup_dirs": built.cgroup_dirs, "files": [str(lock.path)]}
-            q = self.client.spawn(plan, theirs, cleanup)
-            for name, fd in theirs:
-                if not name.startswith("cgroup"):
-                    os.close(fd)
-            stack.callback(self.client.send, "release", plan.run_id)
-            reply = self._await(q, ("spawned", "failed", "server_died"))
-            if reply["op"] != "spawned":
-                raise SandboxInternalError(f"fork server: {reply.get('error', reply['op'])}")
-            t_spawn = time.monotonic()
-            self._wait(req, plan, built, live, err_r, st_r)
-            wall_end = live.ended_at or time.monotonic()
-            return self._result(req, plan, built, live, digest, policy, t_spawn, wall_end)
+        mine: list[int] = []  # our ends, closed at the end
+        theirs: list[tuple[str, int]] = []  # child ends, closed after the spawn
+        stack.callback(lambda: [os.close(fd) for fd in mine])
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        st_r, st_w = os.pipe2(os.O_CLOEXEC)
+        mine += [err_r, st_r]
+        kmsg = KmsgReader()
+        stack.callback(kmsg.close)
+        c_pid: list[int] = []
+
+        def kill(_reason: KillReason) -> None:
+            if built.kill is not None:
+                built.kill()
+            self.client.send("kill", plan.run_id)
+
+        watch = Watch(
+            err_r=err_r,
+            status_r=st_r,
+            kill=kill,
+            cpu_usage=built.cpu_usage,
+            wall_limit=policy.limits.wall_time,
+            cpu_limit=policy.limits.cpu_time,
+            output_limit=policy.limits.output,
+            deny_errno=_deny_errno(policy),
+            payload_pid=lambda: _payload_pid(c_pid[0] if c_pid else 0),
+        )
+        stack.callback(watch.close)
+        self._stdio(req, watch, mine, theirs)
+        theirs += [("errpipe", err_w), ("status", st_w)]
+        if plan.seccomp is not None and plan.seccomp.notify:
+            ours, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            watch.notify_fd = ours.detach()
+            theirs.append(("notify", child.detach()))
+        theirs += [(f"cgroup{i}", fd) for i, fd in enumerate(built.cgroup_procs)]
+        cleanup = {"cgroup_dirs": built.cgroup_dirs, "files": [str(lock.path)]}
+        q = self.client.spawn(plan, theirs, cleanup)
+        for name, fd in theirs:
+            if not name.startswith("cgroup"):
+                os.close(fd)
+        stack.callback(self.client.send, "release", plan.run_id)
+        reply = self._await(q, ("spawned", "failed", "server_died"))
+        if reply["op"] != "spawned":
+            raise SandboxInternalError(f"fork server: {reply.get('error', reply['op'])}")
+        c_pid.append(int(reply["pid"]))
+        watch.run()
+        if watch.failure:
+            f = decode_failure(watch.failure)
+            raise SpawnError(f.step, f.errno, f.message)
+        return self._result(req, plan, built, watch, kmsg)
 
     def _stdio(
-        self, req: RunRequest, live: _Live, mine: list[int], theirs: list[tuple[str, int]]
+        self, req: RunRequest, watch: Watch, mine: list[int], theirs: list[tuple[str, int]]
     ) -> None:
-        """Child ends of stdin/stdout/stderr into ``theirs``; our ends into ``live``/``mine``."""
+        """Child ends of stdin/stdout/stderr into ``theirs``; our ends into ``watch``/``mine``."""
         if isinstance(req.stdin, bytes):
             r, w = os.pipe2(os.O_CLOEXEC)
             os.set_blocking(w, False)
-            live.stdin_fd, live.stdin_data = w, memoryview(req.stdin)
+            watch.stdin_fd, watch.stdin_data = w, memoryview(req.stdin)
             theirs.append(("stdin", r))
         elif isinstance(req.stdin, int):
             theirs.append(("stdin", os.dup(0 if req.stdin == STDIO_INHERIT else req.stdin)))
@@ -273,7 +304,7 @@ class Supervisor:
                 # Captured, or forwarded through us so the output limit can be counted.
                 r, w = os.pipe2(os.O_CLOEXEC)
                 mine.append(r)
-                live.outs[r] = _Out(n, target)
+                watch.outs[r] = Out(n, target)
                 theirs.append((name, w))
             else:
                 theirs.append((name, os.dup(target)))
@@ -291,167 +322,75 @@ class Supervisor:
             if msg["op"] in ops:
                 return msg
 
-    # ----------------------------------------------------------- wait ----
-    def _wait(
-        self, req: RunRequest, plan: LaunchPlan, built: Any, live: _Live, err_r: int, st_r: int
-    ) -> None:
-        lim = req.profile.policy.limits
-        sel = selectors.DefaultSelector()
-        sel.register(err_r, selectors.EVENT_READ, "err")
-        sel.register(st_r, selectors.EVENT_READ, "status")
-        for fd in live.outs:
-            sel.register(fd, selectors.EVENT_READ, "out")
-        if live.stdin_fd >= 0:
-            sel.register(live.stdin_fd, selectors.EVENT_WRITE, "in")
-        status_buf = b""
-        drain_until: float | None = None
-        while True:
-            now = time.monotonic()
-            timeout = None
-            if live.exec_at is not None and live.status is None:
-                if lim.wall_time is not None:
-                    timeout = max(0.0, live.exec_at + lim.wall_time - now)
-                if lim.cpu_time is not None and built.cpu_usage is not None:
-                    timeout = POLL_INTERVAL if timeout is None else min(timeout, POLL_INTERVAL)
-            if drain_until is not None:
-                timeout = max(0.0, drain_until - now)
-            if not sel.get_map():
-                break
-            for key, _ in sel.select(timeout):
-                tag = key.data
-                if tag == "err":
-                    data = os.read(err_r, 4096)
-                    if data:
-                        live.failure += data
-                    else:
-                        sel.unregister(err_r)
-                        live.errpipe_done = True
-                        live.exec_at = time.monotonic()
-                elif tag == "status":
-                    data = os.read(st_r, 4096)
-                    status_buf += data
-                    if not data or len(status_buf) >= PayloadStatus.SIZE:
-                        live.ended_at = time.monotonic()
-                        if len(status_buf) >= PayloadStatus.SIZE:
-                            live.status = PayloadStatus.decode(status_buf)
-                        sel.unregister(st_r)
-                        live.status_done = True
-                        drain_until = time.monotonic() + 2.0
-                elif tag == "in":
-                    self._feed(sel, live)
-                else:
-                    self._read_output(sel, key.fd, live, lim.output, plan, built)
-            if live.status_done and (
-                drain_until is None
-                or time.monotonic() >= drain_until
-                or all(k.data == "in" for k in sel.get_map().values())
-            ):
-                break
-            if live.exec_at is not None and live.status is None and live.killed_for is None:
-                self._check_limits(plan, built, live, lim.wall_time, lim.cpu_time)
-        sel.close()
-
-    def _feed(self, sel: selectors.BaseSelector, live: _Live) -> None:
-        data = live.stdin_data
-        try:
-            n = os.write(live.stdin_fd, data[:65536]) if data else 0
-        except BrokenPipeError:
-            n = len(data) if data else 0
-        except BlockingIOError:
-            n = 0
-        live.stdin_data = data[n:] if data else None
-        if not live.stdin_data:
-            sel.unregister(live.stdin_fd)
-            os.close(live.stdin_fd)  # EOF for the payload
-            live.stdin_fd = -1
-
-    def _read_output(
-        self,
-        sel: selectors.BaseSelector,
-        fd: int,
-        live: _Live,
-        limit: int | None,
-        plan: LaunchPlan,
-        built: Any,
-    ) -> None:
-        data = os.read(fd, 65536)
-        if not data:
-            sel.unregister(fd)
-            return
-        live.out_total += len(data)
-        if limit is not None and live.out_total > limit:
-            data = data[: max(0, len(data) - (live.out_total - limit))]
-            if live.killed_for is None:
-                live.killed_for = "output"
-                self._kill(plan, built)
-        out = live.outs[fd]
-        if out.forward_to is not None:
-            os.write(out.forward_to, data)
-        else:
-            out.buf.extend(data)
-
-    def _check_limits(
-        self, plan: LaunchPlan, built: Any, live: _Live, wall: float | None, cpu: float | None
-    ) -> None:
-        assert live.exec_at is not None
-        if wall is not None and time.monotonic() - live.exec_at >= wall:
-            live.killed_for = "wall"
-        elif cpu is not None and built.cpu_usage is not None and built.cpu_usage() >= cpu:
-            live.killed_for = "time"
-        if live.killed_for:
-            self._kill(plan, built)
-
-    def _kill(self, plan: LaunchPlan, built: Any) -> None:
-        if built.kill is not None:
-            built.kill()
-        self.client.send("kill", plan.run_id)
-
     # --------------------------------------------------------- result ----
     def _result(
-        self,
-        req: RunRequest,
-        plan: LaunchPlan,
-        built: Any,
-        live: _Live,
-        digest: str,
-        policy: Policy,
-        t_spawn: float,
-        t_end: float,
+        self, req: RunRequest, plan: LaunchPlan, built: Any, watch: Watch, kmsg: KmsgReader
     ) -> RunResult:
-        if live.failure:
-            f = decode_failure(live.failure)
-            err = SpawnError(f.step, f.errno, f.message)
-            raise err
-        st = live.status
-        usage = built.usage(st, (t_end - live.exec_at) if live.exec_at else None)
+        policy = req.profile.policy
+        st = watch.status
+        wall = (watch.ended_at or time.monotonic()) - watch.exec_at if watch.exec_at else None
+        usage = built.usage(st, wall)
+        violation = watch.violation
+        code, sig = exit_and_signal(st.status if st else None)
+        if violation is None and sig == signal.SIGSYS:
+            violation = _kernel_kill(kmsg, plan.host_uid)
         obs = Observation(
             status=st.status if st else None,
-            killed_for=live.killed_for,
+            killed_for=watch.killed_for,
+            violation=violation is not None,
             oom_killed=usage.oom_killed,
             cpu_time=usage.cpu_time,
             cpu_limit=policy.limits.cpu_time,
         )
         verdict = classify(obs)
-        code, sig = exit_and_signal(st.status if st else None)
+        files = {k: v for k, v in watch.files.items() if isinstance(v, bytes)}
         return RunResult(
             verdict=verdict,
             exit_code=code,
             signal=sig,
-            policy_digest=digest,
+            policy_digest=req.profile.digest,
             profile=policy.name,
             run_id=plan.run_id,
             host_uid=plan.host_uid,
             id_mode=plan.id_mode,
             enforcement=built.final_states(),
             usage=usage,
-            message=_message(verdict, live),
-            stdout=live.captured(1),
-            stderr=live.captured(2),
+            violation=violation,
+            denied=tuple(watch.denied),
+            message=_message(verdict, watch, violation),
+            stdout=watch.captured(1),
+            stderr=watch.captured(2),
+            files=files,
         )
 
 
-def _message(verdict: Verdict, live: _Live) -> str:
-    if verdict == Verdict.INTERNAL_ERROR and live.status is None:
+def _deny_errno(policy: Policy) -> int | None:
+    """errno for denials the supervisor answers (default action 'errno' compiled as notify)."""
+    if policy.seccomp.default_action != "errno":
+        return None
+    return errno_number(policy.seccomp.default_errno)
+
+
+def _payload_pid(outer: int) -> int | None:
+    """Host pid of the payload: the child of the container's init, the outer's child."""
+    for init in child_pids(outer):
+        kids = child_pids(init)
+        if kids:
+            return kids[0]
+    return None
+
+
+def _kernel_kill(kmsg: KmsgReader, uid: int) -> Violation | None:
+    """A seccomp kill the kernel logged for this run's host uid (foreign ABI or kill action)."""
+    for k in kmsg.kills(uid):
+        return Violation(syscall_name(k.nr, k.arch), k.nr, arch_name(k.arch, k.nr))
+    return None
+
+
+def _message(verdict: Verdict, watch: Watch, violation: Violation | None) -> str:
+    if violation is not None:
+        return f"denied syscall {violation.syscall} ({violation.arch})"
+    if verdict == Verdict.INTERNAL_ERROR and watch.status is None:
         return "the container's init ended without reporting the payload's status"
     return ""
 
@@ -468,4 +407,9 @@ def base_usage(st: PayloadStatus | None, wall: float | None) -> Usage:
         max_rss=st.maxrss_kib * 1024,
         csw_voluntary=st.nvcsw,
         csw_forced=st.nivcsw,
+        rchar=st.rchar if st.rchar >= 0 else None,
+        wchar=st.wchar if st.wchar >= 0 else None,
     )
+
+
+__all__ = ["STDIO_INHERIT", "Path", "RunRequest", "Supervisor", "base_usage", "rlimits"]

@@ -127,6 +127,10 @@ class LinuxSyscalls:
             p, status, ru.ru_utime, ru.ru_stime, ru.ru_maxrss, ru.ru_nvcsw, ru.ru_nivcsw
         )
 
+    def wait_exited(self, pid: int) -> None:
+        # WNOWAIT: the child stays a zombie, so its /proc entry can still be read.
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+
     def kill(self, pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
@@ -297,6 +301,9 @@ class LinuxSyscalls:
 
     def read(self, fd: int, n: int) -> bytes:
         return os.read(fd, n)
+
+    def fstat(self, fd: int) -> os.stat_result:
+        return os.fstat(fd)
 
     def write(self, fd: int, data: bytes) -> int:
         return os.write(fd, data)

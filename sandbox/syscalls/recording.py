@@ -92,6 +92,10 @@ class RecordingSyscalls:
                 return self.read_results.pop(0) if self.read_results else b"\x01"
             if name == "write":
                 return len(args[1])
+            if name == "fstat":
+                import os
+
+                return os.stat_result((0o100644, 0, 0, 1, 0, 0, 0, 0, 0, 0))
             if name in ("getpid", "getppid"):
                 return 1
             if name in ("prctl", "setsid", "seccomp_set_filter"):

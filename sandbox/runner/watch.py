@@ -1,0 +1,256 @@
+"""Watching one run from the supervisor: streams, limits, violations (parent side).
+
+A single ``selectors`` loop per run handles, until the container's init has
+reported and the outputs are drained:
+
+- the **errpipe** (data: a launcher step failed; EOF: the payload's execve
+  succeeded, which starts the wall clock);
+- the **status pipe** (the payload's wait status and rusage, then any
+  collected files of /box);
+- **stdin** fed from bytes, **stdout/stderr** captured or forwarded while the
+  output limit is counted;
+- the **notify channel**: the payload reports its seccomp listener's fd
+  number, we copy the fd with pidfd_getfd and acknowledge; then each denied
+  syscall arrives as a notification: a violation kills the run, an errno
+  denial is answered and listed;
+- timers: wall clock, and the leaf's CPU usage polled every POLL_INTERVAL.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import selectors
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sandbox.launcher.protocol import NOTIFY_TAKEN, PayloadStatus, decode_files
+from sandbox.runner.result import Violation
+from sandbox.runner.verdict import KillReason
+from sandbox.syscalls import notify
+
+POLL_INTERVAL = 0.005
+DRAIN_AFTER_EXIT = 2.0
+_ARCH_NAMES = {0xC000003E: "x86_64", 0x40000003: "i386"}
+
+
+def syscall_name(nr: int, arch: int) -> str:
+    """Name of syscall ``nr`` in ABI ``arch`` (x32 numbers carry bit 30)."""
+    from sandbox.seccomp.tables import table
+
+    abi = _ARCH_NAMES.get(arch, "x86_64")
+    if abi == "x86_64" and nr & 0x40000000:
+        abi = "x32"
+    try:
+        return table(abi).name(nr) or f"syscall_{nr}"
+    except (KeyError, ValueError):
+        return f"syscall_{nr}"
+
+
+def arch_name(arch: int, nr: int = 0) -> str:
+    """The ABI's name as the record shows it."""
+    name = _ARCH_NAMES.get(arch, f"0x{arch:x}")
+    return "x32" if name == "x86_64" and nr & 0x40000000 else name
+
+
+@dataclass
+class Out:
+    """One output pipe: captured into ``buf`` or forwarded to ``forward_to``, counted."""
+
+    stream: int
+    forward_to: int | None
+    buf: bytearray = field(default_factory=bytearray)
+
+
+@dataclass
+class Watch:
+    """State and handlers of one run's wait loop (see module docstring)."""
+
+    err_r: int
+    status_r: int
+    kill: Callable[[KillReason], None]
+    cpu_usage: Callable[[], float] | None = None
+    wall_limit: float | None = None
+    cpu_limit: float | None = None
+    output_limit: int | None = None
+    deny_errno: int | None = None  # answer denials with this errno (listed), else a violation
+    payload_pid: Callable[[], int | None] = lambda: None
+    outs: dict[int, Out] = field(default_factory=dict)
+    stdin_fd: int = -1
+    stdin_data: memoryview | None = None
+    notify_fd: int = -1
+    listener: int = -1
+    # results
+    exec_at: float | None = None
+    ended_at: float | None = None
+    failure: bytes = b""
+    status: PayloadStatus | None = None
+    files: dict[str, bytes | int] = field(default_factory=dict)
+    killed_for: KillReason | None = None
+    violation: Violation | None = None
+    denied: list[Violation] = field(default_factory=list)
+    out_total: int = 0
+    _status_buf: bytearray = field(default_factory=bytearray)
+    _status_done: bool = False
+
+    def captured(self, stream: int) -> bytes | None:
+        """Captured bytes of stream 1 or 2 (None when not captured)."""
+        for o in self.outs.values():
+            if o.stream == stream and o.forward_to is None:
+                return bytes(o.buf)
+        return None
+
+    def close(self) -> None:
+        """Close what the watch still holds."""
+        for fd in (self.stdin_fd, self.listener, self.notify_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.stdin_fd = self.listener = self.notify_fd = -1
+
+    # ------------------------------------------------------------ loop ----
+    def run(self) -> None:
+        """Loop until init has reported and the outputs are drained (or timed out)."""
+        sel = selectors.DefaultSelector()
+        sel.register(self.err_r, selectors.EVENT_READ, self._on_err)
+        sel.register(self.status_r, selectors.EVENT_READ, self._on_status)
+        for fd in self.outs:
+            sel.register(fd, selectors.EVENT_READ, self._on_output)
+        if self.stdin_fd >= 0:
+            sel.register(self.stdin_fd, selectors.EVENT_WRITE, self._on_stdin)
+        if self.notify_fd >= 0:
+            sel.register(self.notify_fd, selectors.EVENT_READ, self._on_notify_channel)
+        drain_until: float | None = None
+        try:
+            while sel.get_map():
+                for key, _ in sel.select(self._timeout(drain_until)):
+                    key.data(sel, key.fd)
+                if self._status_done:
+                    if drain_until is None:
+                        drain_until = time.monotonic() + DRAIN_AFTER_EXIT
+                    waiting = [k for k in sel.get_map().values() if k.data == self._on_output]
+                    if not waiting or time.monotonic() >= drain_until:
+                        break
+                elif self.exec_at is not None and self.killed_for is None:
+                    self._check_limits()
+        finally:
+            sel.close()
+
+    def _timeout(self, drain_until: float | None) -> float | None:
+        now = time.monotonic()
+        if drain_until is not None:
+            return max(0.0, drain_until - now)
+        if self.exec_at is None or self.killed_for is not None:
+            return None
+        timeout = None
+        if self.wall_limit is not None:
+            timeout = max(0.0, self.exec_at + self.wall_limit - now)
+        if self.cpu_limit is not None and self.cpu_usage is not None:
+            timeout = POLL_INTERVAL if timeout is None else min(timeout, POLL_INTERVAL)
+        return timeout
+
+    def _stop(self, reason: KillReason) -> None:
+        if self.killed_for is None:
+            self.killed_for = reason
+            self.kill(reason)
+
+    def _check_limits(self) -> None:
+        assert self.exec_at is not None
+        if self.wall_limit is not None and time.monotonic() - self.exec_at >= self.wall_limit:
+            self._stop("wall")
+        elif (
+            self.cpu_limit is not None
+            and self.cpu_usage is not None
+            and self.cpu_usage() >= self.cpu_limit
+        ):
+            self._stop("time")
+
+    # -------------------------------------------------------- handlers ----
+    def _on_err(self, sel: selectors.BaseSelector, fd: int) -> None:
+        data = os.read(fd, 4096)
+        if data:
+            self.failure += data
+            return
+        sel.unregister(fd)
+        if not self.failure:
+            self.exec_at = time.monotonic()
+
+    def _on_status(self, sel: selectors.BaseSelector, fd: int) -> None:
+        data = os.read(fd, 1 << 16)
+        if data:
+            self._status_buf += data
+            return
+        sel.unregister(fd)
+        self.ended_at = time.monotonic()
+        buf = bytes(self._status_buf)
+        if len(buf) >= PayloadStatus.SIZE:
+            self.status = PayloadStatus.decode(buf)
+            self.files = decode_files(buf[PayloadStatus.SIZE :])
+        self._status_done = True
+
+    def _on_stdin(self, sel: selectors.BaseSelector, fd: int) -> None:
+        data = self.stdin_data
+        try:
+            n = os.write(fd, data[:65536]) if data else 0
+        except BrokenPipeError:
+            n = len(data) if data else 0
+        except BlockingIOError:
+            n = 0
+        self.stdin_data = data[n:] if data else None
+        if not self.stdin_data:
+            sel.unregister(fd)
+            os.close(fd)  # EOF for the payload
+            self.stdin_fd = -1
+
+    def _on_output(self, sel: selectors.BaseSelector, fd: int) -> None:
+        data = os.read(fd, 1 << 16)
+        if not data:
+            sel.unregister(fd)
+            return
+        self.out_total += len(data)
+        if self.output_limit is not None and self.out_total > self.output_limit:
+            data = data[: max(0, len(data) - (self.out_total - self.output_limit))]
+            self._stop("output")
+        out = self.outs[fd]
+        if out.forward_to is not None:
+            try:
+                os.write(out.forward_to, data)
+            except BrokenPipeError:
+                out.forward_to = None  # the reader went away: keep counting, drop the bytes
+        else:
+            out.buf.extend(data)
+
+    def _on_notify_channel(self, sel: selectors.BaseSelector, fd: int) -> None:
+        """The payload sent its listener's fd number: copy the fd out, then acknowledge."""
+        data = os.read(fd, 32)
+        sel.unregister(fd)
+        if not data:
+            return
+        pid = self.payload_pid()
+        try:
+            if pid is None:
+                raise OSError(errno.ESRCH, "payload process not found")
+            self.listener = notify.pidfd_getfd(pid, int(data))
+        except (OSError, ValueError):
+            self._stop("violation")  # fail closed: no one would see its denials
+            return
+        sel.register(self.listener, selectors.EVENT_READ, self._on_notification)
+        os.write(fd, NOTIFY_TAKEN)
+
+    def _on_notification(self, sel: selectors.BaseSelector, fd: int) -> None:
+        try:
+            n = notify.recv(fd)
+        except OSError:
+            sel.unregister(fd)
+            return
+        if n is None:
+            return
+        v = Violation(syscall_name(n.nr, n.arch), n.nr, arch_name(n.arch, n.nr), n.args)
+        if self.deny_errno is not None:
+            notify.answer_errno(fd, n.id, self.deny_errno)
+            if len(self.denied) < 1000:
+                self.denied.append(v)
+            return
+        if self.violation is None:
+            self.violation = v
+        self._stop("violation")

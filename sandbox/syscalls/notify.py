@@ -1,0 +1,157 @@
+"""Supervisor-side kernel calls for recording violations: seccomp user notification,
+pidfd_getfd, and the kernel's seccomp audit records in /dev/kmsg.
+
+Runs in the supervisor (root). The payload loads its filter with
+SECCOMP_FILTER_FLAG_NEW_LISTENER and reports the listener's fd number; the
+supervisor copies that fd out of the payload with pidfd_getfd (needs
+PTRACE_MODE_ATTACH: root has it) and then receives one notification per denied
+syscall. Foreign-ABI calls are KILL_PROCESS in the filter; the kernel logs each
+such kill as an audit record (type 1326) with the task's host uid, which is
+the run slot's own, so the supervisor attributes it without trusting anything
+the payload wrote.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import re
+import struct
+from dataclasses import dataclass
+
+from sandbox.syscalls.consts import NR
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100
+SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101
+_NOTIF = struct.Struct("=QIIiIQ6Q")  # id, pid, flags, nr, arch, ip, args[6]
+_RESP = struct.Struct("=QqiI")  # id, val, error, flags
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One denied syscall the payload is blocked in."""
+
+    id: int
+    pid: int
+    nr: int
+    arch: int
+    ip: int
+    args: tuple[int, ...]
+
+
+def pidfd_getfd(pid: int, target_fd: int) -> int:
+    """Copy fd ``target_fd`` of process ``pid`` into this process (O_CLOEXEC)."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        r: int = _syscall(
+            ctypes.c_long(NR["pidfd_getfd"]),
+            ctypes.c_long(pidfd),
+            ctypes.c_long(target_fd),
+            ctypes.c_long(0),
+        )
+        if r < 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"pidfd_getfd({pid}, {target_fd}): {os.strerror(e)}")
+        return r
+    finally:
+        os.close(pidfd)
+
+
+def recv(listener: int) -> Notification | None:
+    """Receive one notification; None when it went away (the task died: ENOENT)."""
+    buf = bytearray(_NOTIF.size)
+    try:
+        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, buf)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.EINTR):
+            return None
+        raise
+    nid, pid, _flags, nr, arch, ip, *args = _NOTIF.unpack(buf)
+    return Notification(nid, pid, nr, arch, ip, tuple(args))
+
+
+def answer_errno(listener: int, nid: int, err: int) -> None:
+    """Make the blocked syscall fail with ``err`` (the task may have died: ignored)."""
+    try:
+        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, bytearray(_RESP.pack(nid, 0, -err, 0)))
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            raise
+
+
+def child_pids(pid: int) -> list[int]:
+    """Children of ``pid`` (its main thread), from /proc/PID/task/PID/children."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+_AUDIT = re.compile(
+    rb"type=1326 .*?\buid=(\d+) .*?\bpid=(\d+) .*?\bsig=(\d+) arch=([0-9a-f]+) "
+    rb"syscall=(\d+) compat=(\d)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SeccompKill:
+    """A seccomp kill the kernel logged: which task (host uid/pid), ABI and syscall."""
+
+    uid: int
+    pid: int
+    arch: int
+    nr: int
+    compat: bool
+
+
+class KmsgReader:
+    """Reads seccomp audit records logged after it was opened (one per run)."""
+
+    def __init__(self) -> None:
+        try:
+            self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            os.lseek(self.fd, 0, os.SEEK_END)
+        except OSError:
+            self.fd = -1
+
+    def kills(self, uid: int) -> list[SeccompKill]:
+        """Seccomp kill records of tasks running as host ``uid`` since the open."""
+        out: list[SeccompKill] = []
+        if self.fd < 0:
+            return out
+        while True:
+            try:
+                rec = os.read(self.fd, 8192)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno == errno.EPIPE:  # overwritten records: keep reading
+                    continue
+                break
+            if not rec:
+                break
+            m = _AUDIT.search(rec)
+            if m and int(m.group(1)) == uid:
+                out.append(
+                    SeccompKill(
+                        int(m.group(1)),
+                        int(m.group(2)),
+                        int(m.group(4), 16),
+                        int(m.group(5)),
+                        m.group(6) == b"1",
+                    )
+                )
+        return out
+
+    def close(self) -> None:
+        """Release the /dev/kmsg fd."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
