@@ -16,14 +16,17 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sandbox.host import HostFacts, probe
 from sandbox.policy.load import LoadedProfile, load_profile, merge
 from sandbox.runner.client import ForkServerClient
-from sandbox.runner.result import RunResult
+from sandbox.runner.control import RunControl
+from sandbox.runner.result import RunResult, Verdict
 from sandbox.runner.supervisor import RunRequest, Supervisor
+from sandbox.runner.verdict import KillReason
 
 Stdin = bytes | str | os.PathLike[str] | int | None
 Output = str | os.PathLike[str] | int | None
@@ -75,6 +78,56 @@ class Sandbox:
                 self._profiles[key] = cached
         return cached
 
+    def start(self, argv: Sequence[str], **kwargs: Any) -> RunHandle:
+        """Start a run in the background; returns a handle to pause, resume, cancel, wait."""
+        return RunHandle(self, argv, kwargs)
+
+    def run_interactive(
+        self,
+        solution: Sequence[str],
+        interactor: Sequence[str],
+        *,
+        solution_kwargs: Mapping[str, Any] | None = None,
+        interactor_kwargs: Mapping[str, Any] | None = None,
+        grace: float = 1.0,
+    ) -> InteractiveResult:
+        """Run a solution against an interactor, their stdout and stdin cross-connected.
+
+        Each side has its own profile, limits and verdict (``*_kwargs`` as for
+        :meth:`run`, without stdin/stdout). When one side ends, the other gets
+        ``grace`` seconds to finish and is then killed (WALL_TIME_LIMIT). The
+        interactor's exit status decides the answer: ``accepted`` is true when
+        the solution's verdict is OK and the interactor exited 0.
+        """
+        to_int_r, to_int_w = os.pipe2(os.O_CLOEXEC)
+        to_sol_r, to_sol_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            sol = self.start(
+                solution, **{**(solution_kwargs or {}), "stdin": to_sol_r, "stdout": to_int_w}
+            )
+            inter = self.start(
+                interactor, **{**(interactor_kwargs or {}), "stdin": to_int_r, "stdout": to_sol_w}
+            )
+            for h in (sol, inter):
+                h.started_or_done(timeout=60.0)
+        finally:
+            for fd in (to_int_r, to_int_w, to_sol_r, to_sol_w):
+                os.close(fd)  # the children hold their own copies: EOF works both ways
+        first, other = (sol, inter) if sol.done_first(inter) else (inter, sol)
+        first.wait()
+        if not other.control.finished.wait(grace):
+            other.cancel("wall")
+        r_sol, r_int = sol.wait(), inter.wait()
+        accepted = r_sol.verdict == Verdict.OK and r_int.verdict == Verdict.OK
+        reason = (
+            ""
+            if accepted
+            else f"solution: {r_sol.verdict.value}"
+            if r_sol.verdict != Verdict.OK
+            else f"interactor: {r_int.verdict.value} (exit {r_int.exit_code})"
+        )
+        return InteractiveResult(solution=r_sol, interactor=r_int, accepted=accepted, reason=reason)
+
     def run(
         self,
         argv: Sequence[str],
@@ -88,6 +141,7 @@ class Sandbox:
         files: Mapping[str, bytes | str | os.PathLike[str]] | None = None,
         collect: Sequence[str] = (),
         cwd: str | None = None,
+        control: RunControl | None = None,
     ) -> RunResult:
         """Run ``argv`` in the sandbox and return its verdict, figures and record.
 
@@ -124,6 +178,7 @@ class Sandbox:
                 cwd=cwd,
                 files=_files(files),
                 collect=tuple(collect),
+                control=control,
             )
             return self._supervisor.run(req)
         finally:
@@ -166,6 +221,74 @@ def _files(
     return tuple(out)
 
 
+@dataclass(frozen=True, slots=True)
+class InteractiveResult:
+    """Both sides of an interactive run and the answer."""
+
+    solution: RunResult
+    interactor: RunResult
+    accepted: bool
+    reason: str
+
+
+class RunHandle:
+    """A run in a background thread: pause/resume/cancel it, then wait for its result."""
+
+    def __init__(self, sb: Sandbox, argv: Sequence[str], kwargs: Mapping[str, Any]) -> None:
+        self.control = RunControl()
+        self._result: RunResult | None = None
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._go, args=(sb, argv, dict(kwargs)), daemon=True, name="sandbox-run"
+        )
+        self._thread.start()
+
+    def _go(self, sb: Sandbox, argv: Sequence[str], kwargs: dict[str, Any]) -> None:
+        try:
+            self._result = sb.run(argv, control=self.control, **kwargs)
+        except BaseException as e:  # delivered to wait()
+            self._error = e
+        finally:
+            self.control.finished.set()
+            self.control.started.set()
+            self._done.set()
+
+    def started_or_done(self, timeout: float) -> None:
+        """Block until the payload runs (or the run already ended or failed)."""
+        self.control.started.wait(timeout)
+
+    def done_first(self, other: RunHandle) -> bool:
+        """Wait for either run to end; True when this one ended first."""
+        while True:
+            if self._done.wait(0.005):
+                return True
+            if other._done.is_set():
+                return False
+
+    def pause(self) -> None:
+        """Freeze the run."""
+        self.control.pause()
+
+    def resume(self) -> None:
+        """Thaw the run."""
+        self.control.resume()
+
+    def cancel(self, reason: KillReason = "wall") -> None:
+        """Kill the run; ``reason`` decides the verdict."""
+        self.control.cancel(reason)
+
+    def wait(self, timeout: float | None = None) -> RunResult:
+        """The run's result (re-raises the run's SandboxError)."""
+        if not self._done.wait(timeout):
+            raise TimeoutError("the run is still going")
+        self.control.close()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+
 _default: Sandbox | None = None
 _default_lock = threading.Lock()
 
@@ -181,4 +304,4 @@ def run(
     return _default.run(argv, profile=profile, **kwargs)
 
 
-__all__ = ["Path", "Sandbox", "run"]
+__all__ = ["InteractiveResult", "Path", "RunHandle", "Sandbox", "run"]

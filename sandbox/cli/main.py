@@ -66,8 +66,8 @@ def _exec_parser(sub: Any) -> None:
         p.add_argument(flag, dest=f"limit_{key}", type=kind, metavar=key.upper())
     p.add_argument("--disk", metavar="SIZE")
     p.add_argument("--disk-inodes", type=int, metavar="N")
-    p.add_argument("--io-read-bps", metavar="DEV=SIZE", action="append", default=[])
-    p.add_argument("--io-write-bps", metavar="DEV=SIZE", action="append", default=[])
+    p.add_argument("--io-read-bps", metavar="DEV=SIZE", type=_pair, action="append", default=[])
+    p.add_argument("--io-write-bps", metavar="DEV=SIZE", type=_pair, action="append", default=[])
     p.add_argument("--stdin", metavar="FILE")
     p.add_argument("--stdout", metavar="FILE")
     p.add_argument("--stderr", metavar="FILE")
@@ -86,6 +86,9 @@ def overrides(ns: argparse.Namespace) -> dict[str, Any]:
         for k, v in vars(ns).items()
         if k.startswith("limit_") and v is not None
     }
+    for key, values in (("io_read_bps", ns.io_read_bps), ("io_write_bps", ns.io_write_bps)):
+        if values:
+            limits[key] = dict(values)
     if limits:
         out["limits"] = limits
     fs: dict[str, Any] = {}

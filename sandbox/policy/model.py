@@ -179,19 +179,33 @@ class Filesystem(_Model):
 class Limits(_Model):
     """Resource limits; a missing key means no limit from this profile."""
 
-    cpu_time: Seconds | None = None
-    wall_time: Seconds | None = None
-    memory: Size | None = None
-    processes: Count | None = None
-    output: Size | None = None
-    file_size: Size | None = None
-    open_files: Count | None = None
-    stack: Size | None = None
-    memlock: Size | None = None
-    msgqueue: Size | None = None
-    sigpending: Count | None = None
-    cpuset: str | None = Field(default=None, pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+    cpu_time: Seconds | None = Field(
+        default=None, description="CPU seconds of all the run's processes (cgroup, polled)."
+    )
+    wall_time: Seconds | None = Field(default=None, description="Seconds from execve.")
+    memory: Size | None = Field(default=None, description="cgroup memory limit; swap is off.")
+    processes: Count | None = Field(default=None, description="cgroup pids.max (+RLIMIT_NPROC).")
+    output: Size | None = Field(default=None, description="Bytes of stdout and stderr together.")
+    file_size: Size | None = Field(default=None, description="RLIMIT_FSIZE.")
+    open_files: Count | None = Field(default=None, description="RLIMIT_NOFILE.")
+    stack: Size | None = Field(default=None, description="RLIMIT_STACK.")
+    memlock: Size | None = Field(default=None, description="RLIMIT_MEMLOCK.")
+    msgqueue: Size | None = Field(default=None, description="RLIMIT_MSGQUEUE.")
+    sigpending: Count | None = Field(default=None, description="RLIMIT_SIGPENDING.")
+    cpuset: str | None = Field(
+        default=None,
+        pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$",
+        description="CPUs the run may use, e.g. '0' or '0-1' (cgroup cpuset).",
+    )
     cpu_quota: Seconds | None = Field(default=None, description="CPUs worth of time, e.g. 0.5.")
+    io_read_bps: dict[str, Size] = Field(
+        default_factory=dict, description="Device (path or MAJ:MIN) -> read bytes/s (cgroup io)."
+    )
+    io_write_bps: dict[str, Size] = Field(
+        default_factory=dict, description="Device -> write bytes/s (v1: O_DIRECT writes only)."
+    )
+    io_read_iops: dict[str, Count] = Field(default_factory=dict, description="Device -> reads/s.")
+    io_write_iops: dict[str, Count] = Field(default_factory=dict, description="Device -> writes/s.")
 
 
 SeccompAction = Literal["kill_process", "kill_thread", "trap", "errno", "notify", "log", "allow"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
+import stat
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -20,8 +22,8 @@ from pathlib import Path
 from sandbox import cgroups
 from sandbox.apparmor.host import AppArmorHost
 from sandbox.caps.names import CAPS, normalize
-from sandbox.cgroups import CgroupLayout, CgroupLimits
-from sandbox.errors import SetupError
+from sandbox.cgroups import CgroupLayout, CgroupLimits, IoLimit
+from sandbox.errors import PolicyError, SetupError
 from sandbox.fs.image import ImageSpec, read_allowlist
 from sandbox.fs.resolve import Program, interpreter_of
 from sandbox.host import HostFacts
@@ -52,6 +54,8 @@ class Built:
     cgroup_dirs: list[str] = field(default_factory=list)
     cpu_usage: Callable[[], float] | None = None
     kill: Callable[[], None] | None = None
+    freeze: Callable[[], None] | None = None
+    thaw: Callable[[], None] | None = None
     stats: Callable[[PayloadStatus | None, float | None], Usage] | None = None
 
     def usage(self, st: PayloadStatus | None, wall: float | None) -> Usage:
@@ -185,13 +189,19 @@ class LayerBuilders:
             return  # ablated, disabled or hidden
         lim = policy.limits
         limits = CgroupLimits(
-            memory=lim.memory, pids=lim.processes, cpu_quota=lim.cpu_quota, cpuset=lim.cpuset
+            memory=lim.memory,
+            pids=lim.processes,
+            cpu_quota=lim.cpu_quota,
+            cpuset=lim.cpuset,
+            io=io_limits(policy),
         )
         required = set(REQUIRED_CONTROLLERS) if policy.layers.cgroups == "required" else set()
         if lim.cpu_quota is not None and required:
             required.add("cpu")
         if lim.cpuset is not None and required:
             required.add("cpuset")
+        if limits.io and required:
+            required.add("io")
         try:
             leaf = cgroups.create(self.cgroup_layout(), run_id, limits, required)
         except SetupError as e:
@@ -206,6 +216,8 @@ class LayerBuilders:
         built.cgroup_dirs = [d.path for d in leaf.dirs]
         built.cpu_usage = lambda: leaf.cpu_usage_ns() / 1e9
         built.kill = leaf.kill
+        built.freeze = leaf.freeze
+        built.thaw = leaf.thaw
         built.stats = lambda st, wall: cgroup_usage(leaf, st, wall)
         partial = [
             r
@@ -221,6 +233,38 @@ class LayerBuilders:
             + ": "
             + ", ".join(r.controller for r in leaf.report if r.state == cgroups.State.FULL),
         )
+
+
+def device_number(spec: str) -> str:
+    """``MAJ:MIN`` of a device spec: ``8:0``, a block device node, or any path (the
+    device of the file system behind it, e.g. a writable bind's source).
+
+    Raises:
+        PolicyError: when the spec is neither.
+    """
+    if re.fullmatch(r"\d+:\d+", spec):
+        return spec
+    try:
+        st = os.stat(spec)
+    except OSError as e:
+        raise PolicyError(f"io limit device {spec!r}: {e.strerror}") from e
+    dev = st.st_rdev if stat.S_ISBLK(st.st_mode) else st.st_dev
+    return f"{os.major(dev)}:{os.minor(dev)}"
+
+
+def io_limits(policy: Policy) -> tuple[IoLimit, ...]:
+    """The profile's per-device io limits as cgroup IoLimits (one per device)."""
+    lim = policy.limits
+    per: dict[str, dict[str, int]] = {}
+    for key, table in (
+        ("rbps", lim.io_read_bps),
+        ("wbps", lim.io_write_bps),
+        ("riops", lim.io_read_iops),
+        ("wiops", lim.io_write_iops),
+    ):
+        for dev, value in table.items():
+            per.setdefault(device_number(dev), {})[key] = value
+    return tuple(IoLimit(dev, **values) for dev, values in sorted(per.items()))
 
 
 # Controllers a run cannot do without: accounting, the kill, memory and process limits.

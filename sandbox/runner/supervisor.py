@@ -38,6 +38,7 @@ from sandbox.policy.load import LoadedProfile
 from sandbox.policy.model import Policy
 from sandbox.runner import state
 from sandbox.runner.client import ForkServerClient
+from sandbox.runner.control import RunControl
 from sandbox.runner.result import RunResult, Usage, Verdict, Violation
 from sandbox.runner.verdict import KillReason, Observation, classify, exit_and_signal
 from sandbox.runner.watch import Out, Watch, arch_name, syscall_name
@@ -71,6 +72,7 @@ class RunRequest:
     cwd: str | None = None
     files: tuple[tuple[str, bytes | str], ...] = ()
     collect: tuple[str, ...] = ()
+    control: RunControl | None = None
 
 
 def rlimits(policy: Policy) -> tuple[Rlimit, ...]:
@@ -259,6 +261,7 @@ class Supervisor:
             output_limit=policy.limits.output,
             deny_errno=_deny_errno(policy),
             payload_pid=lambda: _payload_pid(c_pid[0] if c_pid else 0),
+            control=req.control,
         )
         stack.callback(watch.close)
         self._stdio(req, watch, mine, theirs)
@@ -278,7 +281,13 @@ class Supervisor:
         if reply["op"] != "spawned":
             raise SandboxInternalError(f"fork server: {reply.get('error', reply['op'])}")
         c_pid.append(int(reply["pid"]))
-        watch.run()
+        if req.control is not None:
+            req.control.attach(built.freeze, built.thaw)
+        try:
+            watch.run()
+        finally:
+            if req.control is not None:
+                req.control.finished.set()
         if watch.failure:
             f = decode_failure(watch.failure)
             raise SpawnError(f.step, f.errno, f.message)
@@ -301,9 +310,13 @@ class Supervisor:
         for n, name, want in ((1, "stdout", req.stdout), (2, "stderr", req.stderr)):
             target = None if want is None else (n if want == STDIO_INHERIT else want)
             if target is None or limit is not None:
-                # Captured, or forwarded through us so the output limit can be counted.
+                # Captured, or forwarded through us so the output limit can be counted
+                # (through our own dup: the caller may close its fd once the run started).
                 r, w = os.pipe2(os.O_CLOEXEC)
                 mine.append(r)
+                if target is not None:
+                    target = os.dup(target)
+                    mine.append(target)
                 watch.outs[r] = Out(n, target)
                 theirs.append((name, w))
             else:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sandbox.launcher.protocol import NOTIFY_TAKEN, PayloadStatus, decode_files
+from sandbox.runner.control import RunControl
 from sandbox.runner.result import Violation
 from sandbox.runner.verdict import KillReason
 from sandbox.syscalls import notify
@@ -81,6 +82,7 @@ class Watch:
     stdin_data: memoryview | None = None
     notify_fd: int = -1
     listener: int = -1
+    control: RunControl | None = None
     # results
     exec_at: float | None = None
     ended_at: float | None = None
@@ -120,6 +122,8 @@ class Watch:
             sel.register(self.stdin_fd, selectors.EVENT_WRITE, self._on_stdin)
         if self.notify_fd >= 0:
             sel.register(self.notify_fd, selectors.EVENT_READ, self._on_notify_channel)
+        if self.control is not None:
+            sel.register(self.control.wake_r, selectors.EVENT_READ, self._on_cancel)
         drain_until: float | None = None
         try:
             while sel.get_map():
@@ -219,6 +223,11 @@ class Watch:
                 out.forward_to = None  # the reader went away: keep counting, drop the bytes
         else:
             out.buf.extend(data)
+
+    def _on_cancel(self, sel: selectors.BaseSelector, fd: int) -> None:
+        sel.unregister(fd)
+        if self.control is not None and self.control.reason is not None:
+            self._stop(self.control.reason)
 
     def _on_notify_channel(self, sel: selectors.BaseSelector, fd: int) -> None:
         """The payload sent its listener's fd number: copy the fd out, then acknowledge."""

@@ -1,0 +1,65 @@
+"""RunControl: a handle on a run in flight, from another thread (library side).
+
+Pause and resume use the leaf's freezer (v1 freezer.state, v2 cgroup.freeze);
+``cancel`` wakes the run's watch loop through a pipe and kills the run with a
+reason that becomes its verdict. Interactive pairs use it to end one side a
+grace period after the other.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+from sandbox.errors import SandboxError
+from sandbox.runner.verdict import KillReason
+
+
+class RunControl:
+    """Pause, resume or cancel one run (thread-safe; usable before the run starts)."""
+
+    def __init__(self) -> None:
+        self.wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self.started = threading.Event()
+        self.finished = threading.Event()
+        self.reason: KillReason | None = None
+        self._freeze: Callable[[], None] | None = None
+        self._thaw: Callable[[], None] | None = None
+
+    def attach(self, freeze: Callable[[], None] | None, thaw: Callable[[], None] | None) -> None:
+        """Called by the supervisor once the run's leaf exists and the payload runs."""
+        self._freeze, self._thaw = freeze, thaw
+        self.started.set()
+
+    def _need(self, fn: Callable[[], None] | None, what: str, timeout: float) -> Callable[[], None]:
+        if not self.started.wait(timeout):
+            raise SandboxError(f"cannot {what}: the run has not started")
+        if fn is None:
+            raise SandboxError(f"cannot {what}: this run has no freezer (cgroups off)")
+        return fn
+
+    def pause(self, timeout: float = 30.0) -> None:
+        """Freeze every task of the run (they stop using CPU until resumed)."""
+        self._need(self._freeze, "pause", timeout)()
+
+    def resume(self, timeout: float = 30.0) -> None:
+        """Thaw a paused run."""
+        self._need(self._thaw, "resume", timeout)()
+
+    def cancel(self, reason: KillReason = "wall") -> None:
+        """Kill the run; ``reason`` decides its verdict (default: wall-time limit)."""
+        if self.reason is None:
+            self.reason = reason
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        """Release the wake-up pipe."""
+        for fd in (self.wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
