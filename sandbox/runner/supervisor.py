@@ -75,13 +75,17 @@ class RunRequest:
     control: RunControl | None = None
 
 
-def rlimits(policy: Policy) -> tuple[Rlimit, ...]:
-    """RLIMIT_CORE=0 and the profile's limits; RLIMIT_CPU only as a backstop to polling."""
+def rlimits(policy: Policy, ablate: frozenset[str] = frozenset()) -> tuple[Rlimit, ...]:
+    """RLIMIT_CORE=0 and the profile's limits; RLIMIT_CPU only as a backstop to polling.
+
+    ``rlimit_nproc`` in ``ablate`` (test hook) leaves RLIMIT_NPROC out, so a test can
+    show that the pids controller alone bounds a fork bomb.
+    """
     lim = policy.limits
     out = [Rlimit(resource.RLIMIT_CORE, 0, 0)]
     pairs: list[tuple[int, int | None]] = [
         (resource.RLIMIT_NOFILE, lim.open_files),
-        (resource.RLIMIT_NPROC, lim.processes),
+        (resource.RLIMIT_NPROC, None if "rlimit_nproc" in ablate else lim.processes),
         (resource.RLIMIT_FSIZE, lim.file_size),
         (resource.RLIMIT_STACK, lim.stack),
         (resource.RLIMIT_MEMLOCK, lim.memlock),
@@ -224,7 +228,7 @@ class Supervisor:
             no_new_privs="no_new_privs" not in ablate,
             drop_caps="capabilities" not in ablate,
             caps_keep=built.caps_keep,
-            rlimits=rlimits(policy),
+            rlimits=rlimits(policy, ablate),
             landlock=built.landlock,
             seccomp=built.seccomp,
             join_cgroup=bool(built.cgroup_procs),
