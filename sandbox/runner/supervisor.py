@@ -20,7 +20,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,7 +44,7 @@ from sandbox.runner.verdict import KillReason, Observation, classify, exit_and_s
 from sandbox.runner.watch import Out, Watch, arch_name, syscall_name
 from sandbox.seccomp.actions import errno_number
 from sandbox.syscalls.consts import CloneFlag
-from sandbox.syscalls.notify import KmsgReader, child_pids
+from sandbox.syscalls.notify import KmsgReader, Notification, child_pids
 
 log = logging.getLogger(__name__)
 STDIO_INHERIT = -1
@@ -73,6 +73,8 @@ class RunRequest:
     files: tuple[tuple[str, bytes | str], ...] = ()
     collect: tuple[str, ...] = ()
     control: RunControl | None = None
+    # Learning mode: each seccomp notification goes to this handler (see Watch).
+    on_notification: Callable[[Notification, int], None] | None = None
 
 
 def rlimits(policy: Policy, ablate: frozenset[str] = frozenset()) -> tuple[Rlimit, ...]:
@@ -266,6 +268,7 @@ class Supervisor:
             deny_errno=_deny_errno(policy),
             payload_pid=lambda: _payload_pid(c_pid[0] if c_pid else 0),
             control=req.control,
+            on_notification=req.on_notification,
         )
         stack.callback(watch.close)
         self._stdio(req, watch, mine, theirs)

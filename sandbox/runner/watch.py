@@ -83,6 +83,9 @@ class Watch:
     notify_fd: int = -1
     listener: int = -1
     control: RunControl | None = None
+    # When set, every notification goes here instead (``sandbox learn``): the handler
+    # must answer it (notify.answer_continue / answer_errno) itself.
+    on_notification: Callable[[notify.Notification, int], None] | None = None
     # results
     exec_at: float | None = None
     ended_at: float | None = None
@@ -253,6 +256,9 @@ class Watch:
             sel.unregister(fd)
             return
         if n is None:
+            return
+        if self.on_notification is not None:
+            self.on_notification(n, fd)
             return
         v = Violation(syscall_name(n.nr, n.arch), n.nr, arch_name(n.arch, n.nr), n.args)
         if self.deny_errno is not None:

@@ -85,6 +85,33 @@ def answer_errno(listener: int, nid: int, err: int) -> None:
             raise
 
 
+SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
+SECCOMP_IOCTL_NOTIF_ID_VALID = 0x40082102
+
+
+def answer_continue(listener: int, nid: int) -> None:
+    """Let the blocked syscall proceed as if no filter had asked (learning mode).
+
+    Only for recording: a CONTINUE reply is not a security decision (the
+    kernel re-reads the arguments, which the task may have changed since).
+    """
+    try:
+        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND,
+                    bytearray(_RESP.pack(nid, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE)))
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            raise
+
+
+def id_valid(listener: int, nid: int) -> bool:
+    """Whether notification ``nid`` is still pending (TOCTOU check after reading memory)."""
+    try:
+        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, struct.pack("=Q", nid))
+        return True
+    except OSError:
+        return False
+
+
 def child_pids(pid: int) -> list[int]:
     """Children of ``pid`` (its main thread), from /proc/PID/task/PID/children."""
     try:
