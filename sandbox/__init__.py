@@ -9,8 +9,6 @@ Names are imported lazily, so ``import sandbox`` (and the CLI) stay cheap.
 
 from __future__ import annotations
 
-from typing import Any
-
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -31,7 +29,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'sandbox' has no attribute {name!r}")

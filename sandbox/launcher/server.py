@@ -135,10 +135,19 @@ class ForkServer:
                         self._shutdown()
                         return
                     self._handle(msg, fds)
-                elif kind == "sync":
-                    self._on_sync(run)
-                elif kind == "exit":
-                    self._on_exit(run)
+                elif run is None or self.runs.get(run.run_id) is not run:
+                    continue  # released earlier in this batch of events
+                else:
+                    try:
+                        if kind == "sync":
+                            self._on_sync(run)
+                        elif kind == "exit" and not run.exited:
+                            self._on_exit(run)
+                    except Exception as e:  # one run's trouble must not end the others
+                        print(
+                            f"sandbox fork server: run {run.run_id}: {type(e).__name__}: {e}",
+                            file=sys.stderr,
+                        )
 
     def _handle(self, msg: dict[str, Any], fds: list[int]) -> None:
         op = msg.get("op")
@@ -221,7 +230,8 @@ class ForkServer:
         except OSError:
             data = b""
         if not data:
-            self.sel.unregister(run.sync)
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(run.sync)
             return
         if data == USERNS_READY:
             try:
@@ -232,7 +242,8 @@ class ForkServer:
                 run.sync.send(MAPS_FAILED)
 
     def _on_exit(self, run: _Run) -> None:
-        self.sel.unregister(run.pidfd)
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(run.pidfd)
         _, status = os.waitpid(run.pid, 0)
         run.exited = True
         send_msg(self.sock, {"op": "exited", "run_id": run.run_id, "status": status})
