@@ -290,7 +290,7 @@ def _wait_for(pred, timeout=10.0):
 def test_signals_to_the_cli_kill_the_run_and_clean_up(tmp_path, sig, status):
     before = host_snapshot()
     p = subprocess.Popen([*sandbox_cmd(), "exec", "--", "/bin/sleep", "60"], cwd=tmp_path)
-    assert _wait_for(lambda: host_snapshot()["runs"] != before["runs"])
+    assert _wait_for(lambda: set(host_snapshot()["runs"]) - set(before["runs"]))
     time.sleep(0.3)
     p.send_signal(sig)
     assert p.wait(timeout=20) == status
@@ -300,7 +300,7 @@ def test_signals_to_the_cli_kill_the_run_and_clean_up(tmp_path, sig, status):
 def test_sigkilled_supervisor_leaves_nothing_behind(tmp_path):
     before = host_snapshot()
     p = subprocess.Popen([*sandbox_cmd(), "exec", "--", "/bin/sleep", "60"], cwd=tmp_path)
-    assert _wait_for(lambda: host_snapshot()["runs"] != before["runs"])
+    assert _wait_for(lambda: set(host_snapshot()["runs"]) - set(before["runs"]))
     time.sleep(0.3)
     p.kill()
     p.wait()
