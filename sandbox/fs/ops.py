@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sandbox.errors import PolicyError
 from sandbox.fs.image import MERGED_USR
-from sandbox.policy.model import Filesystem
+
+if TYPE_CHECKING:  # the launcher imports this module: no pydantic at run time
+    from sandbox.policy.model import Filesystem
 
 FORBIDDEN_TARGETS = ("/", "/proc", "/dev")
 DEV_NODES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9))

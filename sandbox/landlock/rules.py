@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sandbox.errors import ArtifactError
 from sandbox.landlock.abi import (
@@ -43,7 +43,9 @@ from sandbox.landlock.abi import (
     names,
     rights_for,
 )
-from sandbox.policy.model import Filesystem
+
+if TYPE_CHECKING:  # the launcher imports this module: no pydantic at run time
+    from sandbox.policy.model import Filesystem
 
 _FS = AccessFs
 READ = _FS.LANDLOCK_ACCESS_FS_READ_FILE | _FS.LANDLOCK_ACCESS_FS_READ_DIR

@@ -256,6 +256,8 @@ class Watch:
             sel.unregister(fd)
             return
         if n is None:
+            if notify.hung_up(fd):  # every task of the filter has exited
+                sel.unregister(fd)
             return
         if self.on_notification is not None:
             self.on_notification(n, fd)

@@ -18,6 +18,7 @@ import errno
 import fcntl
 import os
 import re
+import select
 import struct
 from dataclasses import dataclass
 
@@ -74,6 +75,13 @@ def recv(listener: int) -> Notification | None:
         raise
     nid, pid, _flags, nr, arch, ip, *args = _NOTIF.unpack(buf)
     return Notification(nid, pid, nr, arch, ip, tuple(args))
+
+
+def hung_up(listener: int) -> bool:
+    """True when no task uses the filter any more (the listener polls POLLHUP)."""
+    p = select.poll()
+    p.register(listener, select.POLLIN)
+    return any(ev & select.POLLHUP for _, ev in p.poll(0))
 
 
 def answer_errno(listener: int, nid: int, err: int) -> None:

@@ -242,3 +242,13 @@ def test_parent_gone_before_pdeathsig_is_refused():
     with pytest.raises(ExitCalled):
         outer_main(Ctx(plan=make_plan(), fds=fds, sc=sc, parent_pid=1))
     assert "unshare" not in sc.names()
+
+
+def test_the_launcher_side_never_imports_pydantic():
+    """STYLE B1/C3: pydantic only at the trust boundary; the fork server forks lean."""
+    import subprocess
+    import sys
+
+    code = "import sys, sandbox.launcher.server; print([m for m in sys.modules if 'pydantic' in m])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
