@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,29 @@ Stdin = bytes | str | os.PathLike[str] | int | None
 Output = str | os.PathLike[str] | int | None
 
 
+class CpuPool:
+    """CPUs handed out one per run, so concurrent runs never share a core (judges pin
+    runs for stable timing); a run waits for a free CPU."""
+
+    def __init__(self, cpus: Sequence[int]) -> None:
+        self._free = list(cpus)
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def take(self) -> Iterator[int]:
+        """Hold one CPU for the block."""
+        with self._cond:
+            while not self._free:
+                self._cond.wait()
+            cpu = self._free.pop(0)
+        try:
+            yield cpu
+        finally:
+            with self._cond:
+                self._free.append(cpu)
+                self._cond.notify()
+
+
 class Sandbox:
     """A long-lived sandbox for many runs of one default profile (thread-safe).
 
@@ -42,7 +66,9 @@ class Sandbox:
             policy digest), e.g. ``{"limits": {"memory": "128M"}}``.
 
     The fork server starts on the first run and stops with :meth:`close` (or
-    the ``with`` block); if it dies, the next run starts a new one.
+    the ``with`` block); if it dies, the next run starts a new one. With
+    ``cpus``, each run is pinned to a CPU of that list that no other run of
+    this sandbox is using (runs wait for a free one).
     """
 
     def __init__(
@@ -51,12 +77,14 @@ class Sandbox:
         *,
         overrides: Mapping[str, Any] | None = None,
         host: HostFacts | None = None,
+        cpus: Sequence[int] | None = None,
     ) -> None:
         self._default = profile
         self._overrides = dict(overrides or {})
         self._profiles: dict[str, LoadedProfile] = {}
         self._lock = threading.Lock()
         self._client = ForkServerClient(mode="exec")
+        self._cpus = CpuPool(cpus) if cpus else None
         self._supervisor = Supervisor(host or probe(), self._client)
 
     def profile(
@@ -166,6 +194,27 @@ class Sandbox:
             extra["limits"] = dict(limits)
         if env:
             extra["env"] = {"vars": dict(env)}
+        if self._cpus is not None and not (limits and "cpuset" in limits):
+            with self._cpus.take() as cpu:
+                extra.setdefault("limits", {})["cpuset"] = str(cpu)
+                return self._run(
+                    argv, profile, extra, stdin, stdout, stderr, files, collect, cwd, control
+                )
+        return self._run(argv, profile, extra, stdin, stdout, stderr, files, collect, cwd, control)
+
+    def _run(
+        self,
+        argv: Sequence[str],
+        profile: str | os.PathLike[str] | None,
+        extra: dict[str, Any],
+        stdin: Stdin,
+        stdout: Output,
+        stderr: Output,
+        files: Mapping[str, bytes | str | os.PathLike[str]] | None,
+        collect: Sequence[str],
+        cwd: str | None,
+        control: RunControl | None,
+    ) -> RunResult:
         prof = self.profile(profile, extra)
         opened: list[int] = []
         try:

@@ -104,9 +104,14 @@ def _hash_tree(h: hashlib._Hash, path: str) -> None:
     st = os.lstat(path)
     h.update(f"{path}:{st.st_mode}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}\n".encode())
     if stat.S_ISDIR(st.st_mode):
+        # A symlink is only ever replaced, never edited, and replacing an entry changes
+        # the directory's mtime (hashed above): symlinks need no stat of their own
+        # (/etc/alternatives holds hundreds). Files and directories may be edited in place.
         with os.scandir(path) as it:
             for e in sorted(it, key=lambda e: e.name):
-                if e.is_dir(follow_symlinks=False):
+                if e.is_symlink():
+                    h.update(f"{e.path}:l\n".encode())
+                elif e.is_dir(follow_symlinks=False):
                     _hash_tree(h, e.path)
                 else:
                     s = e.stat(follow_symlinks=False)

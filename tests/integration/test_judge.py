@@ -239,3 +239,32 @@ def test_isolate_meta_format(tmp_path):
     keys = dict(line.split(":", 1) for line in meta.read_text().splitlines())
     assert keys["exitcode"] == "3" and keys["status"] == "RE"
     assert float(keys["time"]) >= 0 and "time-wall" in keys and "cg-mem" in keys
+
+
+def test_cpu_pool_gives_concurrent_runs_their_own_cpu(judge):
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs")
+    seen = []
+    with Sandbox("strict", cpus=cpus) as pool:
+
+        def go():
+            r = pool.run([judge, "cpus"])
+            seen.append(r.stdout.decode().splitlines()[0])
+
+        threads = [threading.Thread(target=go) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert sorted(set(seen)) == sorted(f"before {c}" for c in cpus)
+
+
+def test_a_pool_thread_that_exits_does_not_take_the_runs_with_it(judge):
+    """PR_SET_PDEATHSIG follows the thread that forked: the fork server must not use it."""
+    with Sandbox("strict") as fresh:
+        t = threading.Thread(target=lambda: fresh.run(["/bin/true"]))
+        t.start()  # this thread starts the fork server, then exits
+        t.join()
+        r = fresh.run([judge, "sleep", "1"])
+        assert r.verdict is Verdict.OK
