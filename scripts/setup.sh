@@ -41,13 +41,13 @@ for cand in /usr/bin/python3 python3.13 python3.12 python3.11 python3; do
 done
 [[ -n "$PY" ]] || { echo "setup: no python >= 3.11 with venv found" >&2; exit 1; }
 
-stamp_want="$(sha256sum pyproject.toml | cut -c1-16) $PY"
+stamp_want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16) $PY"
 if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import sys' 2>/dev/null; then
     rm -rf .venv
     "$PY" -m venv .venv
 fi
 if [[ "$(cat .venv/.sandbox-stamp 2>/dev/null)" != "$stamp_want" ]]; then
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 2> >(grep -v 'is ignored: it is neither' >&2)
+    .venv/bin/python -m pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[test]' 2> >(grep -v 'is ignored: it is neither' >&2)
     echo "$stamp_want" > .venv/.sandbox-stamp
 fi
 
