@@ -152,6 +152,23 @@ def _line_of(path: Path, loc: Sequence[str | int]) -> int | None:
     return None
 
 
+def locate(source: str, needle: str) -> str:
+    """``source:line`` of the first line naming ``needle`` (quoted, or as a key), else ``source``.
+
+    For errors found after validation (an unknown capability or syscall
+    name), where pydantic's error location is not available.
+    """
+    try:
+        text = Path(source).read_text()
+    except (OSError, ValueError):
+        return source
+    pattern = re.compile(rf"""["']{re.escape(needle)}["']|^\s*{re.escape(needle)}\s*=""")
+    for i, line in enumerate(text.splitlines(), 1):
+        if pattern.search(line.split("#", 1)[0]):
+            return f"{source}:{i}"
+    return source
+
+
 def _in(tree: Mapping[str, Any] | None, loc: Sequence[str | int]) -> bool:
     node: Any = tree
     for k in loc:
