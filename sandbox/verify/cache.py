@@ -24,6 +24,7 @@ keeps the newest :data:`MAX_ENTRIES`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -230,6 +231,12 @@ def _prune(directory: Path) -> None:
         log.warning("verify cache: pruning %s: %s", directory, e.strerror)
 
 
+def _here(report: Report, profile: Policy | LoadedProfile) -> Report:
+    """The cached report with this caller's ``source`` (not part of the key or the hash)."""
+    source = getattr(profile, "source", "<policy>")
+    return report if report.source == source else dataclasses.replace(report, source=source)
+
+
 def verify(
     profile: Policy | LoadedProfile,
     host: HostFacts,
@@ -251,14 +258,14 @@ def verify(
         with _LOCK:
             hit = _MEMORY.get(key)
         if hit is not None:
-            return hit, True
+            return _here(hit, profile), True
     directory = cache_dir if cache_dir is not None else default_dir()
     if not no_cache and _private_dir(directory, create=False):
         report = _read(directory, key)
         if report is not None:
             with _LOCK:
                 _MEMORY[key] = report
-            return report, True
+            return _here(report, profile), True
     from sandbox.verify.core import check
 
     report = check(profile, host, seccomp=seccomp, landlock=landlock)

@@ -1,9 +1,10 @@
 """``Report``: what ``verify.check`` found, per layer and per finding, with a content hash.
 
-Pure data. The hash (``sha256:`` over the canonical JSON of everything but
-itself) goes into the run record, so a run can be traced to the exact
-verification that allowed it; the cache stores reports by key and checks
-this hash before trusting one.
+Pure data. The hash (``sha256:`` over the canonical JSON of everything but itself
+and ``source``, which only says where the profile was read from) goes into
+the run record, so a run can be traced to the exact verification that
+allowed it; the cache stores reports by key and checks this hash before
+trusting one.
 """
 
 from __future__ import annotations
@@ -86,7 +87,6 @@ class Report:
         return {
             "format": REPORT_FORMAT,
             "profile": self.profile,
-            "source": self.source,
             "policy_digest": self.policy_digest,
             "library": self.library,
             "host": dict(self.host),
@@ -108,6 +108,7 @@ class Report:
         """JSON-ready form, with ``ok``, counts and ``hash`` added."""
         errors = len(self.blocking)
         return self._body() | {
+            "source": self.source,
             "ok": errors == 0,
             "errors": errors,
             "warnings": len(self.findings) - errors,
