@@ -101,6 +101,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise PolicyError(f"{path}: malformed TOML: {e}") from e
+    except UnicodeDecodeError as e:  # found by fuzz/atheris_profile_load.py
+        raise PolicyError(f"{path}: not UTF-8 text (byte {e.start}): TOML must be UTF-8") from e
     except OSError as e:
         raise PolicyError(f"{path}: cannot read profile: {e.strerror}") from e
 
@@ -119,7 +121,10 @@ def _resolve(
     merged: dict[str, Any] = {}
     chain: tuple[str, ...] = ()
     for parent in parents:
-        ppath = find_profile(parent, base_dir=path.parent)
+        try:
+            ppath = find_profile(parent, base_dir=path.parent)
+        except PolicyError as e:
+            raise PolicyError(f"{locate(str(path), parent)}: extends: {e}") from None
         praw, pchain = _resolve(ppath, depth + 1, (*seen, path.resolve()))
         praw.pop("name", None)
         praw.pop("description", None)

@@ -42,6 +42,19 @@ def test_conflicting_rules_in_one_profile(tmp_path: Path) -> None:
     assert f"{p}:2: seccomp.errno: 'readv' is in both errno and deny" in error_of(p)
 
 
+def test_a_profile_that_is_not_utf8_is_a_policy_error(tmp_path: Path) -> None:
+    p = tmp_path / "bin.toml"
+    p.write_bytes(b'name = "x"\ndescription = "\xcf\x28"\n')
+    assert "not UTF-8 text (byte 26)" in error_of(p)
+
+
+def test_a_bad_extends_names_the_file_and_line(tmp_path: Path) -> None:
+    p = write(tmp_path, '# base\nextends = "no such!"\n')
+    assert f"{p}:2: extends: bad profile name 'no such!'" in error_of(p)
+    p = write(tmp_path, 'extends = ["strict", "nope"]\n', "q")
+    assert f"{p}:1: extends: profile 'nope' not found" in error_of(p)
+
+
 def test_duplicate_keys_are_a_toml_error_with_the_line(tmp_path: Path) -> None:
     p = write(tmp_path, '[seccomp.errno]\nreadv = "EIO"\nreadv = "EPERM"\n')
     msg = error_of(p)
