@@ -193,7 +193,7 @@ def _apparmor_lines(out: comp.Compiled) -> set[str]:
     return {
         s
         for line in body.splitlines()
-        if (s := lint._strip_comment(line).strip()) and s not in ("}",)
+        if (s := lint.strip_comment(line).strip()) and s not in ("}",)
     }
 
 
