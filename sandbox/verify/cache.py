@@ -77,7 +77,7 @@ def _policy_facts(profile: Policy | LoadedProfile) -> tuple[str, bool]:
             _DIGESTS.move_to_end(id(profile))
             return hit[1], hit[2]
     from sandbox.policy.load import policy_digest
-    from sandbox.verify.core import unpack
+    from sandbox.verify.inputs import unpack
 
     policy, _, strict = unpack(profile)
     digest = policy_digest(policy)
@@ -92,7 +92,7 @@ def _host_id(host: HostFacts) -> str:
     with _LOCK:
         hit = _HOSTS.get(host)
     if hit is None:
-        from sandbox.verify.core import host_summary
+        from sandbox.verify.inputs import host_summary
 
         parser = shutil.which("apparmor_parser")
         tool = None

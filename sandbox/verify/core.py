@@ -19,9 +19,7 @@ kept by key so that a run of an already verified policy costs a lookup.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Any
 
 from sandbox import enforce
 from sandbox.apparmor.parser import PARSER
@@ -38,33 +36,10 @@ from sandbox.seccomp.groups import resolve
 from sandbox.verify import compile as comp
 from sandbox.verify import lint
 from sandbox.verify.findings import Finding
+from sandbox.verify.inputs import host_summary, unpack
 from sandbox.verify.mountflags import MountFlags, trace
 from sandbox.verify.report import LayerResult, Report
 from sandbox.verify.version import library_id
-
-
-def unpack(profile: Policy | LoadedProfile) -> tuple[Policy, str, bool]:
-    """(policy, source, is_strict) of a policy or a loaded profile.
-
-    A profile is *strict* when it is ``strict`` or extends it (the chain
-    names a ``strict.toml``); some lint rules then block instead of warn.
-    """
-    if isinstance(profile, LoadedProfile):
-        strict = profile.policy.name == "strict" or any(
-            Path(p).name == "strict.toml" for p in profile.chain
-        )
-        return profile.policy, profile.source, strict
-    return profile, "<policy>", profile.name == "strict"
-
-
-def host_summary(host: HostFacts) -> dict[str, Any]:
-    """The host facts a report depends on, JSON-ready."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(host):
-        value = getattr(host, f.name)
-        out[f.name] = sorted(value) if isinstance(value, frozenset) else value
-    out["kernel"] = list(host.kernel)
-    return out
 
 
 def _mounts(policy: Policy, out: comp.Compiled, root: Path) -> tuple[MountFlags, ...] | None:

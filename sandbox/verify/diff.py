@@ -34,8 +34,8 @@ from sandbox.seccomp.spec import SeccompSpec
 from sandbox.seccomp.tables import ARCHES, table
 from sandbox.verify import compile as comp
 from sandbox.verify import lint
-from sandbox.verify.core import unpack
 from sandbox.verify.explain import describe_rule
+from sandbox.verify.inputs import unpack
 from sandbox.verify.mountflags import trace
 from sandbox.verify.simulate import MULTIPLEXERS, rule_values
 

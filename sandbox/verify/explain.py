@@ -31,7 +31,7 @@ from sandbox.seccomp.spec import SeccompSpec
 from sandbox.seccomp.tables import table
 from sandbox.verify import compile as comp
 from sandbox.verify import lint
-from sandbox.verify.core import unpack
+from sandbox.verify.inputs import unpack
 from sandbox.verify.mountflags import trace
 
 SECTIONS = (
