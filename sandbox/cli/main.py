@@ -203,19 +203,44 @@ def cmd_doctor(ns: argparse.Namespace) -> int:
     return report(as_json=ns.json)
 
 
+# Subcommands in their own modules (sandbox/cli/<name>.py, each with
+# register(subparsers) setting a handler). A module is imported only when its
+# subcommand is named, so `sandbox exec` loads none of them; otherwise a
+# placeholder keeps it in `sandbox --help`.
+MODULES = {
+    "verify": "check profiles before running them (compile, simulate, lint)",
+    "explain": "show every artifact a profile generates",
+    "diff": "what changes between two profiles, layer by layer",
+    "seccomp": "import/export Docker and OCI seccomp JSON",
+}
+
+
+def _register_modules(sub: Any, argv: Sequence[str]) -> None:
+    import importlib
+
+    named = next((a for a in argv if not a.startswith("-")), None)
+    for name, summary in MODULES.items():
+        if name == named:
+            importlib.import_module(f"sandbox.cli.{name}").register(sub)
+        else:
+            sub.add_parser(name, help=summary)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``sandbox`` command."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="sandbox", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     _exec_parser(sub)
     d = sub.add_parser("doctor", help="what this host can enforce")
     d.add_argument("--json", action="store_true")
+    _register_modules(sub, argv)
     ns = parser.parse_args(argv)
     import logging
 
     logging.basicConfig(format="sandbox: %(levelname)s: %(message)s", level=logging.WARNING)
     handlers = {"exec": cmd_exec, "doctor": cmd_doctor}
-    sys.exit(handlers[ns.cmd](ns))
+    sys.exit((getattr(ns, "handler", None) or handlers[ns.cmd])(ns))
 
 
 if __name__ == "__main__":

@@ -101,6 +101,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise PolicyError(f"{path}: malformed TOML: {e}") from e
+    except UnicodeDecodeError as e:  # found by fuzz/atheris_profile_load.py
+        raise PolicyError(f"{path}: not UTF-8 text (byte {e.start}): TOML must be UTF-8") from e
     except OSError as e:
         raise PolicyError(f"{path}: cannot read profile: {e.strerror}") from e
 
@@ -119,7 +121,10 @@ def _resolve(
     merged: dict[str, Any] = {}
     chain: tuple[str, ...] = ()
     for parent in parents:
-        ppath = find_profile(parent, base_dir=path.parent)
+        try:
+            ppath = find_profile(parent, base_dir=path.parent)
+        except PolicyError as e:
+            raise PolicyError(f"{locate(str(path), parent)}: extends: {e}") from None
         praw, pchain = _resolve(ppath, depth + 1, (*seen, path.resolve()))
         praw.pop("name", None)
         praw.pop("description", None)
@@ -150,6 +155,23 @@ def _line_of(path: Path, loc: Sequence[str | int]) -> int | None:
         if re.match(rf"^\s*{re.escape(key)}\s*=", line) and (current == section or not section):
             return i
     return None
+
+
+def locate(source: str, needle: str) -> str:
+    """``source:line`` of the first line naming ``needle`` (quoted, or as a key), else ``source``.
+
+    For errors found after validation (an unknown capability or syscall
+    name), where pydantic's error location is not available.
+    """
+    try:
+        text = Path(source).read_text()
+    except (OSError, ValueError):
+        return source
+    pattern = re.compile(rf"""["']{re.escape(needle)}["']|^\s*{re.escape(needle)}\s*=""")
+    for i, line in enumerate(text.splitlines(), 1):
+        if pattern.search(line.split("#", 1)[0]):
+            return f"{source}:{i}"
+    return source
 
 
 def _in(tree: Mapping[str, Any] | None, loc: Sequence[str | int]) -> bool:

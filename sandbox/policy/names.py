@@ -6,9 +6,19 @@ loaded, and so the error names the file and the bad name.
 
 from __future__ import annotations
 
-from sandbox.caps.names import normalize
+import difflib
+
+from sandbox.caps.names import CAPS, normalize
 from sandbox.errors import PolicyError
+from sandbox.policy.load import locate
 from sandbox.policy.model import Policy
+
+
+def _cap_hint(name: str) -> str:
+    wanted = name.strip().upper()
+    wanted = wanted if wanted.startswith("CAP_") else "CAP_" + wanted
+    close = difflib.get_close_matches(wanted, sorted(CAPS), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_names(policy: Policy, source: str) -> None:
@@ -23,7 +33,8 @@ def check_names(policy: Policy, source: str) -> None:
                 normalize(name)
             except KeyError:
                 raise PolicyError(
-                    f"{source}: capabilities.{key}: unknown capability {name!r}"
+                    f"{locate(source, name)}: capabilities.{key}: unknown capability {name!r}"
+                    f"{_cap_hint(name)}"
                 ) from None
     try:
         from sandbox.seccomp.groups import check_names as check_seccomp

@@ -35,29 +35,8 @@ from sandbox.policy.model import Seccomp
 from sandbox.seccomp.actions import errno_number
 from sandbox.seccomp.argrules import ArgRule, Outcome
 from sandbox.seccomp.spec import SeccompSpec
-from sandbox.seccomp.tables import ARCHES, POLICIES_DIR, all_names, table
+from sandbox.seccomp.tables import ARCHES, POLICIES_DIR, all_names, arg_count, table
 
-# Arguments each syscall takes, where argument rules may name one (x86_64).
-ARG_COUNT: Mapping[str, int] = MappingProxyType(
-    {
-        "clone": 5,
-        "ioctl": 3,
-        "personality": 1,
-        "socket": 3,
-        "socketpair": 4,
-        "prctl": 5,
-        "fcntl": 3,
-        "mmap": 6,
-        "mprotect": 3,
-        "openat": 4,
-        "kill": 2,
-        "tgkill": 3,
-        "madvise": 3,
-        "getpid": 0,
-        "futex": 6,
-        "arch_prctl": 2,
-    }
-)
 _GROUP_KEYS = {"description", "syscalls", "errno", "rules"}
 _RULE_KEYS = {"syscall", "arg", "mask", "values", "match", "otherwise"}
 
@@ -83,8 +62,9 @@ class Group:
         return "allow" if syscall in self.syscalls else None
 
 
-def _fail(path: Path, message: str) -> PolicyError:
-    return PolicyError(f"{path}: {message}")
+def _fail(path: Path, message: str, needle: str | None = None) -> PolicyError:
+    """``path[:line]: message``, the line being the first one naming ``needle``."""
+    return PolicyError(f"{_line(str(path), needle) if needle else path}: {message}")
 
 
 def _outcome(path: Path, where: str, value: object) -> Outcome:
@@ -101,13 +81,20 @@ def _rule(path: Path, group: str, raw: object) -> ArgRule:
         raise _fail(path, f"each [[rules]] entry needs exactly the keys {sorted(_RULE_KEYS)}")
     name, arg, values = raw["syscall"], raw["arg"], raw["values"]
     if not isinstance(name, str) or name not in all_names():
-        raise _fail(path, f"rules: unknown syscall {name!r}")
-    if not isinstance(arg, int) or not 0 <= arg < ARG_COUNT.get(name, 6):
-        raise _fail(path, f"rules: {name} has no argument {arg!r}")
+        raise _fail(path, f"rules: unknown syscall {name!r}{_hint(str(name))}", str(name))
+    if not isinstance(arg, int) or isinstance(arg, bool) or not 0 <= arg < arg_count(name):
+        count = arg_count(name)
+        raise _fail(
+            path,
+            f"rules: {name} has no argument {arg!r} (it takes {count}: arg 0..{count - 1})"
+            if count
+            else f"rules: {name} takes no argument, so no rule can look at one",
+            name,
+        )
     if not isinstance(values, list) or not all(isinstance(v, int) for v in values):
-        raise _fail(path, f"rules: {name}: values must be a list of integers")
+        raise _fail(path, f"rules: {name}: values must be a list of integers", name)
     if not isinstance(raw["mask"], int):
-        raise _fail(path, f"rules: {name}: mask must be an integer")
+        raise _fail(path, f"rules: {name}: mask must be an integer", name)
     rule = ArgRule(
         syscall=name,
         arg=arg,
@@ -118,7 +105,7 @@ def _rule(path: Path, group: str, raw: object) -> ArgRule:
         group=group,
     )
     if problems := rule.problems():
-        raise _fail(path, f"rules: {name}: {'; '.join(problems)}")
+        raise _fail(path, f"rules: {name}: {'; '.join(problems)}", name)
     return rule
 
 
@@ -127,7 +114,7 @@ def _names(path: Path, where: str, raw: object, known: frozenset[str]) -> frozen
         raise _fail(path, f"{where} must be a list of syscall names")
     for name in raw:
         if name not in known:
-            raise _fail(path, f"{where}: unknown syscall {name!r}{_hint(name)}")
+            raise _fail(path, f"{where}: unknown syscall {name!r}{_hint(name)}", name)
     return frozenset(raw)
 
 
@@ -146,12 +133,12 @@ def _parse_group(path: Path, raw: dict[str, Any], extra: frozenset[str]) -> Grou
         _names(path, "errno", [sc], all_names())
         number = errno_number(value) if isinstance(value, str) else None
         if number is None:
-            raise _fail(path, f"errno: {sc}: unknown errno {value!r}")
+            raise _fail(path, f"errno: {sc}: unknown errno {value!r}", sc)
         errnos.append((sc, number))
     rules = tuple(_rule(path, name, r) for r in raw.get("rules", []))
     named = [r.syscall for r in rules] + [sc for sc, _ in errnos] + sorted(syscalls)
     if dupes := sorted({n for n in named if named.count(n) > 1}):
-        raise _fail(path, f"{dupes} named twice (in syscalls, errno or rules)")
+        raise _fail(path, f"{dupes} named twice (in syscalls, errno or rules)", dupes[0])
     return Group(name, raw["description"], syscalls, tuple(errnos), rules)
 
 

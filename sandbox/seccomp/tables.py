@@ -174,3 +174,31 @@ def table(arch: str) -> SyscallTable:
 def all_names() -> frozenset[str]:
     """Every syscall name known on any of our arches."""
     return frozenset(n for a in ARCHES for n in table(a).by_name)
+
+
+MAX_ARGS = 6  # seccomp_data.args
+
+
+@functools.cache
+def nargs() -> Mapping[str, int]:
+    """Arguments each syscall takes (``tables/nargs.tsv``, from strace; see ``gen_nargs``).
+
+    Raises:
+        ValueError: on a malformed line.
+        OSError: when the data file is missing.
+    """
+    out: dict[str, int] = {}
+    for lineno, raw in enumerate((TABLES_DIR / "nargs.tsv").read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit() or int(parts[1]) > MAX_ARGS:
+            raise ValueError(f"nargs table line {lineno}: expected 'name count', got {raw!r}")
+        out[parts[0]] = int(parts[1])
+    return MappingProxyType(out)
+
+
+def arg_count(name: str) -> int:
+    """How many arguments ``name`` takes; all six registers when the table lacks it."""
+    return nargs().get(name, MAX_ARGS)

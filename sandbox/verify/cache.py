@@ -1,0 +1,330 @@
+"""The run path's verification: ``cached_check``, a verified report kept by key.
+
+Supervisor side. A run skips re-verification only on an entry whose key
+covers everything the report depends on, and that holds no blocking finding:
+
+- the policy digest (command-line overrides included) and whether it
+  extends ``strict``;
+- the artifacts the run will load: the sha256 of the seccomp BPF bytes and
+  the Landlock artifact's key (so patched bytes are a miss, and are then
+  caught by the simulation);
+- the library (version and source fingerprint, ``verify.version``);
+- the host facts and the ``apparmor_parser`` binary (path, size, mtime).
+
+Entries live in memory (a hit costs a key computation and a dict lookup)
+and in ``<state_dir>/verified/<key>.json`` (root: ``/var/lib/sandbox``,
+rootless: ``~/.cache/sandbox``), a directory that must be the effective
+user's own, mode 0700, not a symlink: a report there lets runs skip their
+checks, so nobody else may write one. Each entry carries a sha256 over its
+content and the report its own hash; an entry failing any check, or owned by
+someone else, or writable by group/others, is ignored (logged) and the full
+check runs. Only reports without blocking findings are stored; the directory
+keeps the newest :data:`MAX_ENTRIES`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import stat
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sandbox.errors import VerificationError
+from sandbox.verify.report import Report
+
+if TYPE_CHECKING:
+    from sandbox.host import HostFacts
+    from sandbox.landlock.rules import LandlockArtifact
+    from sandbox.policy.load import LoadedProfile
+    from sandbox.policy.model import Policy
+    from sandbox.seccomp.artifact import SeccompArtifact
+
+log = logging.getLogger(__name__)
+
+ENTRY_FORMAT = 1
+MAX_ENTRIES = 512
+SUBDIR = "verified"
+
+_LOCK = threading.Lock()
+_MEMORY: dict[str, Report] = {}  # key -> report without blocking findings
+# id(policy) -> (policy, digest, extends strict)
+_DIGESTS: OrderedDict[int, tuple[Any, str, bool]] = OrderedDict()
+_HOSTS: dict[Any, str] = {}
+_TRUSTED_DIRS: set[str] = set()
+_MEMO_SIZE = 256
+
+
+def default_dir() -> Path:
+    """``<state_dir>/verified``."""
+    from sandbox.runner.state import state_dir
+
+    return state_dir() / SUBDIR
+
+
+def _policy_facts(profile: Policy | LoadedProfile) -> tuple[str, bool]:
+    """(digest, extends strict), memoised per policy object (they are frozen)."""
+    with _LOCK:
+        hit = _DIGESTS.get(id(profile))
+        if hit is not None and hit[0] is profile:
+            _DIGESTS.move_to_end(id(profile))
+            return hit[1], hit[2]
+    from sandbox.policy.load import policy_digest
+    from sandbox.verify.inputs import unpack
+
+    policy, _, strict = unpack(profile)
+    digest = policy_digest(policy)
+    with _LOCK:
+        _DIGESTS[id(profile)] = (profile, digest, strict)  # holding it keeps id() unique
+        while len(_DIGESTS) > _MEMO_SIZE:
+            _DIGESTS.popitem(last=False)
+    return digest, strict
+
+
+def _host_id(host: HostFacts) -> str:
+    with _LOCK:
+        hit = _HOSTS.get(host)
+    if hit is None:
+        from sandbox.verify.inputs import host_summary
+
+        parser = shutil.which("apparmor_parser")
+        tool = None
+        if parser is not None:
+            st = os.stat(parser)
+            tool = [parser, st.st_size, st.st_mtime_ns]
+        blob = json.dumps([host_summary(host), tool], sort_keys=True).encode()
+        hit = hashlib.sha256(blob).hexdigest()
+        with _LOCK:
+            _HOSTS[host] = hit
+    return hit
+
+
+def cache_key(
+    profile: Policy | LoadedProfile,
+    host: HostFacts,
+    seccomp: SeccompArtifact | None = None,
+    landlock: LandlockArtifact | None = None,
+) -> str:
+    """The key a verification of these inputs is stored under (64 hex digits)."""
+    from sandbox.verify.version import library_id
+
+    digest, strict = _policy_facts(profile)
+    body = [
+        ENTRY_FORMAT,
+        library_id(),
+        digest,
+        strict,
+        [seccomp.arch, hashlib.sha256(seccomp.bpf).hexdigest()] if seccomp is not None else None,
+        landlock.key if landlock is not None else None,
+        _host_id(host),
+    ]
+    return hashlib.sha256(json.dumps(body).encode()).hexdigest()
+
+
+def _digest(body: dict[str, Any]) -> str:
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def _private_dir(path: Path, create: bool) -> bool:
+    """The directory exists (made 0700 if ``create``), is ours and private; else log why not."""
+    key = str(path)
+    if key in _TRUSTED_DIRS:
+        return True
+    if create:
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            log.warning("verify cache: cannot create %s: %s; verifying every run", path, e.strerror)
+            return False
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        log.warning(
+            "verify cache: %s must be a directory owned by uid %d with mode 0700 "
+            "(found uid %d, mode %04o); not using it",
+            path,
+            os.geteuid(),
+            st.st_uid,
+            stat.S_IMODE(st.st_mode),
+        )
+        return False
+    _TRUSTED_DIRS.add(key)
+    return True
+
+
+def _read(directory: Path, key: str) -> Report | None:
+    path = directory / f"{key}.json"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        log.warning("verify cache: cannot open %s: %s", path, e.strerror)
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            log.warning("verify cache: %s has an unsafe owner or mode; ignored", path)
+            return None
+        raw = b""
+        while chunk := os.read(fd, 1 << 16):
+            raw += chunk
+    finally:
+        os.close(fd)
+    try:
+        entry = json.loads(raw)
+        body = entry["body"]
+        if entry["sha256"] != _digest(body) or body["key"] != key:
+            raise ValueError("content hash or key mismatch")
+        if body["format"] != ENTRY_FORMAT:
+            raise ValueError(f"entry format {body['format']!r}")
+        report = Report.from_dict(body["report"])
+        if not report.ok:
+            raise ValueError("holds blocking findings")
+    except (ValueError, KeyError, TypeError) as e:
+        log.warning("verify cache: entry %s rejected (%s); verifying again", path, e)
+        return None
+    return report
+
+
+def _write(directory: Path, key: str, report: Report) -> None:
+    body = {"format": ENTRY_FORMAT, "key": key, "report": report.to_dict()}
+    data = json.dumps({"sha256": _digest(body), "body": body}, sort_keys=True).encode()
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, directory / f"{key}.json")
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as e:
+        log.warning("verify cache: cannot write to %s: %s", directory, e.strerror)
+        return
+    _prune(directory)
+
+
+def _prune(directory: Path) -> None:
+    try:
+        entries = [e for e in os.scandir(directory) if e.name.endswith(".json")]
+        if len(entries) <= MAX_ENTRIES:
+            return
+        entries.sort(key=lambda e: e.stat(follow_symlinks=False).st_mtime_ns)
+        for e in entries[: len(entries) - MAX_ENTRIES]:
+            os.unlink(e.path)
+    except OSError as e:
+        log.warning("verify cache: pruning %s: %s", directory, e.strerror)
+
+
+def _here(report: Report, profile: Policy | LoadedProfile) -> Report:
+    """The cached report with this caller's ``source`` (not part of the key or the hash)."""
+    source = getattr(profile, "source", "<policy>")
+    return report if report.source == source else dataclasses.replace(report, source=source)
+
+
+def verify(
+    profile: Policy | LoadedProfile,
+    host: HostFacts,
+    *,
+    seccomp: SeccompArtifact | None = None,
+    landlock: LandlockArtifact | None = None,
+    cache_dir: Path | None = None,
+    no_cache: bool = False,
+) -> tuple[Report, bool]:
+    """The report for these inputs and whether it came from the cache (never raises on findings).
+
+    ``no_cache`` runs the full check (and still stores a clean result).
+
+    Raises:
+        PolicyError: when the policy's seccomp section does not resolve.
+    """
+    key = cache_key(profile, host, seccomp, landlock)
+    if not no_cache:
+        with _LOCK:
+            hit = _MEMORY.get(key)
+        if hit is not None:
+            return _here(hit, profile), True
+    directory = cache_dir if cache_dir is not None else default_dir()
+    if not no_cache and _private_dir(directory, create=False):
+        report = _read(directory, key)
+        if report is not None:
+            with _LOCK:
+                _MEMORY[key] = report
+            return _here(report, profile), True
+    from sandbox.verify.core import check
+
+    report = check(profile, host, seccomp=seccomp, landlock=landlock)
+    if report.ok:
+        with _LOCK:
+            _MEMORY[key] = report
+        if _private_dir(directory, create=True):
+            _write(directory, key, report)
+    return report, False
+
+
+def cached_check(
+    profile: Policy | LoadedProfile,
+    host: HostFacts,
+    *,
+    seccomp: SeccompArtifact | None = None,
+    landlock: LandlockArtifact | None = None,
+    cache_dir: Path | None = None,
+    no_cache: bool = False,
+) -> Report:
+    """Verify before a run; a previously verified identical run costs a lookup.
+
+    Pass the artifacts the run will load (``seccomp``: the filter for the
+    host's ABI; ``landlock``), so the key covers those exact bytes. Put
+    ``report.hash`` in the run record.
+
+    Args:
+        profile: the policy, or the loaded profile.
+        host: the host facts the run is planned for.
+        seccomp: the filter the child will load.
+        landlock: the Landlock artifact the child will apply.
+        cache_dir: the cache directory (default ``<state_dir>/verified``).
+        no_cache: ignore cached entries and run the full check.
+
+    Returns:
+        The report (no blocking finding; warnings may be present).
+
+    Raises:
+        VerificationError: with ``.report``, when a finding blocks the run.
+        PolicyError: when the policy's seccomp section does not resolve.
+    """
+    report, _ = verify(
+        profile, host, seccomp=seccomp, landlock=landlock, cache_dir=cache_dir, no_cache=no_cache
+    )
+    if not report.ok:
+        shown = "; ".join(f"{f.id} {f.message} (fix: {f.fix})" for f in report.blocking[:3])
+        more = len(report.blocking) - 3
+        raise VerificationError(
+            f"profile {report.profile!r} failed verification: {shown}"
+            + (f"; and {more} more (sandbox verify shows all)" if more > 0 else ""),
+            report=report,
+        )
+    return report
+
+
+def clear_memory() -> None:
+    """Forget in-memory entries (tests; long-running servers after an upgrade)."""
+    with _LOCK:
+        _MEMORY.clear()
+        _DIGESTS.clear()
+        _HOSTS.clear()
+        _TRUSTED_DIRS.clear()

@@ -1,0 +1,46 @@
+"""Which library a verification comes from: the package version and a fingerprint of its sources.
+
+Part of every report and of every cache key, so a verification is reused
+only by the code that made it: an upgrade, or an edit of any rule, table or
+group file, changes the fingerprint. It is taken from the paths, sizes and
+modification times of the package's ``.py`` files and of
+``seccomp_policies/`` (no file is read), once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from importlib import metadata
+from pathlib import Path
+
+from sandbox.seccomp.tables import POLICIES_DIR
+
+VERIFY_FORMAT = 1  # bump when the meaning of a report changes without a source change
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+_SUFFIXES = (".py", ".toml", ".tsv")
+
+
+def _fingerprint(*bases: Path) -> str:
+    h = hashlib.sha256()
+    for base in bases:
+        for dirpath, dirnames, files in os.walk(base):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(files):
+                if name.endswith(_SUFFIXES):
+                    path = os.path.join(dirpath, name)
+                    st = os.stat(path)
+                    rel = os.path.relpath(path, base.parent)
+                    h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+@functools.cache
+def library_id() -> str:
+    """``sandbox 0.1.0 verify 1 src <16 hex>``."""
+    try:
+        version = metadata.version("sandbox")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return f"sandbox {version} verify {VERIFY_FORMAT} src {_fingerprint(PACKAGE_DIR, POLICIES_DIR)}"

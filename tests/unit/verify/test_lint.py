@@ -1,0 +1,181 @@
+"""Lint: one good and one bad fixture per rule, the registry's shape, and strict's silence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from verify_fixtures import apparmor_text, ctx, policy
+
+from sandbox.verify import lint
+from sandbox.verify.mountflags import NODEV, NOSUID, MountFlags
+
+Ctx = Callable[[], lint.LintContext]
+NO_DENY = {"deny": []}
+AA_GOOD = lambda: ctx(policy())  # noqa: E731 - the rendered strict profile
+
+
+def text_with(rule: str) -> Ctx:
+    def make() -> lint.LintContext:
+        base = apparmor_text(policy())
+        return ctx(policy(), text=base.replace("\n}\n", f"\n  {rule}\n}}\n"))
+
+    return make
+
+
+def seccomp(**kw: object) -> Ctx:
+    return lambda: ctx(policy(seccomp={**NO_DENY, **kw}))
+
+
+# rule id -> (good context, bad context, text the bad finding must contain)
+FIXTURES: dict[str, tuple[Ctx, Ctx, str]] = {
+    "SBX101": (
+        lambda: ctx(policy(capabilities={"keep": ["CAP_NET_BIND_SERVICE"]})),
+        lambda: ctx(policy(capabilities={"keep": ["sys_admin"]})),
+        "grants CAP_SYS_ADMIN",
+    ),
+    "SBX102": (
+        lambda: ctx(policy(capabilities={"keep": ["CAP_CHOWN"]})),
+        lambda: ctx(policy(capabilities={"keep": ["CAP_NET_ADMIN"]})),
+        "grants CAP_NET_ADMIN",
+    ),
+    "SBX103": (
+        seccomp(default_action="errno"),
+        seccomp(default_action="log"),
+        'default_action = "log"',
+    ),
+    "SBX110": (seccomp(allow=["getppid"]), seccomp(allow=["ptrace"]), "ptrace can run"),
+    "SBX111": (seccomp(allow=["getppid"]), seccomp(allow=["bpf"]), "bpf can run"),
+    "SBX112": (seccomp(), seccomp(allow=["userfaultfd"]), "userfaultfd can run"),
+    "SBX113": (seccomp(), seccomp(allow=["keyctl"]), "keyctl can run"),
+    "SBX114": (seccomp(), seccomp(allow=["fsopen"]), "fsopen can run"),
+    "SBX115": (seccomp(), seccomp(allow=["unshare"]), "unshare can run"),
+    "SBX116": (
+        seccomp(),  # the process group: clone without CLONE_NEW*, clone3 -> ENOSYS
+        seccomp(groups=["basic_io", "memory", "signals"], allow=["clone", "clone3"]),
+        "clone with CLONE_NEWUSER can run",
+    ),
+    "SBX117": (seccomp(), seccomp(allow=["perf_event_open"]), "perf_event_open can run"),
+    "SBX118": (seccomp(), seccomp(allow=["kexec_file_load"]), "kexec_file_load can run"),
+    "SBX119": (seccomp(), seccomp(allow=["finit_module"]), "finit_module can run"),
+    "SBX120": (seccomp(), seccomp(allow=["open_by_handle_at"]), "open_by_handle_at can run"),
+    "SBX121": (seccomp(), seccomp(allow=["io_uring_setup"]), "io_uring_setup can run"),
+    "SBX122": (
+        seccomp(),  # basic_io refuses TIOCSTI/TIOCLINUX on the low 32 bits
+        seccomp(groups=["memory", "process"], allow=["ioctl"]),
+        "ioctl TIOCSTI can run",
+    ),
+    "SBX130": (
+        lambda: ctx(policy(filesystem={"binds": [{"source": "/etc", "target": "/data"}]})),
+        lambda: ctx(
+            policy(filesystem={"binds": [{"source": "/tmp", "target": "/data", "writable": True}]})
+        ),
+        "host /tmp is writable at /data",
+    ),
+    "SBX131": (
+        lambda: ctx(policy()),  # the real mount code: nosuid,nodev everywhere (/dev: nosuid)
+        lambda: ctx(policy(), mounts_=(MountFlags("/scratch", "tmpfs", NOSUID),)),
+        "/scratch (tmpfs) is mounted rw,nosuid, without nodev",
+    ),
+    "SBX132": (
+        lambda: ctx(policy()),
+        lambda: ctx(policy(namespaces={"net": False})),
+        "uses the host's network stack",
+    ),
+    "SBX133": (
+        lambda: ctx(policy()),
+        lambda: ctx(policy(namespaces={"pid": False})),
+        "shares the host's pid namespace",
+    ),
+    "SBX134": (
+        lambda: ctx(policy()),
+        lambda: ctx(policy(namespaces={"nested_userns": True})),
+        "nested_userns = true",
+    ),
+    "SBX140": (
+        lambda: ctx(policy(apparmor={"extra_rules": ["/opt/tool ix,"]})),
+        lambda: ctx(policy(apparmor={"extra_rules": ["/opt/tool Ux,"]})),
+        "runs programs unconfined",
+    ),
+    "SBX141": (AA_GOOD, text_with("capability,"), "'capability,'"),
+    "SBX142": (AA_GOOD, text_with("mount fstype=tmpfs,"), "'mount fstype=tmpfs,'"),
+    "SBX143": (AA_GOOD, text_with("audit ptrace (trace),"), "'ptrace (trace),'"),
+    "SBX150": (
+        lambda: ctx(policy(filesystem={"read_paths": ["/usr/share", "/etc", "/tmp/x"]})),
+        lambda: ctx(policy(filesystem={"read_paths": ["/opt/no-such-tree"]})),
+        "grants /opt/no-such-tree, which does not exist",
+    ),
+    "SBX151": (
+        seccomp(allow=["getppid"]),
+        seccomp(allow=["chroot"]),
+        "chroot is allowed but needs CAP_SYS_CHROOT",
+    ),
+    "SBX152": (
+        lambda: ctx(policy(layers={"landlock": "degradable"})),
+        lambda: ctx(policy(layers={"seccomp": "degradable"})),
+        'layers.seccomp = "degradable", but strict requires it',
+    ),
+    "SBX153": (
+        lambda: ctx(policy(seccomp={"allow": ["getppid"]})),
+        lambda: ctx(policy(seccomp={"allow": ["ptrace"]})),
+        "seccomp.allow lists ptrace, which seccomp.deny refuses",
+    ),
+    "SBX154": (
+        lambda: ctx(policy(capabilities={"keep": ["CAP_CHOWN"]})),
+        lambda: ctx(policy(capabilities={"keep": ["CAP_CHOWN"], "deny": ["chown"]})),
+        "capabilities.keep lists CAP_CHOWN",
+    ),
+    "SBX155": (
+        lambda: ctx(policy(identity={"hostname": "box1"})),
+        lambda: ctx(policy(identity={"hostname": "box1"}, namespaces={"uts": False})),
+        "cannot be set",
+    ),
+}
+
+
+def test_every_rule_has_fixtures_and_a_fix() -> None:
+    assert set(FIXTURES) == set(lint.RULES)
+    for r in lint.RULES.values():
+        assert r.id.startswith("SBX1") and r.fix and r.title
+        assert r.severity in ("error", "warning") and r.kind in ("danger", "consistency")
+
+
+@pytest.mark.parametrize("rule_id", sorted(FIXTURES))
+def test_rule_good_and_bad(rule_id: str) -> None:
+    good, bad, needle = FIXTURES[rule_id]
+    assert lint.run(good(), [rule_id]) == []
+    found = lint.run(bad(), [rule_id])
+    assert found, f"{rule_id} missed its bad fixture"
+    assert any(needle in f.message for f in found), [f.message for f in found]
+    assert all(f.id == rule_id and f.fix and f.subject for f in found)
+
+
+def test_strict_and_its_children_are_clean() -> None:
+    assert lint.run(ctx(policy())) == []
+
+
+def test_strict_lineage_turns_sharing_into_errors() -> None:
+    pol = policy(namespaces={"net": False}, layers={"cgroups": "degradable"})
+    for strict, severity in ((True, "error"), (False, "warning")):
+        found = lint.run(ctx(pol, strict=strict), ["SBX132", "SBX152"])
+        assert {f.severity for f in found} == {severity}
+
+
+def test_tiocsti_with_high_bits_is_judged_on_32_bits() -> None:
+    # A 64-bit compare (bwrap's CVE-2019-10063) would let TIOCSTI | 1 << 32 run.
+    found = lint.run(seccomp(groups=["memory"], allow=["ioctl"])(), ["SBX122"])
+    assert {f.subject for f in found} == {"ioctl(TIOCSTI)", "ioctl(TIOCLINUX)"}
+
+
+def test_apparmor_comments_and_denies_are_not_rules() -> None:
+    text = apparmor_text(policy()).replace(
+        "\n}\n", '\n  # capability,\n  deny mount,\n  "/x#y" r, # ptrace,\n}\n'
+    )
+    assert lint.run(ctx(policy(), text=text), ["SBX141", "SBX142", "SBX143"]) == []
+
+
+def test_dev_may_lack_nodev_but_not_nosuid() -> None:
+    dev = MountFlags("/dev", "tmpfs", NOSUID)
+    assert lint.run(ctx(policy(), mounts_=(dev,)), ["SBX131"]) == []
+    dev = MountFlags("/dev", "tmpfs", NODEV)
+    assert [f.subject for f in lint.run(ctx(policy(), mounts_=(dev,)), ["SBX131"])] == ["/dev"]
