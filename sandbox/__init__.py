@@ -7,7 +7,6 @@
 Names are imported lazily, so ``import sandbox`` (and the CLI) stay cheap.
 """
 
-from __future__ import annotations
 
 __version__ = "0.1.0"
 

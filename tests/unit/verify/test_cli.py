@@ -64,7 +64,7 @@ def test_verify_catches_patched_bytes(tmp_path: Path, capsys: pytest.CaptureFixt
     status, out, _ = run("verify", "--bpf", str(patched), "strict", capsys=capsys)
     assert status == 1
     assert "SBX201 error   [seccomp] ptrace on x86_64" in out
-    assert "BPF returns ALLOW, policy says KILL_PROCESS" in out and "BLOCKED" in out
+    assert "BPF returns ALLOW, policy says USER_NOTIF" in out and "BLOCKED" in out
 
 
 def test_every_finding_prints_its_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -105,7 +105,7 @@ def test_explain_shows_every_artifact(capsys: pytest.CaptureFixture[str]) -> Non
         assert f"== {title} ==" in out
     assert "Landlock and AppArmor: what differs" in out
     assert "pseudo filter code" in out and "ioctl: arg1 & 0xffffffff in {0x5412, 0x541c}" in out
-    assert 'default_action = "kill_process"' in out and "/usr             /usr" in out
+    assert 'default_action = "notify"' in out and "/usr             /usr" in out
     assert "cannot deny one file or subtree inside an allowed tree" in out
     _, out, _ = run("explain", "strict", "--section", "seccomp", "--bpf", capsys=capsys)
     assert "BPF, as loaded:" in out and "; ptrace" not in out and "; read" in out
@@ -129,7 +129,7 @@ def test_diff(capsys: pytest.CaptureFixture[str]) -> None:
 def test_seccomp_export_and_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run("seccomp", "export", "strict", capsys=capsys)
     doc = json.loads(out)
-    assert status == 0 and doc["defaultAction"] == "SCMP_ACT_KILL_PROCESS"
+    assert status == 0 and doc["defaultAction"] == "SCMP_ACT_NOTIFY"
     _, out, _ = run("seccomp", "export", "strict", "--format", "config", capsys=capsys)
     assert json.loads(out)["linux"]["seccomp"] == doc
     out_path = tmp_path / "moby.toml"

@@ -102,6 +102,7 @@ def _oci_to_bpf(doc: dict) -> bytes:
         return {
             "ALLOW": pyseccomp.ALLOW,
             "KILL_PROCESS": pyseccomp.KILL_PROCESS,
+            "NOTIFY": pyseccomp.NOTIFY,
             "KILL_THREAD": pyseccomp.KILL,
             "LOG": pyseccomp.LOG,
             "TRAP": pyseccomp.TRAP,
