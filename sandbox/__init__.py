@@ -7,7 +7,6 @@
 Names are imported lazily, so ``import sandbox`` (and the CLI) stay cheap.
 """
 
-
 __version__ = "0.1.0"
 
 _EXPORTS = {

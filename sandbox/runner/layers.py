@@ -18,6 +18,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sandbox import cgroups
 from sandbox.apparmor.host import AppArmorHost
@@ -31,9 +32,13 @@ from sandbox.landlock.rules import LandlockArtifact
 from sandbox.landlock.rules import prepare as landlock_prepare
 from sandbox.launcher.protocol import PayloadStatus
 from sandbox.plan import SeccompPlan
-from sandbox.policy.load import PROFILES_DIR
+from sandbox.policy.load import PROFILES_DIR, LoadedProfile
 from sandbox.policy.model import Policy
 from sandbox.runner.result import Enforcement, Usage
+from sandbox.seccomp.artifact import SeccompArtifact
+
+if TYPE_CHECKING:
+    from sandbox.verify.report import Report
 from sandbox.runner.state import runtime_dir, state_dir
 from sandbox.runner.state import sweep as sweep_locks
 from sandbox.seccomp.build import prepare as seccomp_prepare
@@ -50,6 +55,8 @@ class Built:
     caps_keep: int = 0
     landlock: LandlockArtifact | None = None
     seccomp: SeccompPlan | None = None
+    seccomp_artifact: SeccompArtifact | None = None
+    verified_policy: Policy | None = None  # the policy as compiled (errno mode -> notify)
     cgroup_procs: list[int] = field(default_factory=list)
     cgroup_dirs: list[str] = field(default_factory=list)
     cpu_usage: Callable[[], float] | None = None
@@ -139,6 +146,9 @@ class LayerBuilders:
             sec = sec.model_copy(update={"default_action": "notify"})
         art = seccomp_prepare(sec, self.host.arch, cache_dir=self._seccomp_cache)
         built.seccomp = SeccompPlan(art.bpf, art.flags, art.notify)
+        built.seccomp_artifact = art
+        if sec is not policy.seccomp:
+            built.verified_policy = policy.model_copy(update={"seccomp": sec})
         built.states["seccomp"] = Enforcement(
             "full",
             f"denied syscalls {how}; {len(art.allowed)} allowed; foreign ABIs killed "
@@ -168,6 +178,19 @@ class LayerBuilders:
         built.apparmor_profile = art.name
         skipped = f"; left out: {', '.join(art.skipped_rules)}" if art.skipped_rules else ""
         built.states["apparmor"] = Enforcement("full", f"profile {art.name}{skipped}")
+
+    def verify(self, profile: LoadedProfile, built: Built) -> Report:
+        """The run path's verification (cached by everything it depends on).
+
+        Raises:
+            VerificationError: a blocking finding: the run is refused.
+        """
+        from sandbox.verify.cache import cached_check
+
+        target = built.verified_policy or profile
+        return cached_check(
+            target, self.host, seccomp=built.seccomp_artifact, landlock=built.landlock
+        )
 
     # ---------------------------------------------------------- cgroups ----
     def cgroup_layout(self) -> CgroupLayout:

@@ -82,6 +82,7 @@ class RunResult:
     stderr: bytes | None = None
     files: dict[str, bytes] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    verification: str = ""  # hash of the verification report the run was admitted on
 
     @property
     def status(self) -> int:
@@ -98,6 +99,7 @@ class RunResult:
             "signal": self.signal,
             "status": self.status,
             "policy_digest": self.policy_digest,
+            "verification": self.verification,
             "profile": self.profile,
             "run_id": self.run_id,
             "host_uid": self.host_uid,

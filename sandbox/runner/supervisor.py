@@ -176,8 +176,10 @@ class Supervisor:
             host_uid = stack.enter_context(state.id_slot())
             built = self.layers.build(policy, states, req.ablate, program, run_id, stack)
             enforce.check(policy, built.states, req.ablate, self.host)
+            report = self.layers.verify(req.profile, built)
             plan = self._plan(policy, req, run_id, host_uid, mounts, program, built)
-            return self._spawn_and_watch(req, plan, built, lock, stack)
+            result = self._spawn_and_watch(req, plan, built, lock, stack)
+            return replace(result, verification=report.hash)
 
     def _stage_files(
         self, req: RunRequest, run_id: str, stack: ExitStack

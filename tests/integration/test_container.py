@@ -332,3 +332,17 @@ def test_python_library_runs_from_a_thread(tmp_path):
     )
     assert p.returncode == 0, p.stderr
     assert "[b'0\\n', b'1\\n', b'2\\n', b'3\\n']" in p.stdout
+
+
+@pytest.mark.usefixtures("no_leftovers")
+def test_run_path_verification_refuses_a_dangerous_profile(tmp_path):
+    prof = tmp_path / "bad.toml"
+    prof.write_text('extends = "strict"\n[capabilities]\nkeep = ["CAP_SYS_ADMIN"]\n')
+    r = run_cli(["exec", "--profile", str(prof), "--", "/bin/true"], tmp=tmp_path)
+    assert r.rc == 125
+    assert "SBX101" in r.err and "fix:" in r.err
+
+
+def test_record_carries_the_verification_report_hash(tmp_path):
+    r = run_cli(["exec", "--", "/bin/true"], tmp=tmp_path)
+    assert r.record["verification"].startswith("sha256:")
