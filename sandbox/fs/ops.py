@@ -73,6 +73,11 @@ class MountPlan:
     dev_nodes: tuple[tuple[str, int, int], ...] = DEV_NODES
     dev_links: tuple[tuple[str, str], ...] = DEV_LINKS
     program: tuple[str, str] | None = None  # (host path, file name in /box)
+    # Both True in every real run; False only through the test hook
+    # (sandbox.runner.ablation): the lower layer bound read-write as the root,
+    # binds without nosuid.
+    overlay: bool = True
+    nosuid: bool = True
 
 
 def _under(path: str, tree: str) -> bool:

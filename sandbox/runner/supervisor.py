@@ -32,7 +32,7 @@ from sandbox.launcher.protocol import PayloadStatus, decode_failure
 from sandbox.plan import LaunchPlan, Rlimit
 from sandbox.policy.load import LoadedProfile
 from sandbox.policy.model import Policy
-from sandbox.runner import state
+from sandbox.runner import ablation, state
 from sandbox.runner.client import ForkServerClient
 from sandbox.runner.result import RunResult, Usage, Verdict
 from sandbox.runner.verdict import KillReason, Observation, classify, exit_and_signal
@@ -156,6 +156,7 @@ class Supervisor:
         """Run one request to its verdict. Raises SandboxError subclasses before spawning."""
         policy = req.profile.policy
         digest = req.profile.digest
+        ablation.check(req.ablate)
         states = enforce.static_states(policy, self.host, req.ablate)
         enforce.check(
             policy, states, req.ablate, self.host, warn=False, pending=frozenset({"cgroups"})
@@ -181,6 +182,8 @@ class Supervisor:
             built = self.layers.build(policy, states, req.ablate, program, run_id, stack)
             enforce.check(policy, built.states, req.ablate, self.host)
             plan = self._plan(policy, digest, run_id, host_uid, mounts, program, req, built)
+            if req.ablate:
+                plan = ablation.apply(plan, req.ablate)
             return self._spawn_and_wait(req, plan, built, lock, digest)
 
     def _plan(
@@ -194,7 +197,6 @@ class Supervisor:
         req: RunRequest,
         built: Any,
     ) -> LaunchPlan:
-        ablate = req.ablate
         return LaunchPlan(
             run_id=run_id,
             policy_digest=digest,
@@ -213,8 +215,6 @@ class Supervisor:
             env=tuple(sorted(policy.env.resolved().items())),
             workdir=policy.filesystem.workdir,
             apparmor_profile=built.apparmor_profile,
-            no_new_privs="no_new_privs" not in ablate,
-            drop_caps="capabilities" not in ablate,
             caps_keep=built.caps_keep,
             rlimits=rlimits(policy),
             landlock=built.landlock,
@@ -447,6 +447,7 @@ class Supervisor:
             message=_message(verdict, live),
             stdout=live.captured(1),
             stderr=live.captured(2),
+            notes=ablation.notes(req.ablate),
         )
 
 
