@@ -32,6 +32,7 @@ from typing import NoReturn
 
 from sandbox.apparmor.onexec import apply_in_child as apparmor_onexec
 from sandbox.caps.drop import drop_bounding, set_final
+from sandbox.caps.names import CAPS
 from sandbox.cgroups.leaf import join_with_fds
 from sandbox.fs.mounts import DetachedMounts, attach, prepare_detached
 from sandbox.landlock.restrict import apply_in_child as landlock_apply
@@ -47,6 +48,7 @@ from sandbox.syscalls.api import Syscalls
 from sandbox.syscalls.consts import CloneFlag, CloseRange, Prctl
 
 AT_FDCWD = -100
+CAP_SYS_ADMIN = CAPS["CAP_SYS_ADMIN"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +230,11 @@ def step_ids(ctx: Ctx) -> None:
 def step_capabilities(ctx: Ctx) -> None:
     """Ambient cleared, final sets written (normally all empty)."""
     if ctx.plan.drop_caps:
-        set_final(ctx.sc, ctx.plan.caps_keep)
+        # Without no_new_privs, landlock_restrict_self and seccomp need
+        # CAP_SYS_ADMIN (landlock(7), seccomp(2)): hold it until execve clears
+        # it, as runc loads seccomp before dropping caps when NNP is off.
+        hold = 0 if ctx.plan.no_new_privs else 1 << CAP_SYS_ADMIN
+        set_final(ctx.sc, ctx.plan.caps_keep, hold)
 
 
 def step_rlimits(ctx: Ctx) -> None:

@@ -11,13 +11,13 @@ import resource
 from dataclasses import replace
 
 import pytest
-from test_launcher_order import make_plan
+from test_launcher_order import make_plan, run
 
 from sandbox.errors import PolicyError
 from sandbox.fs.mounts import attach, prepare_detached
 from sandbox.plan import Rlimit
 from sandbox.runner import ablation
-from sandbox.syscalls.consts import CloneFlag, MountAttr, MountFlag
+from sandbox.syscalls.consts import CloneFlag, MountAttr, MountFlag, Prctl
 from sandbox.syscalls.recording import RecordingSyscalls
 
 CAP_SYS_ADMIN = 1 << 21
@@ -54,6 +54,19 @@ def test_each_ablation_changes_only_its_part():
     assert ablation.notes(frozenset({"nosuid", "seccomp"})) == (
         "test hook: bind mounts without nosuid (--test-ablate nosuid)",
     )
+
+
+def test_without_nnp_cap_sys_admin_is_held_only_until_execve():
+    """Landlock and seccomp need NNP or CAP_SYS_ADMIN: it stays effective and
+    permitted, never inheritable or ambient, so execve (non-root) clears it."""
+    calls = run(make_plan(no_new_privs=False)).calls
+    assert not [c for c in calls if c.name == "prctl" and c.args[0] == Prctl.PR_SET_NO_NEW_PRIVS]
+    capset = [c for c in calls if c.name == "capset"]
+    assert capset[0].args == (CAP_SYS_ADMIN, CAP_SYS_ADMIN, 0)
+    raised = [c for c in calls if c.name == "prctl" and c.args[0] == Prctl.PR_CAP_AMBIENT]
+    assert all(c.args[1] != 2 for c in raised)  # no PR_CAP_AMBIENT_RAISE
+    names = [c.name for c in calls]
+    assert names.index("capset") < names.index("landlock_restrict_self")
 
 
 def test_overlay_ablated_binds_the_lower_layer_writable():
