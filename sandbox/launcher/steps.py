@@ -178,7 +178,24 @@ def step_loopback(ctx: Ctx) -> None:
         ctx.sc.loopback_up()
 
 
-INIT_STEPS: tuple[Step, ...] = (step_parent_death, step_mounts, step_hostname, step_loopback)
+def step_init_signals(ctx: Ctx) -> None:
+    """Default dispositions in PID 1: the kernel then drops every signal sent from inside.
+
+    The init is a fork of the caller's Python process, whose SIGINT/SIGTERM
+    handlers would otherwise run (and end the run) if a payload ever got the
+    right to signal it; with SIG_DFL the pid namespace's init is unkillable from
+    within (pid_namespaces(7)).
+    """
+    ctx.sc.reset_signals()
+
+
+INIT_STEPS: tuple[Step, ...] = (
+    step_parent_death,
+    step_init_signals,
+    step_mounts,
+    step_hostname,
+    step_loopback,
+)
 
 # -------------------------------------------------------------- payload ----
 

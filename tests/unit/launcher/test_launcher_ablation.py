@@ -69,6 +69,18 @@ def test_without_nnp_cap_sys_admin_is_held_only_until_execve():
     assert names.index("capset") < names.index("landlock_restrict_self")
 
 
+def _init_window(calls):
+    """Indices of the container init's own calls: between the two forks."""
+    forks = [i for i, c in enumerate(calls) if c.name == "fork"]
+    return forks[0], forks[1]
+
+
+def test_init_has_default_signal_dispositions():
+    calls = run(make_plan()).calls
+    start, end = _init_window(calls)
+    assert any(c.name == "reset_signals" for c in calls[start:end])
+
+
 def test_overlay_ablated_binds_the_lower_layer_writable():
     plan = replace(make_plan().mounts, overlay=False)
     sc = RecordingSyscalls()
