@@ -189,9 +189,20 @@ def step_init_signals(ctx: Ctx) -> None:
     ctx.sc.reset_signals()
 
 
+def step_init_cmdline(ctx: Ctx) -> None:
+    """PID 1's /proc/1/cmdline is readable by the payload: make it say nothing of the host.
+
+    The init is a fork of the caller's process, so it carries the caller's
+    argv (with ``sandbox exec``, the whole command line: host paths of
+    --stdin, --meta, binds, profiles).
+    """
+    ctx.sc.set_cmdline(b"sandbox-init")
+
+
 INIT_STEPS: tuple[Step, ...] = (
     step_parent_death,
     step_init_signals,
+    step_init_cmdline,
     step_mounts,
     step_hostname,
     step_loopback,

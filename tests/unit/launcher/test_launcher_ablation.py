@@ -81,6 +81,13 @@ def test_init_has_default_signal_dispositions():
     assert any(c.name == "reset_signals" for c in calls[start:end])
 
 
+def test_init_hides_the_callers_command_line():
+    calls = run(make_plan()).calls
+    start, end = _init_window(calls)
+    (hidden,) = [c for c in calls[start:end] if c.name == "set_cmdline"]
+    assert hidden.args == (b"sandbox-init",)
+
+
 def test_overlay_ablated_binds_the_lower_layer_writable():
     plan = replace(make_plan().mounts, overlay=False)
     sc = RecordingSyscalls()
