@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 
 from sandbox.errors import UnsupportedError
-from sandbox.host import HostFacts
+from sandbox.host import HIDE_ENV, HostFacts
 from sandbox.policy.model import LAYERS, Policy
 from sandbox.runner.result import Enforcement
 
@@ -75,7 +75,7 @@ def static_states(
             states[layer] = Enforcement("off", ABLATED)
     for layer in host.hidden:
         if layer in states and layer not in ablate:
-            states[layer] = Enforcement("off", f"hidden by the test hook: {states[layer].detail}")
+            states[layer] = Enforcement("off", f"hidden by the test hook ({HIDE_ENV})")
     return states
 
 
@@ -95,6 +95,7 @@ def check(
     Raises:
         UnsupportedError: naming the first layer that cannot be enforced and why.
     """
+    degraded = []
     for layer in LAYERS:
         mode = getattr(policy.layers, layer)
         st = states.get(layer, Enforcement("off", "unknown layer state"))
@@ -103,8 +104,7 @@ def check(
         if st.state != "full":
             if mode == "required":
                 raise UnsupportedError(layer, st.detail or st.state)
-            if warn:
-                log.warning("layer %s is %s: %s", layer, st.state, st.detail)
+            degraded.append((layer, st))
     if policy.layers.file_mediation and not ({"landlock", "apparmor"} & ablate):
         ll, aa = states.get("landlock"), states.get("apparmor")
         by_landlock = (
@@ -120,3 +120,6 @@ def check(
                 "file mediation needs Landlock (ABI >= 2) or AppArmor; "
                 f"Landlock: {ll.detail if ll else 'off'}; AppArmor: {aa.detail if aa else 'off'}",
             )
+    # Warnings only once the run is sure to go ahead: a refusal is one line.
+    for layer, st in degraded if warn else ():
+        log.warning("layer %s is %s: %s", layer, st.state, st.detail)

@@ -1,4 +1,4 @@
-"""Test-wide fixtures and the ``requires`` marker (skips driven by probes, runc-style).
+"""Test-wide fixtures (probes, no_leftovers) and the ``requires`` marker (runc-style skips).
 
 ``@pytest.mark.requires("root", "cgroup_v1", "landlock>=3")`` skips with the
 reason when this host lacks a feature, so "ran no test" cannot hide: the
@@ -7,8 +7,11 @@ summary lists every skip with its reason.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
-from sbxtest import FEATURES, feature_missing
+from sbxtest import FEATURES, build_probes, feature_missing, host_snapshot
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,3 +28,31 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     return ["sandbox host features: " + ", ".join(f"{k}={v}" for k, v in FEATURES.items())]
+
+
+@pytest.fixture(scope="session")
+def probes() -> dict[str, Path]:
+    """Compiled probe programs (tests/probes/*.c), for integration and escape tests."""
+    return build_probes()
+
+
+@pytest.fixture
+def no_leftovers():
+    """Assert a test leaves no mount, run lock, cgroup leaf or sandbox process behind."""
+    before = host_snapshot()
+    yield
+    deadline = time.monotonic() + 10
+    while True:
+        left = leftovers(before, host_snapshot())
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not left
+
+
+def leftovers(before: dict, after: dict) -> dict:
+    """What ``after`` has that ``before`` had not (things that went away are fine)."""
+    out = {k: sorted(set(after[k]) - set(before[k])) for k in ("runs", "leaves", "procs")}
+    if after["mounts"] > before["mounts"]:
+        out["mounts"] = after["mounts"] - before["mounts"]
+    return {k: v for k, v in out.items() if v}

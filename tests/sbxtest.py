@@ -77,8 +77,13 @@ def run_cli(
     timeout: float = 120,
     meta: bool = True,
     env: dict[str, str] | None = None,
+    stdin: int | None = None,
 ) -> CliResult:
-    """Run ``sandbox <args>``; ``--meta`` is added after ``exec`` when ``meta``."""
+    """Run ``sandbox <args>``; ``--meta`` is added after ``exec`` when ``meta``.
+
+    ``stdin`` is an fd for the CLI's (and so the payload's) standard input,
+    when ``input`` is not given.
+    """
     meta_path = tmp / f"meta-{os.urandom(4).hex()}.json"
     argv = list(args)
     if meta and argv and argv[0] == "exec":
@@ -89,6 +94,7 @@ def run_cli(
     p = subprocess.run(
         [*sandbox_cmd(), *argv],
         input=input,
+        stdin=stdin if input is None else None,
         capture_output=True,
         timeout=timeout,
         cwd=tmp,

@@ -34,10 +34,16 @@ def drop_bounding(sc: Syscalls, keep: int, last_cap: int) -> None:
                 raise
 
 
-def set_final(sc: Syscalls, keep: int) -> None:
-    """Clear ambient, write the final sets, re-raise the kept caps as ambient."""
+def set_final(sc: Syscalls, keep: int, hold: int = 0) -> None:
+    """Clear ambient, write the final sets, re-raise the kept caps as ambient.
+
+    ``hold`` stays in the effective and permitted sets only, never inheritable
+    or ambient (nor bounding: it was dropped there), so execve clears it: the
+    payload is not root in its user namespace. Used for CAP_SYS_ADMIN when
+    no_new_privs is off, because Landlock and seccomp need one or the other.
+    """
     sc.prctl(Prctl.PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
-    sc.capset(keep, keep, keep)
+    sc.capset(keep | hold, keep | hold, keep)
     cap = 0
     while keep >> cap:
         if keep & (1 << cap):

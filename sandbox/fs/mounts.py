@@ -31,6 +31,8 @@ from sandbox.syscalls.consts import MoveMount, OpenTree, UmountFlag
 
 AT_FDCWD = -100
 STAGING = "/run/sandbox/stage"
+_CLONE = OpenTree.OPEN_TREE_CLONE | OpenTree.OPEN_TREE_CLOEXEC | OpenTree.AT_RECURSIVE
+_SETATTR = OpenTree.AT_EMPTY_PATH | OpenTree.AT_RECURSIVE
 
 
 @dataclass
@@ -102,25 +104,25 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
         fd = sc.openat(AT_FDCWD, layer, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         out.others.append(fd)
         lowers.append(f"/proc/self/fd/{fd}")
-    ovl = sc.fsopen("overlay")
-    sc.fsconfig(ovl, C.FSCONFIG_SET_STRING, "lowerdir", join_lowerdirs(lowers))
-    sc.fsconfig(ovl, C.FSCONFIG_SET_STRING, "upperdir", f"/proc/self/fd/{upper}/upper")
-    sc.fsconfig(ovl, C.FSCONFIG_SET_STRING, "workdir", f"/proc/self/fd/{upper}/work")
-    sc.fsconfig(ovl, C.FSCONFIG_CMD_CREATE)
-    out.root = sc.fsmount(ovl, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV)
-    sc.close(ovl)
+    if plan.overlay:
+        ovl = sc.fsopen("overlay")
+        sc.fsconfig(ovl, C.FSCONFIG_SET_STRING, "lowerdir", join_lowerdirs(lowers))
+        sc.fsconfig(ovl, C.FSCONFIG_SET_STRING, "upperdir", f"/proc/self/fd/{upper}/upper")
+        sc.fsconfig(ovl, C.FSCONFIG_SET_STRING, "workdir", f"/proc/self/fd/{upper}/work")
+        sc.fsconfig(ovl, C.FSCONFIG_CMD_CREATE)
+        out.root = sc.fsmount(ovl, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV)
+        sc.close(ovl)
+    else:  # test hook only: the lower layer itself, read-write
+        out.root = sc.open_tree(AT_FDCWD, plan.lowers[0], _CLONE)
+        sc.mount_setattr(out.root, "", _SETATTR, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV)
     for b in plan.binds:
-        fd = sc.open_tree(
-            AT_FDCWD,
-            b.source,
-            OpenTree.OPEN_TREE_CLONE | OpenTree.OPEN_TREE_CLOEXEC | OpenTree.AT_RECURSIVE,
-        )
-        attrs = A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV
+        fd = sc.open_tree(AT_FDCWD, b.source, _CLONE)
+        attrs = A.MOUNT_ATTR_NODEV | (A.MOUNT_ATTR_NOSUID if plan.nosuid else 0)
         if not b.writable:
             attrs |= A.MOUNT_ATTR_RDONLY
         if not b.exec:
             attrs |= A.MOUNT_ATTR_NOEXEC
-        sc.mount_setattr(fd, "", OpenTree.AT_EMPTY_PATH | OpenTree.AT_RECURSIVE, attrs)
+        sc.mount_setattr(fd, "", _SETATTR, attrs)
         out.binds.append((b.target, fd))
     for t in plan.tmpfs:
         fd = _tmpfs(
@@ -147,7 +149,7 @@ def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls, staging: str = ST
     _move(sc, mnt.root, staging)
     # The root becomes read-only below; the writable trees are binds of the same
     # overlay without MS_RDONLY, so writes still land in the per-run upper layer.
-    for w in plan.writable:
+    for w in plan.writable if plan.overlay else ():
         sc.mount(staging + w, staging + w, None, M.MS_BIND)
     mounts = [*mnt.binds, *mnt.tmpfs]
     for target, fd in sorted(mounts, key=lambda m: m[0].count("/")):
@@ -160,7 +162,10 @@ def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls, staging: str = ST
         M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC,
         "subset=pid" if plan.proc_subset_pid else None,
     )
-    sc.mount(None, staging, None, M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV)
+    if plan.overlay:  # without it (test hook), the lower layer stays writable
+        sc.mount(
+            None, staging, None, M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV
+        )
     for fd in mnt.all_fds():
         sc.close(fd)
     # pivot_root(".", ".") stacks the old root under the new one; detaching it

@@ -77,6 +77,11 @@ class MountPlan:
     program: tuple[str, str] | None = None  # (host path, file name in /box)
     # (host path, path under /box): data files placed for the payload, owned by it
     copy_in: tuple[tuple[str, str], ...] = ()
+    # Both True in every real run; False only through the test hook
+    # (sandbox.runner.ablation): the lower layer bound read-write as the root,
+    # binds without nosuid.
+    overlay: bool = True
+    nosuid: bool = True
 
 
 def _under(path: str, tree: str) -> bool:

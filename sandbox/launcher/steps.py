@@ -33,6 +33,7 @@ from typing import NoReturn
 
 from sandbox.apparmor.onexec import apply_in_child as apparmor_onexec
 from sandbox.caps.drop import drop_bounding, set_final
+from sandbox.caps.names import CAPS
 from sandbox.cgroups.leaf import join_with_fds
 from sandbox.fs.mounts import DetachedMounts, attach, prepare_detached
 from sandbox.landlock.restrict import apply_in_child as landlock_apply
@@ -53,6 +54,7 @@ from sandbox.syscalls.api import Syscalls
 from sandbox.syscalls.consts import CloneFlag, CloseRange, Prctl
 
 AT_FDCWD = -100
+CAP_SYS_ADMIN = CAPS["CAP_SYS_ADMIN"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +185,35 @@ def step_loopback(ctx: Ctx) -> None:
         ctx.sc.loopback_up()
 
 
-INIT_STEPS: tuple[Step, ...] = (step_parent_death, step_mounts, step_hostname, step_loopback)
+def step_init_signals(ctx: Ctx) -> None:
+    """Default dispositions in PID 1: the kernel then drops every signal sent from inside.
+
+    The init is a fork of the caller's Python process, whose SIGINT/SIGTERM
+    handlers would otherwise run (and end the run) if a payload ever got the
+    right to signal it; with SIG_DFL the pid namespace's init is unkillable from
+    within (pid_namespaces(7)).
+    """
+    ctx.sc.reset_signals()
+
+
+def step_init_cmdline(ctx: Ctx) -> None:
+    """PID 1's /proc/1/cmdline is readable by the payload: make it say nothing of the host.
+
+    The init is a fork of the caller's process, so it carries the caller's
+    argv (with ``sandbox exec``, the whole command line: host paths of
+    --stdin, --meta, binds, profiles).
+    """
+    ctx.sc.set_cmdline(b"sandbox-init")
+
+
+INIT_STEPS: tuple[Step, ...] = (
+    step_parent_death,
+    step_init_signals,
+    step_init_cmdline,
+    step_mounts,
+    step_hostname,
+    step_loopback,
+)
 
 # -------------------------------------------------------------- payload ----
 
@@ -235,7 +265,11 @@ def step_ids(ctx: Ctx) -> None:
 def step_capabilities(ctx: Ctx) -> None:
     """Ambient cleared, final sets written (normally all empty)."""
     if ctx.plan.drop_caps:
-        set_final(ctx.sc, ctx.plan.caps_keep)
+        # Without no_new_privs, landlock_restrict_self and seccomp need
+        # CAP_SYS_ADMIN (landlock(7), seccomp(2)): hold it until execve clears
+        # it, as runc loads seccomp before dropping caps when NNP is off.
+        hold = 0 if ctx.plan.no_new_privs else 1 << CAP_SYS_ADMIN
+        set_final(ctx.sc, ctx.plan.caps_keep, hold)
 
 
 def step_rlimits(ctx: Ctx) -> None:

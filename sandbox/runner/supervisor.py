@@ -36,7 +36,7 @@ from sandbox.launcher.protocol import PayloadStatus, decode_failure
 from sandbox.plan import LaunchPlan, Rlimit
 from sandbox.policy.load import LoadedProfile
 from sandbox.policy.model import Policy
-from sandbox.runner import state
+from sandbox.runner import ablation, state
 from sandbox.runner.client import ForkServerClient
 from sandbox.runner.control import RunControl
 from sandbox.runner.result import RunResult, Usage, Verdict, Violation
@@ -77,17 +77,13 @@ class RunRequest:
     on_notification: Callable[[Notification, int], None] | None = None
 
 
-def rlimits(policy: Policy, ablate: frozenset[str] = frozenset()) -> tuple[Rlimit, ...]:
-    """RLIMIT_CORE=0 and the profile's limits; RLIMIT_CPU only as a backstop to polling.
-
-    ``rlimit_nproc`` in ``ablate`` (test hook) leaves RLIMIT_NPROC out, so a test can
-    show that the pids controller alone bounds a fork bomb.
-    """
+def rlimits(policy: Policy) -> tuple[Rlimit, ...]:
+    """RLIMIT_CORE=0 and the profile's limits; RLIMIT_CPU only as a backstop to polling."""
     lim = policy.limits
     out = [Rlimit(resource.RLIMIT_CORE, 0, 0)]
     pairs: list[tuple[int, int | None]] = [
         (resource.RLIMIT_NOFILE, lim.open_files),
-        (resource.RLIMIT_NPROC, None if "rlimit_nproc" in ablate else lim.processes),
+        (resource.RLIMIT_NPROC, lim.processes),
         (resource.RLIMIT_FSIZE, lim.file_size),
         (resource.RLIMIT_STACK, lim.stack),
         (resource.RLIMIT_MEMLOCK, lim.memlock),
@@ -147,6 +143,7 @@ class Supervisor:
     def run(self, req: RunRequest) -> RunResult:
         """Run one request to its verdict. Raises SandboxError subclasses before spawning."""
         policy = req.profile.policy
+        ablation.check(req.ablate)
         states = enforce.static_states(policy, self.host, req.ablate)
         enforce.check(
             policy, states, req.ablate, self.host, warn=False, pending=frozenset({"cgroups"})
@@ -178,6 +175,8 @@ class Supervisor:
             enforce.check(policy, built.states, req.ablate, self.host)
             report = self.layers.verify(req.profile, built)
             plan = self._plan(policy, req, run_id, host_uid, mounts, program, built)
+            if req.ablate:
+                plan = ablation.apply(plan, req.ablate)
             result = self._spawn_and_watch(req, plan, built, lock, stack)
             return replace(result, verification=report.hash)
 
@@ -210,7 +209,6 @@ class Supervisor:
         program: Program,
         built: Any,
     ) -> LaunchPlan:
-        ablate = req.ablate
         return LaunchPlan(
             run_id=run_id,
             policy_digest=req.profile.digest,
@@ -229,10 +227,8 @@ class Supervisor:
             env=tuple(sorted(policy.env.resolved().items())),
             workdir=policy.filesystem.workdir,
             apparmor_profile=built.apparmor_profile,
-            no_new_privs="no_new_privs" not in ablate,
-            drop_caps="capabilities" not in ablate,
             caps_keep=built.caps_keep,
-            rlimits=rlimits(policy, ablate),
+            rlimits=rlimits(policy),
             landlock=built.landlock,
             seccomp=built.seccomp,
             join_cgroup=bool(built.cgroup_procs),
@@ -383,6 +379,7 @@ class Supervisor:
             stdout=watch.captured(1),
             stderr=watch.captured(2),
             files=files,
+            notes=ablation.notes(req.ablate),
         )
 
 

@@ -142,6 +142,19 @@ class LinuxSyscalls:
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
+    def set_cmdline(self, title: bytes) -> None:
+        # /proc/PID/cmdline is world-readable and shows the argv area of the
+        # stack (arg_start..arg_end, fields 48-49 of /proc/self/stat): overwrite
+        # it in place, as setproctitle does. Ends in NUL, so the kernel does not
+        # read on into the environment.
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[48 - 3]), int(fields[49 - 3])
+        size = end - start
+        if size <= 0:
+            return
+        ctypes.memmove(start, title[: size - 1].ljust(size, b"\0"), size)
+
     def getpid(self) -> int:
         return os.getpid()
 
