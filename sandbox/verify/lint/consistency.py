@@ -10,7 +10,7 @@ from types import MappingProxyType
 from sandbox.caps.names import normalize
 from sandbox.fs.image import MERGED_USR, MOUNT_POINTS
 from sandbox.policy.model import Layers, Policy
-from sandbox.verify.lint.base import Hit, LintContext, kept_caps, rule, strict_severity
+from sandbox.verify.lint.base import Hit, LintContext, kept_caps, rule
 
 
 def _under(path: str, tree: str) -> bool:
@@ -156,18 +156,18 @@ def _degradable(ctx: LintContext) -> Iterator[Hit]:
     for name in STRICT_REQUIRED:
         mode = getattr(layers, name)
         if mode != "required":
+            # A warning, never blocking: issue 3 lets a profile mark a layer degradable
+            # on purpose, and every run records the layer's real state.
             yield Hit(
                 name,
                 f'layers.{name} = "{mode}", but strict requires it'
                 + (" and this profile extends strict" if ctx.strict else ""),
-                severity=strict_severity(ctx),
             )
     if not layers.file_mediation:
         yield Hit(
             "file_mediation",
             "layers.file_mediation = false: file access may go unmediated "
             "(neither Landlock nor AppArmor)",
-            severity=strict_severity(ctx),
             fix="set layers.file_mediation = true",
         )
 
