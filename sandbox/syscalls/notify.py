@@ -96,8 +96,11 @@ def answer_continue(listener: int, nid: int) -> None:
     kernel re-reads the arguments, which the task may have changed since).
     """
     try:
-        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND,
-                    bytearray(_RESP.pack(nid, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE)))
+        fcntl.ioctl(
+            listener,
+            SECCOMP_IOCTL_NOTIF_SEND,
+            bytearray(_RESP.pack(nid, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE)),
+        )
     except OSError as e:
         if e.errno != errno.ENOENT:
             raise
