@@ -13,7 +13,8 @@ What the profile grants, and nothing else (AppArmor denies what no rule allows):
 - the program and its interpreter: ``mrix`` (run under this same profile);
 - ``filesystem.exec_paths``: ``mix`` (mmap and exec under this profile; never
   ``ux``/``px``/``cx``, so no exec escapes the profile);
-- ``filesystem.read_paths``: ``r``; ``filesystem.writable``: ``rwlk``;
+- ``filesystem.read_paths``: ``r``; ``filesystem.list_paths``: ``r`` on the
+  directory itself; ``filesystem.writable``: ``rwlk``;
 - the minimal ``/dev`` nodes; kept capabilities only; unix/inet sockets only
   for ``network.mode = "loopback"``; signals inside the profile and from the
   unconfined launcher/supervisor;
@@ -120,6 +121,12 @@ def _tree(path: str, *, dir_itself: bool = True) -> str:
     if not base:
         return '"/{,**}"' if dir_itself else '"/**"'
     return f'"{base}{{,/,/**}}"' if dir_itself else f'"{base}{{,/**}}"'
+
+
+def _dir(path: str) -> str:
+    """Rule subject for listing a directory: ``"P/"`` only (``"/"`` for the root)."""
+    base = quote_path(path)[1:-1].rstrip("/")
+    return f'"{base}/"'
 
 
 # --- extra_rules: accepted shapes ------------------------------------------
@@ -235,6 +242,9 @@ def _files(policy: Policy, program: str, interpreter: str | None) -> list[str]:
     out += [f"  {_tree(p, dir_itself=False)} mix," for p in sorted(set(fs.exec_paths))]
     out.append("  # filesystem.read_paths: read only.")
     out += [f"  {_tree(p)} r," for p in sorted(set(fs.read_paths))]
+    if fs.list_paths:
+        out.append("  # filesystem.list_paths: the directory's entries, not its files.")
+        out += [f"  {_dir(p)} r," for p in sorted(set(fs.list_paths))]
     out.append("  # filesystem.writable: the only trees the payload may change.")
     out += [f"  {_tree(p)} rwlk," for p in sorted(set(fs.writable))]
     out.append("  # The container's minimal /dev.")

@@ -80,7 +80,9 @@ def _open_rule(rule: PathRule, syscalls: Syscalls) -> tuple[int, int] | None:
 
     A directory gets ``access``; anything else gets ``file_access`` (Landlock
     refuses directory rights on a file with EINVAL). The type is learnt from
-    O_DIRECTORY failing with ENOTDIR, so no stat is needed.
+    O_DIRECTORY failing with ENOTDIR, so no stat is needed. A file whose rule
+    has no file right left (``list_paths`` naming a file) gets no rule: an
+    empty rule is EINVAL/ENOMSG, and no rule denies.
     """
     try:
         if rule.is_dir:
@@ -89,6 +91,8 @@ def _open_rule(rule: PathRule, syscalls: Syscalls) -> tuple[int, int] | None:
             except OSError as e:
                 if e.errno != errno.ENOTDIR:
                     raise
+        if not rule.file_access:
+            return None
         return syscalls.openat(AT_FDCWD, rule.path, O_PATH_ANY), rule.file_access
     except OSError as e:
         if e.errno in _ABSENT and not rule.required:

@@ -12,6 +12,10 @@ Semantics (STYLE B8 "Landlock", issue 3 item 2):
   below is denied;
 - ``read_paths``: read files and list directories; ``exec_paths``: read and
   execute (execve(2) opens the file for reading, so EXECUTE alone is useless);
+  either may name a single file, which gets the file rights only (Landlock
+  accepts rules on files for file rights: a learned profile grants
+  ``/etc/hostname`` without the rest of ``/etc``);
+- ``list_paths``: list directories (READ_DIR) without reading their files;
 - writable trees (``writable``, writable binds, tmpfs): read plus create,
   write, remove, truncate and REFER (rename/link). Never MAKE_CHAR/MAKE_BLOCK:
   the payload has no CAP_MKNOD, and Landlock says no as well;
@@ -47,6 +51,7 @@ from sandbox.policy.model import Filesystem
 
 _FS = AccessFs
 READ = _FS.LANDLOCK_ACCESS_FS_READ_FILE | _FS.LANDLOCK_ACCESS_FS_READ_DIR
+LIST = _FS.LANDLOCK_ACCESS_FS_READ_DIR
 EXECUTE = _FS.LANDLOCK_ACCESS_FS_EXECUTE
 WRITE = (
     _FS.LANDLOCK_ACCESS_FS_WRITE_FILE
@@ -201,6 +206,8 @@ def _wanted(fs: Filesystem, program_dir: str | None) -> dict[str, tuple[AccessFs
 
     for dev in SAFE_DEVICES:
         grant(dev, DEVICE, required=False, is_dir=False)
+    for p in fs.list_paths:
+        grant(p, LIST, required=False)
     for p in fs.read_paths:
         grant(p, READ, required=False)
     for p in fs.exec_paths:
@@ -255,6 +262,7 @@ def _artifact(
 __all__ = [
     "DEVICE",
     "EXECUTE",
+    "LIST",
     "READ",
     "SAFE_DEVICES",
     "WRITE",

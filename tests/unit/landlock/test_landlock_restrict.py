@@ -161,3 +161,16 @@ def test_no_path_fd_survives_and_nothing_after_restrict_but_the_ruleset_close():
     assert len(closed) == len(opened) and len(set(closed)) == len(closed)
     i = sc.names().index("landlock_restrict_self")
     assert sc.names()[i + 1 :] == ["close"]
+
+
+def test_a_list_rule_on_a_file_is_skipped_not_added_empty():
+    """list_paths naming a file: no file right is left, and an empty rule is EINVAL."""
+    art = prepare(small_fs(read_paths=[], exec_paths=[], list_paths=["/etc/hostname"]), 7)
+    nth = [r.path for r in art.rules].index("/etc/hostname") + 1  # one openat per rule before
+    sc = RecordingSyscalls()
+    sc.fail_on("openat", errno.ENOTDIR, nth=nth)  # O_DIRECTORY on a file
+    apply_in_child(art, sc)
+    opened = [c.args[1] for c in sc.calls if c.name == "openat"]
+    assert opened.count("/etc/hostname") == 1  # tried as a directory only
+    adds = [c for c in sc.calls if c.name == "landlock_add_path_rule"]
+    assert len(adds) == len(art.rules) - 1 and all(c.args[2] for c in adds)
