@@ -245,18 +245,23 @@ def _problems(seccomp: Seccomp, groups: Mapping[str, Group]) -> list[tuple[str, 
 def profile_rules(seccomp: Seccomp) -> tuple[ArgRule, ...]:
     """The profile's own ``[[seccomp.rules]]`` as ArgRules (unchecked: see ``_rule_problems``)."""
     out = []
+
+    def outcome(value: str) -> Outcome:
+        if value == "allow":
+            return "allow"
+        if value == "default":
+            return "default"
+        return errno_number(value) or 0  # 0: an unknown errno, reported by _rule_problems
+
     for r in seccomp.rules:
-        outcomes = []
-        for value in (r.match, r.otherwise):
-            outcomes.append(value if value in ("allow", "default") else errno_number(value) or 0)
         out.append(
             ArgRule(
                 syscall=r.syscall,
                 arg=r.arg,
                 mask=r.mask,
                 values=tuple(sorted(set(r.values))),
-                match=outcomes[0],
-                otherwise=outcomes[1],
+                match=outcome(r.match),
+                otherwise=outcome(r.otherwise),
                 group="profile",
             )
         )
