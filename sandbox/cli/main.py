@@ -210,12 +210,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     _exec_parser(sub)
     d = sub.add_parser("doctor", help="what this host can enforce")
     d.add_argument("--json", action="store_true")
-    ns = parser.parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["learn"]:  # imported only for ``learn``: ``exec`` never loads it
+        from sandbox.cli import learn
+
+        learn.register(sub)
+    else:
+        sub.add_parser("learn", help="learn a per-program profile (sandbox learn --help)")
+    ns = parser.parse_args(args)
     import logging
 
     logging.basicConfig(format="sandbox: %(levelname)s: %(message)s", level=logging.WARNING)
     handlers = {"exec": cmd_exec, "doctor": cmd_doctor}
-    sys.exit(handlers[ns.cmd](ns))
+    handler = getattr(ns, "handler", None) or handlers[ns.cmd]
+    sys.exit(handler(ns))
 
 
 if __name__ == "__main__":
