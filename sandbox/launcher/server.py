@@ -135,6 +135,11 @@ class ForkServer:
                         self._shutdown()
                         return
                     self._handle(msg, fds)
+                elif run is not self.runs.get(run.run_id):
+                    # Released earlier in this same batch of events (a "release" and
+                    # the child's exit arrive together when runs follow each other
+                    # quickly): its fds are closed and unregistered already.
+                    continue
                 elif kind == "sync":
                     self._on_sync(run)
                 elif kind == "exit":
