@@ -14,7 +14,9 @@ Semantics (STYLE B8 "Landlock", issue 3 item 2):
   execute (execve(2) opens the file for reading, so EXECUTE alone is useless);
   either may name a single file, which gets the file rights only (Landlock
   accepts rules on files for file rights: a learned profile grants
-  ``/etc/hostname`` without the rest of ``/etc``);
+  ``/etc/hostname`` without the rest of ``/etc``), or a ``*`` glob in the last
+  component (``libz.so.1.*``: a learned library that survives a minor
+  upgrade), expanded by the child inside the new root;
 - ``list_paths``: list directories (READ_DIR) without reading their files;
 - writable trees (``writable``, writable binds, tmpfs): read plus create,
   write, remove, truncate and REFER (rename/link). Never MAKE_CHAR/MAKE_BLOCK:
@@ -89,6 +91,9 @@ class PathRule:
             its absence means the plan and the mounts disagree); otherwise it is
             skipped, which can only deny more.
         is_dir: expected to be a directory (opened with O_DIRECTORY first).
+        glob: the last component holds ``*`` (``libz.so.1.*``): the rule applies to
+            every entry of the directory it matches when the child applies the
+            ruleset (inside the new root), and to none when none matches.
     """
 
     path: str
@@ -96,6 +101,7 @@ class PathRule:
     file_access: int
     required: bool
     is_dir: bool
+    glob: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +184,14 @@ def prepare(fs: Filesystem, abi: int, *, program_dir: str | None = None) -> Land
         )
     wanted = _wanted(fs, program_dir)
     rules = tuple(
-        PathRule(path, int(acc & have.fs), int(acc & have.fs & FILE_RIGHTS), req, is_dir)
+        PathRule(
+            path,
+            int(acc & have.fs),
+            int(acc & have.fs & FILE_RIGHTS),
+            req and not is_glob(path),
+            is_dir,
+            is_glob(path),
+        )
         for path, (acc, req, is_dir) in sorted(wanted.items())
     )
     state: State = "partial" if missing else "full"
@@ -224,6 +237,28 @@ def _wanted(fs: Filesystem, program_dir: str | None) -> dict[str, tuple[AccessFs
     return out
 
 
+def is_glob(path: str) -> bool:
+    """A path whose last component holds ``*`` (the only glob policies may use)."""
+    return "*" in path.rsplit("/", 1)[-1]
+
+
+def glob_match(pattern: str, name: str) -> bool:
+    """``fnmatch`` for ``*`` alone (no other character is special); pure, import-free,
+    so the launcher child loads nothing new for it."""
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return name == pattern
+    if not name.startswith(parts[0]) or len(name) < len(pattern) - len(parts) + 1:
+        return False
+    pos = len(parts[0])
+    for part in parts[1:-1]:
+        found = name.find(part, pos)
+        if found < 0:
+            return False
+        pos = found + len(part)
+    return name.endswith(parts[-1]) and len(name) - len(parts[-1]) >= pos
+
+
 def _inside_path(path: str) -> str:
     parts = [p for p in path.split("/") if p]
     if not path.startswith("/") or "\0" in path or any(p in (".", "..") for p in parts):
@@ -249,7 +284,7 @@ def _artifact(
         "fs": handled_fs,
         "net": handled_net,
         "scoped": scoped,
-        "rules": [[r.path, r.access, r.file_access, r.required, r.is_dir] for r in rules],
+        "rules": [[r.path, r.access, r.file_access, r.required, r.is_dir, r.glob] for r in rules],
         "net_rules": [],
         "state": state,
     }
@@ -269,5 +304,7 @@ __all__ = [
     "LandlockArtifact",
     "NetRule",
     "PathRule",
+    "glob_match",
+    "is_glob",
     "prepare",
 ]

@@ -56,10 +56,17 @@ def _abs_path(value: str) -> str:
     return "/" + "/".join(parts)
 
 
+def _glob_path(value: str) -> str:
+    if "*" in value.rsplit("/", 1)[0]:
+        raise ValueError(f"path {value!r}: '*' may only appear in the last component")
+    return value
+
+
 Size = Annotated[int, BeforeValidator(parse_size)]
 Seconds = Annotated[float, AfterValidator(_positive_number)]
 Count = Annotated[int, Field(ge=1)]
 AbsPath = Annotated[str, AfterValidator(_abs_path)]
+GlobPath = Annotated[str, AfterValidator(_abs_path), AfterValidator(_glob_path)]
 
 
 class _Model(BaseModel):
@@ -166,16 +173,17 @@ class Filesystem(_Model):
         default="pid", description="'pid': /proc shows processes only (subset=pid)."
     )
     workdir: AbsPath = "/box"
-    exec_paths: list[AbsPath] = Field(
+    exec_paths: list[GlobPath] = Field(
         default_factory=lambda: ["/usr", "/box"],
         description="Trees or single files the payload may execute or map as code "
         "(Landlock/AppArmor).",
     )
-    read_paths: list[AbsPath] = Field(
+    read_paths: list[GlobPath] = Field(
         default_factory=lambda: ["/usr", "/etc", "/box", "/tmp", "/dev", "/proc"],
-        description="Trees or single files the payload may read (Landlock/AppArmor).",
+        description="Trees or single files the payload may read (Landlock/AppArmor); a "
+        "'*' in the last component is a glob matched inside the container.",
     )
-    list_paths: list[AbsPath] = Field(
+    list_paths: list[GlobPath] = Field(
         default_factory=list,
         description="Directories whose entries the payload may list, without reading the "
         "files in them (Landlock READ_DIR, AppArmor the directory itself).",

@@ -349,3 +349,10 @@ def test_list_paths_allow_the_directory_itself_only() -> None:
     assert '"/usr/bin/" r,' in got
     assert '"/etc/hostname{,/,/**}" r,' in got
     assert not any(r.startswith('"/usr/bin{') for r in got)
+
+
+def test_a_glob_path_keeps_its_star_and_escapes_the_rest() -> None:
+    fs = {"exec_paths": ["/usr/lib/libz.so.1.*"], "read_paths": ["/opt/{a}/x*"]}
+    got = rules(render(policy(filesystem=fs)).text)
+    assert '"/usr/lib/libz.so.1.*" mix,' in got
+    assert '"/opt/\\{a\\}/x*" r,' in got

@@ -117,3 +117,11 @@ def test_list_paths_grant_read_dir_only() -> None:
     assert rules["/usr/bin"].file_access == 0  # a file named there gets no rule at all
     assert rules["/etc/hostname"].access == int(READ)
     assert rules["/etc/hostname"].file_access == int(AccessFs.LANDLOCK_ACCESS_FS_READ_FILE)
+
+
+def test_a_glob_only_in_the_last_component() -> None:
+    from pydantic import ValidationError
+
+    Filesystem(exec_paths=["/usr/lib/libz.so.1.*"])
+    with pytest.raises(ValidationError, match="last component"):
+        Filesystem(read_paths=["/usr/*/lib"])
