@@ -136,6 +136,7 @@ def cmd_learn(ns: argparse.Namespace) -> int:
         minimize=ns.minimize,
         wall_time=ns.wall_time,
         name=profile_name(out.name.removesuffix(".toml")),
+        files=tuple(ns.files),
     )
     runner = None
     try:

@@ -46,6 +46,7 @@ class Meta:
     base_name: str
     command: tuple[str, ...]
     inputs: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
     program: list[str] = field(default_factory=list)
     status: list[str] = field(default_factory=list)
     description: str = ""
@@ -99,6 +100,8 @@ def _header(meta: Meta) -> list[str]:
         f"# Command: {comment(' '.join(meta.command), 300)}",
         f"# Base: {comment(meta.base_name)} (extended; what it denies stays denied).",
     ]
+    if meta.files:
+        out.append(f"# Files: {comment(', '.join(meta.files), 300)}")
     if meta.inputs:
         runs = ", ".join(f"run {i} <- {comment(x, 60)}" for i, x in enumerate(meta.inputs, 1))
         out.append(f"# Inputs: {runs}")

@@ -11,11 +11,14 @@ them only refuses), and everything the base says that learning does not touch
 
 Paths (``collapse``):
 
-- files under the base's writable trees (``/box``, ``/tmp``) need no rule:
-  the base grants them; ``/proc/...`` becomes ``/proc`` (names carry pids);
+- files under the base's writable trees (``/box``, ``/tmp``) need no rule
+  to be read or written: the base grants that (executing them still does);
+  ``/proc/...`` becomes ``/proc`` (names carry pids);
   the safe ``/dev`` nodes are always granted by the Landlock layer;
 - executed files and files mapped as code are exec units, one per file
-  (the ELF interpreter and ``#!`` interpreters included);
+  (the ELF interpreter and ``#!`` interpreters included); a library named
+  with its minor version (``libz.so.1.2.13``) becomes a glob keeping the
+  soname's major (``libz.so.1.*``), so an upgrade does not break the rule;
 - read files are grouped under their **anchor**: the directory just below
   the deepest *shared* directory above them (``/usr/lib``, ``/etc``, ...,
   see ``SHARED``). Three or more files under one anchor become one tree
@@ -163,6 +166,18 @@ def anchor(path: str) -> str:
     return path  # pragma: no cover - "/" is always shared
 
 
+_VERSIONED = re.compile(r"^(lib[^/*]*\.so\.\d+)(\.\d+)+$")
+
+
+def version_glob(path: str) -> str:
+    """``.../libz.so.1.2.13`` -> ``.../libz.so.1.*``: a library file named with its minor
+    version becomes a glob that keeps the soname's major, so the rule survives an
+    upgrade of the library (Landlock expands it in the container, AppArmor matches it)."""
+    parent, _, name = path.rpartition("/")
+    m = _VERSIONED.match(name)
+    return f"{parent}/{m.group(1)}.*" if m else path
+
+
 def collapse(record: Record, writable: Iterable[str]) -> tuple[dict[Unit, str], list[str]]:
     """Path units (read, list, exec) with their reasons, and notes for the report."""
     trees = [w for w in writable]
@@ -171,13 +186,20 @@ def collapse(record: Record, writable: Iterable[str]) -> tuple[dict[Unit, str], 
     reads: dict[str, str] = {}
     lists: dict[str, str] = {}
     covered_by_writable = 0
+    outside: list[str] = []
     missing = 0
     for path, use in sorted(record.files.items()):
-        how = f"{'/'.join(sorted(use.via))} ({runs_text(use.runs)})"
+        how = f"{', '.join(sorted(use.via))} ({runs_text(use.runs)})"
         if use.asked:
             how += f"; asked as {', '.join(sorted(use.asked))}"
         if any(_under(path, t) for t in trees):
-            covered_by_writable += 1
+            # Writable trees grant read and write, never execute: a program copied
+            # into /box still needs its exec rule.
+            if use.access & {"exec", "map_exec"}:
+                what = "executed" if "exec" in use.access else "mapped as code"
+                out[Unit("exec", version_glob(path))] = f"{what}: {how}"
+            else:
+                covered_by_writable += 1
             continue
         if _under(path, "/proc"):
             if use.access - {"missing"}:
@@ -188,13 +210,16 @@ def collapse(record: Record, writable: Iterable[str]) -> tuple[dict[Unit, str], 
         access = use.access
         if access & {"exec", "map_exec"}:
             what = "executed" if "exec" in access else "mapped as code"
-            out[Unit("exec", path)] = f"{what}: {how}"
+            glob = version_glob(path)
+            if glob != path:
+                how += f"; {path.rsplit('/', 1)[1]} here, any minor version"
+            out[Unit("exec", glob)] = f"{what}: {how}"
         elif access & {"read", "other"}:
             reads[path] = f"read: {how}"
         if "list" in access:
             lists[path] = f"listed: {how}"
-        if access & {"write", "create"} and not access & {"read", "exec", "map_exec", "list"}:
-            notes.append(f"written outside the writable trees (refused by the mounts): {path}")
+        if access & {"write", "create"}:
+            outside.append(path)
         if access == {"missing"}:
             missing += 1
     groups: dict[str, list[str]] = {}
@@ -211,6 +236,11 @@ def collapse(record: Record, writable: Iterable[str]) -> tuple[dict[Unit, str], 
     for path, why in lists.items():
         if not any(_under(path, t) for t in read_trees):
             out[Unit("list", path)] = why
+    if outside:
+        notes.append(
+            f"{len(outside)} paths written or created outside the writable trees (the "
+            f"read-only image refuses that; no rule is learned), e.g. {outside[0]}"
+        )
     if covered_by_writable:
         notes.append(f"{covered_by_writable} paths under the base's writable trees: no rule needed")
     if missing:
@@ -390,4 +420,5 @@ __all__ = [
     "describe_value",
     "rule_for",
     "runs_text",
+    "version_glob",
 ]

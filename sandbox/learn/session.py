@@ -204,6 +204,7 @@ class LearnOptions:
     wall_time: float | None = None
     name: str = "learned"
     extends: str | None = None  # how the written profile names the base (default: ``base``)
+    files: tuple[tuple[str, str], ...] = ()  # (name in /box, where from): for the header only
 
 
 @dataclass
@@ -444,6 +445,7 @@ def _meta(
         base_name=base.policy.name,
         command=opts.argv,
         inputs=tuple(label for label, _ in opts.inputs),
+        files=tuple(f"/box/{name} <- {src}" for name, src in opts.files),
         program=_program_lines(record),
         description=f"Learned for {' '.join(opts.argv)[:120]} from {base.policy.name}",
         refused=refused,

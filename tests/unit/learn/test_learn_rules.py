@@ -57,6 +57,7 @@ def test_collapse_groups_trees_keeps_files_and_drops_covered():
             "/usr/bin/python3.11": {"exec"},
             "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13": {"read", "map_exec"},
             "/box/script.py": {"read", "write"},
+            "/box/a.out": {"exec"},
             "/proc/7/status": {"read"},
             "/dev/null": {"read", "write"},
             "/usr/bin": {"list"},
@@ -68,12 +69,13 @@ def test_collapse_groups_trees_keeps_files_and_drops_covered():
         Unit("read", "/etc/hostname"),
         Unit("read", py),
         Unit("exec", "/usr/bin/python3.11"),
-        Unit("exec", "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13"),
+        Unit("exec", "/box/a.out"),
+        Unit("exec", "/usr/lib/x86_64-linux-gnu/libz.so.1.*"),  # any minor version
         Unit("read", "/proc"),
         Unit("list", "/usr/bin"),
     }
     assert any("writable trees" in n for n in notes)
-    assert any("/etc/shadow-ish" in n for n in notes)
+    assert any("1 paths written" in n and "/etc/shadow-ish" in n for n in notes)
 
 
 def test_two_files_stay_files():
@@ -192,3 +194,27 @@ def test_minimize_all_removable_goes_by_bisection():
     units = [Unit("read", f"/f{i}") for i in range(64)]
     m = minimize(units, lambda cand: (True, 1))
     assert m.kept == [] and m.trials <= 8
+
+
+@pytest.mark.parametrize(
+    ("path", "want"),
+    [
+        ("/usr/lib/x86_64-linux-gnu/libz.so.1.2.13", "/usr/lib/x86_64-linux-gnu/libz.so.1.*"),
+        (
+            "/usr/lib/x86_64-linux-gnu/libexpat.so.1.8.10",
+            "/usr/lib/x86_64-linux-gnu/libexpat.so.1.*",
+        ),
+        ("/usr/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+        ("/usr/bin/python3.11", "/usr/bin/python3.11"),
+        ("/box/data.so.1.2", "/box/data.so.1.2"),  # not lib*.so.N.M
+    ],
+)
+def test_version_glob(path: str, want: str):
+    from sandbox.learn.rules import version_glob
+
+    assert version_glob(path) == want
+
+
+def test_programs_copied_into_writable_trees_keep_their_exec_rule():
+    units, _ = collapse(record_with({"/box/a.out": {"exec"}, "/box/in.txt": {"read"}}), ["/box"])
+    assert set(units) == {Unit("exec", "/box/a.out")}
