@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno as _errno
 import logging
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -161,7 +162,7 @@ class Observer:
             return None
         try:
             events = self.decoder.decode(n.pid, name, n.args)
-        except (OSError, ValueError, IndexError) as e:  # a task that went away mid-read
+        except (OSError, ValueError, IndexError, struct.error) as e:  # a task gone mid-read
             log.debug("decoding %s of pid %d: %s", name, n.pid, e)
             events = []
         # TOCTOU: what was read is the task's only while it is still blocked in this call.
