@@ -11,20 +11,15 @@ Public API::
 Modules: ``record`` (what was seen), ``decode`` (a syscall's paths and
 addresses), ``capinfer`` (capabilities from EPERM), ``observe`` (the
 notification handler), ``rules`` (units, path collapsing), ``generate`` (the
-TOML), ``minimize``, ``checks`` (verification), ``session`` (the sequence).
+TOML), ``minimize``, ``checks`` (verification), ``runs`` (running the program
+once), ``result`` (options, result, report), ``session`` (the sequence).
 """
 
 from sandbox.learn.generate import units_of
+from sandbox.learn.result import LearnOptions, LearnResult, report
 from sandbox.learn.rules import Unit
-from sandbox.learn.session import (
-    LearnOptions,
-    LearnResult,
-    Outcome,
-    Runner,
-    SupervisorRunner,
-    learn,
-    report,
-)
+from sandbox.learn.runs import Outcome, Runner, SupervisorRunner
+from sandbox.learn.session import learn
 
 __all__ = [
     "LearnOptions",

@@ -27,13 +27,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 from sandbox.caps.names import normalize
 from sandbox.errors import SandboxError
@@ -44,20 +41,12 @@ from sandbox.learn.generate import Meta, render
 from sandbox.learn.minimize import minimize
 from sandbox.learn.observe import Answer, Observer
 from sandbox.learn.record import Record, RunInfo
-from sandbox.learn.rules import (
-    LAUNCHER_SYSCALLS,
-    Derived,
-    Unit,
-    derive,
-    describe_value,
-    runs_text,
-)
+from sandbox.learn.result import LearnOptions, LearnResult
+from sandbox.learn.rules import LAUNCHER_SYSCALLS, Derived, Unit, derive, describe_value, runs_text
+from sandbox.learn.runs import Outcome, Runner
 from sandbox.policy.load import LoadedProfile, load_profile
 from sandbox.policy.model import Policy
-from sandbox.runner.result import Violation
 from sandbox.seccomp.groups import resolve
-from sandbox.syscalls.notify import Notification
-from sandbox.verify.findings import Finding, blocking
 
 log = logging.getLogger(__name__)
 
@@ -91,194 +80,6 @@ NEVER_GRANTED = frozenset(
         "CAP_CHECKPOINT_RESTORE",
     }
 )
-
-Handler = Callable[[Notification, int], Violation | None]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How one run of one input ended: what behaviour comparisons look at."""
-
-    verdict: str
-    exit_code: int | None
-    signal: int | None
-    stdout: bytes
-    stderr: bytes
-    violation: str | None = None
-    seconds: float = 0.0
-
-    def key(self) -> tuple[object, ...]:
-        """What must be identical: verdict, exit status and both outputs."""
-        return (self.verdict, self.exit_code, self.signal, self.stdout, self.stderr)
-
-    def describe(self) -> str:
-        """One line: ``OK exit 0, 8 bytes out``."""
-        how = f"signal {self.signal}" if self.signal is not None else f"exit {self.exit_code}"
-        extra = f" ({self.violation})" if self.violation else ""
-        return f"{self.verdict}{extra} {how}, {len(self.stdout)}+{len(self.stderr)} bytes out"
-
-
-class Runner(Protocol):
-    """Runs the program once (``SupervisorRunner`` on the real machinery; fakes in tests)."""
-
-    def run(
-        self,
-        profile: LoadedProfile,
-        stdin: bytes | None,
-        *,
-        ablate: frozenset[str] = frozenset(),
-        on_notification: Handler | None = None,
-    ) -> Outcome: ...
-
-
-class SupervisorRunner:
-    """``Runner`` through ``sandbox.runner.supervisor`` (one fork server for all runs)."""
-
-    def __init__(
-        self,
-        argv: Sequence[str],
-        files: Sequence[tuple[str, str]] = (),
-        host: HostFacts | None = None,
-    ) -> None:
-        from sandbox.host import probe
-        from sandbox.runner.client import ForkServerClient
-        from sandbox.runner.supervisor import Supervisor
-
-        self.argv = list(argv)
-        self.files = tuple(files)
-        self.host = host or probe()
-        self.client = ForkServerClient(mode="fork")
-        self.supervisor = Supervisor(self.host, self.client)
-
-    def run(
-        self,
-        profile: LoadedProfile,
-        stdin: bytes | None,
-        *,
-        ablate: frozenset[str] = frozenset(),
-        on_notification: Handler | None = None,
-    ) -> Outcome:
-        from sandbox.errors import SpawnError
-        from sandbox.runner.supervisor import RunRequest
-
-        start = time.monotonic()
-        try:
-            r = self.supervisor.run(
-                RunRequest(
-                    argv=self.argv,
-                    profile=profile,
-                    stdin=stdin,
-                    ablate=ablate,
-                    files=self.files,
-                    cwd=os.getcwd(),
-                    on_notification=on_notification,
-                )
-            )
-        except SpawnError as e:
-            # e.g. a candidate without the exec rule for the program: a behaviour, not a bug
-            msg = str(e).encode()
-            return Outcome("SPAWN_ERROR", None, None, b"", msg, None, time.monotonic() - start)
-        return Outcome(
-            verdict=r.verdict.value,
-            exit_code=r.exit_code,
-            signal=r.signal,
-            stdout=r.stdout or b"",
-            stderr=r.stderr or b"",
-            violation=r.violation.syscall if r.violation else None,
-            seconds=time.monotonic() - start,
-        )
-
-    def close(self) -> None:
-        """Stop the fork server."""
-        self.client.close()
-
-
-@dataclass(frozen=True)
-class LearnOptions:
-    """What to learn: the command, the base, the inputs, and how."""
-
-    argv: tuple[str, ...]
-    base: str = "strict"
-    inputs: tuple[tuple[str, bytes | None], ...] = (("(no input)", None),)
-    minimize: bool = False
-    wall_time: float | None = None
-    name: str = "learned"
-    extends: str | None = None  # how the written profile names the base (default: ``base``)
-    files: tuple[tuple[str, str], ...] = ()  # (name in /box, where from): for the header only
-
-
-@dataclass
-class LearnResult:
-    """Everything ``learn`` found, and the profile text to write."""
-
-    text: str
-    record: Record
-    derived: Derived
-    kept: list[Unit]
-    removed: list[Unit] = field(default_factory=list)
-    minimize_runs: int | None = None
-    minimize_trials: int = 0
-    reference: list[Outcome] = field(default_factory=list)
-    final: list[Outcome] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    rounds: int = 1
-    granted_caps: dict[str, str] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-    runs: int = 0
-
-    @property
-    def complete(self) -> bool:
-        """Every learning run ended by itself and the record holds everything."""
-        return self.record.complete
-
-    @property
-    def identical(self) -> bool:
-        """The final enforced runs behaved exactly like the learning runs."""
-        return bool(self.final) and all(
-            a.key() == b.key() for a, b in zip(self.reference, self.final, strict=True)
-        )
-
-    @property
-    def ok(self) -> bool:
-        """Complete, no blocking finding, identical behaviour: a profile to trust."""
-        return self.complete and not blocking(self.findings) and self.identical
-
-    def differences(self) -> list[str]:
-        """One line per input whose final run differed."""
-        return [
-            f"run {i}: learning {a.describe()}, enforced {b.describe()}"
-            for i, (a, b) in enumerate(zip(self.reference, self.final, strict=True), 1)
-            if a.key() != b.key()
-        ]
-
-    def status_lines(self) -> list[str]:
-        """What the header and the report say about the result."""
-        out = []
-        if not self.complete:
-            out.append(
-                "INCOMPLETE: "
-                + "; ".join(
-                    self.record.incomplete
-                    + [
-                        f"run {r.index} did not finish ({r.verdict})"
-                        for r in self.record.runs
-                        if not r.complete
-                    ]
-                )
-            )
-            out.append("Not minimised and not run again: learn again with inputs that finish.")
-        elif self.final:
-            if self.identical:
-                out.append(
-                    f"Verified: every input ({len(self.final)}) behaved identically under this "
-                    "profile, enforced (same verdict, exit status, stdout and stderr)."
-                )
-            else:
-                out.append("NOT VERIFIED: behaviour differed under this profile, enforced:")
-                out += [f"  {d}" for d in self.differences()]
-        for f in self.findings:
-            out.append(f"verify: {f}")
-        return out
 
 
 # ------------------------------------------------------------------ steps ----
@@ -547,46 +348,14 @@ def learn(
     return result
 
 
-def report(result: LearnResult) -> dict[str, Any]:
-    """The JSON report (``sandbox learn --report``)."""
-    rec = result.record
-    return {
-        "ok": result.ok,
-        "complete": result.complete,
-        "identical": result.identical,
-        "status": result.status_lines(),
-        "rounds": result.rounds,
-        "runs": result.runs,
-        "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
-        "rules": {"learned": len(result.derived.units), "kept": len(result.kept)},
-        "removed": [u.label() for u in result.removed],
-        "minimize": {"runs": result.minimize_runs, "trials": result.minimize_trials},
-        "refused": [
-            {"syscall": r.syscall, "reason": r.reason, "count": r.count, "runs": sorted(r.runs)}
-            for r in rec.refused.values()
-        ],
-        "capabilities": {
-            "granted": result.granted_caps,
-            "inferred": {c: sorted(e) for c, e in rec.caps.items()},
-        },
-        "learning_runs": [r.__dict__ for r in rec.runs],
-        "final_runs": [o.describe() for o in result.final],
-        "findings": [str(f) for f in result.findings],
-    }
-
-
 __all__ = [
     "LEARNING_ABLATE",
     "MAX_ROUNDS",
     "NEVER_GRANTED",
     "Candidates",
-    "LearnOptions",
-    "LearnResult",
-    "Outcome",
-    "Runner",
-    "SupervisorRunner",
     "grantable",
     "learn",
+    "learn_round",
     "learning_profile",
-    "report",
+    "run_inputs",
 ]

@@ -7,7 +7,7 @@ import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sandbox.learn.session import Handler, Outcome
+from sandbox.learn.runs import Handler, Outcome
 from sandbox.policy.load import LoadedProfile
 from sandbox.seccomp.actions import SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO
 from sandbox.seccomp.groups import resolve
