@@ -69,7 +69,8 @@ def register(sub: Any) -> None:
         "--wall-time",
         type=float,
         metavar="S",
-        help="wall-time limit of each learning run (default: the base's)",
+        help="wall-time limit of every run (learning, minimising, verifying); "
+        "the written profile keeps the base's",
     )
     p.add_argument("--report", metavar="FILE", help="write the report as JSON")
     p.add_argument(

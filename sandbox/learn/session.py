@@ -193,7 +193,15 @@ def run_inputs(
     *,
     stop_at_first: bool,
 ) -> tuple[bool, list[Outcome]]:
-    """Every input under ``profile``, enforced; whether all matched ``reference``."""
+    """Every input under ``profile``, enforced; whether all matched ``reference``.
+
+    ``opts.wall_time`` bounds these runs too (in memory: the profile's text keeps
+    the base's limit), so a candidate that makes the program hang costs seconds.
+    """
+    if opts.wall_time is not None:
+        limits = profile.policy.limits.model_copy(update={"wall_time": opts.wall_time})
+        policy = profile.policy.model_copy(update={"limits": limits})
+        profile = LoadedProfile(policy, profile.source, profile.chain)
     outs = []
     same = True
     for (_, data), ref in zip(opts.inputs, reference, strict=True):

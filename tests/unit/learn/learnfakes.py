@@ -117,6 +117,7 @@ class ScriptedProgram:
     output: Callable[[bytes | None], bytes] = lambda s: b"ok\n"
     endless: bool = False
     runs: list[str] = field(default_factory=list)
+    walls: list[float | None] = field(default_factory=list)  # each run's wall-time limit
 
     def run(
         self,
@@ -127,6 +128,7 @@ class ScriptedProgram:
         on_notification: Handler | None = None,
     ) -> Outcome:
         calls = self.script(stdin)
+        self.walls.append(profile.policy.limits.wall_time)
         if on_notification is not None:
             self.runs.append("learn")
             for name, args in calls:

@@ -98,3 +98,11 @@ def test_a_dangerous_capability_is_never_granted():
     r = run(program(task, [("sethostname", (0, 0))]), task)  # strict does not mention it
     assert r.rounds == 1 and not r.granted_caps
     assert "CAP_SYS_ADMIN" in r.text and "never granted from an inference" in r.text
+
+
+def test_wall_time_bounds_every_run_but_not_the_profile():
+    task = FakeTask()
+    prog = program(task)
+    r = run(prog, task, minimize=True, wall_time=2.0)
+    assert set(prog.walls) == {2.0} and len(prog.walls) == r.runs
+    assert "wall_time" not in r.text  # the profile keeps the base's limit
