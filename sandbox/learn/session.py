@@ -37,7 +37,7 @@ from sandbox.errors import SandboxError
 from sandbox.host import HostFacts
 from sandbox.learn.checks import verify_profile
 from sandbox.learn.decode import LiveTask, TaskView
-from sandbox.learn.generate import Meta, render
+from sandbox.learn.generate import Meta, comment, render
 from sandbox.learn.minimize import minimize
 from sandbox.learn.observe import Answer, Observer
 from sandbox.learn.record import Record, RunInfo
@@ -256,7 +256,7 @@ def _meta(
         inputs=tuple(label for label, _ in opts.inputs),
         files=tuple(f"/box/{name} <- {src}" for name, src in opts.files),
         program=_program_lines(record),
-        description=f"Learned for {' '.join(opts.argv)[:120]} from {base.policy.name}",
+        description=f"Learned for {comment(' '.join(opts.argv), 120)} from {base.policy.name}",
         refused=refused,
         network=net,
         caps=caps,
