@@ -13,7 +13,8 @@ What the profile grants, and nothing else (AppArmor denies what no rule allows):
 - the program and its interpreter: ``mrix`` (run under this same profile);
 - ``filesystem.exec_paths``: ``mix`` (mmap and exec under this profile; never
   ``ux``/``px``/``cx``, so no exec escapes the profile);
-- ``filesystem.read_paths``: ``r``; ``filesystem.writable``: ``rwlk``;
+- ``filesystem.read_paths``: ``r``; ``filesystem.list_paths``: ``r`` on the
+  directory itself; ``filesystem.writable``: ``rwlk``;
 - the minimal ``/dev`` nodes; kept capabilities only; unix/inet sockets only
   for ``network.mode = "loopback"``; signals inside the profile and from the
   unconfined launcher/supervisor;
@@ -120,6 +121,31 @@ def _tree(path: str, *, dir_itself: bool = True) -> str:
     if not base:
         return '"/{,**}"' if dir_itself else '"/**"'
     return f'"{base}{{,/,/**}}"' if dir_itself else f'"{base}{{,/**}}"'
+
+
+def _subject(path: str, *, dir_itself: bool = True) -> str:
+    """``_glob`` for a path with ``*`` in its last component, else ``_tree``."""
+    if "*" in path.rsplit("/", 1)[-1]:
+        return _glob(path)
+    return _tree(path, dir_itself=dir_itself)
+
+
+def _glob(path: str) -> str:
+    """Rule subject for a ``*`` glob in the last component: the ``*`` stays a glob (it
+    matches within the directory, never across ``/``), everything else is literal."""
+    quote_path(path.replace("*", "_"), "glob")  # the same checks as any path
+    parent, _, pattern = path.rpartition("/")
+    escaped = [
+        "".join("\\" + c if c in _AARE_SPECIAL else c for c in part)
+        for part in (parent + "/", *pattern.split("*"))
+    ]
+    return f'"{escaped[0]}{"*".join(escaped[1:])}"'
+
+
+def _dir(path: str) -> str:
+    """Rule subject for listing a directory: ``"P/"`` only (``"/"`` for the root)."""
+    base = quote_path(path)[1:-1].rstrip("/")
+    return f'"{base}/"'
 
 
 # --- extra_rules: accepted shapes ------------------------------------------
@@ -232,9 +258,12 @@ def _files(policy: Policy, program: str, interpreter: str | None) -> list[str]:
     if interpreter is not None:
         out.append(f"  {quote_path(interpreter, 'interpreter')} mrix,")
     out.append("  # filesystem.exec_paths: mmap PROT_EXEC and exec (ix only).")
-    out += [f"  {_tree(p, dir_itself=False)} mix," for p in sorted(set(fs.exec_paths))]
+    out += [f"  {_subject(p, dir_itself=False)} mix," for p in sorted(set(fs.exec_paths))]
     out.append("  # filesystem.read_paths: read only.")
-    out += [f"  {_tree(p)} r," for p in sorted(set(fs.read_paths))]
+    out += [f"  {_subject(p)} r," for p in sorted(set(fs.read_paths))]
+    if fs.list_paths:
+        out.append("  # filesystem.list_paths: the directory's entries, not its files.")
+        out += [f"  {_dir(p)} r," for p in sorted(set(fs.list_paths))]
     out.append("  # filesystem.writable: the only trees the payload may change.")
     out += [f"  {_tree(p)} rwlk," for p in sorted(set(fs.writable))]
     out.append("  # The container's minimal /dev.")

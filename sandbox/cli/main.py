@@ -212,6 +212,7 @@ MODULES = {
     "explain": "show every artifact a profile generates",
     "diff": "what changes between two profiles, layer by layer",
     "seccomp": "import/export Docker and OCI seccomp JSON",
+    "learn": "learn a per-program profile from what a program does",
 }
 
 
@@ -240,7 +241,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     logging.basicConfig(format="sandbox: %(levelname)s: %(message)s", level=logging.WARNING)
     handlers = {"exec": cmd_exec, "doctor": cmd_doctor}
-    sys.exit((getattr(ns, "handler", None) or handlers[ns.cmd])(ns))
+    handler = getattr(ns, "handler", None) or handlers[ns.cmd]
+    sys.exit(handler(ns))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ change its mount topology (Documentation/userspace-api/landlock.rst,
 before seccomp (which need not allow the landlock syscalls). The launcher owns
 that order; the unit tests assert this module's own sequence:
 
-    openat(O_PATH) x N -> landlock_create_ruleset -> landlock_add_rule x N
+    [getdents64 for a glob rule] openat(O_PATH) x N -> landlock_create_ruleset
+    -> landlock_add_rule x N
     -> close(path fds) -> landlock_restrict_self -> close(ruleset)
 
 Resolving every path before any Landlock object exists means an error leaves
@@ -33,8 +34,9 @@ from __future__ import annotations
 
 import errno
 import os
+from dataclasses import replace
 
-from sandbox.landlock.rules import LandlockArtifact, PathRule
+from sandbox.landlock.rules import LandlockArtifact, PathRule, glob_match
 from sandbox.syscalls.api import Syscalls
 
 AT_FDCWD = -100
@@ -59,6 +61,9 @@ def apply_in_child(artifact: LandlockArtifact, syscalls: Syscalls) -> None:
         return
     opened: list[tuple[int, int]] = []
     for rule in artifact.rules:
+        if rule.glob:
+            opened += _open_glob(rule, syscalls)
+            continue
         fd_access = _open_rule(rule, syscalls)
         if fd_access is not None:
             opened.append(fd_access)
@@ -75,12 +80,37 @@ def apply_in_child(artifact: LandlockArtifact, syscalls: Syscalls) -> None:
     syscalls.close(ruleset)
 
 
+def _open_glob(rule: PathRule, syscalls: Syscalls) -> list[tuple[int, int]]:
+    """One rule per entry matching a ``*`` glob in the rule's last component.
+
+    The directory is listed inside the new root, so the match is what the
+    payload will see; a missing directory or no match adds nothing (deny more).
+    """
+    parent, _, pattern = rule.path.rpartition("/")
+    try:
+        names = syscalls.listdir(parent or "/")
+    except OSError as e:
+        if e.errno in _ABSENT:
+            return []
+        raise
+    out = []
+    for name in sorted(names):
+        if glob_match(pattern, name):
+            one = replace(rule, path=f"{parent}/{name}", required=False, glob=False)
+            fd_access = _open_rule(one, syscalls)
+            if fd_access is not None:
+                out.append(fd_access)
+    return out
+
+
 def _open_rule(rule: PathRule, syscalls: Syscalls) -> tuple[int, int] | None:
     """O_PATH fd for the rule and the rights that fit its type; None if absent and optional.
 
     A directory gets ``access``; anything else gets ``file_access`` (Landlock
     refuses directory rights on a file with EINVAL). The type is learnt from
-    O_DIRECTORY failing with ENOTDIR, so no stat is needed.
+    O_DIRECTORY failing with ENOTDIR, so no stat is needed. A file whose rule
+    has no file right left (``list_paths`` naming a file) gets no rule: an
+    empty rule is EINVAL/ENOMSG, and no rule denies.
     """
     try:
         if rule.is_dir:
@@ -89,6 +119,8 @@ def _open_rule(rule: PathRule, syscalls: Syscalls) -> tuple[int, int] | None:
             except OSError as e:
                 if e.errno != errno.ENOTDIR:
                     raise
+        if not rule.file_access:
+            return None
         return syscalls.openat(AT_FDCWD, rule.path, O_PATH_ANY), rule.file_access
     except OSError as e:
         if e.errno in _ABSENT and not rule.required:

@@ -12,6 +12,12 @@ Semantics (STYLE B8 "Landlock", issue 3 item 2):
   below is denied;
 - ``read_paths``: read files and list directories; ``exec_paths``: read and
   execute (execve(2) opens the file for reading, so EXECUTE alone is useless);
+  either may name a single file, which gets the file rights only (Landlock
+  accepts rules on files for file rights: a learned profile grants
+  ``/etc/hostname`` without the rest of ``/etc``), or a ``*`` glob in the last
+  component (``libz.so.1.*``: a learned library that survives a minor
+  upgrade), expanded by the child inside the new root;
+- ``list_paths``: list directories (READ_DIR) without reading their files;
 - writable trees (``writable``, writable binds, tmpfs): read plus create,
   write, remove, truncate and REFER (rename/link). Never MAKE_CHAR/MAKE_BLOCK:
   the payload has no CAP_MKNOD, and Landlock says no as well;
@@ -49,6 +55,7 @@ if TYPE_CHECKING:  # the launcher imports this module: no pydantic at run time
 
 _FS = AccessFs
 READ = _FS.LANDLOCK_ACCESS_FS_READ_FILE | _FS.LANDLOCK_ACCESS_FS_READ_DIR
+LIST = _FS.LANDLOCK_ACCESS_FS_READ_DIR
 EXECUTE = _FS.LANDLOCK_ACCESS_FS_EXECUTE
 WRITE = (
     _FS.LANDLOCK_ACCESS_FS_WRITE_FILE
@@ -86,6 +93,9 @@ class PathRule:
             its absence means the plan and the mounts disagree); otherwise it is
             skipped, which can only deny more.
         is_dir: expected to be a directory (opened with O_DIRECTORY first).
+        glob: the last component holds ``*`` (``libz.so.1.*``): the rule applies to
+            every entry of the directory it matches when the child applies the
+            ruleset (inside the new root), and to none when none matches.
     """
 
     path: str
@@ -93,6 +103,7 @@ class PathRule:
     file_access: int
     required: bool
     is_dir: bool
+    glob: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +186,14 @@ def prepare(fs: Filesystem, abi: int, *, program_dir: str | None = None) -> Land
         )
     wanted = _wanted(fs, program_dir)
     rules = tuple(
-        PathRule(path, int(acc & have.fs), int(acc & have.fs & FILE_RIGHTS), req, is_dir)
+        PathRule(
+            path,
+            int(acc & have.fs),
+            int(acc & have.fs & FILE_RIGHTS),
+            req and not is_glob(path),
+            is_dir,
+            is_glob(path),
+        )
         for path, (acc, req, is_dir) in sorted(wanted.items())
     )
     state: State = "partial" if missing else "full"
@@ -203,6 +221,8 @@ def _wanted(fs: Filesystem, program_dir: str | None) -> dict[str, tuple[AccessFs
 
     for dev in SAFE_DEVICES:
         grant(dev, DEVICE, required=False, is_dir=False)
+    for p in fs.list_paths:
+        grant(p, LIST, required=False)
     for p in fs.read_paths:
         grant(p, READ, required=False)
     for p in fs.exec_paths:
@@ -217,6 +237,28 @@ def _wanted(fs: Filesystem, program_dir: str | None) -> dict[str, tuple[AccessFs
     if program_dir is not None:
         grant(_inside_path(program_dir), READ | EXECUTE, required=True)
     return out
+
+
+def is_glob(path: str) -> bool:
+    """A path whose last component holds ``*`` (the only glob policies may use)."""
+    return "*" in path.rsplit("/", 1)[-1]
+
+
+def glob_match(pattern: str, name: str) -> bool:
+    """``fnmatch`` for ``*`` alone (no other character is special); pure, import-free,
+    so the launcher child loads nothing new for it."""
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return name == pattern
+    if not name.startswith(parts[0]) or len(name) < len(pattern) - len(parts) + 1:
+        return False
+    pos = len(parts[0])
+    for part in parts[1:-1]:
+        found = name.find(part, pos)
+        if found < 0:
+            return False
+        pos = found + len(part)
+    return name.endswith(parts[-1]) and len(name) - len(parts[-1]) >= pos
 
 
 def _inside_path(path: str) -> str:
@@ -244,7 +286,7 @@ def _artifact(
         "fs": handled_fs,
         "net": handled_net,
         "scoped": scoped,
-        "rules": [[r.path, r.access, r.file_access, r.required, r.is_dir] for r in rules],
+        "rules": [[r.path, r.access, r.file_access, r.required, r.is_dir, r.glob] for r in rules],
         "net_rules": [],
         "state": state,
     }
@@ -257,11 +299,14 @@ def _artifact(
 __all__ = [
     "DEVICE",
     "EXECUTE",
+    "LIST",
     "READ",
     "SAFE_DEVICES",
     "WRITE",
     "LandlockArtifact",
     "NetRule",
     "PathRule",
+    "glob_match",
+    "is_glob",
     "prepare",
 ]

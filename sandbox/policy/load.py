@@ -9,6 +9,10 @@ Resolution rules, applied on the raw tables before validation:
 - ``seccomp.deny`` and ``capabilities.deny`` accumulate like every list and are
   subtracted when artifacts are built, so no child can re-allow what an
   ancestor denied;
+- ``replace = ["seccomp.groups", ...]`` names lists of this profile that
+  replace the inherited ones instead of adding to them (a learned profile
+  states exactly what it allows). A child could always add items, so
+  replacing can only narrow a list, except a deny list, which cannot be named;
 - command-line overrides are one more child layer, so they are part of the
   policy digest.
 """
@@ -32,6 +36,8 @@ from sandbox.policy.model import Policy
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
 _REPLACE_LISTS = {("filesystem", "rootfs")}
+# Lists a profile may not replace: dropping an inherited deny would widen it.
+_NEVER_REPLACED = {"seccomp.deny", "capabilities.deny"}
 _MAX_DEPTH = 16
 
 
@@ -75,16 +81,27 @@ def find_profile(name_or_path: str, base_dir: Path | None = None) -> Path:
 
 
 def merge(
-    parent: Mapping[str, Any], child: Mapping[str, Any], where: tuple[str, ...] = ()
+    parent: Mapping[str, Any],
+    child: Mapping[str, Any],
+    where: tuple[str, ...] = (),
+    replace: frozenset[tuple[str, ...]] = frozenset(),
 ) -> dict[str, Any]:
-    """Merge two raw profile tables with the rules in the module docstring."""
+    """Merge two raw profile tables with the rules in the module docstring.
+
+    ``replace``: key paths whose lists in ``child`` replace the parent's.
+    """
     out = copy.deepcopy(dict(parent))
     for key, value in child.items():
         here = (*where, key)
         old = out.get(key)
         if isinstance(old, Mapping) and isinstance(value, Mapping):
-            out[key] = merge(old, value, here)
-        elif isinstance(old, list) and isinstance(value, list) and here not in _REPLACE_LISTS:
+            out[key] = merge(old, value, here, replace)
+        elif (
+            isinstance(old, list)
+            and isinstance(value, list)
+            and here not in _REPLACE_LISTS
+            and here not in replace
+        ):
             merged = list(old)
             for item in value:
                 if item not in merged:
@@ -113,6 +130,7 @@ def _resolve(
     if depth > _MAX_DEPTH or path.resolve() in seen:
         raise PolicyError(f"{path}: 'extends' loops or nests deeper than {_MAX_DEPTH}")
     raw = _read_toml(path)
+    replace = _replace_keys(path, raw.pop("replace", []))
     parents = raw.pop("extends", [])
     if isinstance(parents, str):
         parents = [parents]
@@ -130,8 +148,26 @@ def _resolve(
         praw.pop("description", None)
         merged = merge(merged, praw)
         chain += pchain
+    for key in sorted(replace):
+        node: Any = raw
+        for part in key:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None and not isinstance(node, list):
+            raise PolicyError(f"{path}: replace: {'.'.join(key)} is not a list")
     raw.setdefault("name", path.stem)
-    return merge(merged, raw), (*chain, str(path))
+    return merge(merged, raw, replace=replace), (*chain, str(path))
+
+
+def _replace_keys(path: Path, value: object) -> frozenset[tuple[str, ...]]:
+    """Validate ``replace``: a list of dotted keys naming lists, never a deny list."""
+    if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
+        raise PolicyError(f"{path}: 'replace' must be a list of dotted keys like 'seccomp.groups'")
+    for key in value:
+        if key in _NEVER_REPLACED:
+            raise PolicyError(f"{path}: replace: {key} cannot be replaced (deny lists accumulate)")
+        if not re.fullmatch(r"[a-z_]+(\.[a-z_]+)+", key):
+            raise PolicyError(f"{path}: replace: {key!r} is not a dotted key like 'seccomp.groups'")
+    return frozenset(tuple(k.split(".")) for k in value)
 
 
 def _line_of(path: Path, loc: Sequence[str | int]) -> int | None:

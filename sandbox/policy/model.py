@@ -56,10 +56,17 @@ def _abs_path(value: str) -> str:
     return "/" + "/".join(parts)
 
 
+def _glob_path(value: str) -> str:
+    if "*" in value.rsplit("/", 1)[0]:
+        raise ValueError(f"path {value!r}: '*' may only appear in the last component")
+    return value
+
+
 Size = Annotated[int, BeforeValidator(parse_size)]
 Seconds = Annotated[float, AfterValidator(_positive_number)]
 Count = Annotated[int, Field(ge=1)]
 AbsPath = Annotated[str, AfterValidator(_abs_path)]
+GlobPath = Annotated[str, AfterValidator(_abs_path), AfterValidator(_glob_path)]
 
 
 class _Model(BaseModel):
@@ -166,13 +173,20 @@ class Filesystem(_Model):
         default="pid", description="'pid': /proc shows processes only (subset=pid)."
     )
     workdir: AbsPath = "/box"
-    exec_paths: list[AbsPath] = Field(
+    exec_paths: list[GlobPath] = Field(
         default_factory=lambda: ["/usr", "/box"],
-        description="Trees the payload may execute from (Landlock/AppArmor).",
+        description="Trees or single files the payload may execute or map as code "
+        "(Landlock/AppArmor).",
     )
-    read_paths: list[AbsPath] = Field(
+    read_paths: list[GlobPath] = Field(
         default_factory=lambda: ["/usr", "/etc", "/box", "/tmp", "/dev", "/proc"],
-        description="Trees the payload may read (Landlock/AppArmor).",
+        description="Trees or single files the payload may read (Landlock/AppArmor); a "
+        "'*' in the last component is a glob matched inside the container.",
+    )
+    list_paths: list[GlobPath] = Field(
+        default_factory=list,
+        description="Directories whose entries the payload may list, without reading the "
+        "files in them (Landlock READ_DIR, AppArmor the directory itself).",
     )
 
 
@@ -209,6 +223,24 @@ class Limits(_Model):
 
 
 SeccompAction = Literal["kill_process", "kill_thread", "trap", "errno", "notify", "log", "allow"]
+_OUTCOME = r"^(allow|default|E[A-Z0-9]+)$"
+
+
+class SeccompRule(_Model):
+    """A profile's own argument rule (same keys as ``[[rules]]`` in a syscall group).
+
+    ``match`` applies when ``args[arg] & mask`` is one of ``values``, otherwise
+    ``otherwise``; each is ``"allow"``, ``"default"`` or an errno name. A syscall
+    a selected group already treats cannot get a profile rule (ambiguity is an
+    error), and ``deny`` still wins over any rule.
+    """
+
+    syscall: str
+    arg: int = Field(ge=0, le=5)
+    mask: int = Field(ge=1, le=0xFFFFFFFFFFFFFFFF)
+    values: list[int] = Field(min_length=1)
+    match: str = Field(pattern=_OUTCOME)
+    otherwise: str = Field(pattern=_OUTCOME)
 
 
 class Seccomp(_Model):
@@ -223,6 +255,10 @@ class Seccomp(_Model):
     )
     errno: dict[str, str] = Field(
         default_factory=dict, description="Syscalls answered with an errno instead of the default."
+    )
+    rules: list[SeccompRule] = Field(
+        default_factory=list,
+        description="Argument rules of this profile (e.g. learned ioctl requests or clone flags).",
     )
 
 

@@ -24,7 +24,9 @@ do not edit. Unknown keys are errors. Sizes are byte counts or strings with
 `K`, `M`, `G`, `T`; every limit must be positive (leave a key out for no
 limit). `extends = "name"` (or a list) merges other profiles first: tables
 merge, scalars override, lists are sets that accumulate, and `deny` lists
-always win.
+always win. `replace = ["seccomp.groups", ...]` names lists of the profile
+that replace the inherited ones instead (never a `deny` list), so a profile
+such as a learned one can state exactly what it allows.
 """
 
 

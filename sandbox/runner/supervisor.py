@@ -73,8 +73,9 @@ class RunRequest:
     files: tuple[tuple[str, bytes | str], ...] = ()
     collect: tuple[str, ...] = ()
     control: RunControl | None = None
-    # Learning mode: each seccomp notification goes to this handler (see Watch).
-    on_notification: Callable[[Notification, int], None] | None = None
+    # Learning mode: each seccomp notification goes to this handler (see Watch); a
+    # Violation it returns stops the run as a security violation.
+    on_notification: Callable[[Notification, int], Violation | None] | None = None
 
 
 def rlimits(policy: Policy) -> tuple[Rlimit, ...]:

@@ -84,8 +84,9 @@ class Watch:
     listener: int = -1
     control: RunControl | None = None
     # When set, every notification goes here instead (``sandbox learn``): the handler
-    # must answer it (notify.answer_continue / answer_errno) itself.
-    on_notification: Callable[[notify.Notification, int], None] | None = None
+    # must answer it (notify.answer_continue / answer_errno) itself, or return a
+    # Violation, which is recorded and stops the run like a denied syscall.
+    on_notification: Callable[[notify.Notification, int], Violation | None] | None = None
     # results
     exec_at: float | None = None
     ended_at: float | None = None
@@ -260,7 +261,11 @@ class Watch:
                 sel.unregister(fd)
             return
         if self.on_notification is not None:
-            self.on_notification(n, fd)
+            refused = self.on_notification(n, fd)
+            if refused is not None:
+                if self.violation is None:
+                    self.violation = refused
+                self._stop("violation")
             return
         v = Violation(syscall_name(n.nr, n.arch), n.nr, arch_name(n.arch, n.nr), n.args)
         if self.deny_errno is not None:

@@ -9,6 +9,11 @@ answered instead of running) and ``rules`` (argument rules, see
 groups (``[group] syscalls = [...]``). Names are checked against the
 per-arch tables; a name an arch lacks is simply absent from that arch's filter.
 
+A profile may also carry its own argument rules (``[[seccomp.rules]]``, the
+same keys; ``sandbox learn`` writes them for the clone flags, socket
+families, ioctl requests and prctl options a program used), for syscalls no
+selected group treats.
+
 ``resolve`` applies the precedence documented in ``spec``; ``deny`` is
 applied last, so nothing a child profile adds can re-allow a denied syscall.
 Ambiguity is an error, not a silent choice: a syscall in both ``errno`` and
@@ -202,6 +207,7 @@ def _problems(seccomp: Seccomp, groups: Mapping[str, Group]) -> list[tuple[str, 
     for n in sorted(set(seccomp.errno) & set(seccomp.allow)):
         out.append(("errno", n, f"{n!r} is in both errno and allow: drop one"))
     selected = [groups[g] for g in seccomp.groups if g in groups]
+    out += _rule_problems(seccomp, selected)
     for n in sorted(
         {n for g in selected for n in g.syscalls | {r.syscall for r in g.rules}}
         | {sc for g in selected for sc, _ in g.errno}
@@ -220,6 +226,66 @@ def _problems(seccomp: Seccomp, groups: Mapping[str, Group]) -> list[tuple[str, 
                     "rule or an errno; remove it from allow",
                 )
             )
+    return out
+
+
+def profile_rules(seccomp: Seccomp) -> tuple[ArgRule, ...]:
+    """The profile's own ``[[seccomp.rules]]`` as ArgRules (unchecked: see ``_rule_problems``)."""
+    out = []
+
+    def outcome(value: str) -> Outcome:
+        if value == "allow":
+            return "allow"
+        if value == "default":
+            return "default"
+        return errno_number(value) or 0  # 0: an unknown errno, reported by _rule_problems
+
+    for r in seccomp.rules:
+        out.append(
+            ArgRule(
+                syscall=r.syscall,
+                arg=r.arg,
+                mask=r.mask,
+                values=tuple(sorted(set(r.values))),
+                match=outcome(r.match),
+                otherwise=outcome(r.otherwise),
+                group="profile",
+            )
+        )
+    return tuple(out)
+
+
+def _rule_problems(seccomp: Seccomp, selected: list[Group]) -> list[tuple[str, str, str]]:
+    """Problems of the profile's own argument rules: names, shape, ambiguity."""
+    out: list[tuple[str, str, str]] = []
+    seen: set[str] = set()
+    for raw, rule in zip(seccomp.rules, profile_rules(seccomp), strict=True):
+        n = rule.syscall
+        if n not in all_names():
+            out.append(("rules", n, f"unknown syscall {n!r}{_hint(n)}"))
+            continue
+        for value in (raw.match, raw.otherwise):
+            if value not in ("allow", "default") and errno_number(value) is None:
+                out.append(("rules", n, f"{n}: unknown errno {value!r}"))
+        if rule.arg >= ARG_COUNT.get(n, 6):
+            out.append(("rules", n, f"{n} has no argument {rule.arg}"))
+        if problems := rule.problems():
+            out.append(("rules", n, f"{n}: {'; '.join(problems)}"))
+        if n in seen:
+            out.append(("rules", n, f"two rules for {n!r}: merge their values into one"))
+        seen.add(n)
+        owners = sorted(g.name for g in selected if g.treatment(n) is not None)
+        if owners:
+            out.append(
+                (
+                    "rules",
+                    n,
+                    f"group {owners} already treats {n!r}: drop the group or the rule",
+                )
+            )
+        for key, names in (("allow", seccomp.allow), ("errno", seccomp.errno)):
+            if n in names:
+                out.append(("rules", n, f"{n!r} is in both rules and {key}: drop one"))
     return out
 
 
@@ -266,6 +332,7 @@ def resolve(seccomp: Seccomp, *, groups: Mapping[str, Group] | None = None) -> S
     errno = {sc: e for g in selected for sc, e in g.errno}
     errno |= {sc: errno_number(e) or 0 for sc, e in seccomp.errno.items()}
     rules = {r.syscall: r for g in selected for r in g.rules if r.syscall not in errno}
+    rules |= {r.syscall: r for r in profile_rules(seccomp)}
     deny = frozenset(seccomp.deny)
     allow -= set(errno) | set(rules) | deny
     errno = {sc: e for sc, e in errno.items() if sc not in deny}

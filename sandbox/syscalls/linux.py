@@ -327,6 +327,12 @@ class LinuxSyscalls:
     def dup2(self, fd: int, fd2: int) -> None:
         os.dup2(fd, fd2, inheritable=True)
 
+    def listdir(self, path: str) -> list[str]:
+        try:
+            return os.listdir(path)
+        except OSError as e:
+            raise OSError(e.errno, f"getdents64({path!r}): {e.strerror}", path) from e
+
     def close_range(self, first: int, last: int, flags: int) -> None:
         _sys(
             "close_range",

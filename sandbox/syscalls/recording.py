@@ -52,6 +52,7 @@ class RecordingSyscalls:
     calls: list[Call] = field(default_factory=list)
     fork_results: list[int] = field(default_factory=list)
     read_results: list[bytes] = field(default_factory=list)
+    listdir_results: dict[str, list[str]] = field(default_factory=dict)  # path -> names
     _failures: dict[str, tuple[int, int]] = field(default_factory=dict)
     _counts: dict[str, int] = field(default_factory=dict)
     _fds: Iterable[int] = field(default_factory=lambda: itertools.count(100))
@@ -96,6 +97,8 @@ class RecordingSyscalls:
                 import os
 
                 return os.stat_result((0o100644, 0, 0, 1, 0, 0, 0, 0, 0, 0))
+            if name == "listdir":
+                return list(self.listdir_results.get(args[0], []))
             if name in ("getpid", "getppid"):
                 return 1
             if name in ("prctl", "setsid", "seccomp_set_filter"):

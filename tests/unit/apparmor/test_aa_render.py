@@ -341,3 +341,18 @@ def test_any_policy_path_renders_to_a_profile_that_compiles(paths: list[str]) ->
     art = render(p, features, program=paths[0])
     result = parser.compile_check(art.text, features_file=features.abi_file)
     assert result.ok, (paths, result.message)
+
+
+def test_list_paths_allow_the_directory_itself_only() -> None:
+    fs = {"read_paths": ["/etc/hostname"], "list_paths": ["/usr/bin"]}
+    got = rules(render(policy(filesystem=fs)).text)
+    assert '"/usr/bin/" r,' in got
+    assert '"/etc/hostname{,/,/**}" r,' in got
+    assert not any(r.startswith('"/usr/bin{') for r in got)
+
+
+def test_a_glob_path_keeps_its_star_and_escapes_the_rest() -> None:
+    fs = {"exec_paths": ["/usr/lib/libz.so.1.*"], "read_paths": ["/opt/{a}/x*"]}
+    got = rules(render(policy(filesystem=fs)).text)
+    assert '"/usr/lib/libz.so.1.*" mix,' in got
+    assert '"/opt/\\{a\\}/x*" r,' in got

@@ -161,3 +161,58 @@ def test_no_path_fd_survives_and_nothing_after_restrict_but_the_ruleset_close():
     assert len(closed) == len(opened) and len(set(closed)) == len(closed)
     i = sc.names().index("landlock_restrict_self")
     assert sc.names()[i + 1 :] == ["close"]
+
+
+def test_a_list_rule_on_a_file_is_skipped_not_added_empty():
+    """list_paths naming a file: no file right is left, and an empty rule is EINVAL."""
+    art = prepare(small_fs(read_paths=[], exec_paths=[], list_paths=["/etc/hostname"]), 7)
+    nth = [r.path for r in art.rules].index("/etc/hostname") + 1  # one openat per rule before
+    sc = RecordingSyscalls()
+    sc.fail_on("openat", errno.ENOTDIR, nth=nth)  # O_DIRECTORY on a file
+    apply_in_child(art, sc)
+    opened = [c.args[1] for c in sc.calls if c.name == "openat"]
+    assert opened.count("/etc/hostname") == 1  # tried as a directory only
+    adds = [c for c in sc.calls if c.name == "landlock_add_path_rule"]
+    assert len(adds) == len(art.rules) - 1 and all(c.args[2] for c in adds)
+
+
+def test_a_glob_rule_opens_each_match_inside_the_root():
+    lib = "/usr/lib/x86_64-linux-gnu"
+    art = prepare(small_fs(read_paths=[], exec_paths=[f"{lib}/libz.so.1.*"]), 7)
+    (rule,) = [r for r in art.rules if r.glob]
+    assert rule.path == f"{lib}/libz.so.1.*" and not rule.required
+    sc = RecordingSyscalls(
+        listdir_results={lib: ["libz.so.1", "libz.so.1.2.13", "libz.so.10", "libzz.so.1.2"]}
+    )
+    apply_in_child(art, sc)
+    assert ("listdir", (lib,)) in [(c.name, c.args) for c in sc.calls]
+    opened = [c.args[1] for c in sc.calls if c.name == "openat" and c.args[1].startswith(lib)]
+    assert opened == [f"{lib}/libz.so.1.2.13"]
+
+
+def test_a_glob_in_a_missing_directory_adds_nothing():
+    art = prepare(small_fs(read_paths=["/nowhere/lib*"], exec_paths=[]), 7)
+    sc = RecordingSyscalls()
+    sc.fail_on("listdir", errno.ENOENT)
+    apply_in_child(art, sc)
+    assert not [c for c in sc.calls if c.name == "openat" and "nowhere" in c.args[1]]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "ok"),
+    [
+        ("libz.so.1.*", "libz.so.1.2.13", True),
+        ("libz.so.1.*", "libz.so.1", False),
+        ("libz.so.1.*", "libz.so.10", False),
+        ("*", ".hidden", True),
+        ("a*b*c", "abc", True),
+        ("a*b*c", "aXbYc", True),
+        ("a*b*c", "acb", False),
+        ("ab*ba", "aba", False),
+        ("x[1]", "x[1]", True),  # only '*' is special
+    ],
+)
+def test_glob_match(pattern, name, ok):
+    from sandbox.landlock.rules import glob_match
+
+    assert glob_match(pattern, name) is ok
