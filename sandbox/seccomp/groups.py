@@ -267,7 +267,7 @@ def _rule_problems(seccomp: Seccomp, selected: list[Group]) -> list[tuple[str, s
         for value in (raw.match, raw.otherwise):
             if value not in ("allow", "default") and errno_number(value) is None:
                 out.append(("rules", n, f"{n}: unknown errno {value!r}"))
-        if rule.arg >= ARG_COUNT.get(n, 6):
+        if rule.arg >= arg_count(n):
             out.append(("rules", n, f"{n} has no argument {rule.arg}"))
         if problems := rule.problems():
             out.append(("rules", n, f"{n}: {'; '.join(problems)}"))
