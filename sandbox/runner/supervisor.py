@@ -19,6 +19,7 @@ import resource
 import shutil
 import signal
 import socket
+import stat
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -309,7 +310,11 @@ class Supervisor:
             watch.stdin_fd, watch.stdin_data = w, memoryview(req.stdin)
             theirs.append(("stdin", r))
         elif isinstance(req.stdin, int):
-            theirs.append(("stdin", os.dup(0 if req.stdin == STDIO_INHERIT else req.stdin)))
+            fd = 0 if req.stdin == STDIO_INHERIT else req.stdin
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                # A directory fd would hand the payload a handle on the host's tree.
+                raise PolicyError("stdin is a directory: give a file, a pipe or a terminal")
+            theirs.append(("stdin", os.dup(fd)))
         else:
             theirs.append(("stdin", os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)))
         limit = req.profile.policy.limits.output

@@ -270,6 +270,10 @@ class TestBadInput:
         r = run_cli(["exec", "--ro-bind", "/nonexistent", "/x", "--", "/bin/true"], tmp=tmp_path)
         assert r.rc == 125 and "/nonexistent" in r.err
 
+    def test_directory_as_stdin_is_refused(self, tmp_path):
+        r = run_cli(["exec", "--stdin", "/etc", "--", "/bin/true"], tmp=tmp_path)
+        assert r.rc == 125 and "stdin is a directory" in r.err
+
     def test_not_executable(self, tmp_path):
         (tmp_path / "data.txt").write_text("not a program")
         r = run_cli(["exec", "--", "./data.txt"], tmp=tmp_path)
