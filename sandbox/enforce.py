@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from sandbox.errors import UnsupportedError
 from sandbox.host import HIDE_ENV, HostFacts
-from sandbox.policy.model import LAYERS, Policy
+from sandbox.policy.profile import LAYERS
 from sandbox.runner.result import Enforcement
+
+if TYPE_CHECKING:
+    from sandbox.policy.model import Policy
 
 log = logging.getLogger(__name__)
 ABLATED = "ablated by the test hook (--test-ablate)"

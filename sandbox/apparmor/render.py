@@ -45,12 +45,15 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sandbox.apparmor.parser import ParserFeatures
 from sandbox.caps import names as capnames
 from sandbox.errors import ArtifactError
-from sandbox.policy.load import policy_digest
-from sandbox.policy.model import Policy
+from sandbox.policy.profile import policy_digest
+
+if TYPE_CHECKING:
+    from sandbox.policy.model import Policy
 
 NAME_PREFIX = "sbx_"
 NAME_RE = re.compile(r"^sbx_[0-9a-f]{32}$")

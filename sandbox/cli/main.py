@@ -120,7 +120,7 @@ def cmd_exec(ns: argparse.Namespace) -> int:
     """Run one program; returns its shell-style status."""
     from sandbox.errors import SandboxError
     from sandbox.host import probe
-    from sandbox.policy.load import load_profile
+    from sandbox.policy.cache import load as load_profile
     from sandbox.runner.client import ForkServerClient
     from sandbox.runner.supervisor import STDIO_INHERIT, RunRequest, Supervisor
 

@@ -20,12 +20,9 @@ Resolution rules, applied on the raw tables before validation:
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,51 +30,17 @@ from pydantic import ValidationError
 
 from sandbox.errors import PolicyError
 from sandbox.policy.model import Policy
+from sandbox.policy.profile import (  # noqa: F401 - the loader's public names
+    PROFILES_DIR,
+    LoadedProfile,
+    find_profile,
+    policy_digest,
+)
 
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
 _REPLACE_LISTS = {("filesystem", "rootfs")}
 # Lists a profile may not replace: dropping an inherited deny would widen it.
 _NEVER_REPLACED = {"seccomp.deny", "capabilities.deny"}
 _MAX_DEPTH = 16
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedProfile:
-    """A resolved policy with where it came from."""
-
-    policy: Policy
-    source: str
-    chain: tuple[str, ...]
-
-    @property
-    def digest(self) -> str:
-        """Hash of the resolved policy, command-line overrides included."""
-        return policy_digest(self.policy)
-
-
-def policy_digest(policy: Policy) -> str:
-    """sha256 over the canonical JSON of a resolved policy."""
-    blob = json.dumps(policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def find_profile(name_or_path: str, base_dir: Path | None = None) -> Path:
-    """Map ``strict`` to ``profiles/strict.toml``; a value with ``/`` or ``.toml`` is a path.
-
-    Raises:
-        PolicyError: when no such profile exists.
-    """
-    if "/" in name_or_path or name_or_path.endswith(".toml"):
-        path = Path(name_or_path)
-        if not path.is_absolute() and base_dir is not None and not path.exists():
-            path = base_dir / path
-    else:
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name_or_path):
-            raise PolicyError(f"bad profile name {name_or_path!r}")
-        path = PROFILES_DIR / f"{name_or_path}.toml"
-    if not path.is_file():
-        raise PolicyError(f"profile {name_or_path!r} not found (looked for {path})")
-    return path
 
 
 def merge(

@@ -13,6 +13,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from sandbox.policy.profile import LAYERS  # noqa: F401 - re-exported
+from sandbox.policy.snapshot import env_resolved
+
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -76,18 +79,6 @@ class _Model(BaseModel):
 # How a layer must be enforced: "required" fails closed, "degradable" runs with
 # the layer recorded as partial/off, "disabled" never applies it.
 LayerMode = Literal["required", "degradable", "disabled"]
-
-
-LAYERS = (
-    "namespaces",
-    "overlay",
-    "capabilities",
-    "no_new_privs",
-    "landlock",
-    "apparmor",
-    "seccomp",
-    "cgroups",
-)
 
 
 class Layers(_Model):
@@ -291,7 +282,7 @@ class Env(_Model):
 
     def resolved(self) -> dict[str, str]:
         """The environment the payload gets."""
-        return {"PATH": self.path, "HOME": self.home, "LANG": self.lang, **self.vars}
+        return env_resolved(self)
 
 
 class Policy(_Model):

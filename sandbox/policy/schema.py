@@ -6,6 +6,7 @@ SCHEMA.md differs from what this prints.
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 import typing
@@ -94,12 +95,85 @@ def render() -> str:
     return "\n".join(out) + "\n"
 
 
+# ---------------------------------------------------------------- frozen ----
+FROZEN_HEADER = '''"""Pydantic-free snapshots of the policy models: GENERATED, do not edit.
+
+Made by ``python -m sandbox.policy.schema --write`` from
+``sandbox/policy/model.py``. The CLI's profile cache rebuilds a validated
+policy from its JSON as these frozen dataclasses (``sandbox.codec.from_data``),
+so a cached ``sandbox exec`` never imports pydantic. They carry the same
+fields, and ``sandbox.policy.snapshot.Snapshot`` gives them the pydantic
+methods the run path uses, with the same results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sandbox.policy.snapshot import Snapshot, env_resolved
+'''
+
+# Methods of the models that the snapshots need too (shared implementations).
+_METHODS = {
+    "Env": [
+        "    def resolved(self) -> dict[str, str]:",
+        '        """The environment the payload gets."""',
+        "        return env_resolved(self)",
+    ]
+}
+
+
+def _py_type(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _py_type(typing.get_args(tp)[0])
+    if origin is typing.Literal:
+        return "Literal[" + ", ".join(json.dumps(a) for a in typing.get_args(tp)) + "]"
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_py_type(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"list[{_py_type(typing.get_args(tp)[0])}]"
+    if origin is dict:
+        k, v = typing.get_args(tp)
+        return f"dict[{_py_type(k)}, {_py_type(v)}]"
+    if tp is type(None):
+        return "None"
+    return getattr(tp, "__name__", str(tp))
+
+
+def render_frozen() -> str:
+    """The text of sandbox/policy/frozen.py."""
+    order: list[type[BaseModel]] = []
+
+    def visit(model: type[BaseModel]) -> None:
+        for f in model.model_fields.values():
+            for t in (f.annotation, *typing.get_args(f.annotation)):
+                if isinstance(t, type) and issubclass(t, BaseModel) and t not in order:
+                    visit(t)
+        if model not in order:
+            order.append(model)
+
+    visit(Policy)
+    out = [FROZEN_HEADER]
+    for model in order:
+        out.append(f"\n\n@dataclass(frozen=True)\nclass {model.__name__}(Snapshot):")
+        out.append(f'    """Snapshot of ``sandbox.policy.model.{model.__name__}``."""\n')
+        for name, f in model.model_fields.items():
+            out.append(f"    {name}: {_py_type(f.annotation)}")
+        if model.__name__ in _METHODS:
+            out.append("")
+            out.extend(_METHODS[model.__name__])
+    return "\n".join(out) + "\n"
+
+
 def main() -> None:
-    """Print SCHEMA.md, or write it with ``--write``."""
+    """Print SCHEMA.md, or write it and sandbox/policy/frozen.py with ``--write``."""
     text = render()
     if "--write" in sys.argv:
         path = Path(__file__).resolve().parents[2] / "profiles" / "SCHEMA.md"
         path.write_text(text)
+        Path(__file__).with_name("frozen.py").write_text(render_frozen())
     else:
         sys.stdout.write(text)
 

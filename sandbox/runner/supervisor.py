@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox import enforce
 from sandbox.errors import PolicyError, SandboxInternalError, SpawnError
@@ -35,8 +35,7 @@ from sandbox.fs.resolve import Program, resolve
 from sandbox.host import HostFacts
 from sandbox.launcher.protocol import PayloadStatus, decode_failure
 from sandbox.plan import LaunchPlan, Rlimit
-from sandbox.policy.load import LoadedProfile
-from sandbox.policy.model import Policy
+from sandbox.policy.profile import LoadedProfile
 from sandbox.runner import ablation, state
 from sandbox.runner.client import ForkServerClient
 from sandbox.runner.control import RunControl
@@ -46,6 +45,9 @@ from sandbox.runner.watch import Out, Watch, arch_name, syscall_name
 from sandbox.seccomp.actions import errno_number
 from sandbox.syscalls.consts import CloneFlag
 from sandbox.syscalls.notify import KmsgReader, Notification, child_pids
+
+if TYPE_CHECKING:
+    from sandbox.policy.model import Policy
 
 log = logging.getLogger(__name__)
 STDIO_INHERIT = -1

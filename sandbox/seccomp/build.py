@@ -26,11 +26,11 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyseccomp
 
 from sandbox.errors import ArtifactError
-from sandbox.policy.model import Seccomp
 from sandbox.seccomp import _libseccomp
 from sandbox.seccomp.actions import (
     SECCOMP_RET_ACTION_FULL,
@@ -46,6 +46,10 @@ from sandbox.seccomp.groups import resolve
 from sandbox.seccomp.reference import runnable
 from sandbox.seccomp.spec import SeccompSpec
 from sandbox.seccomp.tables import ARCHES, I386_MULTIPLEXED, table
+
+if TYPE_CHECKING:
+    from sandbox.policy.model import Seccomp
+
 
 log = logging.getLogger(__name__)
 

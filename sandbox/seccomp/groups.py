@@ -33,14 +33,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import PolicyError
-from sandbox.policy.model import Seccomp
 from sandbox.seccomp.actions import errno_number
 from sandbox.seccomp.argrules import ArgRule, Outcome
 from sandbox.seccomp.spec import SeccompSpec
 from sandbox.seccomp.tables import ARCHES, POLICIES_DIR, all_names, arg_count, table
+
+if TYPE_CHECKING:
+    from sandbox.policy.model import Seccomp
+
 
 _GROUP_KEYS = {"description", "syscalls", "errno", "rules"}
 _RULE_KEYS = {"syscall", "arg", "mask", "values", "match", "otherwise"}

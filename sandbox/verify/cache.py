@@ -76,11 +76,11 @@ def _policy_facts(profile: Policy | LoadedProfile) -> tuple[str, bool]:
         if hit is not None and hit[0] is profile:
             _DIGESTS.move_to_end(id(profile))
             return hit[1], hit[2]
-    from sandbox.policy.load import policy_digest
+    from sandbox.policy.profile import LoadedProfile, policy_digest
     from sandbox.verify.inputs import unpack
 
     policy, _, strict = unpack(profile)
-    digest = policy_digest(policy)
+    digest = profile.digest if isinstance(profile, LoadedProfile) else policy_digest(policy)
     with _LOCK:
         _DIGESTS[id(profile)] = (profile, digest, strict)  # holding it keeps id() unique
         while len(_DIGESTS) > _MEMO_SIZE:

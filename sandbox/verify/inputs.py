@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox.host import HostFacts
-from sandbox.policy.load import LoadedProfile
-from sandbox.policy.model import Policy
+from sandbox.policy.profile import LoadedProfile
+
+if TYPE_CHECKING:
+    from sandbox.policy.model import Policy
 
 
 def unpack(profile: Policy | LoadedProfile) -> tuple[Policy, str, bool]:

@@ -133,3 +133,63 @@ def test_schema_md_is_generated_from_the_models():
 
     path = Path(__file__).resolve().parents[3] / "profiles" / "SCHEMA.md"
     assert path.read_text() == render(), "run: python -m sandbox.policy.schema --write"
+
+
+def test_frozen_snapshots_are_generated_from_the_models():
+    import ast
+
+    from sandbox.policy.schema import render_frozen
+
+    path = Path(__file__).resolve().parents[3] / "sandbox" / "policy" / "frozen.py"
+    assert ast.dump(ast.parse(path.read_text())) == ast.dump(ast.parse(render_frozen())), (
+        "run: python -m sandbox.policy.schema --write"
+    )
+
+
+@pytest.mark.parametrize("name", ["strict", "interp", "compile"])
+def test_a_snapshot_has_the_same_data_and_digest_as_the_policy(name):
+    from sandbox import codec
+    from sandbox.policy import frozen
+    from sandbox.policy.profile import dump, policy_digest
+
+    policy = load_profile(name, {"limits": {"io_read_bps": {"8:0": "1M"}}}).policy
+    snap = codec.from_data(frozen.Policy, dump(policy))
+    assert dump(snap) == dump(policy)
+    assert policy_digest(snap) == policy_digest(policy)
+    assert snap.env.resolved() == policy.env.resolved()
+    assert snap.seccomp.model_copy(update={"default_action": "errno"}).default_action == "errno"
+
+
+def test_profile_cache_hit_is_a_snapshot_and_an_edit_is_a_miss(tmp_path):
+    from sandbox.policy import cache, frozen
+    from sandbox.policy.model import Policy as Model
+
+    prof = tmp_path / "p.toml"
+    prof.write_text('extends = "strict"\n[limits]\ncpu_time = 2.0\n')
+    store = tmp_path / "cache"
+    first = cache.load(str(prof), {"limits": {"memory": "32M"}}, cache_dir=store)
+    assert isinstance(first.policy, Model)
+    second = cache.load(str(prof), {"limits": {"memory": "32M"}}, cache_dir=store)
+    assert isinstance(second.policy, frozen.Policy)
+    assert second.digest == first.digest and second.policy.limits.cpu_time == 2.0
+    other = cache.load(str(prof), {"limits": {"memory": "64M"}}, cache_dir=store)
+    assert other.digest != first.digest  # overrides are part of the key
+    prof.write_text('extends = "strict"\n[limits]\ncpu_time = 3.0\n')
+    edited = cache.load(str(prof), {"limits": {"memory": "32M"}}, cache_dir=store)
+    assert isinstance(edited.policy, Model) and edited.policy.limits.cpu_time == 3.0
+
+
+def test_profile_cache_ignores_a_tampered_entry(tmp_path):
+    import json as _json
+
+    from sandbox.policy import cache
+    from sandbox.policy.model import Policy as Model
+
+    store = tmp_path / "cache"
+    cache.load("strict", cache_dir=store)
+    (entry,) = store.glob("*.json")
+    data = _json.loads(entry.read_text())
+    data["body"]["policy"]["seccomp"]["default_action"] = "allow"
+    entry.write_text(_json.dumps(data))
+    again = cache.load("strict", cache_dir=store)
+    assert isinstance(again.policy, Model) and again.policy.seccomp.default_action == "notify"

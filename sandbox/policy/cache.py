@@ -1,0 +1,134 @@
+"""The CLI's profile cache: a validated policy kept as JSON, rebuilt without pydantic.
+
+``sandbox exec`` pays for pydantic (~80 ms of imports and model building)
+only the first time a profile (with the same command-line overrides) is
+used. The entry holds the resolved policy's data, its digest and the
+sha256 of every file of the ``extends`` chain; a hit re-reads those files
+and compares their hashes, so an edited profile is a miss. Entries live in
+``<state_dir>/profiles`` (root: ``/var/lib/sandbox``), which must be the
+effective user's own 0700 directory: a cached policy is trusted as
+validated, so nobody else may write one. Each entry carries a hash of its
+content; anything that does not check out is a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sandbox import __version__
+from sandbox.errors import SandboxError
+from sandbox.policy.profile import LoadedProfile, dump, find_profile
+
+log = logging.getLogger(__name__)
+FORMAT = 1
+SUBDIR = "profiles"
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _schema_id() -> str:
+    # The snapshot types are generated from the models: a changed model is a miss.
+    return _sha256(str(Path(__file__).with_name("frozen.py")))
+
+
+def _private(path: Path) -> bool:
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+            and not st.st_mode & 0o077)
+
+
+def _key(path: Path, overrides: dict[str, Any] | None) -> str:
+    body = [FORMAT, __version__, _schema_id(), str(path.resolve()),
+            json.dumps(overrides or {}, sort_keys=True)]
+    return hashlib.sha256(json.dumps(body).encode()).hexdigest()
+
+
+def _read(entry: Path) -> LoadedProfile | None:
+    try:
+        fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            return None
+        data = json.loads(os.read(fd, 1 << 22))
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    body = data.get("body")
+    if data.get("hash") != hashlib.sha256(
+            json.dumps(body, sort_keys=True).encode()).hexdigest():
+        return None
+    try:
+        for path, digest in body["chain"]:
+            if _sha256(path) != digest:
+                return None
+        from sandbox import codec
+        from sandbox.policy import frozen
+
+        policy = codec.from_data(frozen.Policy, body["policy"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return LoadedProfile(policy=policy, source=body["source"],
+                         chain=tuple(p for p, _ in body["chain"]),
+                         known_digest=body["digest"])
+
+
+def _write(entry: Path, prof: LoadedProfile) -> None:
+    body = {"source": prof.source, "digest": prof.digest, "policy": dump(prof.policy),
+            "chain": [[p, _sha256(p)] for p in prof.chain]}
+    data = {"body": body, "hash": hashlib.sha256(
+        json.dumps(body, sort_keys=True).encode()).hexdigest()}
+    fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, entry)
+    except OSError:
+        os.unlink(tmp)
+        raise
+
+
+def load(name_or_path: str, overrides: dict[str, Any] | None = None, *,
+         cache_dir: Path | None = None) -> LoadedProfile:
+    """Load a profile, from the cache when nothing it depends on changed.
+
+    Raises:
+        PolicyError: as ``sandbox.policy.load.load_profile`` does, on a miss.
+    """
+    path = find_profile(name_or_path)
+    if cache_dir is None:
+        from sandbox.runner.state import state_dir
+
+        cache_dir = state_dir() / SUBDIR
+    usable = _private(cache_dir)
+    entry = cache_dir / f"{_key(path, overrides)}.json"
+    if usable:
+        hit = _read(entry)
+        if hit is not None:
+            return hit
+    from sandbox.policy.load import load_profile
+
+    prof = load_profile(name_or_path, overrides)
+    if usable:
+        try:
+            _write(entry, prof)
+        except (OSError, SandboxError) as e:
+            log.debug("profile cache: cannot write %s: %s", entry, e)
+    return prof

@@ -1,0 +1,79 @@
+"""A loaded profile, its digest and where profiles live: no pydantic here.
+
+The run path (supervisor, launcher, caches) handles policies through this
+module only, so it works the same on a validated pydantic ``Policy`` and on
+the pydantic-free snapshot (``sandbox.policy.frozen``) the CLI's profile
+cache rebuilds, which lets ``sandbox exec`` skip importing pydantic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox.errors import PolicyError
+
+PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
+
+LAYERS = (
+    "namespaces",
+    "overlay",
+    "capabilities",
+    "no_new_privs",
+    "landlock",
+    "apparmor",
+    "seccomp",
+    "cgroups",
+)
+
+
+def dump(obj: Any) -> Any:
+    """JSON-ready data of a policy (or one of its tables), pydantic or snapshot."""
+    return obj.model_dump(mode="json")
+
+
+def policy_digest(policy: Any) -> str:
+    """sha256 over the canonical JSON of a resolved policy (identical for both forms)."""
+    blob = json.dumps(dump(policy), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LoadedProfile:
+    """A resolved policy with where it came from; the digest is computed once."""
+
+    policy: Any  # sandbox.policy.model.Policy, or its snapshot (sandbox.policy.frozen.Policy)
+    source: str
+    chain: tuple[str, ...]
+    known_digest: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def digest(self) -> str:
+        """Hash of the resolved policy, command-line overrides included."""
+        if self.known_digest is None:
+            object.__setattr__(self, "known_digest", policy_digest(self.policy))
+        assert self.known_digest is not None
+        return self.known_digest
+
+
+def find_profile(name_or_path: str, base_dir: Path | None = None) -> Path:
+    """Map ``strict`` to ``profiles/strict.toml``; a value with ``/`` or ``.toml`` is a path.
+
+    Raises:
+        PolicyError: when no such profile exists.
+    """
+    if "/" in name_or_path or name_or_path.endswith(".toml"):
+        path = Path(name_or_path)
+        if not path.is_absolute() and base_dir is not None and not path.exists():
+            path = base_dir / path
+    else:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name_or_path):
+            raise PolicyError(f"bad profile name {name_or_path!r}")
+        path = PROFILES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise PolicyError(f"profile {name_or_path!r} not found (looked for {path})")
+    return path
