@@ -47,13 +47,17 @@ def _private(path: Path) -> bool:
         st = os.lstat(path)
     except OSError:
         return False
-    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
-            and not st.st_mode & 0o077)
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
 
 
 def _key(path: Path, overrides: dict[str, Any] | None) -> str:
-    body = [FORMAT, __version__, _schema_id(), str(path.resolve()),
-            json.dumps(overrides or {}, sort_keys=True)]
+    body = [
+        FORMAT,
+        __version__,
+        _schema_id(),
+        str(path.resolve()),
+        json.dumps(overrides or {}, sort_keys=True),
+    ]
     return hashlib.sha256(json.dumps(body).encode()).hexdigest()
 
 
@@ -72,8 +76,7 @@ def _read(entry: Path) -> LoadedProfile | None:
     finally:
         os.close(fd)
     body = data.get("body")
-    if data.get("hash") != hashlib.sha256(
-            json.dumps(body, sort_keys=True).encode()).hexdigest():
+    if data.get("hash") != hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest():
         return None
     try:
         for path, digest in body["chain"]:
@@ -85,16 +88,25 @@ def _read(entry: Path) -> LoadedProfile | None:
         policy = codec.from_data(frozen.Policy, body["policy"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return LoadedProfile(policy=policy, source=body["source"],
-                         chain=tuple(p for p, _ in body["chain"]),
-                         known_digest=body["digest"])
+    return LoadedProfile(
+        policy=policy,
+        source=body["source"],
+        chain=tuple(p for p, _ in body["chain"]),
+        known_digest=body["digest"],
+    )
 
 
 def _write(entry: Path, prof: LoadedProfile) -> None:
-    body = {"source": prof.source, "digest": prof.digest, "policy": dump(prof.policy),
-            "chain": [[p, _sha256(p)] for p in prof.chain]}
-    data = {"body": body, "hash": hashlib.sha256(
-        json.dumps(body, sort_keys=True).encode()).hexdigest()}
+    body = {
+        "source": prof.source,
+        "digest": prof.digest,
+        "policy": dump(prof.policy),
+        "chain": [[p, _sha256(p)] for p in prof.chain],
+    }
+    data = {
+        "body": body,
+        "hash": hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(),
+    }
     fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w") as f:
@@ -105,8 +117,9 @@ def _write(entry: Path, prof: LoadedProfile) -> None:
         raise
 
 
-def load(name_or_path: str, overrides: dict[str, Any] | None = None, *,
-         cache_dir: Path | None = None) -> LoadedProfile:
+def load(
+    name_or_path: str, overrides: dict[str, Any] | None = None, *, cache_dir: Path | None = None
+) -> LoadedProfile:
     """Load a profile, from the cache when nothing it depends on changed.
 
     Raises:

@@ -248,13 +248,15 @@ class LayerBuilders:
             if r.state != cgroups.State.FULL and r.controller in required | set(limits.needs())
         ]
         detail = "; ".join(f"{r.controller}: {r.state.value} ({r.detail})" for r in partial)
+        enforced = ", ".join(r.controller for r in leaf.report if r.state == cgroups.State.FULL)
+        charged = (
+            "; memory counts the run's writes to /box and /tmp (tmpfs upper layer)"
+            if lim.memory is not None
+            else ""
+        )
         built.states["cgroups"] = Enforcement(
             "partial" if partial else "full",
-            detail
-            or "leaf "
-            + leaf.name
-            + ": "
-            + ", ".join(r.controller for r in leaf.report if r.state == cgroups.State.FULL),
+            (detail or f"leaf {leaf.name}: {enforced}") + charged,
         )
 
 

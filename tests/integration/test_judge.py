@@ -268,3 +268,11 @@ def test_a_pool_thread_that_exits_does_not_take_the_runs_with_it(judge):
         t.join()
         r = fresh.run([judge, "sleep", "1"])
         assert r.verdict is Verdict.OK
+
+
+def test_writes_to_the_tmpfs_upper_layer_are_charged_to_the_run(sb):
+    r = sb.run(
+        ["/bin/sh", "-c", "dd if=/dev/zero of=/tmp/fill bs=1M count=100"], limits={"memory": "32M"}
+    )
+    assert r.verdict is Verdict.MEMORY_LIMIT and r.usage.oom_killed
+    assert "tmpfs upper layer" in r.enforcement["cgroups"].detail
