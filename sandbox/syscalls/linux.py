@@ -421,3 +421,12 @@ def landlock_abi() -> int:
         ctypes.c_long(NR["landlock_create_ruleset"]), None, ctypes.c_long(0), ctypes.c_long(1)
     )
     return max(r, 0)
+
+
+def filesystem_available(fstype: str) -> bool:
+    """Whether ``fsopen(fstype)`` works (root: autoloads the module as a mount would)."""
+    fd: int = _syscall(ctypes.c_long(NR["fsopen"]), fstype.encode(), ctypes.c_long(1))
+    if fd < 0:
+        return False
+    os.close(fd)
+    return True
