@@ -7,7 +7,13 @@
    recursively (bind ignores flags on the first mount; mount_setattr with
    AT_RECURSIVE covers submounts too). An overlay mounted inside a user
    namespace would need ``userxattr`` and breaks on a tmpfs upper before 6.6,
-   so it is made here and moved in.
+   so it is made here and moved in. Overlayfs takes private clones of its
+   layers (``clone_private_mount``), which older kernels (6.1 included)
+   refuse for a mount outside the caller's mount namespace, a detached one
+   included ("overlayfs: failed to clone upperpath", EINVAL). So the upper
+   tmpfs is attached while the overlay is made, in a scratch mount namespace
+   of this process: private, still owned by the initial user namespace,
+   and left at ``unshare`` (nothing of it is ever visible on the host).
 2. ``attach`` runs in the container's init (PID 1 of the new pid namespace,
    so /proc shows that namespace): stops propagation, moves the detached
    mounts under the staging directory, mounts /proc, makes the root read-only
@@ -24,13 +30,12 @@ from dataclasses import dataclass, field
 from sandbox.fs.mountopts import join_lowerdirs
 from sandbox.fs.ops import MountPlan
 from sandbox.syscalls.api import Syscalls
+from sandbox.syscalls.consts import CloneFlag, MoveMount, OpenTree, UmountFlag
 from sandbox.syscalls.consts import FsconfigCmd as C
 from sandbox.syscalls.consts import MountAttr as A
 from sandbox.syscalls.consts import MountFlag as M
-from sandbox.syscalls.consts import MoveMount, OpenTree, UmountFlag
 
 AT_FDCWD = -100
-STAGING = "/run/sandbox/stage"
 
 
 @dataclass
@@ -82,6 +87,10 @@ def _tmpfs(
 def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -> DetachedMounts:
     """Make every mount of the plan as a detached mount (root, initial user namespace)."""
     out = DetachedMounts()
+    # The scratch mount namespace (module docstring), private before anything
+    # is mounted in it, so no mount propagates back to the host's peers.
+    sc.unshare(CloneFlag.CLONE_NEWNS)
+    sc.mount(None, "/", None, M.MS_REC | M.MS_PRIVATE)
     upper = _tmpfs(sc, plan.upper_size, plan.upper_inodes, 0o755, 0)
     out.others.append(upper)
     sc.mkdirat(upper, "upper", 0o755)
@@ -94,6 +103,9 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
     if plan.program is not None:
         src, name = plan.program
         sc.copy_into(src, upper, f"upper/box/{name}", 0o555)
+    # Attached for clone_private_mount (see above); lowers are opened after the
+    # unshare so that they, too, are mounts of the current namespace.
+    _move(sc, upper, plan.staging)
     lowers = []
     for layer in plan.lowers:
         fd = sc.openat(AT_FDCWD, layer, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -106,6 +118,8 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
     sc.fsconfig(ovl, C.FSCONFIG_CMD_CREATE)
     out.root = sc.fsmount(ovl, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV)
     sc.close(ovl)
+    # The overlay holds its own private clone of the upper: detach ours.
+    sc.umount2(plan.staging, UmountFlag.MNT_DETACH)
     for b in plan.binds:
         fd = sc.open_tree(
             AT_FDCWD,
@@ -137,8 +151,9 @@ def _move(sc: Syscalls, fd: int, target: str) -> None:
     sc.move_mount(fd, "", AT_FDCWD, target, MoveMount.MOVE_MOUNT_F_EMPTY_PATH)
 
 
-def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls, staging: str = STAGING) -> None:
-    """Assemble the root under ``staging`` and pivot into it (container init, new mount ns)."""
+def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls) -> None:
+    """Assemble the root under ``plan.staging`` and pivot into it (container init, new mount ns)."""
+    staging = plan.staging
     # Stop propagation both ways before anything is mounted (youki rootfs.rs, runc).
     sc.mount(None, "/", None, M.MS_REC | M.MS_SLAVE)
     _move(sc, mnt.root, staging)
