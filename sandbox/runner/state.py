@@ -50,6 +50,23 @@ def _private_dir(path: Path) -> Path:
     return path
 
 
+def staging_dir(runtime: Path | None = None) -> Path:
+    """An empty directory the launcher uses as a mount point, inside its own namespaces only.
+
+    Created here (root-owned, 0755: the container's init, root of its user
+    namespace but not of the host, must be able to reach it) because nothing
+    else makes it on a fresh host.
+    """
+    path = (runtime or runtime_dir()) / "stage"
+    try:
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        path.mkdir(mode=0o755, exist_ok=True)
+        os.chmod(path, 0o755)  # noqa: S103 - mkdir applies the umask; a mount point only
+    except OSError as e:
+        raise SetupError("state", f"mkdir({str(path)!r}): {e.strerror}") from e
+    return path
+
+
 def new_run_id() -> str:
     """Sortable, unique, safe as a file and cgroup name."""
     return f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
