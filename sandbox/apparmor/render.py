@@ -14,6 +14,8 @@ What the profile grants, and nothing else (AppArmor denies what no rule allows):
 - ``filesystem.exec_paths``: ``mix`` (mmap and exec under this profile; never
   ``ux``/``px``/``cx``, so no exec escapes the profile);
 - ``filesystem.read_paths``: ``r``; ``filesystem.writable``: ``rwlk``;
+- ``filesystem.binds``: ``r`` (``rwlk`` when writable) and ``mix`` when
+  ``exec``; ``filesystem.tmpfs``: ``rwlk`` (what Landlock grants them too);
 - the minimal ``/dev`` nodes; kept capabilities only; unix/inet sockets only
   for ``network.mode = "loopback"``; signals inside the profile and from the
   unconfined launcher/supervisor;
@@ -235,8 +237,17 @@ def _files(policy: Policy, program: str, interpreter: str | None) -> list[str]:
     out += [f"  {_tree(p, dir_itself=False)} mix," for p in sorted(set(fs.exec_paths))]
     out.append("  # filesystem.read_paths: read only.")
     out += [f"  {_tree(p)} r," for p in sorted(set(fs.read_paths))]
-    out.append("  # filesystem.writable: the only trees the payload may change.")
+    out.append("  # filesystem.writable: trees the payload may change.")
     out += [f"  {_tree(p)} rwlk," for p in sorted(set(fs.writable))]
+    # The same grants Landlock gives (landlock.rules._wanted): a bind is read,
+    # plus write when writable and exec when exec; a tmpfs is read and write.
+    out.append("  # filesystem.binds: r, rwlk when writable; mix when exec.")
+    for b in sorted(fs.binds, key=lambda b: (b.target, b.source)):
+        out.append(f"  {_tree(b.target)} {'rwlk' if b.writable else 'r'},")
+        if b.exec:
+            out.append(f"  {_tree(b.target, dir_itself=False)} mix,")
+    out.append("  # filesystem.tmpfs: empty trees the payload may change.")
+    out += [f"  {_tree(t)} rwlk," for t in sorted({t.target for t in fs.tmpfs})]
     out.append("  # The container's minimal /dev.")
     out += [f"  {quote_path(dev)} {perms}," for dev, perms in _DEVICES]
     return out

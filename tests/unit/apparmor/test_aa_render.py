@@ -150,6 +150,20 @@ def test_write_only_on_writable_trees() -> None:
     ]
 
 
+def test_binds_and_tmpfs_get_what_landlock_grants_them() -> None:
+    fs = {
+        "binds": [
+            {"source": "/srv/a", "target": "/data"},
+            {"source": "/srv/b", "target": "/out", "writable": True, "exec": False},
+        ],
+        "tmpfs": [{"target": "/scratch"}],
+    }
+    r = rules(render(policy(filesystem=fs)).text)
+    assert '"/data{,/,/**}" r,' in r and '"/data{,/**}" mix,' in r
+    assert '"/out{,/,/**}" rwlk,' in r and not any(x.startswith('"/out') and "x" in x for x in r)
+    assert '"/scratch{,/,/**}" rwlk,' in r
+
+
 def test_read_paths_cover_files_and_trees() -> None:
     r = rules(render(policy(filesystem={"read_paths": ["/etc/passwd", "/"]})).text)
     assert '"/etc/passwd{,/,/**}" r,' in r
@@ -291,6 +305,12 @@ SEVERAL = [
     {"network": {"mode": "none"}, "filesystem": {"writable": []}},
     {"capabilities": {"keep": ["CAP_SETUID", "CAP_SETGID", "net_bind_service"]}},
     {"filesystem": {"read_paths": ["/", "/weird dir/*{a,b}[c]?#@=^\"'"], "exec_paths": []}},
+    {
+        "filesystem": {
+            "binds": [{"source": "/srv", "target": "/data", "writable": True}],
+            "tmpfs": [{"target": "/scratch"}],
+        }
+    },
     {
         "namespaces": {"nested_userns": True},
         "apparmor": {"extra_rules": ["/srv/** rwk,", "deny /srv/secret/** rw,"]},
