@@ -141,7 +141,13 @@ class LandlockArtifact:
         return {r.path: list(names(r.access, AccessFs)) for r in self.rules}
 
 
-def prepare(fs: Filesystem, abi: int, *, program_dir: str | None = None) -> LandlockArtifact:
+def prepare(
+    fs: Filesystem,
+    abi: int,
+    *,
+    program_dir: str | None = None,
+    program_files: tuple[str, ...] = (),
+) -> LandlockArtifact:
     """Compile the filesystem policy into a Landlock ruleset for ABI ``abi``.
 
     Args:
@@ -149,13 +155,18 @@ def prepare(fs: Filesystem, abi: int, *, program_dir: str | None = None) -> Land
         abi: the host's Landlock ABI (``abi.probe()``); 0 means no Landlock.
         program_dir: inside directory holding the payload's executable, granted
             read and execute (it must exist: required).
+        program_files: the payload's executable and its script interpreter
+            (inside paths), each granted read and execute on that file alone,
+            as the AppArmor profile grants them ``mrix`` whatever
+            ``exec_paths`` says. Skipped when missing (exec then fails anyway).
 
     Returns:
         The artifact; ``state`` says whether the ruleset is full, partial or off.
         Whether a non-full state is acceptable is the plan's decision, not this one.
 
     Raises:
-        ArtifactError: ``program_dir`` is not an absolute path.
+        ArtifactError: ``program_dir`` or a program file is not a clean
+            absolute path.
     """
     have = rights_for(abi)
     missing = missing_names(have.abi)
@@ -171,7 +182,7 @@ def prepare(fs: Filesystem, abi: int, *, program_dir: str | None = None) -> Land
             f"no Landlock on this kernel (ABI {abi}): not built in, or not "
             "enabled on the lsm= command line",
         )
-    wanted = _wanted(fs, program_dir)
+    wanted = _wanted(fs, program_dir, program_files)
     rules = tuple(
         PathRule(path, int(acc & have.fs), int(acc & have.fs & FILE_RIGHTS), req, is_dir)
         for path, (acc, req, is_dir) in sorted(wanted.items())
@@ -188,7 +199,9 @@ def prepare(fs: Filesystem, abi: int, *, program_dir: str | None = None) -> Land
     )
 
 
-def _wanted(fs: Filesystem, program_dir: str | None) -> dict[str, tuple[AccessFs, bool, bool]]:
+def _wanted(
+    fs: Filesystem, program_dir: str | None, program_files: tuple[str, ...] = ()
+) -> dict[str, tuple[AccessFs, bool, bool]]:
     """Path -> (rights, required, is_dir) before masking to the ABI, merged per path."""
     out: dict[str, tuple[AccessFs, bool, bool]] = {}
 
@@ -214,15 +227,17 @@ def _wanted(fs: Filesystem, program_dir: str | None) -> dict[str, tuple[AccessFs
         grant(t.target, READ | WRITE, required=True)
     if program_dir is not None:
         grant(_inside_path(program_dir), READ | EXECUTE, required=True)
+    for f in program_files:
+        grant(_inside_path(f, "program file"), READ | EXECUTE, required=False, is_dir=False)
     return out
 
 
-def _inside_path(path: str) -> str:
+def _inside_path(path: str, what: str = "program_dir") -> str:
     parts = [p for p in path.split("/") if p]
     if not path.startswith("/") or "\0" in path or any(p in (".", "..") for p in parts):
         raise ArtifactError(
             "landlock",
-            f"program_dir {path!r} must be an absolute path without '.' or '..' components",
+            f"{what} {path!r} must be an absolute path without '.' or '..' components",
         )
     return "/" + "/".join(parts)
 

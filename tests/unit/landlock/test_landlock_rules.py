@@ -158,6 +158,16 @@ def test_program_dir_gets_read_and_execute():
     assert r["/opt/judge/bin"].access == READ | EXECUTE and r["/opt/judge/bin"].required
 
 
+def test_program_and_interpreter_files_get_read_and_execute_on_the_file_only():
+    fs = Filesystem(exec_paths=["/usr"])
+    r = by_path(prepare(fs, LATEST_ABI, program_files=("/box/prog", "/opt/py/bin/python3")))
+    for path in ("/box/prog", "/opt/py/bin/python3"):
+        rule = r[path]
+        assert not rule.is_dir and not rule.required
+        assert rule.file_access == AccessFs.LANDLOCK_ACCESS_FS_READ_FILE | EXECUTE
+    assert "/box" not in r or not r["/box"].access & EXECUTE
+
+
 @pytest.mark.parametrize("bad", ["relative/bin", "/a/../etc", "/a/./b", "/a\0b"])
 def test_program_dir_must_be_a_clean_absolute_path(bad):
     with pytest.raises(ArtifactError):
