@@ -218,6 +218,21 @@ class LayerBuilders:
             + ", ".join(r.controller for r in leaf.report if r.state == cgroups.State.FULL),
         )
 
+    def dry_cgroups(self, policy: Policy, run_id: str) -> Enforcement:
+        """The cgroups layer's state for ``policy``: its leaf made and removed at once.
+
+        For ``sandbox doctor``: the same decision a run gets, from the same
+        code. A leaf left by a killed doctor has no run lock, so the next
+        supervisor's sweep removes it.
+        """
+        built = Built(states={"cgroups": Enforcement("off", "not set up yet")})
+        with ExitStack() as stack:
+            try:
+                self._cgroups(policy, built, run_id, stack)
+            except SetupError as e:
+                return Enforcement("off", str(e))
+        return built.states["cgroups"]
+
 
 # Controllers a run cannot do without: accounting, the kill, memory and process limits.
 REQUIRED_CONTROLLERS = ("cpuacct", "freezer", "memory", "pids")
