@@ -15,10 +15,11 @@ Semantics (STYLE B8 "Landlock", issue 3 item 2):
 - writable trees (``writable``, writable binds, tmpfs): read plus create,
   write, remove, truncate and REFER (rename/link). Never MAKE_CHAR/MAKE_BLOCK:
   the payload has no CAP_MKNOD, and Landlock says no as well;
-- the safe device nodes ``/dev/null /dev/zero /dev/full /dev/random
-  /dev/urandom``: read, write, truncate (``> /dev/null`` opens with O_TRUNC) and
-  IOCTL_DEV, which Landlock grants on no other path (their ioctls are harmless:
-  ENOTTY, or CAP_SYS_ADMIN-only entropy ioctls);
+- the safe device nodes ``/dev/null /dev/zero /dev/full``: read, write,
+  truncate (``> /dev/null`` opens with O_TRUNC) and IOCTL_DEV; ``/dev/random
+  /dev/urandom``: read and IOCTL_DEV only (as the AppArmor profile). Landlock
+  grants IOCTL_DEV on no other path (these ioctls are harmless: ENOTTY, or
+  CAP_SYS_ADMIN-only entropy ioctls);
 - no TCP bind/connect (ABI >= 4) and scoped abstract unix sockets and signals
   (ABI >= 6): the payload has no network and no business outside its domain.
 
@@ -66,7 +67,11 @@ DEVICE = (
     | _FS.LANDLOCK_ACCESS_FS_TRUNCATE
     | _FS.LANDLOCK_ACCESS_FS_IOCTL_DEV
 )
+# Read-only devices: reading randomness needs no write, and the AppArmor
+# profile grants these two 'r' only; the same decision on both layers.
+READ_ONLY_DEVICE = _FS.LANDLOCK_ACCESS_FS_READ_FILE | _FS.LANDLOCK_ACCESS_FS_IOCTL_DEV
 SAFE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+READ_ONLY_DEVICES = ("/dev/random", "/dev/urandom")
 
 State = Literal["full", "partial", "off"]
 
@@ -213,7 +218,8 @@ def _wanted(
             out[path] = (access, required, is_dir)
 
     for dev in SAFE_DEVICES:
-        grant(dev, DEVICE, required=False, is_dir=False)
+        rights = READ_ONLY_DEVICE if dev in READ_ONLY_DEVICES else DEVICE
+        grant(dev, rights, required=False, is_dir=False)
     for p in fs.read_paths:
         grant(p, READ, required=False)
     for p in fs.exec_paths:
@@ -271,6 +277,8 @@ __all__ = [
     "DEVICE",
     "EXECUTE",
     "READ",
+    "READ_ONLY_DEVICE",
+    "READ_ONLY_DEVICES",
     "SAFE_DEVICES",
     "WRITE",
     "LandlockArtifact",
