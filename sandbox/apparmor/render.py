@@ -11,8 +11,8 @@ rule for ``/etc/ok`` matches the container's ``/etc/ok``, not the host's).
 What the profile grants, and nothing else (AppArmor denies what no rule allows):
 
 - the program and its interpreter: ``mrix`` (run under this same profile);
-- ``filesystem.exec_paths``: ``mix`` (mmap and exec under this profile; never
-  ``ux``/``px``/``cx``, so no exec escapes the profile);
+- ``filesystem.exec_paths``: ``r`` and ``mix`` (read, mmap and exec under
+  this profile; never ``ux``/``px``/``cx``, so no exec escapes the profile);
 - ``filesystem.read_paths``: ``r``; ``filesystem.writable``: ``rwlk``;
 - ``filesystem.binds``: ``r`` (``rwlk`` when writable) and ``mix`` when
   ``exec``; ``filesystem.tmpfs``: ``rwlk`` (what Landlock grants them too);
@@ -233,8 +233,10 @@ def _files(policy: Policy, program: str, interpreter: str | None) -> list[str]:
     out.append(f"  {quote_path(program, 'program')} mrix,")
     if interpreter is not None:
         out.append(f"  {quote_path(interpreter, 'interpreter')} mrix,")
-    out.append("  # filesystem.exec_paths: mmap PROT_EXEC and exec (ix only).")
-    out += [f"  {_tree(p, dir_itself=False)} mix," for p in sorted(set(fs.exec_paths))]
+    out.append("  # filesystem.exec_paths: read, mmap PROT_EXEC and exec (ix only); read")
+    out.append("  # as well because Landlock's exec_paths are read+execute (same decisions).")
+    for p in sorted(set(fs.exec_paths)):
+        out += [f"  {_tree(p)} r,", f"  {_tree(p, dir_itself=False)} mix,"]
     out.append("  # filesystem.read_paths: read only.")
     out += [f"  {_tree(p)} r," for p in sorted(set(fs.read_paths))]
     out.append("  # filesystem.writable: trees the payload may change.")

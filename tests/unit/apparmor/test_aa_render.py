@@ -139,6 +139,11 @@ def test_program_interpreter_and_exec_trees_are_executable() -> None:
     assert '"/usr{,/**}" mix,' in r and '"/box{,/**}" mix,' in r
 
 
+def test_exec_paths_are_readable_too_as_under_landlock() -> None:
+    r = rules(render(policy(filesystem={"read_paths": [], "exec_paths": ["/opt/tools"]})).text)
+    assert '"/opt/tools{,/,/**}" r,' in r and '"/opt/tools{,/**}" mix,' in r
+
+
 def test_write_only_on_writable_trees() -> None:
     r = rules(render(policy(filesystem={"writable": ["/box"]})).text)
     writers = [x for x in r if not x.startswith("deny") and re.search(r" [a-z]*w[a-z]*,$", x)]
