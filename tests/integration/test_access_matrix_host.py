@@ -69,3 +69,20 @@ def test_without_the_file_layers_the_denials_are_gone(matrix):
     problems = check_baseline(matrix["baseline"], matrix["acc"])
     assert not problems, "\n".join(problems)
     assert len(layer_decided(matrix["acc"])) >= 6
+
+
+@pytest.mark.skipif(bool(FEATURES["apparmor"]), reason="this host has AppArmor")
+def test_strict_runs_with_landlock_in_apparmors_place(probes, tmp_path):
+    """Issue 6's "done when", host half: no AppArmor here, Landlock mediates files."""
+    r = run_cli(
+        ["exec", "--profile", "strict", "--", str(probes["fsops"]), "list:/var", "attr"],
+        tmp=tmp_path,
+    )
+    assert r.rc == 0, r.err
+    enf = r.record["enforcement"]
+    assert enf["apparmor"] == {"state": "off", "detail": "kernel has no AppArmor"}
+    assert enf["landlock"]["state"] in ("full", "partial")
+    assert f"ABI {FEATURES['landlock']}" in enf["landlock"]["detail"]
+    got = parse(r.out)
+    assert got["list:/var"] == "EACCES"  # Landlock's denial: nothing else is there
+    assert got["attr"] == "EINVAL"  # no LSM answers attr/current
