@@ -79,7 +79,13 @@ class ForkedCli:
         return False
 
 
-def start_cli(args: list[str], *, tmp: Path, stdin_pipe: bool = False) -> ForkedCli:
+def start_cli(
+    args: list[str],
+    *,
+    tmp: Path,
+    stdin_pipe: bool = False,
+    env: dict[str, str] | None = None,
+) -> ForkedCli:
     """Start ``sandbox ARGS`` (``--meta`` added after ``exec``) in a forked child."""
     tag = os.urandom(4).hex()
     out, err = tmp / f"out-{tag}", tmp / f"err-{tag}"
@@ -98,6 +104,7 @@ def start_cli(args: list[str], *, tmp: Path, stdin_pipe: bool = False) -> Forked
         code = 125
         try:
             os.chdir(tmp)
+            os.environ.update(env or {})
             stdin = r if stdin_pipe else os.open(os.devnull, os.O_RDONLY)
             os.dup2(stdin, 0)
             if stdin_pipe:
@@ -127,6 +134,8 @@ def start_cli(args: list[str], *, tmp: Path, stdin_pipe: bool = False) -> Forked
     return ForkedCli(pid, out, err, meta, w if stdin_pipe else None)
 
 
-def run_cli_fast(args: list[str], *, tmp: Path, timeout: float = 300) -> CliResult:
+def run_cli_fast(
+    args: list[str], *, tmp: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> CliResult:
     """``start_cli`` and wait."""
-    return start_cli(args, tmp=tmp).wait(timeout)
+    return start_cli(args, tmp=tmp, env=env).wait(timeout)

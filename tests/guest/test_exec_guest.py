@@ -157,6 +157,44 @@ def test_denied_exec_fails_and_an_allowed_one_works(probes, tmp_path):
     assert got["attr"] == "unconfined"
 
 
+# ---------------------------------------------------------- fail closed ----
+
+
+def test_a_profile_requiring_apparmor_is_enforced(probes, tmp_path):
+    prof = write_profile(tmp_path, "aareq", 'extends = "strict"\n[layers]\napparmor = "required"\n')
+    r = run_cli_fast(["exec", "--profile", str(prof), "--", str(probes["fsops"]), "attr"],
+                     tmp=tmp_path)  # fmt: skip
+    assert r.rc == 0, r.err
+    assert r.record["enforcement"]["apparmor"]["state"] == "full"
+    assert json.loads(r.out)["attr"] == f"{profile_name(r.record)} (enforce)"
+
+
+def test_required_apparmor_that_cannot_be_enforced_refuses_the_run(tmp_path):
+    prof = write_profile(tmp_path, "aareq", 'extends = "strict"\n[layers]\napparmor = "required"\n')
+    r = run_cli_fast(
+        ["exec", "--profile", str(prof), "--", "/bin/true"],
+        tmp=tmp_path,
+        env={"SANDBOX_TEST_HIDE_LAYERS": "apparmor"},
+    )
+    assert r.rc == 125
+    assert "'apparmor' is required but cannot be enforced" in r.err and r.err.count("\n") == 1
+    assert not loaded()
+
+
+def test_strict_without_apparmor_falls_back_to_landlock_and_says_so(probes, tmp_path):
+    argv = ["exec", "--profile", "strict", "--", str(probes["fsops"]), "list:/var", "attr"]
+    r = run_cli_fast(argv, tmp=tmp_path, env={"SANDBOX_TEST_HIDE_LAYERS": "apparmor"})
+    assert r.rc == 0, r.err
+    enf = r.record["enforcement"]
+    assert enf["apparmor"]["state"] == "off"
+    assert "hidden by the test hook" in enf["apparmor"]["detail"]
+    assert enf["landlock"]["state"] == "partial"
+    got = json.loads(r.out)
+    assert got == {"list:/var": "EACCES", "attr": "unconfined"}  # Landlock's denial
+    both = run_cli_fast(argv, tmp=tmp_path, env={"SANDBOX_TEST_HIDE_LAYERS": "apparmor,landlock"})
+    assert both.rc == 125 and "file mediation needs Landlock" in both.err
+
+
 # ------------------------------------------------------ profile lifetime ----
 
 
