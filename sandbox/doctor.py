@@ -188,6 +188,8 @@ def check_cgroups(r: _Resolved) -> Check:
     from sandbox.runner.layers import REQUIRED_CONTROLLERS
 
     lacking = [c for c in REQUIRED_CONTROLLERS if c not in lay.placement]
+    busy = sorted({h.parent for h in lay.hierarchies if h.parent_busy and h.parent})
+    detail["busy_parents"] = busy
     if lay.mode == "none":
         return Check("cgroups", "off", "no cgroup hierarchy is mounted", detail, "mount cgroup2")
     where = ", ".join(parents) or "nowhere"
@@ -199,6 +201,17 @@ def check_cgroups(r: _Resolved) -> Check:
             f"{lay.mode}; runs cannot get {', '.join(lacking)} ({why})",
             detail,
             problems[0] if problems else None,
+        )
+    if busy:
+        return Check(
+            "cgroups",
+            "warn",
+            f"{lay.mode}; {', '.join(busy)} holds processes, so cgroup v2 lets it give its "
+            "children no controller (no internal processes rule): runs get no limits",
+            detail,
+            f"move the supervisor into a child cgroup (mkdir {busy[0]}/supervisor and write "
+            f"its pid to {busy[0]}/supervisor/cgroup.procs), or set SANDBOX_CGROUP_PARENT to "
+            "a delegated cgroup without processes (a systemd unit with Delegate=yes)",
         )
     return Check("cgroups", "ok", f"{lay.mode}; leaves go under {where}", detail)
 
@@ -338,11 +351,20 @@ def masked_proc(files: HostFiles) -> list[str]:
     return sorted(out)
 
 
+def container_markers(files: HostFiles) -> list[str]:
+    """The files that make ``HostFacts.in_container`` say what it says."""
+    marks = [p for p in ("/.dockerenv", "/run/.containerenv") if files.exists(p)]
+    if "container=" in (files.read("/proc/1/environ") or ""):
+        marks.append("container= in /proc/1/environ")
+    return marks
+
+
 def check_container(r: _Resolved) -> Check:
     """Inside Docker/Kubernetes/Podman? A masked /proc stops the sandbox's own /proc."""
     masked = masked_proc(r.files)
     where = r.host.in_container
-    detail = {"container": where, "masked_proc": masked}
+    marks = container_markers(r.files)
+    detail = {"container": where, "markers": marks, "masked_proc": masked}
     if masked:
         shown = ", ".join(masked[:6]) + (" ..." if len(masked) > 6 else "")
         return Check(
@@ -353,7 +375,8 @@ def check_container(r: _Resolved) -> Check:
             MASKED_PROC_FIX,
         )
     if where:
-        return Check("container", "info", f"inside {where}; /proc is not masked", detail)
+        why = f" ({', '.join(marks)})" if marks else ""
+        return Check("container", "info", f"inside {where}{why}; /proc is not masked", detail)
     return Check("container", "ok", "not in a container", detail)
 
 

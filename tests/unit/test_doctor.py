@@ -189,6 +189,23 @@ def test_cgroups_without_a_delegated_parent_refuse_strict(tmp_path):
     assert "cgroups" in data["profiles"]["strict"]["refused"]
 
 
+def test_v2_parent_holding_processes_gives_runs_no_controller(tmp_path):
+    ctrls = frozenset({"cpu", "cpuacct", "freezer", "memory", "pids"})
+    h = Hierarchy(2, "unified", "/sys/fs/cgroup", ctrls, "/judge", "/sys/fs/cgroup/judge",
+                  parent_busy=True)  # fmt: skip
+    lay = CgroupLayout("v2", (h,), dict.fromkeys(ctrls, h), {})
+    c = checks(doctor.collect(probes(tree(tmp_path), layout=lay)))["cgroups"]
+    assert c["status"] == "warn" and "no internal processes" in c["summary"]
+    assert "/sys/fs/cgroup/judge/supervisor/cgroup.procs" in c["fix"]
+
+
+def test_container_markers_are_named(tmp_path):
+    files = tree(tmp_path)
+    (tmp_path / ".dockerenv").write_text("")
+    c = checks(doctor.collect(probes(files, in_container="docker")))["container"]
+    assert c["status"] == "info" and "(/.dockerenv)" in c["summary"]
+
+
 def test_overlay_in_userns_matters_only_rootless(tmp_path):
     fails = (False, "mount overlay (userxattr, tmpfs upper): Invalid argument")
     root = checks(doctor.collect(probes(tree(tmp_path), overlay_in_userns=fails)))["overlay"]
