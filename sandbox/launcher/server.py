@@ -85,7 +85,6 @@ class _Run:
     host: tuple[int, int]
     cleanup: dict[str, Any] = field(default_factory=dict)
     exited: bool = False
-    forgotten: bool = False  # released: its fds are closed, pending events are stale
 
 
 def remove_cgroup_dirs(dirs: list[str], deadline: float = 5.0) -> None:
@@ -129,31 +128,17 @@ class ForkServer:
         self.sel.register(self.sock, selectors.EVENT_READ, ("ctl", None))
         while True:
             for key, _ in self.sel.select():
-                if not self._dispatch(key.data):
-                    return
-
-    def _dispatch(self, data: tuple[str, _Run | None]) -> bool:
-        """Handle one ready event; False once the client is gone.
-
-        One select() can return a client's ``release`` together with that
-        run's own pidfd or sync event. The release closes the run's fds, so
-        the events after it in the same batch are stale and skipped (their
-        fd numbers may already belong to a new run).
-        """
-        kind, run = data
-        if run is not None and run.forgotten:
-            return True
-        if kind == "ctl":
-            msg, fds = recv_msg(self.sock)
-            if msg is None:
-                self._shutdown()
-                return False
-            self._handle(msg, fds)
-        elif kind == "sync" and run is not None:
-            self._on_sync(run)
-        elif kind == "exit" and run is not None:
-            self._on_exit(run)
-        return True
+                kind, run = key.data
+                if kind == "ctl":
+                    msg, fds = recv_msg(self.sock)
+                    if msg is None:
+                        self._shutdown()
+                        return
+                    self._handle(msg, fds)
+                elif kind == "sync":
+                    self._on_sync(run)
+                elif kind == "exit":
+                    self._on_exit(run)
 
     def _handle(self, msg: dict[str, Any], fds: list[int]) -> None:
         op = msg.get("op")
@@ -252,7 +237,6 @@ class ForkServer:
         send_msg(self.sock, {"op": "exited", "run_id": run.run_id, "status": status})
 
     def _forget(self, run: _Run) -> None:
-        run.forgotten = True
         for obj in (run.sync, run.pidfd):
             with contextlib.suppress(KeyError, ValueError):
                 self.sel.unregister(obj)
