@@ -13,7 +13,9 @@
    included ("overlayfs: failed to clone upperpath", EINVAL). So the upper
    tmpfs is attached while the overlay is made, in a scratch mount namespace
    of this process: private, still owned by the initial user namespace,
-   and left at ``unshare`` (nothing of it is ever visible on the host).
+   and left at ``unshare`` (nothing of it is ever visible on the host). The
+   upper is attached on ``STAGING``, which the supervisor creates
+   (``runner.state.ensure_staging``).
 2. ``attach`` runs in the container's init (PID 1 of the new pid namespace,
    so /proc shows that namespace): stops propagation, moves the detached
    mounts under the staging directory, mounts /proc, makes the root read-only
@@ -36,6 +38,7 @@ from sandbox.syscalls.consts import MountAttr as A
 from sandbox.syscalls.consts import MountFlag as M
 
 AT_FDCWD = -100
+STAGING = "/run/sandbox/stage"
 
 
 @dataclass
@@ -93,6 +96,9 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
     sc.mount(None, "/", None, M.MS_REC | M.MS_PRIVATE)
     upper = _tmpfs(sc, plan.upper_size, plan.upper_inodes, 0o755, 0)
     out.others.append(upper)
+    # Attached for clone_private_mount (see above) until the overlay exists;
+    # the lowers are opened after the unshare, so they are in this namespace too.
+    _move(sc, upper, STAGING)
     sc.mkdirat(upper, "upper", 0o755)
     sc.mkdirat(upper, "work", 0o700)
     for e in plan.upper_entries:
@@ -103,9 +109,6 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
     if plan.program is not None:
         src, name = plan.program
         sc.copy_into(src, upper, f"upper/box/{name}", 0o555)
-    # Attached for clone_private_mount (see above); lowers are opened after the
-    # unshare so that they, too, are mounts of the current namespace.
-    _move(sc, upper, plan.staging)
     lowers = []
     for layer in plan.lowers:
         fd = sc.openat(AT_FDCWD, layer, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -118,8 +121,6 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
     sc.fsconfig(ovl, C.FSCONFIG_CMD_CREATE)
     out.root = sc.fsmount(ovl, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV)
     sc.close(ovl)
-    # The overlay holds its own private clone of the upper: detach ours.
-    sc.umount2(plan.staging, UmountFlag.MNT_DETACH)
     for b in plan.binds:
         fd = sc.open_tree(
             AT_FDCWD,
@@ -144,6 +145,8 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
         sc.fchmodat(out.dev, name, 0o666)
     for name, target in plan.dev_links:
         sc.symlinkat(target, out.dev, name)
+    # The overlay holds its own private clone of the upper: detach ours.
+    sc.umount2(STAGING, UmountFlag.MNT_DETACH)
     return out
 
 
@@ -151,9 +154,8 @@ def _move(sc: Syscalls, fd: int, target: str) -> None:
     sc.move_mount(fd, "", AT_FDCWD, target, MoveMount.MOVE_MOUNT_F_EMPTY_PATH)
 
 
-def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls) -> None:
-    """Assemble the root under ``plan.staging`` and pivot into it (container init, new mount ns)."""
-    staging = plan.staging
+def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls, staging: str = STAGING) -> None:
+    """Assemble the root under ``staging`` and pivot into it (container init, new mount ns)."""
     # Stop propagation both ways before anything is mounted (youki rootfs.rs, runc).
     sc.mount(None, "/", None, M.MS_REC | M.MS_SLAVE)
     _move(sc, mnt.root, staging)

@@ -20,9 +20,6 @@ from sandbox.fs.image import MERGED_USR
 from sandbox.policy.model import Filesystem
 
 FORBIDDEN_TARGETS = ("/", "/proc", "/dev")
-# An empty host directory the launcher mounts on, only ever inside its own
-# mount namespaces (the supervisor creates it: ``runner.state.staging_dir``).
-STAGING = "/run/sandbox/stage"
 DEV_NODES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9))
 DEV_LINKS = (
     ("fd", "/proc/self/fd"),
@@ -76,7 +73,6 @@ class MountPlan:
     dev_nodes: tuple[tuple[str, int, int], ...] = DEV_NODES
     dev_links: tuple[tuple[str, str], ...] = DEV_LINKS
     program: tuple[str, str] | None = None  # (host path, file name in /box)
-    staging: str = STAGING  # an existing empty directory of the host (mount point only)
 
 
 def _under(path: str, tree: str) -> bool:

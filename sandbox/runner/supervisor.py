@@ -167,10 +167,7 @@ class Supervisor:
                     self.layers.image_spec(policy), state.state_dir()
                 )
                 stack.callback(os.close, lock_fd)
-            mounts0 = replace(
-                plan_mounts(policy.filesystem, str(image_dir) if image_dir else None, None),
-                staging=str(state.staging_dir()),
-            )
+            mounts0 = plan_mounts(policy.filesystem, str(image_dir) if image_dir else None, None)
             program = resolve(req.argv[0], policy.env.path, mounts0.binds, mounts0.lowers, req.cwd)
             mounts = (
                 replace(mounts0, program=(program.copy_from, os.path.basename(program.inside_path)))
