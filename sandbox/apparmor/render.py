@@ -11,17 +11,21 @@ rule for ``/etc/ok`` matches the container's ``/etc/ok``, not the host's).
 What the profile grants, and nothing else (AppArmor denies what no rule allows):
 
 - the program and its interpreter: ``mrix`` (run under this same profile);
-- ``filesystem.exec_paths``: ``r`` and ``mix`` (read, mmap and exec under
-  this profile; never ``ux``/``px``/``cx``, so no exec escapes the profile);
+- ``filesystem.exec_paths``: ``mix`` (mmap and exec under this profile; never
+  ``ux``/``px``/``cx``, so no exec escapes the profile);
 - ``filesystem.read_paths``: ``r``; ``filesystem.writable``: ``rwlk``;
-- ``filesystem.binds``: ``r`` (``rwlk`` when writable) and ``mix`` when
-  ``exec``; ``filesystem.tmpfs``: ``rwlk`` (what Landlock grants them too);
 - the minimal ``/dev`` nodes; kept capabilities only; unix/inet sockets only
   for ``network.mode = "loopback"``; signals inside the profile and from the
   unconfined launcher/supervisor;
 - explicit ``deny`` rules (they win over any allow, ``extra_rules`` included)
   for ptrace, mount, umount, pivot_root, change_profile, raw sockets and, when
   none is kept, every capability.
+
+Also what Landlock grants from the same keys (``landlock.rules._wanted``), so
+both file layers decide alike (docs/apparmor-vs-landlock.md): ``r`` on
+``exec_paths`` (Landlock's are read+execute), ``filesystem.binds`` ``r``
+(``rwlk`` when writable) and ``mix`` when ``exec``, ``filesystem.tmpfs``
+``rwlk``.
 
 Profile flags: none (measured in the guest, tests/guest/test_apparmor.py).
 ``chroot_relative`` is for chroot, not pivot_root. ``mediate_deleted`` is not
@@ -233,16 +237,23 @@ def _files(policy: Policy, program: str, interpreter: str | None) -> list[str]:
     out.append(f"  {quote_path(program, 'program')} mrix,")
     if interpreter is not None:
         out.append(f"  {quote_path(interpreter, 'interpreter')} mrix,")
-    out.append("  # filesystem.exec_paths: read, mmap PROT_EXEC and exec (ix only); read")
-    out.append("  # as well because Landlock's exec_paths are read+execute (same decisions).")
-    for p in sorted(set(fs.exec_paths)):
-        out += [f"  {_tree(p)} r,", f"  {_tree(p, dir_itself=False)} mix,"]
+    out.append("  # filesystem.exec_paths: mmap PROT_EXEC and exec (ix only).")
+    out += [f"  {_tree(p, dir_itself=False)} mix," for p in sorted(set(fs.exec_paths))]
     out.append("  # filesystem.read_paths: read only.")
     out += [f"  {_tree(p)} r," for p in sorted(set(fs.read_paths))]
-    out.append("  # filesystem.writable: trees the payload may change.")
+    out.append("  # filesystem.writable: the only trees the payload may change.")
     out += [f"  {_tree(p)} rwlk," for p in sorted(set(fs.writable))]
-    # The same grants Landlock gives (landlock.rules._wanted): a bind is read,
-    # plus write when writable and exec when exec; a tmpfs is read and write.
+    out += _as_landlock(policy)
+    out.append("  # The container's minimal /dev.")
+    out += [f"  {quote_path(dev)} {perms}," for dev, perms in _DEVICES]
+    return out
+
+
+def _as_landlock(policy: Policy) -> list[str]:
+    """Grants Landlock makes from the same keys (landlock.rules._wanted): same decisions."""
+    fs = policy.filesystem
+    out = ["  # filesystem.exec_paths are readable too (Landlock: read+execute)."]
+    out += [f"  {_tree(p)} r," for p in sorted(set(fs.exec_paths))]
     out.append("  # filesystem.binds: r, rwlk when writable; mix when exec.")
     for b in sorted(fs.binds, key=lambda b: (b.target, b.source)):
         out.append(f"  {_tree(b.target)} {'rwlk' if b.writable else 'r'},")
@@ -250,8 +261,6 @@ def _files(policy: Policy, program: str, interpreter: str | None) -> list[str]:
             out.append(f"  {_tree(b.target, dir_itself=False)} mix,")
     out.append("  # filesystem.tmpfs: empty trees the payload may change.")
     out += [f"  {_tree(t)} rwlk," for t in sorted({t.target for t in fs.tmpfs})]
-    out.append("  # The container's minimal /dev.")
-    out += [f"  {quote_path(dev)} {perms}," for dev, perms in _DEVICES]
     return out
 
 

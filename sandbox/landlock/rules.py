@@ -146,6 +146,16 @@ class LandlockArtifact:
         return {r.path: list(names(r.access, AccessFs)) for r in self.rules}
 
 
+def _inside_file(path: str) -> str:
+    """A program file's inside path, cleaned; ArtifactError unless absolute without . or .."""
+    parts = [p for p in path.split("/") if p]
+    if not path.startswith("/") or "\0" in path or any(p in (".", "..") for p in parts):
+        raise ArtifactError(
+            "landlock", f"program file {path!r} must be an absolute path without '.' or '..'"
+        )
+    return "/" + "/".join(parts)
+
+
 def prepare(
     fs: Filesystem,
     abi: int,
@@ -218,8 +228,7 @@ def _wanted(
             out[path] = (access, required, is_dir)
 
     for dev in SAFE_DEVICES:
-        rights = READ_ONLY_DEVICE if dev in READ_ONLY_DEVICES else DEVICE
-        grant(dev, rights, required=False, is_dir=False)
+        grant(dev, DEVICE, required=False, is_dir=False)
     for p in fs.read_paths:
         grant(p, READ, required=False)
     for p in fs.exec_paths:
@@ -234,16 +243,18 @@ def _wanted(
     if program_dir is not None:
         grant(_inside_path(program_dir), READ | EXECUTE, required=True)
     for f in program_files:
-        grant(_inside_path(f, "program file"), READ | EXECUTE, required=False, is_dir=False)
+        grant(_inside_file(f), READ | EXECUTE, required=False, is_dir=False)
+    for dev in READ_ONLY_DEVICES:  # read only, as the AppArmor profile has them
+        out[dev] = (READ_ONLY_DEVICE, False, False)
     return out
 
 
-def _inside_path(path: str, what: str = "program_dir") -> str:
+def _inside_path(path: str) -> str:
     parts = [p for p in path.split("/") if p]
     if not path.startswith("/") or "\0" in path or any(p in (".", "..") for p in parts):
         raise ArtifactError(
             "landlock",
-            f"{what} {path!r} must be an absolute path without '.' or '..' components",
+            f"program_dir {path!r} must be an absolute path without '.' or '..' components",
         )
     return "/" + "/".join(parts)
 
@@ -277,8 +288,6 @@ __all__ = [
     "DEVICE",
     "EXECUTE",
     "READ",
-    "READ_ONLY_DEVICE",
-    "READ_ONLY_DEVICES",
     "SAFE_DEVICES",
     "WRITE",
     "LandlockArtifact",
