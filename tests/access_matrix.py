@@ -4,8 +4,9 @@ Shared by tests/integration/test_access_matrix_host.py (Landlock, this host's
 ABI) and tests/guest/test_access_matrix_guest.py (AppArmor and Landlock ABI 2
 in the kvm-run guest). One run of the probe (tests/probes/fsops.c) performs
 every access in order under a profile that extends strict with a read-only
-bind (/data), a writable one (/out), a tmpfs (/scratch) and one AppArmor deny
-rule inside the read-only bind.
+bind (/data), a writable one (/out), a tmpfs (/scratch), one AppArmor deny
+rule inside the read-only bind, and a read path (/tmp/ro) inside the writable
+/tmp (both layers let it be written: allows add up in both).
 
 ``EXPECTED`` is the policy's decision for every access, which AppArmor alone
 must make (checked in the guest). Landlock alone must make the same decision
@@ -70,6 +71,8 @@ def accesses(outside: str) -> list[Access]:
         a("link across directories", "link:/tmp/d2/f:/tmp/d1/g", 0),
         a("rename across mounts", "rename:/tmp/d2/f:/box/f", "EXDEV", "EXDEV"),
         a("unlink in a writable tree", "unlink:/tmp/d1/g", 0),
+        a("mkdir a read_paths entry inside a writable tree", "mkdir:/tmp/ro", 0),
+        a("write a file of a read_paths entry in a writable tree", "create:/tmp/ro/f", 0),
         a("read a path outside the image", f"read:{outside}", "ENOENT", "ENOENT"),
         a("read from a read-only bind", "read:/data/f", 0),
         a("read a file a deny rule names in a bind", "read:/data/secret", "EACCES"),
@@ -108,6 +111,7 @@ def write_profile(tmp: Path) -> Path:
     prof.write_text(
         'extends = "strict"\n'
         "[filesystem]\n"
+        'read_paths = ["/usr", "/etc", "/box", "/tmp", "/dev", "/proc", "/tmp/ro"]\n'
         f'binds = [{{source = "{data}", target = "/data", exec = false}},\n'
         f'         {{source = "{out}", target = "/out", writable = true, exec = false}}]\n'
         'tmpfs = [{target = "/scratch"}]\n'

@@ -122,6 +122,16 @@ def differences(policy: Policy, landlock_abi: int) -> tuple[Difference, ...]:
                 "truncate(2) of /proc/self/comm" if "/proc" in ro else "",
             )
         )
+    out.append(
+        Difference(
+            "host-stdio",
+            "stdio the supervisor opened from a host file (--stdin FILE, an inherited "
+            "/dev/null or file) is a disconnected path for AppArmor",
+            "read and write work (delegated by the unconfined launcher), fstat(2) is EACCES",
+            "does not look at descriptors already open: fstat works",
+            "fstat(0) with --stdin FILE",
+        )
+    )
     out += _network(policy, landlock_abi)
     out += _late_paths(execs, writable)
     return tuple(out)

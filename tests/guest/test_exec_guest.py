@@ -195,6 +195,21 @@ def test_strict_without_apparmor_falls_back_to_landlock_and_says_so(probes, tmp_
     assert both.rc == 125 and "file mediation needs Landlock" in both.err
 
 
+def test_stdin_from_a_host_file_cannot_be_fstat_under_apparmor(probes, tmp_path):
+    """A listed difference (compare.differences 'host-stdio'): the supervisor opens
+    --stdin FILE on the host, outside the payload's root, so AppArmor sees a
+    disconnected path: reading works (delegated), fstat is EACCES; Landlock does
+    not check open descriptors. A pipe is fine under both."""
+    data = tmp_path / "input.txt"
+    data.write_text("1 2\n")
+    probe = ["--", str(probes["fsops"]), "fstat:0", "fdread:0", "fstat:1"]
+    base = ["exec", "--profile", "strict", "--stdin", str(data)]
+    aa = json.loads(run_cli_fast([*base, "--test-ablate", "landlock", *probe], tmp=tmp_path).out)
+    ll = json.loads(run_cli_fast([*base, "--test-ablate", "apparmor", *probe], tmp=tmp_path).out)
+    assert aa == {"fstat:0": "EACCES", "fdread:0": 0, "fstat:1": 0}
+    assert ll == {"fstat:0": 0, "fdread:0": 0, "fstat:1": 0}
+
+
 # ------------------------------------------------------ profile lifetime ----
 
 

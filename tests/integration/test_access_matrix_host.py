@@ -59,7 +59,7 @@ def test_landlock_decides_as_the_policy_except_the_listed_differences(matrix):
 
 
 def test_the_listed_differences_at_this_abi(matrix):
-    expect = {"mmap-exec", "deny-inside-tree"}
+    expect = {"mmap-exec", "deny-inside-tree", "host-stdio"}
     if FEATURES["landlock"] < 3:
         expect.add("truncate")
     assert matrix["diffs"] >= expect

@@ -18,6 +18,7 @@
  *               of P instead of execve)
  *   mmapx:P     mmap(PROT_READ|PROT_EXEC, MAP_PRIVATE) of P
  *   signal:PID  kill(PID, SIGWINCH) (ignored by default: harmless)
+ *   fstat:FD    fstat(FD)         fdread:FD  read a byte from FD
  *   attr        /proc/self/attr/current
  *   say:TEXT    print TEXT on stderr at once (a "ready" mark for the caller)
  *   stdin       wait for one byte (or EOF) on stdin
@@ -184,6 +185,12 @@ static int do_op(char *kind, char *a, char *b)
 		close(fd);
 		return r;
 	}
+	if (!strcmp(kind, "fstat")) {
+		struct stat st;
+		return fstat(atoi(a), &st) ? fail() : 0;
+	}
+	if (!strcmp(kind, "fdread"))
+		return read(atoi(a), &c, 1) < 0 ? fail() : 0;
 	if (!strcmp(kind, "signal"))
 		return kill(atoi(a), SIGWINCH) ? fail() : 0;
 	if (!strcmp(kind, "attr")) {

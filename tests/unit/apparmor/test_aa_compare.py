@@ -26,10 +26,10 @@ def policy(**kw: Any) -> Policy:
     ("abi", "expect"),
     [
         (0, ["no-landlock"]),
-        (1, ["mmap-exec", "refer", "truncate"]),
-        (2, ["mmap-exec", "truncate"]),
-        (3, ["mmap-exec"]),
-        (7, ["mmap-exec"]),
+        (1, ["mmap-exec", "refer", "truncate", "host-stdio"]),
+        (2, ["mmap-exec", "truncate", "host-stdio"]),
+        (3, ["mmap-exec", "host-stdio"]),
+        (7, ["mmap-exec", "host-stdio"]),
     ],
 )
 def test_strict_at_each_abi(abi, expect):
