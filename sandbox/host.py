@@ -98,13 +98,28 @@ def probe() -> HostFacts:
         seccomp_actions=actions,
         time_ns=os.path.exists("/proc/self/ns/time"),
         userns_max=int(_read("/proc/sys/user/max_user_namespaces", "0").strip() or 0),
-        overlay="overlay" in _read("/proc/filesystems") or _module_exists("overlay"),
+        overlay=_filesystem_available("overlay"),
         in_container=_in_container(),
     )
     hidden = frozenset(x.strip() for x in os.environ.get(HIDE_ENV, "").split(",") if x.strip())
     return facts.hide(hidden) if hidden else facts
 
 
-def _module_exists(name: str) -> bool:
-    release = platform.release()
-    return any(Path(f"/lib/modules/{release}/kernel/fs/{name}").exists() for _ in (0,))
+def _filesystem_available(name: str) -> bool:
+    """Registered, or loadable on demand: the module tree may live elsewhere.
+
+    A kernel booted with its modules outside ``/lib/modules`` (the kvm-run
+    guest: Debian's 6.1 over this host's root) has no overlay in
+    /proc/filesystems until the first mount autoloads it. As root,
+    ``fsopen`` asks the kernel itself, which autoloads the module exactly
+    as the run's own fsopen would, and creates nothing.
+    """
+    if name in _read("/proc/filesystems").split():
+        return True
+    if Path(f"/lib/modules/{platform.release()}/kernel/fs/{name}").exists():
+        return True
+    if os.geteuid() != 0:
+        return False
+    from sandbox.syscalls.linux import filesystem_available
+
+    return filesystem_available(name)

@@ -22,6 +22,12 @@ What the profile grants, and nothing else (AppArmor denies what no rule allows):
   for ptrace, mount, umount, pivot_root, change_profile, raw sockets and, when
   none is kept, every capability.
 
+Also what Landlock grants from the same keys (``landlock.rules._wanted``), so
+both file layers decide alike (docs/apparmor-vs-landlock.md): ``r`` on
+``exec_paths`` (Landlock's are read+execute), ``filesystem.binds`` ``r``
+(``rwlk`` when writable) and ``mix`` when ``exec``, ``filesystem.tmpfs``
+``rwlk``.
+
 Profile flags: none (measured in the guest, tests/guest/test_apparmor.py).
 ``chroot_relative`` is for chroot, not pivot_root. ``mediate_deleted`` is not
 needed: a file unlinked while open stays usable. ``attach_disconnected`` is
@@ -269,8 +275,24 @@ def _files(policy: Policy, program: str, interpreter: str | None) -> list[str]:
         out += [f"  {_dir(p)} r," for p in sorted(set(fs.list_paths))]
     out.append("  # filesystem.writable: the only trees the payload may change.")
     out += [f"  {_tree(p)} rwlk," for p in sorted(set(fs.writable))]
+    out += _as_landlock(policy)
     out.append("  # The container's minimal /dev.")
     out += [f"  {quote_path(dev)} {perms}," for dev, perms in _DEVICES]
+    return out
+
+
+def _as_landlock(policy: Policy) -> list[str]:
+    """Grants Landlock makes from the same keys (landlock.rules._wanted): same decisions."""
+    fs = policy.filesystem
+    out = ["  # filesystem.exec_paths are readable too (Landlock: read+execute)."]
+    out += [f"  {_tree(p)} r," for p in sorted(set(fs.exec_paths))]
+    out.append("  # filesystem.binds: r, rwlk when writable; mix when exec.")
+    for b in sorted(fs.binds, key=lambda b: (b.target, b.source)):
+        out.append(f"  {_tree(b.target)} {'rwlk' if b.writable else 'r'},")
+        if b.exec:
+            out.append(f"  {_tree(b.target, dir_itself=False)} mix,")
+    out.append("  # filesystem.tmpfs: empty trees the payload may change.")
+    out += [f"  {_tree(t)} rwlk," for t in sorted({t.target for t in fs.tmpfs})]
     return out
 
 

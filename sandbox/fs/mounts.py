@@ -7,7 +7,15 @@
    recursively (bind ignores flags on the first mount; mount_setattr with
    AT_RECURSIVE covers submounts too). An overlay mounted inside a user
    namespace would need ``userxattr`` and breaks on a tmpfs upper before 6.6,
-   so it is made here and moved in.
+   so it is made here and moved in. Overlayfs takes private clones of its
+   layers (``clone_private_mount``), which older kernels (6.1 included)
+   refuse for a mount outside the caller's mount namespace, a detached one
+   included ("overlayfs: failed to clone upperpath", EINVAL). So the upper
+   tmpfs is attached while the overlay is made, in a scratch mount namespace
+   of this process: private, still owned by the initial user namespace,
+   and left at ``unshare`` (nothing of it is ever visible on the host). The
+   upper is attached on ``STAGING``, which the supervisor creates
+   (``runner.state.ensure_staging``).
 2. ``attach`` runs in the container's init (PID 1 of the new pid namespace,
    so /proc shows that namespace): stops propagation, moves the detached
    mounts under the staging directory, mounts /proc, makes the root read-only
@@ -24,10 +32,10 @@ from dataclasses import dataclass, field
 from sandbox.fs.mountopts import join_lowerdirs
 from sandbox.fs.ops import MountPlan
 from sandbox.syscalls.api import Syscalls
+from sandbox.syscalls.consts import CloneFlag, MoveMount, OpenTree, UmountFlag
 from sandbox.syscalls.consts import FsconfigCmd as C
 from sandbox.syscalls.consts import MountAttr as A
 from sandbox.syscalls.consts import MountFlag as M
-from sandbox.syscalls.consts import MoveMount, OpenTree, UmountFlag
 
 AT_FDCWD = -100
 STAGING = "/run/sandbox/stage"
@@ -84,8 +92,15 @@ def _tmpfs(
 def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -> DetachedMounts:
     """Make every mount of the plan as a detached mount (root, initial user namespace)."""
     out = DetachedMounts()
+    # The scratch mount namespace (module docstring), private before anything
+    # is mounted in it, so no mount propagates back to the host's peers.
+    sc.unshare(CloneFlag.CLONE_NEWNS)
+    sc.mount(None, "/", None, M.MS_REC | M.MS_PRIVATE)
     upper = _tmpfs(sc, plan.upper_size, plan.upper_inodes, 0o755, 0)
     out.others.append(upper)
+    # Attached for clone_private_mount (see above) until the overlay exists;
+    # the lowers are opened after the unshare, so they are in this namespace too.
+    _move(sc, upper, STAGING)
     sc.mkdirat(upper, "upper", 0o755)
     sc.mkdirat(upper, "work", 0o700)
     for e in plan.upper_entries:
@@ -135,6 +150,8 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
         sc.fchmodat(out.dev, name, 0o666)
     for name, target in plan.dev_links:
         sc.symlinkat(target, out.dev, name)
+    # The overlay holds its own private clone of the upper: detach ours.
+    sc.umount2(STAGING, UmountFlag.MNT_DETACH)
     return out
 
 

@@ -21,10 +21,11 @@ Semantics (STYLE B8 "Landlock", issue 3 item 2):
 - writable trees (``writable``, writable binds, tmpfs): read plus create,
   write, remove, truncate and REFER (rename/link). Never MAKE_CHAR/MAKE_BLOCK:
   the payload has no CAP_MKNOD, and Landlock says no as well;
-- the safe device nodes ``/dev/null /dev/zero /dev/full /dev/random
-  /dev/urandom``: read, write, truncate (``> /dev/null`` opens with O_TRUNC) and
-  IOCTL_DEV, which Landlock grants on no other path (their ioctls are harmless:
-  ENOTTY, or CAP_SYS_ADMIN-only entropy ioctls);
+- the safe device nodes ``/dev/null /dev/zero /dev/full``: read, write,
+  truncate (``> /dev/null`` opens with O_TRUNC) and IOCTL_DEV; ``/dev/random
+  /dev/urandom``: read and IOCTL_DEV only (as the AppArmor profile). Landlock
+  grants IOCTL_DEV on no other path (these ioctls are harmless: ENOTTY, or
+  CAP_SYS_ADMIN-only entropy ioctls);
 - no TCP bind/connect (ABI >= 4) and scoped abstract unix sockets and signals
   (ABI >= 6): the payload has no network and no business outside its domain.
 
@@ -75,7 +76,11 @@ DEVICE = (
     | _FS.LANDLOCK_ACCESS_FS_TRUNCATE
     | _FS.LANDLOCK_ACCESS_FS_IOCTL_DEV
 )
+# Read-only devices: reading randomness needs no write, and the AppArmor
+# profile grants these two 'r' only; the same decision on both layers.
+READ_ONLY_DEVICE = _FS.LANDLOCK_ACCESS_FS_READ_FILE | _FS.LANDLOCK_ACCESS_FS_IOCTL_DEV
 SAFE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+READ_ONLY_DEVICES = ("/dev/random", "/dev/urandom")
 
 State = Literal["full", "partial", "off"]
 
@@ -154,7 +159,23 @@ class LandlockArtifact:
         return {r.path: list(names(r.access, AccessFs)) for r in self.rules}
 
 
-def prepare(fs: Filesystem, abi: int, *, program_dir: str | None = None) -> LandlockArtifact:
+def _inside_file(path: str) -> str:
+    """A program file's inside path, cleaned; ArtifactError unless absolute without . or .."""
+    parts = [p for p in path.split("/") if p]
+    if not path.startswith("/") or "\0" in path or any(p in (".", "..") for p in parts):
+        raise ArtifactError(
+            "landlock", f"program file {path!r} must be an absolute path without '.' or '..'"
+        )
+    return "/" + "/".join(parts)
+
+
+def prepare(
+    fs: Filesystem,
+    abi: int,
+    *,
+    program_dir: str | None = None,
+    program_files: tuple[str, ...] = (),
+) -> LandlockArtifact:
     """Compile the filesystem policy into a Landlock ruleset for ABI ``abi``.
 
     Args:
@@ -162,13 +183,18 @@ def prepare(fs: Filesystem, abi: int, *, program_dir: str | None = None) -> Land
         abi: the host's Landlock ABI (``abi.probe()``); 0 means no Landlock.
         program_dir: inside directory holding the payload's executable, granted
             read and execute (it must exist: required).
+        program_files: the payload's executable and its script interpreter
+            (inside paths), each granted read and execute on that file alone,
+            as the AppArmor profile grants them ``mrix`` whatever
+            ``exec_paths`` says. Skipped when missing (exec then fails anyway).
 
     Returns:
         The artifact; ``state`` says whether the ruleset is full, partial or off.
         Whether a non-full state is acceptable is the plan's decision, not this one.
 
     Raises:
-        ArtifactError: ``program_dir`` is not an absolute path.
+        ArtifactError: ``program_dir`` or a program file is not a clean
+            absolute path.
     """
     have = rights_for(abi)
     missing = missing_names(have.abi)
@@ -184,7 +210,7 @@ def prepare(fs: Filesystem, abi: int, *, program_dir: str | None = None) -> Land
             f"no Landlock on this kernel (ABI {abi}): not built in, or not "
             "enabled on the lsm= command line",
         )
-    wanted = _wanted(fs, program_dir)
+    wanted = _wanted(fs, program_dir, program_files)
     rules = tuple(
         PathRule(
             path,
@@ -208,7 +234,9 @@ def prepare(fs: Filesystem, abi: int, *, program_dir: str | None = None) -> Land
     )
 
 
-def _wanted(fs: Filesystem, program_dir: str | None) -> dict[str, tuple[AccessFs, bool, bool]]:
+def _wanted(
+    fs: Filesystem, program_dir: str | None, program_files: tuple[str, ...] = ()
+) -> dict[str, tuple[AccessFs, bool, bool]]:
     """Path -> (rights, required, is_dir) before masking to the ABI, merged per path."""
     out: dict[str, tuple[AccessFs, bool, bool]] = {}
 
@@ -236,6 +264,10 @@ def _wanted(fs: Filesystem, program_dir: str | None) -> dict[str, tuple[AccessFs
         grant(t.target, READ | WRITE, required=True)
     if program_dir is not None:
         grant(_inside_path(program_dir), READ | EXECUTE, required=True)
+    for f in program_files:
+        grant(_inside_file(f), READ | EXECUTE, required=False, is_dir=False)
+    for dev in READ_ONLY_DEVICES:  # read only, as the AppArmor profile has them
+        out[dev] = (READ_ONLY_DEVICE, False, False)
     return out
 
 

@@ -125,10 +125,14 @@ class LayerBuilders:
     ) -> None:
         if built.states["landlock"].state == "off":
             return
-        key = (policy.filesystem.model_dump_json(), self.host.landlock_abi)
+        # The program and its interpreter run whatever exec_paths says (AppArmor
+        # grants them mrix): both file layers must agree on that.
+        interp = interpreter_of(program.host_path) if program.host_path else None
+        files = tuple(p for p in (program.inside_path, interp) if p and p.startswith("/"))
+        key = (policy.filesystem.model_dump_json(), self.host.landlock_abi, files)
         art = self._landlock_cache.get(key)
         if art is None:
-            art = landlock_prepare(policy.filesystem, self.host.landlock_abi)
+            art = landlock_prepare(policy.filesystem, self.host.landlock_abi, program_files=files)
             self._landlock_cache[key] = art
         built.landlock = art if art.state != "off" else None
         built.states["landlock"] = Enforcement(art.state, art.detail or f"ABI {art.abi}")
@@ -258,6 +262,21 @@ class LayerBuilders:
             "partial" if partial else "full",
             (detail or f"leaf {leaf.name}: {enforced}") + charged,
         )
+
+    def dry_cgroups(self, policy: Policy, run_id: str) -> Enforcement:
+        """The cgroups layer's state for ``policy``: its leaf made and removed at once.
+
+        For ``sandbox doctor``: the same decision a run gets, from the same
+        code. A leaf left by a killed doctor has no run lock, so the next
+        supervisor's sweep removes it.
+        """
+        built = Built(states={"cgroups": Enforcement("off", "not set up yet")})
+        with ExitStack() as stack:
+            try:
+                self._cgroups(policy, built, run_id, stack)
+            except SetupError as e:
+                return Enforcement("off", str(e))
+        return built.states["cgroups"]
 
 
 def device_number(spec: str) -> str:

@@ -50,6 +50,27 @@ def _private_dir(path: Path) -> Path:
     return path
 
 
+def ensure_staging() -> None:
+    """Create the launcher's staging mount point (root-owned, 0755) if it is missing.
+
+    ``sandbox.fs.mounts.STAGING`` is only ever mounted on inside the launcher's
+    own mount namespaces, but it must exist on the host, and nothing else
+    makes it on a fresh one. 0755: the container's init (root of its user
+    namespace, not of the host) must be able to reach it.
+    """
+    from sandbox.fs.mounts import STAGING
+
+    path = Path(STAGING)
+    if path.is_dir():
+        return
+    try:
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        path.mkdir(mode=0o755, exist_ok=True)
+        os.chmod(path, 0o755)  # noqa: S103 - mkdir applies the umask; a mount point only
+    except OSError as e:
+        raise SetupError("state", f"mkdir({STAGING!r}): {e.strerror}") from e
+
+
 def new_run_id() -> str:
     """Sortable, unique, safe as a file and cgroup name."""
     return f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
@@ -71,7 +92,9 @@ class RunLock:
 
 
 def acquire_run_lock(run_id: str, runtime: Path | None = None) -> RunLock:
-    """Create and lock ``runs/<run_id>.lock``."""
+    """Create and lock ``runs/<run_id>.lock`` (and, as root, make sure the staging dir exists)."""
+    if os.geteuid() == 0:
+        ensure_staging()
     runs = _private_dir((runtime or runtime_dir()) / "runs")
     path = runs / f"{run_id}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)

@@ -139,6 +139,11 @@ def test_program_interpreter_and_exec_trees_are_executable() -> None:
     assert '"/usr{,/**}" mix,' in r and '"/box{,/**}" mix,' in r
 
 
+def test_exec_paths_are_readable_too_as_under_landlock() -> None:
+    r = rules(render(policy(filesystem={"read_paths": [], "exec_paths": ["/opt/tools"]})).text)
+    assert '"/opt/tools{,/,/**}" r,' in r and '"/opt/tools{,/**}" mix,' in r
+
+
 def test_write_only_on_writable_trees() -> None:
     r = rules(render(policy(filesystem={"writable": ["/box"]})).text)
     writers = [x for x in r if not x.startswith("deny") and re.search(r" [a-z]*w[a-z]*,$", x)]
@@ -148,6 +153,20 @@ def test_write_only_on_writable_trees() -> None:
         '"/dev/zero" rw,',
         '"/dev/full" rw,',
     ]
+
+
+def test_binds_and_tmpfs_get_what_landlock_grants_them() -> None:
+    fs = {
+        "binds": [
+            {"source": "/srv/a", "target": "/data"},
+            {"source": "/srv/b", "target": "/out", "writable": True, "exec": False},
+        ],
+        "tmpfs": [{"target": "/scratch"}],
+    }
+    r = rules(render(policy(filesystem=fs)).text)
+    assert '"/data{,/,/**}" r,' in r and '"/data{,/**}" mix,' in r
+    assert '"/out{,/,/**}" rwlk,' in r and not any(x.startswith('"/out') and "x" in x for x in r)
+    assert '"/scratch{,/,/**}" rwlk,' in r
 
 
 def test_read_paths_cover_files_and_trees() -> None:
@@ -291,6 +310,12 @@ SEVERAL = [
     {"network": {"mode": "none"}, "filesystem": {"writable": []}},
     {"capabilities": {"keep": ["CAP_SETUID", "CAP_SETGID", "net_bind_service"]}},
     {"filesystem": {"read_paths": ["/", "/weird dir/*{a,b}[c]?#@=^\"'"], "exec_paths": []}},
+    {
+        "filesystem": {
+            "binds": [{"source": "/srv", "target": "/data", "writable": True}],
+            "tmpfs": [{"target": "/scratch"}],
+        }
+    },
     {
         "namespaces": {"nested_userns": True},
         "apparmor": {"extra_rules": ["/srv/** rwk,", "deny /srv/secret/** rw,"]},

@@ -6,7 +6,15 @@ import pytest
 
 from sandbox.errors import ArtifactError
 from sandbox.landlock.abi import FILE_RIGHTS, LATEST_ABI, AccessFs, names, rights_for
-from sandbox.landlock.rules import DEVICE, EXECUTE, READ, SAFE_DEVICES, WRITE, prepare
+from sandbox.landlock.rules import (
+    DEVICE,
+    EXECUTE,
+    READ,
+    READ_ONLY_DEVICE,
+    SAFE_DEVICES,
+    WRITE,
+    prepare,
+)
 from sandbox.policy.model import Bind, Filesystem, Tmpfs
 
 F = AccessFs
@@ -34,7 +42,8 @@ def test_default_policy_rights_at_latest_abi():
     assert r["/box"].access == READ | WRITE | EXECUTE  # writable and in exec_paths
     assert r["/tmp"].access == READ | WRITE  # writable, not executable
     for dev in SAFE_DEVICES:
-        assert r[dev].access == DEVICE and r[dev].is_dir is False
+        want = READ_ONLY_DEVICE if dev in ("/dev/random", "/dev/urandom") else DEVICE
+        assert r[dev].access == want and r[dev].is_dir is False
 
 
 def test_write_rights_never_include_device_creation_or_ioctl():
@@ -156,6 +165,16 @@ def test_program_dir_gets_read_and_execute():
     fs = Filesystem(exec_paths=["/usr"])
     r = by_path(prepare(fs, LATEST_ABI, program_dir="/opt/judge//bin/"))
     assert r["/opt/judge/bin"].access == READ | EXECUTE and r["/opt/judge/bin"].required
+
+
+def test_program_and_interpreter_files_get_read_and_execute_on_the_file_only():
+    fs = Filesystem(exec_paths=["/usr"])
+    r = by_path(prepare(fs, LATEST_ABI, program_files=("/box/prog", "/opt/py/bin/python3")))
+    for path in ("/box/prog", "/opt/py/bin/python3"):
+        rule = r[path]
+        assert not rule.is_dir and not rule.required
+        assert rule.file_access == AccessFs.LANDLOCK_ACCESS_FS_READ_FILE | EXECUTE
+    assert "/box" not in r or not r["/box"].access & EXECUTE
 
 
 @pytest.mark.parametrize("bad", ["relative/bin", "/a/../etc", "/a/./b", "/a\0b"])

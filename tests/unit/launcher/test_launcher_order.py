@@ -17,7 +17,7 @@ from sandbox.launcher.protocol import EXIT_SPAWN_FAILED, MAPS_WRITTEN, decode_fa
 from sandbox.launcher.steps import Ctx, LaunchFds, outer_main
 from sandbox.plan import LaunchPlan, Rlimit, SeccompPlan
 from sandbox.policy.model import Filesystem
-from sandbox.syscalls.consts import CloneFlag, Prctl
+from sandbox.syscalls.consts import CloneFlag, MountFlag, Prctl, UmountFlag
 from sandbox.syscalls.recording import Call, ExecCalled, ExitCalled, RecordingSyscalls
 
 FLAGS = int(
@@ -113,23 +113,45 @@ def test_seccomp_is_the_last_call_before_execve(calls):
     assert calls[-2].name == "seccomp_set_filter"
 
 
+def is_userns(c: Call) -> bool:
+    return c.name == "unshare" and bool(c.args[0] & CloneFlag.CLONE_NEWUSER)
+
+
 def test_userns_first_and_all_namespaces_in_one_unshare(calls):
     unshares = [c for c in calls if c.name == "unshare"]
-    assert unshares[0].args[0] & CloneFlag.CLONE_NEWUSER
-    assert unshares[0].args[0] == FLAGS
+    # a scratch mount namespace for building the overlay (still in the initial
+    # user namespace), then the container's namespaces in one call
+    assert [c.args[0] for c in unshares[:2]] == [CloneFlag.CLONE_NEWNS, FLAGS]
     # the cgroup namespace comes later, in the payload, after it joined its leaf
-    assert unshares[1].args[0] == CloneFlag.CLONE_NEWCGROUP
+    assert unshares[2].args[0] == CloneFlag.CLONE_NEWCGROUP
+
+
+def test_scratch_mount_namespace_is_private_and_emptied_before_the_userns(calls):
+    scratch = first(calls, "unshare")
+    userns = first(calls, "unshare", lambda c: is_userns(c))
+    private = Call("mount", (None, "/", None, MountFlag.MS_REC | MountFlag.MS_PRIVATE))
+    assert calls[scratch + 1] == private
+    # the upper is attached (for 6.1's clone_private_mount) only between those two
+    attach = first(calls, "move_mount")
+    assert calls[attach].args[3] == "/run/sandbox/stage"
+    lowerdir = first(calls, "fsconfig", lambda c: "lowerdir" in c.args)
+    overlay_create = min(i for i in idx(calls, lambda c: c.name == "fsmount") if i > lowerdir)
+    detach = first(calls, "umount2")
+    assert scratch < attach < overlay_create < detach < userns
+    assert calls[detach].args == ("/run/sandbox/stage", UmountFlag.MNT_DETACH)
+    lower_open = first(calls, "openat")
+    assert attach < lower_open < overlay_create
 
 
 def test_detached_mounts_are_made_before_the_user_namespace(calls):
-    userns = first(calls, "unshare")
+    userns = first(calls, "unshare", lambda c: is_userns(c))
     for name in ("fsopen", "fsmount", "open_tree", "mount_setattr", "mknodat", "copy_into"):
         assert max(idx(calls, lambda c, n=name: c.name == n)) < userns, name
 
 
 def test_id_maps_are_awaited_before_the_first_fork(calls):
     assert (
-        first(calls, "unshare")
+        first(calls, "unshare", lambda c: is_userns(c))
         < first(calls, "write", lambda c: c.args[1] == b"U")
         < first(calls, "read")
         < first(calls, "fork")
