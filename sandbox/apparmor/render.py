@@ -285,7 +285,7 @@ def _as_landlock(policy: Policy) -> list[str]:
     """Grants Landlock makes from the same keys (landlock.rules._wanted): same decisions."""
     fs = policy.filesystem
     out = ["  # filesystem.exec_paths are readable too (Landlock: read+execute)."]
-    out += [f"  {_tree(p)} r," for p in sorted(set(fs.exec_paths))]
+    out += [f"  {_subject(p)} r," for p in sorted(set(fs.exec_paths))]
     out.append("  # filesystem.binds: r, rwlk when writable; mix when exec.")
     for b in sorted(fs.binds, key=lambda b: (b.target, b.source)):
         out.append(f"  {_tree(b.target)} {'rwlk' if b.writable else 'r'},")

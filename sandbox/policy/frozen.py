@@ -16,6 +16,7 @@ from typing import Literal
 from sandbox.policy.snapshot import Snapshot, env_resolved
 
 
+
 @dataclass(frozen=True)
 class Layers(Snapshot):
     """Snapshot of ``sandbox.policy.model.Layers``."""
@@ -132,9 +133,7 @@ class SeccompRule(Snapshot):
 class Seccomp(Snapshot):
     """Snapshot of ``sandbox.policy.model.Seccomp``."""
 
-    default_action: Literal[
-        "kill_process", "kill_thread", "trap", "errno", "notify", "log", "allow"
-    ]
+    default_action: Literal["kill_process", "kill_thread", "trap", "errno", "notify", "log", "allow"]
     default_errno: str
     groups: list[str]
     allow: list[str]

@@ -36,7 +36,7 @@ from sandbox.seccomp.groups import resolve
 from sandbox.verify import compile as comp
 from sandbox.verify import lint
 from sandbox.verify.findings import Finding
-from sandbox.verify.inputs import host_summary, unpack
+from sandbox.verify.inputs import as_model, host_summary, unpack
 from sandbox.verify.mountflags import MountFlags, trace
 from sandbox.verify.report import LayerResult, Report
 from sandbox.verify.version import library_id
@@ -120,6 +120,7 @@ def check(
             conflicting names), as loading the profile would.
     """
     policy, source, strict = unpack(profile)
+    policy = as_model(policy)
     host = host if host is not None else probe()
     spec = resolve(policy.seccomp)
     out = comp.Compiled()

@@ -31,7 +31,7 @@ from sandbox.seccomp.spec import SeccompSpec
 from sandbox.seccomp.tables import table
 from sandbox.verify import compile as comp
 from sandbox.verify import lint
-from sandbox.verify.inputs import unpack
+from sandbox.verify.inputs import as_model, unpack
 from sandbox.verify.mountflags import trace
 
 SECTIONS = (
@@ -47,22 +47,6 @@ SECTIONS = (
 
 # Where Landlock and AppArmor differ, whatever the policy (checked against the
 # kernel's Landlock documentation and this project's guest tests).
-LANDLOCK_VS_APPARMOR = (
-    "Landlock rights accumulate down a tree: it cannot deny one file or subtree inside an "
-    "allowed tree (a read-only path inside a writable tree stays writable). AppArmor can: "
-    "its 'deny' rules win over any allow.",
-    "Landlock rules attach to the files that exist when the ruleset is applied (a path "
-    "missing then is skipped; what is created later inside an allowed tree is covered). "
-    "AppArmor matches path names at every access, resolved in the payload's mount namespace.",
-    "Landlock mediates only what its ABI knows: truncate from ABI 3, device ioctl from ABI 5, "
-    "TCP bind/connect from ABI 4, abstract unix sockets and signals from ABI 6. AppArmor "
-    "covers truncate and ioctl through 'w'.",
-    "AppArmor also mediates capabilities, network families, signals, ptrace, mount and "
-    "profile changes; Landlock mediates none of these (the capability, seccomp and namespace "
-    "layers do).",
-    "Exec: AppArmor 'ix' keeps the profile across execve; a Landlock domain is inherited by "
-    "everything the payload runs and can only be narrowed further.",
-)
 
 
 def _wrap(items: Iterable[str], indent: str = "  ") -> list[str]:
@@ -225,16 +209,17 @@ def _limits(policy: Policy) -> list[str]:
 
 
 def _differences(policy: Policy, host: HostFacts, out: comp.Compiled) -> list[str]:
-    lines = [f"- {n}" for n in LANDLOCK_VS_APPARMOR]
-    fs = policy.filesystem
+    """Where AppArmor and Landlock decide differently for this policy (measured in the
+    access matrix tests; docs/apparmor-vs-landlock.md), then what applies on this host."""
+    from sandbox.apparmor.compare import differences
+
+    lines = []
+    for d in differences(policy, host.landlock_abi):
+        lines.append(f"- {d.summary}")
+        lines.append(f"    AppArmor: {d.apparmor}; Landlock: {d.landlock}")
+        if d.example:
+            lines.append(f"    e.g. {d.example}")
     specific = []
-    writable = [*fs.writable, *(b.target for b in fs.binds if b.writable)]
-    for p in fs.read_paths:
-        tree = next((w for w in writable if p != w and p.startswith(w.rstrip("/") + "/")), None)
-        if tree:
-            specific.append(
-                f"{p} is listed read-only but lies in the writable {tree}: Landlock grants it write"
-            )
     denies = [
         r for r in policy.apparmor.extra_rules if r.strip().startswith(("deny", "audit deny"))
     ]
@@ -248,7 +233,7 @@ def _differences(policy: Policy, host: HostFacts, out: comp.Compiled) -> list[st
             f"Landlock ABI {out.landlock.abi} cannot mediate " + ", ".join(out.landlock.missing)
         )
     if specific:
-        lines += ["", "for this policy on this host:"] + [f"- {s}" for s in specific]
+        lines += ["", "on this host:"] + [f"- {s}" for s in specific]
     return lines
 
 
@@ -271,6 +256,7 @@ def explain(
     if unknown := set(sections) - set(SECTIONS):
         raise ValueError(f"unknown sections {sorted(unknown)} (known: {', '.join(SECTIONS)})")
     policy, source, _ = unpack(profile)
+    policy = as_model(policy)
     out = comp.Compiled()
     arch = arch or comp.host_abi(host)
     if "seccomp" in sections:
