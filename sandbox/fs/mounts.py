@@ -32,7 +32,14 @@ from dataclasses import dataclass, field
 from sandbox.fs.mountopts import join_lowerdirs
 from sandbox.fs.ops import MountPlan
 from sandbox.syscalls.api import Syscalls
-from sandbox.syscalls.consts import CloneFlag, MoveMount, OpenTree, UmountFlag
+from sandbox.syscalls.consts import (
+    RESOLVE_NO_MAGICLINKS,
+    RESOLVE_NO_SYMLINKS,
+    CloneFlag,
+    MoveMount,
+    OpenTree,
+    UmountFlag,
+)
 from sandbox.syscalls.consts import FsconfigCmd as C
 from sandbox.syscalls.consts import MountAttr as A
 from sandbox.syscalls.consts import MountFlag as M
@@ -116,7 +123,7 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
         sc.fchownat(upper, f"upper/box/{name}", *host_ids)
     lowers = []
     for layer in plan.lowers:
-        fd = sc.openat(AT_FDCWD, layer, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = _open_source(sc, layer, os.O_DIRECTORY)
         out.others.append(fd)
         lowers.append(f"/proc/self/fd/{fd}")
     if plan.overlay:
@@ -131,7 +138,9 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
         out.root = sc.open_tree(AT_FDCWD, plan.lowers[0], _CLONE)
         sc.mount_setattr(out.root, "", _SETATTR, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV)
     for b in plan.binds:
-        fd = sc.open_tree(AT_FDCWD, b.source, _CLONE)
+        src = _open_source(sc, b.source)
+        fd = sc.open_tree(src, "", _CLONE | OpenTree.AT_EMPTY_PATH)
+        sc.close(src)
         attrs = A.MOUNT_ATTR_NODEV | (A.MOUNT_ATTR_NOSUID if plan.nosuid else 0)
         if not b.writable:
             attrs |= A.MOUNT_ATTR_RDONLY
@@ -153,6 +162,22 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
     # The overlay holds its own private clone of the upper: detach ours.
     sc.umount2(STAGING, UmountFlag.MNT_DETACH)
     return out
+
+
+def _open_source(sc: Syscalls, path: str, flags: int = 0) -> int:
+    """O_PATH fd of a host source, resolved without following any symlink.
+
+    The planner resolved the caller's path once, after checking that no symlink
+    on it lies where another user could have planted it; here no symlink is
+    followed at all, so nothing swapped in since (e.g. by an earlier run's
+    payload in a shared writable bind) can redirect the bind to another tree.
+    """
+    return sc.openat2(
+        AT_FDCWD,
+        path,
+        os.O_PATH | os.O_CLOEXEC | flags,
+        RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    )
 
 
 def _move(sc: Syscalls, fd: int, target: str) -> None:

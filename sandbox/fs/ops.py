@@ -11,6 +11,7 @@ problem when one is wrong; ``sandbox.fs.mounts`` applies a plan in the child.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -84,6 +85,58 @@ class MountPlan:
     nosuid: bool = True
 
 
+def _trusted_link(link: str, st: os.stat_result) -> bool:
+    """A symlink only root or the caller could have put there (and cannot be swapped)."""
+    if st.st_uid not in (0, os.geteuid()):
+        return False
+    parent = os.stat(os.path.dirname(link) or "/")
+    if parent.st_uid not in (0, os.geteuid()):
+        return False
+    # Group/other-writable parents are fine only when sticky (/tmp): nobody else may
+    # rename or replace an entry they do not own there.
+    return not parent.st_mode & 0o022 or bool(parent.st_mode & stat.S_ISVTX)
+
+
+def checked_source(path: str, max_links: int = 40) -> str:
+    """The real path of a bind source, refusing symlinks another user could have planted.
+
+    Binds are made by root: a symlink an earlier run's payload left in a shared
+    writable tree must not redirect a later bind to any host path. The launcher
+    then opens the result without following symlinks at all (``openat2``), so
+    nothing swapped in after this check is followed either.
+
+    Raises:
+        PolicyError: naming the symlink and why it is not trusted.
+    """
+    parts = [p for p in path.split("/") if p]
+    done: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part in (".", ""):
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        here = "/" + "/".join([*done, part])
+        st = os.lstat(here)
+        if not stat.S_ISLNK(st.st_mode):
+            done.append(part)
+            continue
+        links += 1
+        if links > max_links or not _trusted_link(here, st):
+            raise PolicyError(
+                f"bind source {path!r}: {here} is a symlink that a user other than root "
+                "or you could have placed (or changed); name the real path instead"
+            )
+        target = os.readlink(here)
+        if target.startswith("/"):
+            done = []
+        parts = [p for p in target.split("/") if p] + parts
+    return "/" + "/".join(done)
+
+
 def _under(path: str, tree: str) -> bool:
     return path == tree or path.startswith(tree.rstrip("/") + "/")
 
@@ -102,7 +155,7 @@ def host_binds(fs: Filesystem, root: Path = Path("/")) -> list[BindMount]:
         p = root / link
         if p.is_dir() and not p.is_symlink() and f"/{link}" not in dirs:
             dirs.append(f"/{link}")
-    return [BindMount(d, d, writable=False, exec=True) for d in dirs]
+    return [BindMount(checked_source(d), d, writable=False, exec=True) for d in dirs]
 
 
 def plan_mounts(
@@ -125,7 +178,7 @@ def plan_mounts(
             if b.optional:
                 continue
             raise PolicyError(f"bind source {b.source!r} does not exist")
-        binds.append(BindMount(os.path.realpath(b.source), b.target, b.writable, b.exec))
+        binds.append(BindMount(checked_source(b.source), b.target, b.writable, b.exec))
     targets = [b.target for b in binds] + [t.target for t in fs.tmpfs]
     for t in targets:
         if any(_under(t, f) for f in FORBIDDEN_TARGETS[1:]) or t == "/":

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - generated lines
 """Pydantic-free snapshots of the policy models: GENERATED, do not edit.
 
 Made by ``python -m sandbox.policy.schema --write`` from
@@ -16,7 +17,6 @@ from typing import Literal
 from sandbox.policy.snapshot import Snapshot, env_resolved
 
 
-
 @dataclass(frozen=True)
 class Layers(Snapshot):
     """Snapshot of ``sandbox.policy.model.Layers``."""
@@ -31,7 +31,6 @@ class Layers(Snapshot):
     cgroups: Literal["required", "degradable", "disabled"]
     file_mediation: bool
 
-
 @dataclass(frozen=True)
 class Namespaces(Snapshot):
     """Snapshot of ``sandbox.policy.model.Namespaces``."""
@@ -45,7 +44,6 @@ class Namespaces(Snapshot):
     time: bool
     nested_userns: bool
 
-
 @dataclass(frozen=True)
 class Identity(Snapshot):
     """Snapshot of ``sandbox.policy.model.Identity``."""
@@ -54,7 +52,6 @@ class Identity(Snapshot):
     gid: int
     hostname: str
     user: str
-
 
 @dataclass(frozen=True)
 class Bind(Snapshot):
@@ -66,14 +63,12 @@ class Bind(Snapshot):
     exec: bool
     optional: bool
 
-
 @dataclass(frozen=True)
 class Tmpfs(Snapshot):
     """Snapshot of ``sandbox.policy.model.Tmpfs``."""
 
     target: str
     size: int
-
 
 @dataclass(frozen=True)
 class Filesystem(Snapshot):
@@ -92,7 +87,6 @@ class Filesystem(Snapshot):
     exec_paths: list[str]
     read_paths: list[str]
     list_paths: list[str]
-
 
 @dataclass(frozen=True)
 class Limits(Snapshot):
@@ -116,7 +110,6 @@ class Limits(Snapshot):
     io_read_iops: dict[str, int]
     io_write_iops: dict[str, int]
 
-
 @dataclass(frozen=True)
 class SeccompRule(Snapshot):
     """Snapshot of ``sandbox.policy.model.SeccompRule``."""
@@ -127,7 +120,6 @@ class SeccompRule(Snapshot):
     values: list[int]
     match: str
     otherwise: str
-
 
 @dataclass(frozen=True)
 class Seccomp(Snapshot):
@@ -141,7 +133,6 @@ class Seccomp(Snapshot):
     errno: dict[str, str]
     rules: list[SeccompRule]
 
-
 @dataclass(frozen=True)
 class Capabilities(Snapshot):
     """Snapshot of ``sandbox.policy.model.Capabilities``."""
@@ -149,20 +140,17 @@ class Capabilities(Snapshot):
     keep: list[str]
     deny: list[str]
 
-
 @dataclass(frozen=True)
 class Network(Snapshot):
     """Snapshot of ``sandbox.policy.model.Network``."""
 
     mode: Literal["none", "loopback"]
 
-
 @dataclass(frozen=True)
 class AppArmor(Snapshot):
     """Snapshot of ``sandbox.policy.model.AppArmor``."""
 
     extra_rules: list[str]
-
 
 @dataclass(frozen=True)
 class Env(Snapshot):
@@ -176,7 +164,6 @@ class Env(Snapshot):
     def resolved(self) -> dict[str, str]:
         """The environment the payload gets."""
         return env_resolved(self)
-
 
 @dataclass(frozen=True)
 class Policy(Snapshot):

@@ -96,7 +96,8 @@ def render() -> str:
 
 
 # ---------------------------------------------------------------- frozen ----
-FROZEN_HEADER = '''"""Pydantic-free snapshots of the policy models: GENERATED, do not edit.
+FROZEN_HEADER = '''# ruff: noqa: E501 - generated lines
+"""Pydantic-free snapshots of the policy models: GENERATED, do not edit.
 
 Made by ``python -m sandbox.policy.schema --write`` from
 ``sandbox/policy/model.py``. The CLI's profile cache rebuilds a validated
@@ -155,9 +156,9 @@ def render_frozen() -> str:
             order.append(model)
 
     visit(Policy)
-    out = [FROZEN_HEADER]
+    out = [FROZEN_HEADER.rstrip("\n") + "\n"]
     for model in order:
-        out.append(f"\n\n@dataclass(frozen=True)\nclass {model.__name__}(Snapshot):")
+        out.append(f"\n@dataclass(frozen=True)\nclass {model.__name__}(Snapshot):")
         out.append(f'    """Snapshot of ``sandbox.policy.model.{model.__name__}``."""\n')
         for name, f in model.model_fields.items():
             out.append(f"    {name}: {_py_type(f.annotation)}")

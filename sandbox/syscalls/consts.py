@@ -134,6 +134,9 @@ class CloseRange(_Flag):
 
 
 SECCOMP_SET_MODE_FILTER = 1
+# openat2(2) resolve flags
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
 LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_RULE_PATH_BENEATH = 1
 LANDLOCK_RULE_NET_PORT = 2
@@ -158,6 +161,7 @@ _NR = {
         "capset": 126,
         "capget": 125,
         "clone3": 435,
+        "openat2": 437,
     },
     "aarch64": {
         "pivot_root": 41,
@@ -177,6 +181,7 @@ _NR = {
         "capset": 91,
         "capget": 90,
         "clone3": 435,
+        "openat2": 437,
     },
 }
 ARCH = platform.machine()

@@ -272,6 +272,17 @@ class LinuxSyscalls:
     def openat(self, dirfd: int, path: str, flags: int, mode: int = 0) -> int:
         return os.open(path, flags, mode, dir_fd=None if dirfd == -100 else dirfd)
 
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int) -> int:
+        how = struct.pack("QQQ", flags, 0, resolve)
+        return _sys(
+            "openat2",
+            lambda: f"openat2({dirfd}, {path!r}, {flags:#x}, resolve={resolve:#x})",
+            dirfd,
+            path,
+            ctypes.create_string_buffer(how, len(how)),
+            len(how),
+        )
+
     def mkdirat(self, dirfd: int, path: str, mode: int) -> None:
         os.mkdir(path, mode, dir_fd=None if dirfd == -100 else dirfd)
 

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from sandbox.syscalls.api import WaitResult
 
-_FD_RETURNING = {"fsopen", "fsmount", "open_tree", "openat", "landlock_create_ruleset"}
+_FD_RETURNING = {"fsopen", "fsmount", "open_tree", "openat", "openat2", "landlock_create_ruleset"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ class _Tracer(RecordingSyscalls):
     _next: int = 1000
     _fs: dict[int, str] = field(default_factory=dict)
     _mnt: dict[int, tuple[str, int]] = field(default_factory=dict)
+    _paths: dict[int, str] = field(default_factory=dict)
     mounted: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def _fd(self) -> int:
@@ -73,12 +74,19 @@ class _Tracer(RecordingSyscalls):
     def open_tree(self, dirfd: int, path: str, flags: int) -> int:
         self._record("open_tree", dirfd, path, flags)
         fd = self._fd()
-        self._mnt[fd] = (path, 0)
+        # open_tree(fd, "", AT_EMPTY_PATH): the tree of what ``fd`` was opened on.
+        self._mnt[fd] = (path or self._paths.get(dirfd, "?"), 0)
         return fd
 
     def openat(self, dirfd: int, path: str, flags: int, mode: int = 0) -> int:
         self._record("openat", dirfd, path, flags, mode)
         return self._fd()
+
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int) -> int:
+        self._record("openat2", dirfd, path, flags, resolve)
+        fd = self._fd()
+        self._paths[fd] = path
+        return fd
 
     def mount_setattr(
         self, fd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0

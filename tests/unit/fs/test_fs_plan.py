@@ -136,3 +136,23 @@ def test_allowlist_rejects_escapes(tmp_path):
     f.write_text("ok\n../shadow\n")
     with pytest.raises(PolicyError, match="relative to /etc"):
         image.read_allowlist(f)
+
+
+def test_bind_source_symlink_planted_by_another_user_is_refused(tmp_path):
+    from sandbox.fs.ops import checked_source
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)  # writable by anyone, not sticky
+    (tmp_path / "real").mkdir()
+    link = shared / "data"
+    os.symlink(tmp_path / "real", link)
+    os.lchown(link, 65534, 65534)  # as if a payload (some other uid) had planted it
+    with pytest.raises(PolicyError, match="symlink"):
+        checked_source(str(link))
+    os.lchown(link, 0, 0)  # root's own link, but in a directory anyone may rewrite
+    with pytest.raises(PolicyError, match="symlink"):
+        checked_source(str(link))
+    os.chmod(shared, 0o755)
+    assert checked_source(str(link)) == str(tmp_path / "real")
+    assert checked_source(str(tmp_path / "real" / ".." / "real")) == str(tmp_path / "real")

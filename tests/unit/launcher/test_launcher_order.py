@@ -139,7 +139,7 @@ def test_scratch_mount_namespace_is_private_and_emptied_before_the_userns(calls)
     detach = first(calls, "umount2")
     assert scratch < attach < overlay_create < detach < userns
     assert calls[detach].args == ("/run/sandbox/stage", UmountFlag.MNT_DETACH)
-    lower_open = first(calls, "openat")
+    lower_open = first(calls, "openat2")
     assert attach < lower_open < overlay_create
 
 
