@@ -77,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         accounting.run(exe, 3 if args.quick else 10, targets, results)
     if "leaks" in only:
         out = ROOT / "bench" / "build" / "leaks.json"
+        out.unlink(missing_ok=True)
         if _sub("bench.leaks", "--runs", str(leak_runs), "--json", str(out)) != 0:
             failed.append("leaks")
+    if "leaks" in only and out.exists():
         leaks = json.loads(out.read_text())
         results["leaks"] = leaks
         before, after = leaks["before"], leaks["after"]
@@ -107,9 +109,10 @@ def main(argv: list[str] | None = None) -> int:
                     or "fds, threads, zombies, mounts, cgroups, netns, temp dirs: +0"
                 ),
                 "leaks" not in failed,
-                "left of our runs: " + json.dumps(leaks["leftovers"])
+                ("left of our runs: " + json.dumps(leaks["leftovers"]))
                 if leaks["leftovers"]
-                else "nothing named after our runs left",
+                else "nothing named after our runs left"
+                + (f"; {sum(leaks['failures'].values())} runs failed" if leaks["failures"] else ""),
             ),
         ]
     runs = "10" if args.quick else "30"

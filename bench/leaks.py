@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.disable(logging.WARNING)
     from sandbox import Sandbox
+    from sandbox.errors import SandboxError
 
+    failures: dict[str, int] = {}
     header(f"memory and leaks: {args.runs} runs through one Sandbox('strict')")
     sb = Sandbox("strict")
     run_ids: list[str] = []
@@ -104,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         pending: list[str] = []  # run ids of the tenth before: checked once they settled
         t_start = time.monotonic()
         for i in range(args.runs):
-            lat.append(_one(sb, i, run_ids))
+            try:
+                lat.append(_one(sb, i, run_ids))
+            except SandboxError as e:  # counted and shown; the check goes on
+                why = f"{type(e).__name__}: {e}"
+                failures[why] = failures.get(why, 0) + 1
             if (i + 1) % tenth == 0:
                 # The harness keeps no per-run state between tenths (a list of 10,000
                 # run ids would itself be a leak of 80 bytes a run).
@@ -116,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                         i + 1,
                         status_kib("self", "VmRSS"),
                         rollup_kib(server)["rss"],
-                        statistics.median(lat) * 1e3,
+                        statistics.median(lat) * 1e3 if lat else float("nan"),
                     )
                 )
                 lat = []
@@ -169,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         "exact check, resources named after our runs still present: "
         + (json.dumps(left) if left else "none")
     )
+    for msg, n in failures.items():
+        print(f"FAILED RUNS: {n} x {msg}")
     print("\nper tenth of the runs (RSS KiB, median latency of that tenth):")
     print(
         table(
@@ -188,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                     "leftovers": left,
                     "samples": samples,
                     "second_half_kib": second_half,
+                    "failures": failures,
                 },
                 f,
             )
