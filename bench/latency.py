@@ -17,7 +17,9 @@ Subjects, interleaved round by round (each takes one batch per round):
   process after a few runs (all namespaces, overlay root, cgroup leaf with
   limits, capabilities dropped, Landlock, seccomp);
 - the CLI, ``.venv/bin/sandbox exec --profile strict -- /bin/true``, beside
-  ``.venv/bin/python -I -S -c pass``;
+  ``.venv/bin/python -I -S -c pass`` (the target's floor) and
+  ``.venv/bin/python -c pass`` (the interpreter as the CLI's script starts it:
+  with the venv's site and the editable install's path hook);
 - nsjail, isolate, runc, crun when installed.
 """
 
@@ -158,6 +160,7 @@ def run(exe: dict[str, Path], rounds: int, targets: list[Target], results: dict[
     lib = Series("library warm: Sandbox('strict').run(['/bin/true'])")
     cli = Series("CLI: sandbox exec --profile strict -- /bin/true")
     pyss = Series("python -I -S -c pass")
+    pysite = Series("python -c pass (the venv's site, as the CLI starts)")
 
     def fork(argv: list[str], n: int) -> Callable[[], list[float]]:
         return lambda: run_forkexec(fe, argv, n)
@@ -182,6 +185,7 @@ def run(exe: dict[str, Path], rounds: int, targets: list[Target], results: dict[
             (bare2, fork(["/bin/true"], 200)),
             (bw_bin, fork(BWRAP_BIN, 40)),
             (pyss, fork([str(VENV_PY), "-I", "-S", "-c", "pass"], 20)),
+            (pysite, fork([str(VENV_PY), "-c", "pass"], 10)),
             (cli, fork([str(VENV_SANDBOX), "exec", "--profile", "strict", "--", "/bin/true"], 3)),
             *peer_series,
         ]
