@@ -163,7 +163,10 @@ def run(exe: dict[str, Path], runs: int, targets: list[Target], results: dict[st
             "CPU time CV, 20 pinned runs",
             "<= 2%",
             f"{100 * pinned.cv:.2f}%",
-            pinned.cv <= 0.02,
+            # When the same work run bare spreads more than the target, this
+            # machine cannot show whether the sandbox meets it.
+            None if pinned.cv > 0.02 and bare_pinned.cv > 0.02 else pinned.cv <= 0.02,
             f"bare pinned: {100 * bare_pinned.cv:.2f}% (noise); leaf/own clock {100 * own.cv:.2f}%",
+            "machine too noisy",
         ),
     ]

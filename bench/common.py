@@ -172,8 +172,9 @@ class Target:
     name: str
     goal: str
     measured: str
-    met: bool | None  # None: not measurable here
+    met: bool | None  # None: not measurable here, or not decidable from this run
     note: str = ""
+    undecided: str = "n/a"  # the status shown when met is None
 
 
 def targets_table(targets: Sequence[Target]) -> str:
@@ -182,7 +183,7 @@ def targets_table(targets: Sequence[Target]) -> str:
             t.name,
             t.goal,
             t.measured,
-            "n/a" if t.met is None else ("met" if t.met else "NOT met"),
+            t.undecided if t.met is None else ("met" if t.met else "NOT met"),
             t.note,
         )
         for t in targets
