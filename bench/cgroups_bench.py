@@ -53,9 +53,11 @@ def main() -> None:
     finally:
         leaf.remove()
     med = statistics.median
-    print(f"leaves in {len(leaf.dirs)} hierarchies; median create {med(creates) * 1e3:.2f} ms, "
-          f"remove {med(removes) * 1e3:.2f} ms, create+remove "
-          f"{med([a + b for a, b in zip(creates, removes, strict=True)]) * 1e3:.2f} ms")
+    print(
+        f"leaves in {len(leaf.dirs)} hierarchies; median create {med(creates) * 1e3:.2f} ms, "
+        f"remove {med(removes) * 1e3:.2f} ms, create+remove "
+        f"{med([a + b for a, b in zip(creates, removes, strict=True)]) * 1e3:.2f} ms"
+    )
     print(f"cpu_usage_ns {poll * 1e6:.2f} us/call, stats {stats * 1e6:.0f} us/call")
     if parent:
         with open("/sys/fs/cgroup/cgroup.procs", "w") as f:
