@@ -157,7 +157,7 @@ def build(spec: ImageSpec, dest: Path, etc: Path = Path("/etc"), root: Path = Pa
         os.chmod(dest / "etc" / name, 0o644)
 
 
-def ensure(spec: ImageSpec, state_dir: Path) -> tuple[Path, int]:
+def ensure(spec: ImageSpec, state_dir: Path, key: str | None = None) -> tuple[Path, int]:
     """Return the cached image directory for ``spec`` and a shared lock fd that pins it.
 
     The caller keeps the fd open for the run's life: pruning takes an exclusive
@@ -167,7 +167,7 @@ def ensure(spec: ImageSpec, state_dir: Path) -> tuple[Path, int]:
     Raises:
         SetupError: when the image cannot be written.
     """
-    key = image_key(spec)
+    key = key or image_key(spec)
     images = state_dir / "images"
     final = images / key
     try:

@@ -81,6 +81,7 @@ class Ctx:
     parent_pid: int
     last_cap: int = 40
     mnt: DetachedMounts = field(default_factory=DetachedMounts)
+    lifeline: int = -1  # init: read end of a pipe only the outer writes (EOF: it died)
 
 
 Step = Callable[[Ctx], None]
@@ -118,10 +119,13 @@ def step_check_parent(ctx: Ctx) -> None:
 
 
 def step_stdio(ctx: Ctx) -> None:
-    """The payload's stdin/stdout/stderr become fds 0, 1 and 2."""
+    """The payload's stdin/stdout/stderr become fds 0, 1 and 2 (the received fds closed:
+    a copy left here would delay the supervisor's end-of-file on the payload's output)."""
     for target, fd in ((0, ctx.fds.stdin), (1, ctx.fds.stdout), (2, ctx.fds.stderr)):
         if fd != target:
             ctx.sc.dup2(fd, target)
+            if fd > 2:
+                ctx.sc.close(fd)
 
 
 def step_new_session(ctx: Ctx) -> None:
@@ -206,8 +210,25 @@ def step_init_cmdline(ctx: Ctx) -> None:
     ctx.sc.set_cmdline(b"sandbox-init")
 
 
+def step_outer_alive(ctx: Ctx) -> None:
+    """PDEATHSIG armed too late (the outer already gone) would never fire: check.
+
+    PID 1 of a new pid namespace sees its parent as pid 0, so the check is an
+    end-of-file on a pipe whose only writer is the outer.
+    """
+    if ctx.lifeline < 0:
+        return
+    try:
+        if ctx.sc.read(ctx.lifeline, 1) == b"":
+            raise OSError(3, "the launcher's outer process exited during setup")  # ESRCH
+    except BlockingIOError:
+        pass  # no data, writer alive
+    ctx.sc.close(ctx.lifeline)
+
+
 INIT_STEPS: tuple[Step, ...] = (
     step_parent_death,
+    step_outer_alive,
     step_init_signals,
     step_init_cmdline,
     step_mounts,
@@ -344,9 +365,13 @@ def step_exec(ctx: Ctx) -> NoReturn:
 def outer_main(ctx: Ctx) -> NoReturn:
     """Process 1 of 3: set up, unshare, fork the container's init, relay its status."""
     run_steps(ctx, OUTER_STEPS)
+    life_r, life_w = ctx.sc.pipe()
     pid = ctx.sc.fork()
     if pid == 0:
+        ctx.sc.close(life_w)
+        ctx.lifeline = life_r
         init_main(ctx)
+    ctx.sc.close(life_r)  # life_w stays open until the outer exits
     # The monitor keeps nothing of the run's: a pipe writer held here would
     # delay the supervisor's EOF.
     _close(

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox import enforce
 from sandbox.errors import PolicyError, SandboxInternalError, SpawnError
-from sandbox.fs import image as fsimage
 from sandbox.fs.ops import MountPlan, plan_mounts
 from sandbox.fs.resolve import Program, resolve
 from sandbox.host import HostFacts
@@ -50,6 +49,9 @@ if TYPE_CHECKING:
     from sandbox.policy.model import Policy
 
 log = logging.getLogger(__name__)
+# A library configures no handler; this one keeps Python's last-resort handler
+# from printing our warnings on the caller's stderr. The CLI sets up its own.
+logging.getLogger("sandbox").addHandler(logging.NullHandler())
 STDIO_INHERIT = -1
 _BOX_NAME = re.compile(r"^[A-Za-z0-9_.+-][A-Za-z0-9_.+/-]{0,254}$")
 _NATIVE_ARCH = 0xC000003E
@@ -159,9 +161,7 @@ class Supervisor:
         with ExitStack() as stack:
             image_dir = None
             if not policy.filesystem.rootfs:
-                image_dir, lock_fd = fsimage.ensure(
-                    self.layers.image_spec(policy), state.state_dir()
-                )
+                image_dir, lock_fd = self.layers.image(policy)
                 stack.callback(os.close, lock_fd)
             mounts = plan_mounts(policy.filesystem, str(image_dir) if image_dir else None, None)
             program = resolve(req.argv[0], policy.env.path, mounts.binds, mounts.lowers, req.cwd)

@@ -25,13 +25,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sandbox.launcher.protocol import NOTIFY_TAKEN, PayloadStatus, decode_files
+from sandbox.launcher.protocol import (
+    NOTIFY_TAKEN,
+    PayloadStatus,
+    decode_files,
+    encode_failure,
+)
 from sandbox.runner.control import RunControl
 from sandbox.runner.result import Violation
 from sandbox.runner.verdict import KillReason
 from sandbox.syscalls import notify
 
 POLL_INTERVAL = 0.005
+SETUP_DEADLINE = 60.0  # from spawn to the payload's execve: a launcher stuck in setup is killed
 DRAIN_AFTER_EXIT = 2.0
 _ARCH_NAMES = {0xC000003E: "x86_64", 0x40000003: "i386"}
 
@@ -98,6 +104,7 @@ class Watch:
     denied: list[Violation] = field(default_factory=list)
     out_total: int = 0
     _status_buf: bytearray = field(default_factory=bytearray)
+    _started: float = field(default_factory=time.monotonic)
     _status_done: bool = False
 
     def captured(self, stream: int) -> bytes | None:
@@ -141,6 +148,18 @@ class Watch:
                         break
                 elif self.exec_at is not None and self.killed_for is None:
                     self._check_limits()
+                elif (
+                    self.exec_at is None
+                    and not self.failure
+                    and self.killed_for is None
+                    and time.monotonic() - self._started >= SETUP_DEADLINE
+                ):
+                    self.failure = encode_failure(
+                        "setup",
+                        errno.ETIMEDOUT,
+                        f"the launcher did not reach execve within {SETUP_DEADLINE:.0f} s",
+                    )
+                    self._stop("wall")
         finally:
             sel.close()
 
@@ -148,8 +167,10 @@ class Watch:
         now = time.monotonic()
         if drain_until is not None:
             return max(0.0, drain_until - now)
-        if self.exec_at is None or self.killed_for is not None:
+        if self.killed_for is not None:
             return None
+        if self.exec_at is None:
+            return max(0.0, self._started + SETUP_DEADLINE - now)
         timeout = None
         if self.wall_limit is not None:
             timeout = max(0.0, self.exec_at + self.wall_limit - now)

@@ -335,6 +335,9 @@ class LinuxSyscalls:
     def close(self, fd: int) -> None:
         os.close(fd)
 
+    def pipe(self) -> tuple[int, int]:
+        return os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+
     def dup2(self, fd: int, fd2: int) -> None:
         os.dup2(fd, fd2, inheritable=True)
 
