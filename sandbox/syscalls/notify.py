@@ -78,10 +78,14 @@ def recv(listener: int) -> Notification | None:
 
 
 def hung_up(listener: int) -> bool:
-    """True when no task uses the filter any more (the listener polls POLLHUP)."""
+    """True when no task uses the filter any more and nothing is pending.
+
+    The listener then polls POLLHUP without POLLIN; a pending notification
+    (POLLIN) is received first even if the filter's last task is going away.
+    """
     p = select.poll()
     p.register(listener, select.POLLIN)
-    return any(ev & select.POLLHUP for _, ev in p.poll(0))
+    return any(ev & select.POLLHUP and not ev & select.POLLIN for _, ev in p.poll(0))
 
 
 def answer_errno(listener: int, nid: int, err: int) -> None:
