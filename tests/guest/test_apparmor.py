@@ -295,8 +295,9 @@ def test_network_rules_follow_the_policy(mode: str, lifetime: Lifetime) -> None:
     assert out["socket:AF_PACKET:SOCK_RAW"] == "EACCES"
 
 
+# '*' is not here: in a policy path's last component it is a glob (profiles
+# made by `sandbox learn` use it), tested with the globs.
 WEIRD_ALLOWED = [
-    "a*b",
     "c{d,e}",
     "f g",
     "h,i",
@@ -311,7 +312,7 @@ WEIRD_ALLOWED = [
     "w\\",
     "ünï cødé",
 ]
-WEIRD_DENIED = ["aXb", "cd", "vXw", "x"]
+WEIRD_DENIED = ["cd", "vXw", "x"]
 
 
 def test_policy_paths_are_matched_literally(lifetime: Lifetime) -> None:
