@@ -18,7 +18,8 @@ hybrid host (v1 controllers, hugetlb on the unified hierarchy) works as is.
 """
 
 from sandbox.cgroups.detect import ENV_PARENT, CgroupLayout, Hierarchy, detect
-from sandbox.cgroups.leaf import DEFAULT_PREFIX, Leaf, create, join_with_fds, sweep
+from sandbox.cgroups.join import join_with_fds
+from sandbox.cgroups.leaf import DEFAULT_PREFIX, Leaf, create, sweep
 from sandbox.cgroups.model import (
     DEFAULT_DEVICES,
     DEVICES_TTY,

@@ -20,6 +20,7 @@ from types import TracebackType
 
 from sandbox.cgroups.base import CgroupBackend, kill_loop, procs, wait_for
 from sandbox.cgroups.detect import CgroupLayout, Hierarchy
+from sandbox.cgroups.join import join_with_fds
 from sandbox.cgroups.kernel import is_busy
 from sandbox.cgroups.model import (
     CONTROLLERS,
@@ -50,21 +51,6 @@ class LeafDir:
     def backend(self) -> CgroupBackend:
         """v1 or v2, from the hierarchy."""
         return _BACKENDS[self.hierarchy.version]
-
-
-def join_with_fds(fds: Sequence[int], write: Callable[[int, bytes], object]) -> None:
-    """Join the leaf: write ``0`` to each ``cgroup.procs`` fd from :meth:`Leaf.open_procs_fds`.
-
-    Called by the payload itself just before ``execve``, in the order given
-    (the kill hierarchy first, so a task that joined anything is killable).
-    ``0`` means "the writer" in every pid namespace, v1 and v2 alike (checked
-    by the kernel tests), so the payload needs no getpid(). Permission is
-    checked against the credentials of whoever *opened* the fd (since the
-    CVE-2021-4197 fix), so a payload that already dropped privileges can
-    still join through fds opened as root.
-    """
-    for fd in fds:
-        write(fd, b"0")
 
 
 class Leaf:

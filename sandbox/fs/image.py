@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.errors import PolicyError, SetupError
+from sandbox.fs.ops import MERGED_USR
 
 IMAGE_FORMAT = 2
-MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 MOUNT_POINTS = ("box", "tmp", "proc", "dev", "usr", "root", "home", "run", "var", "var/tmp")
 
 

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from sandbox.errors import PolicyError
-from sandbox.fs.image import MERGED_USR
 
 if TYPE_CHECKING:  # the launcher imports this module: no pydantic at run time
     from sandbox.policy.model import Filesystem
 
+# Top-level directories that are symlinks into /usr on a merged-usr host.
+MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 FORBIDDEN_TARGETS = ("/", "/proc", "/dev")
 DEV_NODES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9))
 DEV_LINKS = (

@@ -34,7 +34,7 @@ from typing import NoReturn
 from sandbox.apparmor.onexec import apply_in_child as apparmor_onexec
 from sandbox.caps.drop import drop_bounding, set_final
 from sandbox.caps.names import CAPS
-from sandbox.cgroups.leaf import join_with_fds
+from sandbox.cgroups.join import join_with_fds
 from sandbox.fs.mounts import DetachedMounts, attach, prepare_detached
 from sandbox.landlock.restrict import apply_in_child as landlock_apply
 from sandbox.launcher.protocol import (
