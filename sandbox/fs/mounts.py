@@ -180,6 +180,68 @@ def _open_source(sc: Syscalls, path: str, flags: int = 0) -> int:
     )
 
 
+# A full /proc (proc = "full") shows more of the host than a payload needs: the
+# same masks as runc's and youki's defaults. Files get /dev/null over them,
+# directories are made read-only; entries this kernel lacks are skipped.
+PROC_MASKED = (
+    "kcore",
+    "keys",
+    "timer_list",
+    "sched_debug",
+    "sysrq-trigger",
+    "latency_stats",
+    "kmsg",
+    "kallsyms",
+    "acpi",
+    "scsi",
+    "asound",
+)
+PROC_READ_ONLY = ("sys", "bus", "fs", "irq")
+
+
+def _mask_proc(sc: Syscalls, proc: str, null: str) -> None:
+    for name in PROC_MASKED:
+        path = f"{proc}/{name}"
+        try:
+            if sc.fstat_path(path).st_mode & 0o170000 == 0o040000:  # a directory
+                sc.mount(path, path, None, M.MS_BIND)
+                sc.mount(
+                    None,
+                    path,
+                    None,
+                    M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC,
+                )
+                sc.mount(
+                    "tmpfs",
+                    path,
+                    "tmpfs",
+                    M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC,
+                    "size=0",
+                )
+            else:
+                sc.mount(null, path, None, M.MS_BIND)
+                sc.mount(
+                    None,
+                    path,
+                    None,
+                    M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC,
+                )
+        except FileNotFoundError:
+            continue  # not on this kernel
+    for name in PROC_READ_ONLY:
+        path = f"{proc}/{name}"
+        try:
+            sc.mount(path, path, None, M.MS_BIND | M.MS_REC)
+        except FileNotFoundError:
+            continue
+        sc.mount(
+            None,
+            path,
+            None,
+            M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC,
+        )
+
+
 def _move(sc: Syscalls, fd: int, target: str) -> None:
     sc.move_mount(fd, "", AT_FDCWD, target, MoveMount.MOVE_MOUNT_F_EMPTY_PATH)
 
@@ -204,6 +266,8 @@ def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls, staging: str = ST
         M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC,
         "subset=pid" if plan.proc_subset_pid else None,
     )
+    if not plan.proc_subset_pid:
+        _mask_proc(sc, staging + "/proc", staging + "/dev/null")
     if plan.overlay:  # without it (test hook), the lower layer stays writable
         sc.mount(
             None, staging, None, M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV

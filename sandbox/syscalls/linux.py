@@ -329,6 +329,9 @@ class LinuxSyscalls:
     def fstat(self, fd: int) -> os.stat_result:
         return os.fstat(fd)
 
+    def fstat_path(self, path: str) -> os.stat_result:
+        return os.lstat(path)
+
     def write(self, fd: int, data: bytes) -> int:
         return os.write(fd, data)
 
