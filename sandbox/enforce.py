@@ -47,9 +47,18 @@ def static_states(
         )
     if not host.overlay:
         states["overlay"] = Enforcement("off", "overlayfs is not available")
+    elif not host.is_root and host.kernel < (6, 6):
+        states["overlay"] = Enforcement(
+            "off",
+            "rootless, the overlay is made in a user namespace (userxattr), and its "
+            f"tmpfs upper layer needs user xattrs (Linux 6.6; this is {host.kernel[0]}."
+            f"{host.kernel[1]})",
+        )
     elif not host.is_root:
         states["overlay"] = Enforcement(
-            "off", "rootless runs need root to build the overlay in the initial user namespace"
+            "full",
+            "rootless: read-only lower layers, per-run tmpfs upper, made in the run's "
+            "user namespace (userxattr)",
         )
     else:
         states["overlay"] = Enforcement("full", "read-only lower layers, per-run tmpfs upper")

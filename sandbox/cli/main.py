@@ -128,6 +128,8 @@ def cmd_exec(ns: argparse.Namespace) -> int:
         profile = load_profile(ns.profile, overrides(ns))
     except SandboxError as e:
         _die(str(e), e.exit_status)
+    except OSError as e:  # e.g. a profile path we may not read
+        _die(str(e), 125)
     stdio: dict[str, int] = {}
     try:
         for name, flags in (
@@ -159,6 +161,10 @@ def cmd_exec(ns: argparse.Namespace) -> int:
         client.close()
         _write_meta(ns, _failure_record(profile, e))
         _die(str(e), e.exit_status)
+    except OSError as e:  # the host refused something the sandbox needed: say what
+        client.close()
+        _write_meta(ns, _failure_record(profile, e))
+        _die(f"{e.strerror or e}: {e.filename or ''}".rstrip(": "), 125)
     except _Terminated as t:
         client.close()
         return 128 + t.signum

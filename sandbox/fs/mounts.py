@@ -45,7 +45,6 @@ from sandbox.syscalls.consts import MountAttr as A
 from sandbox.syscalls.consts import MountFlag as M
 
 AT_FDCWD = -100
-STAGING = "/run/sandbox/stage"
 _CLONE = OpenTree.OPEN_TREE_CLONE | OpenTree.OPEN_TREE_CLOEXEC | OpenTree.AT_RECURSIVE
 _SETATTR = OpenTree.AT_EMPTY_PATH | OpenTree.AT_RECURSIVE
 
@@ -59,6 +58,7 @@ class DetachedMounts:
     binds: list[tuple[str, int]] = field(default_factory=list)
     tmpfs: list[tuple[str, int]] = field(default_factory=list)
     others: list[int] = field(default_factory=list)  # fds to close once attached
+    dev_nodes: list[tuple[str, int]] = field(default_factory=list)  # rootless: host nodes
 
     def all_fds(self) -> list[int]:
         """Every fd held, for closing."""
@@ -68,6 +68,7 @@ class DetachedMounts:
                 self.root,
                 self.dev,
                 *(f for _, f in self.binds),
+                *(f for _, f in self.dev_nodes),
                 *(f for _, f in self.tmpfs),
                 *self.others,
             )
@@ -99,28 +100,32 @@ def _tmpfs(
 def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -> DetachedMounts:
     """Make every mount of the plan as a detached mount (root, initial user namespace)."""
     out = DetachedMounts()
-    # The scratch mount namespace (module docstring), private before anything
-    # is mounted in it, so no mount propagates back to the host's peers.
-    sc.unshare(CloneFlag.CLONE_NEWNS)
+    staging = plan.staging
+    if not plan.rootless:
+        # The scratch mount namespace (module docstring), private before anything
+        # is mounted in it, so no mount propagates back to the host's peers.
+        # (Rootless, we already are in the run's own user and mount namespaces.)
+        sc.unshare(CloneFlag.CLONE_NEWNS)
     sc.mount(None, "/", None, M.MS_REC | M.MS_PRIVATE)
     upper = _tmpfs(sc, plan.upper_size, plan.upper_inodes, 0o755, 0)
     out.others.append(upper)
     # Attached for clone_private_mount (see above) until the overlay exists;
     # the lowers are opened after the unshare, so they are in this namespace too.
-    _move(sc, upper, STAGING)
+    _move(sc, upper, staging)
     sc.mkdirat(upper, "upper", 0o755)
     sc.mkdirat(upper, "work", 0o700)
     for e in plan.upper_entries:
         sc.mkdirat(upper, f"upper/{e.path}", e.mode)
         sc.fchmodat(upper, f"upper/{e.path}", e.mode)  # mkdir applies the umask
-        if e.owner == "payload":
+        if e.owner == "payload" and not plan.rootless:  # rootless: ours = the payload's
             sc.fchownat(upper, f"upper/{e.path}", *host_ids)
     if plan.program is not None:
         src, name = plan.program
         sc.copy_into(src, upper, f"upper/box/{name}", 0o555)  # root's: read-only for the payload
     for src, name in plan.copy_in:
         sc.copy_into(src, upper, f"upper/box/{name}", 0o644)
-        sc.fchownat(upper, f"upper/box/{name}", *host_ids)
+        if not plan.rootless:
+            sc.fchownat(upper, f"upper/box/{name}", *host_ids)
     lowers = []
     for layer in plan.lowers:
         fd = _open_source(sc, layer, os.O_DIRECTORY)
@@ -131,6 +136,8 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
         sc.fsconfig(ovl, C.FSCONFIG_SET_STRING, "lowerdir", join_lowerdirs(lowers))
         sc.fsconfig(ovl, C.FSCONFIG_SET_STRING, "upperdir", f"/proc/self/fd/{upper}/upper")
         sc.fsconfig(ovl, C.FSCONFIG_SET_STRING, "workdir", f"/proc/self/fd/{upper}/work")
+        if plan.rootless:  # trusted.* xattrs need CAP_SYS_ADMIN in the initial namespace
+            sc.fsconfig(ovl, C.FSCONFIG_SET_FLAG, "userxattr")
         sc.fsconfig(ovl, C.FSCONFIG_CMD_CREATE)
         out.root = sc.fsmount(ovl, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV)
         sc.close(ovl)
@@ -155,12 +162,20 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
         out.tmpfs.append((t.target, fd))
     out.dev = _tmpfs(sc, 1 << 16, 64, 0o755, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NOEXEC)
     for name, major, minor in plan.dev_nodes:
+        if plan.rootless:
+            # No mknod outside the initial user namespace: an empty file to bind
+            # the host's node onto (bwrap does the same).
+            sc.close(sc.openat(out.dev, name, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
+            node = _open_source(sc, f"/dev/{name}")
+            out.dev_nodes.append((name, sc.open_tree(node, "", _CLONE | OpenTree.AT_EMPTY_PATH)))
+            sc.close(node)
+            continue
         sc.mknodat(out.dev, name, stat.S_IFCHR | 0o666, os.makedev(major, minor))
         sc.fchmodat(out.dev, name, 0o666)
     for name, target in plan.dev_links:
         sc.symlinkat(target, out.dev, name)
     # The overlay holds its own private clone of the upper: detach ours.
-    sc.umount2(STAGING, UmountFlag.MNT_DETACH)
+    sc.umount2(staging, UmountFlag.MNT_DETACH)
     return out
 
 
@@ -246,8 +261,9 @@ def _move(sc: Syscalls, fd: int, target: str) -> None:
     sc.move_mount(fd, "", AT_FDCWD, target, MoveMount.MOVE_MOUNT_F_EMPTY_PATH)
 
 
-def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls, staging: str = STAGING) -> None:
-    """Assemble the root under ``staging`` and pivot into it (container init, new mount ns)."""
+def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls) -> None:
+    """Assemble the root under the staging directory and pivot into it (container init)."""
+    staging = plan.staging
     # Stop propagation both ways before anything is mounted (youki rootfs.rs, runc).
     sc.mount(None, "/", None, M.MS_REC | M.MS_SLAVE)
     _move(sc, mnt.root, staging)
@@ -259,6 +275,8 @@ def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls, staging: str = ST
     for target, fd in sorted(mounts, key=lambda m: m[0].count("/")):
         _move(sc, fd, staging + target)
     _move(sc, mnt.dev, staging + "/dev")
+    for name, fd in mnt.dev_nodes:
+        _move(sc, fd, f"{staging}/dev/{name}")
     sc.mount(
         "proc",
         staging + "/proc",
@@ -266,7 +284,7 @@ def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls, staging: str = ST
         M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC,
         "subset=pid" if plan.proc_subset_pid else None,
     )
-    if not plan.proc_subset_pid:
+    if not plan.proc_subset_pid and plan.proc_masks:
         _mask_proc(sc, staging + "/proc", staging + "/dev/null")
     if plan.overlay:  # without it (test hook), the lower layer stays writable
         sc.mount(

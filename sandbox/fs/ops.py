@@ -21,6 +21,7 @@ from sandbox.errors import PolicyError
 if TYPE_CHECKING:  # the launcher imports this module: no pydantic at run time
     from sandbox.policy.model import Filesystem
 
+STAGING = "/run/sandbox/stage"  # root's staging mount point (rootless: its runtime dir's)
 # Top-level directories that are symlinks into /usr on a merged-usr host.
 MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 FORBIDDEN_TARGETS = ("/", "/proc", "/dev")
@@ -84,6 +85,13 @@ class MountPlan:
     # binds without nosuid.
     overlay: bool = True
     nosuid: bool = True
+    proc_masks: bool = True  # False only through the test hook
+    # Where the child assembles the root (an empty directory of the host; only
+    # ever mounted on inside the run's own mount namespaces).
+    staging: str = STAGING
+    # Rootless: every mount is made inside the run's user namespace (overlay
+    # with userxattr, /dev nodes bound from the host instead of mknod'd).
+    rootless: bool = False
 
 
 def _trusted_link(link: str, st: os.stat_result) -> bool:

@@ -134,13 +134,25 @@ def step_new_session(ctx: Ctx) -> None:
 
 
 def step_drop_groups(ctx: Ctx) -> None:
-    """No supplementary groups: they would still count on host-owned files."""
-    ctx.sc.setgroups([])
+    """No supplementary groups: they would still count on host-owned files.
+
+    (Rootless, setgroups is not ours to call; the fork server denies it in the
+    new user namespace, and the caller's groups are the caller's own.)"""
+    if ctx.plan.id_mode != "rootless":
+        ctx.sc.setgroups([])
 
 
 def step_prepare_mounts(ctx: Ctx) -> None:
     """Detached overlay root, /dev, binds and tmpfs, made in the initial user namespace."""
-    ctx.mnt = prepare_detached(ctx.plan.mounts, ctx.sc, (ctx.plan.host_uid, ctx.plan.host_gid))
+    if not ctx.plan.mounts.rootless:
+        ctx.mnt = prepare_detached(ctx.plan.mounts, ctx.sc, (ctx.plan.host_uid, ctx.plan.host_gid))
+
+
+def step_prepare_mounts_in_userns(ctx: Ctx) -> None:
+    """Rootless: the same detached mounts, made in the run's own user namespace (once the
+    id maps exist: files made there need a mapped owner)."""
+    if ctx.plan.mounts.rootless:
+        ctx.mnt = prepare_detached(ctx.plan.mounts, ctx.sc, (ctx.plan.host_uid, ctx.plan.host_gid))
 
 
 def step_unshare(ctx: Ctx) -> None:
@@ -164,6 +176,7 @@ OUTER_STEPS: tuple[Step, ...] = (
     step_prepare_mounts,
     step_unshare,
     step_wait_idmaps,
+    step_prepare_mounts_in_userns,
 )
 
 # ----------------------------------------------------------------- init ----
@@ -326,7 +339,13 @@ def step_seccomp(ctx: Ctx) -> None:
     if sec is None:
         return
     listener = ctx.sc.seccomp_set_filter(sec.bpf, sec.flags)
-    if sec.notify:
+    if sec.notify and ctx.plan.id_mode == "rootless":
+        # An unprivileged supervisor may not pidfd_getfd from us: hand the fd over
+        # (SCM_RIGHTS; the filter allows sendmsg on AF_UNIX sockets).
+        ctx.sc.send_fd(ctx.fds.notify, listener)
+        if ctx.sc.read(ctx.fds.notify, 1) != NOTIFY_TAKEN:
+            raise OSError(71, "the supervisor did not take the seccomp listener")  # EPROTO
+    elif sec.notify:
         ctx.sc.write(ctx.fds.notify, b"%d" % listener)
         if ctx.sc.read(ctx.fds.notify, 1) != NOTIFY_TAKEN:
             raise OSError(71, "the supervisor did not take the seccomp listener")  # EPROTO

@@ -74,6 +74,10 @@ def find_profile(name_or_path: str, base_dir: Path | None = None) -> Path:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name_or_path):
             raise PolicyError(f"bad profile name {name_or_path!r}")
         path = PROFILES_DIR / f"{name_or_path}.toml"
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as e:
+        raise PolicyError(f"profile {name_or_path!r}: {path}: {e.strerror}") from e
+    if not found:
         raise PolicyError(f"profile {name_or_path!r} not found (looked for {path})")
     return path

@@ -26,7 +26,8 @@ What each ablation means, when the plan alone cannot express "off":
 Knobs that are not layers of the record:
 
 - ``nosuid``: bind mounts without MS_NOSUID (to show no_new_privs on its own);
-- ``rlimit_nproc``: no RLIMIT_NPROC (to show the cgroup's pids.max on its own).
+- ``rlimit_nproc``: no RLIMIT_NPROC (to show the cgroup's pids.max on its own);
+- ``proc_masks``: a full /proc without its masks (read-only /proc/sys ...).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from sandbox.syscalls.consts import CloneFlag
 KNOBS: dict[str, str] = {
     "nosuid": "bind mounts without nosuid",
     "rlimit_nproc": "no RLIMIT_NPROC",
+    "proc_masks": "/proc without its masks",
 }
 NAMES = (*LAYERS, *KNOBS)
 
@@ -71,6 +73,8 @@ def apply(plan: LaunchPlan, ablate: frozenset[str]) -> LaunchPlan:
         mounts = replace(mounts, overlay=False)
     if "nosuid" in ablate:
         mounts = replace(mounts, nosuid=False)
+    if "proc_masks" in ablate:
+        mounts = replace(mounts, proc_masks=False)
     if "capabilities" in ablate:
         changes["caps_keep"] = (1 << (last_cap() + 1)) - 1
     if "no_new_privs" in ablate:

@@ -50,25 +50,33 @@ def _private_dir(path: Path) -> Path:
     return path
 
 
-def ensure_staging() -> None:
-    """Create the launcher's staging mount point (root-owned, 0755) if it is missing.
+def staging_dir() -> Path:
+    """Where the launcher assembles a run's root: root's /run/sandbox/stage, else the
+    runtime directory's ``stage`` (an empty directory, only ever mounted on inside the
+    run's own mount namespaces)."""
+    from sandbox.fs.ops import STAGING
 
-    ``sandbox.fs.mounts.STAGING`` is only ever mounted on inside the launcher's
-    own mount namespaces, but it must exist on the host, and nothing else
-    makes it on a fresh one. 0755: the container's init (root of its user
-    namespace, not of the host) must be able to reach it.
+    return Path(STAGING) if os.geteuid() == 0 else runtime_dir() / "stage"
+
+
+def ensure_staging() -> Path:
+    """Create the staging mount point (0755) if it is missing; returns it.
+
+    It must exist on the host, and nothing else makes it on a fresh one.
+    0755: the container's init (root of its user namespace only) must reach it.
     """
-    from sandbox.fs.mounts import STAGING
-
-    path = Path(STAGING)
+    path = staging_dir()
     if path.is_dir():
-        return
+        return path
+    if os.geteuid() != 0:
+        _private_dir(runtime_dir())  # ours and 0700 before anything is made inside it
     try:
         path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         path.mkdir(mode=0o755, exist_ok=True)
         os.chmod(path, 0o755)  # noqa: S103 - mkdir applies the umask; a mount point only
     except OSError as e:
-        raise SetupError("state", f"mkdir({STAGING!r}): {e.strerror}") from e
+        raise SetupError("state", f"mkdir({str(path)!r}): {e.strerror}") from e
+    return path
 
 
 def new_run_id() -> str:
@@ -92,9 +100,8 @@ class RunLock:
 
 
 def acquire_run_lock(run_id: str, runtime: Path | None = None) -> RunLock:
-    """Create and lock ``runs/<run_id>.lock`` (and, as root, make sure the staging dir exists)."""
-    if os.geteuid() == 0:
-        ensure_staging()
+    """Create and lock ``runs/<run_id>.lock`` (and make sure the staging dir exists)."""
+    ensure_staging()
     runs = _private_dir((runtime or runtime_dir()) / "runs")
     path = runs / f"{run_id}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)

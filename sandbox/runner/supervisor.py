@@ -10,6 +10,7 @@ server removes what a killed supervisor left.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -174,11 +175,17 @@ class Supervisor:
             stack.callback(lock.release)
             if req.files:
                 mounts = replace(mounts, copy_in=self._stage_files(req, run_id, stack))
-            host_uid = stack.enter_context(state.id_slot())
+            rootless = not self.host.is_root
+            mounts = replace(mounts, staging=str(state.staging_dir()), rootless=rootless)
+            if rootless:  # the caller's own ids: one uid and one gid are all it may map
+                host_ids = (os.geteuid(), os.getegid())
+            else:  # a run slot of its own, never the caller's, never an identity map
+                slot = stack.enter_context(state.id_slot())
+                host_ids = (slot, slot)
             built = self.layers.build(policy, states, req.ablate, program, run_id, stack)
             enforce.check(policy, built.states, req.ablate, self.host)
             report = self.layers.verify(req.profile, built)
-            plan = self._plan(policy, req, run_id, host_uid, mounts, program, built)
+            plan = self._plan(policy, req, run_id, host_ids, mounts, program, built)
             if req.ablate:
                 plan = ablation.apply(plan, req.ablate)
             result = self._spawn_and_watch(req, plan, built, lock, stack)
@@ -208,7 +215,7 @@ class Supervisor:
         policy: Policy,
         req: RunRequest,
         run_id: str,
-        host_uid: int,
+        host_ids: tuple[int, int],
         mounts: MountPlan,
         program: Program,
         built: Any,
@@ -218,9 +225,9 @@ class Supervisor:
             policy_digest=req.profile.digest,
             inside_uid=policy.identity.uid,
             inside_gid=policy.identity.gid,
-            host_uid=host_uid,
-            host_gid=host_uid,
-            id_mode="slot",
+            host_uid=host_ids[0],
+            host_gid=host_ids[1],
+            id_mode="rootless" if mounts.rootless else "slot",
             hostname=policy.identity.hostname,
             unshare_flags=unshare_flags(policy, self.host),
             cgroupns=policy.namespaces.cgroup,
@@ -255,20 +262,33 @@ class Supervisor:
         c_pid: list[int] = []
 
         def kill(_reason: KillReason) -> None:
+            # The payload and what it started, not its init: init then reports the
+            # payload's status as usual and kills what is left in its namespace.
             if built.kill is not None:
                 built.kill()
-            self.client.send("kill", plan.run_id)
+            else:
+                pid = _payload_pid(c_pid[0] if c_pid else 0)
+                if pid is None:
+                    self.client.send("kill", plan.run_id)
+                else:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+
+        def kill_launcher() -> None:
+            self.client.send("kill", plan.run_id)  # PDEATHSIG takes init and its namespace
 
         watch = Watch(
             err_r=err_r,
             status_r=st_r,
             kill=kill,
+            kill_launcher=kill_launcher,
             cpu_usage=built.cpu_usage,
             wall_limit=policy.limits.wall_time,
             cpu_limit=policy.limits.cpu_time,
             output_limit=policy.limits.output,
             deny_errno=_deny_errno(policy),
             payload_pid=lambda: _payload_pid(c_pid[0] if c_pid else 0),
+            listener_by_rights=plan.id_mode == "rootless",
             control=req.control,
             on_notification=req.on_notification,
         )

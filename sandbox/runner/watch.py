@@ -37,6 +37,7 @@ from sandbox.runner.verdict import KillReason
 from sandbox.syscalls import notify
 
 POLL_INTERVAL = 0.005
+KILL_GRACE = 2.0  # after killing the payload, how long its init may take to report
 SETUP_DEADLINE = 60.0  # from spawn to the payload's execve: a launcher stuck in setup is killed
 DRAIN_AFTER_EXIT = 2.0
 _ARCH_NAMES = {0xC000003E: "x86_64", 0x40000003: "i386"}
@@ -77,12 +78,15 @@ class Watch:
     err_r: int
     status_r: int
     kill: Callable[[KillReason], None]
+    # Backstop when the init does not report after a kill: end the whole launcher.
+    kill_launcher: Callable[[], None] = lambda: None
     cpu_usage: Callable[[], float] | None = None
     wall_limit: float | None = None
     cpu_limit: float | None = None
     output_limit: int | None = None
     deny_errno: int | None = None  # answer denials with this errno (listed), else a violation
     payload_pid: Callable[[], int | None] = lambda: None
+    listener_by_rights: bool = False  # rootless: the payload sends the fd itself
     outs: dict[int, Out] = field(default_factory=dict)
     stdin_fd: int = -1
     stdin_data: memoryview | None = None
@@ -105,6 +109,7 @@ class Watch:
     out_total: int = 0
     _status_buf: bytearray = field(default_factory=bytearray)
     _started: float = field(default_factory=time.monotonic)
+    _killed_at: float | None = None
     _status_done: bool = False
 
     def captured(self, stream: int) -> bytes | None:
@@ -149,6 +154,11 @@ class Watch:
                 elif self.exec_at is not None and self.killed_for is None:
                     self._check_limits()
                 elif (
+                    self._killed_at is not None and time.monotonic() - self._killed_at >= KILL_GRACE
+                ):
+                    self._killed_at = None
+                    self.kill_launcher()
+                elif (
                     self.exec_at is None
                     and not self.failure
                     and self.killed_for is None
@@ -168,7 +178,9 @@ class Watch:
         if drain_until is not None:
             return max(0.0, drain_until - now)
         if self.killed_for is not None:
-            return None
+            if self._killed_at is None:
+                return None
+            return max(0.0, self._killed_at + KILL_GRACE - now)
         if self.exec_at is None:
             return max(0.0, self._started + SETUP_DEADLINE - now)
         timeout = None
@@ -181,6 +193,7 @@ class Watch:
     def _stop(self, reason: KillReason) -> None:
         if self.killed_for is None:
             self.killed_for = reason
+            self._killed_at = time.monotonic()
             self.kill(reason)
 
     def _check_limits(self) -> None:
@@ -255,16 +268,23 @@ class Watch:
             self._stop(self.control.reason)
 
     def _on_notify_channel(self, sel: selectors.BaseSelector, fd: int) -> None:
-        """The payload sent its listener's fd number: copy the fd out, then acknowledge."""
-        data = os.read(fd, 32)
+        """The payload sent its listener: as root its fd number, which we copy out with
+        pidfd_getfd; rootless the fd itself (SCM_RIGHTS). Then we acknowledge."""
         sel.unregister(fd)
-        if not data:
-            return
-        pid = self.payload_pid()
         try:
-            if pid is None:
-                raise OSError(errno.ESRCH, "payload process not found")
-            self.listener = notify.pidfd_getfd(pid, int(data))
+            if self.listener_by_rights:
+                data, fds = notify.recv_fd(fd)
+                if not fds:
+                    raise OSError(errno.EPROTO, "no listener fd received")
+                self.listener = fds[0]
+            else:
+                data = os.read(fd, 32)
+                if not data:
+                    return
+                pid = self.payload_pid()
+                if pid is None:
+                    raise OSError(errno.ESRCH, "payload process not found")
+                self.listener = notify.pidfd_getfd(pid, int(data))
         except (OSError, ValueError):
             self._stop("violation")  # fail closed: no one would see its denials
             return

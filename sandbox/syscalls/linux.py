@@ -94,6 +94,27 @@ def _sys(name: str, desc: Callable[[], str], *args: object) -> int:
     return r
 
 
+class _Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class _Msghdr(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_void_p),
+        ("namelen", ctypes.c_uint32),
+        ("iov", ctypes.POINTER(_Iovec)),
+        ("iovlen", ctypes.c_size_t),
+        ("control", ctypes.c_void_p),
+        ("controllen", ctypes.c_size_t),
+        ("flags", ctypes.c_int),
+    ]
+
+
+_sendmsg = _libc.sendmsg
+_sendmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+_sendmsg.restype = ctypes.c_ssize_t
+
+
 class _Fprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
@@ -337,6 +358,18 @@ class LinuxSyscalls:
 
     def close(self, fd: int) -> None:
         os.close(fd)
+
+    def send_fd(self, sock: int, fd: int) -> None:
+        # One raw sendmsg(2): this runs after the seccomp filter is loaded, so no
+        # other syscall may be made (a Python socket object would getsockopt).
+        data = ctypes.create_string_buffer(b"F", 1)
+        iov = _Iovec(ctypes.cast(data, ctypes.c_void_p), 1)
+        cmsg = ctypes.create_string_buffer(
+            struct.pack("QiiI4x", 20, socket.SOL_SOCKET, socket.SCM_RIGHTS, fd), 24
+        )
+        msg = _Msghdr(None, 0, ctypes.pointer(iov), 1, ctypes.cast(cmsg, ctypes.c_void_p), 24, 0)
+        if _sendmsg(sock, ctypes.byref(msg), 0) < 0:
+            _fail("sendmsg", f"sendmsg({sock}, SCM_RIGHTS [{fd}])")
 
     def pipe(self) -> tuple[int, int]:
         return os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)

@@ -64,6 +64,23 @@ def pidfd_getfd(pid: int, target_fd: int) -> int:
         os.close(pidfd)
 
 
+def recv_fd(sock: int) -> tuple[bytes, list[int]]:
+    """One message and the fds it carries (SCM_RIGHTS), from a unix socket fd."""
+    import array
+    import socket
+
+    s = socket.socket(fileno=os.dup(sock))
+    try:
+        fds = array.array("i")
+        data, anc, _, _ = s.recvmsg(16, socket.CMSG_SPACE(4 * fds.itemsize))
+    finally:
+        s.close()
+    for level, kind, payload in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    return data, list(fds)
+
+
 def recv(listener: int) -> Notification | None:
     """Receive one notification; None when it went away (the task died: ENOENT)."""
     buf = bytearray(_NOTIF.size)

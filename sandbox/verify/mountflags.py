@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.fs.mounts import STAGING, attach, prepare_detached
+from sandbox.fs.mounts import attach, prepare_detached
 from sandbox.fs.ops import MountPlan
 from sandbox.syscalls.recording import RecordingSyscalls
 
@@ -128,11 +128,12 @@ class _Tracer(RecordingSyscalls):
         return self.mounted.get(best, ("?", 0))
 
 
-def trace(plan: MountPlan, staging: str = STAGING) -> tuple[MountFlags, ...]:
+def trace(plan: MountPlan) -> tuple[MountFlags, ...]:
     """Every mount the child makes for ``plan``, with its final flags, sorted by target."""
     sc = _Tracer()
     detached = prepare_detached(plan, sc, (1, 1))
-    attach(plan, detached, sc, staging)
+    attach(plan, detached, sc)
+    staging = plan.staging
     out = []
     for target, (source, flags) in sc.mounted.items():
         if target != staging and not target.startswith(staging + "/"):

@@ -32,7 +32,11 @@ from sbxtest import CliResult, run_cli
 # foreign-ABI calls are killed by the filter itself (SIGSYS). Both count as this.
 KILLED = 128 + signal.SIGSYS
 LAYERS = ("namespaces", "overlay", "capabilities", "no_new_privs", "landlock", "seccomp", "cgroups")
-KNOBS = ("nosuid", "rlimit_nproc")  # test-only knobs that are not layers of the record
+KNOBS = (
+    "nosuid",
+    "rlimit_nproc",
+    "proc_masks",
+)  # test-only knobs that are not layers of the record
 E = errno  # short alias for the stopper tables
 
 

@@ -155,14 +155,15 @@ def test_proc_sys_is_not_there_under_strict(probes, tmp_path):
     assert r.rc == E.ENOENT, r.err
 
 
-@matrix("capabilities", "landlock")
+@matrix("capabilities", "landlock", "proc_masks")
 def test_proc_sys_write_lifts_the_nested_userns_limit(probes, tmp_path, ablate):
     """With a full /proc, raise ``user.max_user_namespaces`` of the run's own user namespace.
 
     That would undo the namespaces layer's limit (0 inside). Stopped by the
     capability layer alone (the user.* sysctls are writable only with
-    CAP_SYS_RESOURCE over the namespace: EACCES) and by Landlock alone (/proc
-    is a read tree: EACCES). Seccomp allows open and write.
+    CAP_SYS_RESOURCE over the namespace: EACCES), by Landlock alone (/proc
+    is a read tree: EACCES) and by the /proc masks alone (/proc/sys is
+    read-only: EROFS). Seccomp allows open and write.
     """
     profile = tmp_path / "fullproc.toml"
     profile.write_text('extends = "strict"\n[filesystem]\nproc = "full"\n')
@@ -173,7 +174,7 @@ def test_proc_sys_write_lifts_the_nested_userns_limit(probes, tmp_path, ablate):
         tmp_path,
         options=["--profile", str(profile)],
     )
-    judge(r, ablate, {"capabilities": E.EACCES, "landlock": E.EACCES})
+    judge(r, ablate, {"capabilities": E.EACCES, "landlock": E.EACCES, "proc_masks": E.EROFS})
 
 
 @matrix("capabilities", "seccomp")

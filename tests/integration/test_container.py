@@ -356,9 +356,19 @@ def test_full_proc_is_masked(tmp_path):
     """proc = "full" shows /proc/meminfo and the like, but not the host's secrets or knobs."""
     prof = tmp_path / "full.toml"
     prof.write_text('extends = "strict"\n[filesystem]\nproc = "full"\n')
-    r = run_cli(["exec", "--profile", str(prof), "--", "/bin/sh", "-c",
-                 "grep -c MemTotal /proc/meminfo; cat /proc/kcore /proc/keys /proc/sysrq-trigger"
-                 " 2>/dev/null | wc -c; ls /proc/acpi 2>/dev/null | wc -l;"
-                 " echo x > /proc/sys/kernel/hostname"], tmp=tmp_path)
+    r = run_cli(
+        [
+            "exec",
+            "--profile",
+            str(prof),
+            "--",
+            "/bin/sh",
+            "-c",
+            "grep -c MemTotal /proc/meminfo; cat /proc/kcore /proc/keys /proc/sysrq-trigger"
+            " 2>/dev/null | wc -c; ls /proc/acpi 2>/dev/null | wc -l;"
+            " echo x > /proc/sys/kernel/hostname",
+        ],
+        tmp=tmp_path,
+    )
     assert r.out.split() == ["1", "0", "0"], (r.out, r.err)
     assert "Read-only file system" in r.err
