@@ -16,13 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from sandbox import __version__
+from sandbox import __version__, cachefile
 from sandbox.errors import SandboxError
 from sandbox.policy.profile import LoadedProfile, dump, find_profile
 
@@ -41,15 +38,6 @@ def _schema_id() -> str:
     return _sha256(str(Path(__file__).with_name("frozen.py")))
 
 
-def _private(path: Path) -> bool:
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = os.lstat(path)
-    except OSError:
-        return False
-    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
-
-
 def _key(path: Path, overrides: dict[str, Any] | None) -> str:
     body = [
         FORMAT,
@@ -61,22 +49,9 @@ def _key(path: Path, overrides: dict[str, Any] | None) -> str:
     return hashlib.sha256(json.dumps(body).encode()).hexdigest()
 
 
-def _read(entry: Path) -> LoadedProfile | None:
-    try:
-        fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
-            return None
-        data = json.loads(os.read(fd, 1 << 22))
-    except (OSError, ValueError):
-        return None
-    finally:
-        os.close(fd)
-    body = data.get("body")
-    if data.get("hash") != hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest():
+def _read(entry: Path, key: str) -> LoadedProfile | None:
+    body = cachefile.read(entry, key, FORMAT)
+    if body is None:
         return None
     try:
         for path, digest in body["chain"]:
@@ -86,35 +61,24 @@ def _read(entry: Path) -> LoadedProfile | None:
         from sandbox.policy import frozen
 
         policy = codec.from_data(frozen.Policy, body["policy"])
+        return LoadedProfile(
+            policy=policy,
+            source=body["source"],
+            chain=tuple(p for p, _ in body["chain"]),
+            known_digest=body["digest"],
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return LoadedProfile(
-        policy=policy,
-        source=body["source"],
-        chain=tuple(p for p, _ in body["chain"]),
-        known_digest=body["digest"],
-    )
 
 
-def _write(entry: Path, prof: LoadedProfile) -> None:
+def _write(entry: Path, key: str, prof: LoadedProfile) -> None:
     body = {
         "source": prof.source,
         "digest": prof.digest,
         "policy": dump(prof.policy),
         "chain": [[p, _sha256(p)] for p in prof.chain],
     }
-    data = {
-        "body": body,
-        "hash": hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(),
-    }
-    fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, entry)
-    except OSError:
-        os.unlink(tmp)
-        raise
+    cachefile.write(entry, key, FORMAT, body)
 
 
 def load(
@@ -130,10 +94,14 @@ def load(
         from sandbox.runner.state import state_dir
 
         cache_dir = state_dir() / SUBDIR
-    usable = _private(cache_dir)
-    entry = cache_dir / f"{_key(path, overrides)}.json"
+    problem = cachefile.private_dir(cache_dir)
+    usable = problem is None
+    if not usable:
+        log.debug("profile cache: %s", problem)
+    key = _key(path, overrides)
+    entry = cache_dir / f"{key}.json"
     if usable:
-        hit = _read(entry)
+        hit = _read(entry, key)
         if hit is not None:
             return hit
     from sandbox.policy.load import load_profile
@@ -141,7 +109,7 @@ def load(
     prof = load_profile(name_or_path, overrides)
     if usable:
         try:
-            _write(entry, prof)
+            _write(entry, key, prof)
         except (OSError, SandboxError) as e:
             log.debug("profile cache: cannot write %s: %s", entry, e)
     return prof

@@ -30,13 +30,12 @@ import json
 import logging
 import os
 import shutil
-import stat
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sandbox import cachefile
 from sandbox.errors import VerificationError
 from sandbox.verify.report import Report
 
@@ -58,7 +57,6 @@ _MEMORY: dict[str, Report] = {}  # key -> report without blocking findings
 # id(policy) -> (policy, digest, extends strict)
 _DIGESTS: OrderedDict[int, tuple[Any, str, bool]] = OrderedDict()
 _HOSTS: dict[Any, str] = {}
-_TRUSTED_DIRS: set[str] = set()
 _MEMO_SIZE = 256
 
 
@@ -128,107 +126,36 @@ def cache_key(
     return hashlib.sha256(json.dumps(body).encode()).hexdigest()
 
 
-def _digest(body: dict[str, Any]) -> str:
-    return hashlib.sha256(
-        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
-
-
 def _private_dir(path: Path, create: bool) -> bool:
     """The directory exists (made 0700 if ``create``), is ours and private; else log why not."""
-    key = str(path)
-    if key in _TRUSTED_DIRS:
-        return True
-    if create:
-        try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass
-        except OSError as e:
-            log.warning("verify cache: cannot create %s: %s; verifying every run", path, e.strerror)
-            return False
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return False
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
-        log.warning(
-            "verify cache: %s must be a directory owned by uid %d with mode 0700 "
-            "(found uid %d, mode %04o); not using it",
-            path,
-            os.geteuid(),
-            st.st_uid,
-            stat.S_IMODE(st.st_mode),
-        )
-        return False
-    _TRUSTED_DIRS.add(key)
-    return True
+    problem = cachefile.private_dir(path, create=create)
+    if problem is not None and (create or path.exists()):
+        log.warning("verify cache: %s; verifying every run", problem)
+    return problem is None
 
 
 def _read(directory: Path, key: str) -> Report | None:
-    path = directory / f"{key}.json"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        log.warning("verify cache: cannot open %s: %s", path, e.strerror)
+    body = cachefile.read(directory / f"{key}.json", key, ENTRY_FORMAT)
+    if body is None:
         return None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            log.warning("verify cache: %s has an unsafe owner or mode; ignored", path)
-            return None
-        raw = b""
-        while chunk := os.read(fd, 1 << 16):
-            raw += chunk
-    finally:
-        os.close(fd)
-    try:
-        entry = json.loads(raw)
-        body = entry["body"]
-        if entry["sha256"] != _digest(body) or body["key"] != key:
-            raise ValueError("content hash or key mismatch")
-        if body["format"] != ENTRY_FORMAT:
-            raise ValueError(f"entry format {body['format']!r}")
         report = Report.from_dict(body["report"])
-        if not report.ok:
-            raise ValueError("holds blocking findings")
     except (ValueError, KeyError, TypeError) as e:
-        log.warning("verify cache: entry %s rejected (%s); verifying again", path, e)
+        log.warning("verify cache: entry for %s rejected (%s); verifying again", key, e)
+        return None
+    if not report.ok:
+        log.warning("verify cache: entry for %s holds blocking findings; verifying again", key)
         return None
     return report
 
 
 def _write(directory: Path, key: str, report: Report) -> None:
-    body = {"format": ENTRY_FORMAT, "key": key, "report": report.to_dict()}
-    data = json.dumps({"sha256": _digest(body), "body": body}, sort_keys=True).encode()
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, directory / f"{key}.json")
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        cachefile.write(directory / f"{key}.json", key, ENTRY_FORMAT, {"report": report.to_dict()})
     except OSError as e:
         log.warning("verify cache: cannot write to %s: %s", directory, e.strerror)
         return
-    _prune(directory)
-
-
-def _prune(directory: Path) -> None:
-    try:
-        entries = [e for e in os.scandir(directory) if e.name.endswith(".json")]
-        if len(entries) <= MAX_ENTRIES:
-            return
-        entries.sort(key=lambda e: e.stat(follow_symlinks=False).st_mtime_ns)
-        for e in entries[: len(entries) - MAX_ENTRIES]:
-            os.unlink(e.path)
-    except OSError as e:
-        log.warning("verify cache: pruning %s: %s", directory, e.strerror)
+    cachefile.prune(directory, MAX_ENTRIES)
 
 
 def _here(report: Report, profile: Policy | LoadedProfile) -> Report:
@@ -327,4 +254,4 @@ def clear_memory() -> None:
         _MEMORY.clear()
         _DIGESTS.clear()
         _HOSTS.clear()
-        _TRUSTED_DIRS.clear()
+        cachefile._TRUSTED.clear()
