@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sandbox.caps.names import normalize
+from sandbox.caps.names import DANGEROUS, normalize
 from sandbox.errors import SandboxError
 from sandbox.host import HostFacts
 from sandbox.learn.checks import verify_profile
@@ -54,32 +54,17 @@ MAX_ROUNDS = 3
 LEARNING_ABLATE = frozenset({"landlock", "apparmor"})
 # Never granted from an inference, whatever the program tried: the lint's danger
 # class and what gives power over the kernel, other tasks or the file system.
-NEVER_GRANTED = frozenset(
-    {
-        "CAP_SYS_ADMIN",
-        "CAP_SYS_PTRACE",
-        "CAP_SYS_MODULE",
-        "CAP_DAC_OVERRIDE",
-        "CAP_DAC_READ_SEARCH",
-        "CAP_SYS_RAWIO",
-        "CAP_SYS_BOOT",
-        "CAP_SYS_TIME",
-        "CAP_SYS_CHROOT",
-        "CAP_SYS_PACCT",
-        "CAP_MAC_ADMIN",
-        "CAP_MAC_OVERRIDE",
-        "CAP_NET_ADMIN",
-        "CAP_NET_RAW",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_LINUX_IMMUTABLE",
-        "CAP_AUDIT_CONTROL",
-        "CAP_SYSLOG",
-        "CAP_BPF",
-        "CAP_PERFMON",
-        "CAP_CHECKPOINT_RESTORE",
-    }
-)
+NEVER_GRANTED = DANGEROUS | {
+    "CAP_SYS_TIME",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PACCT",
+    "CAP_NET_RAW",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SYSLOG",
+    "CAP_CHECKPOINT_RESTORE",
+}
 
 
 # ------------------------------------------------------------------ steps ----

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from seccomp_kernel import UNAVAILABLE, build_probes
+from sbxtest import build_probes
+from seccomp_kernel import UNAVAILABLE
 
 
 @pytest.fixture(scope="session")

@@ -26,9 +26,7 @@ import pytest
 from sandbox.policy.load import merge
 from sandbox.policy.model import Seccomp
 
-PROBES = Path(__file__).resolve().parents[2] / "probes"
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "profiles"
-BUILD = PROBES / "build"
 
 SYS_seccomp = 317  # x86_64
 SECCOMP_SET_MODE_FILTER = 1
@@ -165,31 +163,6 @@ def run_filtered(
     os.close(rd)
     _, status = os.waitpid(pid, 0)
     return Outcome(status, b"".join(chunks))
-
-
-def build_probes() -> dict[str, Path]:
-    """Compile tests/probes/*.c (again only when a source is newer)."""
-    BUILD.mkdir(exist_ok=True)
-    built = {}
-    for src in sorted(PROBES.glob("*.c")):
-        out = BUILD / src.stem
-        if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
-            subprocess.run(
-                [
-                    "gcc",
-                    "-O2",
-                    "-Wall",
-                    "-Wextra",
-                    "-Werror",
-                    "-o",
-                    str(out),
-                    str(src),
-                    "-lpthread",
-                ],
-                check=True,
-            )
-        built[src.stem] = out
-    return built
 
 
 def _raw_profile(name: str) -> dict[str, Any]:
