@@ -17,8 +17,10 @@ with a fixed budget in CI.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 
@@ -39,7 +41,11 @@ with atheris.instrument_imports(include=["sandbox"]):
     from sandbox.verify.mountflags import trace
 
 AA3 = ParserFeatures(version=(3, 0, 8), abi="3.0", rules=frozenset())
-_DIR = tempfile.mkdtemp(prefix="sbx-atheris-")
+# run_atheris.sh owns the scratch directory: libFuzzer ends with exit(), which
+# skips atexit; run by hand, the harness makes (and tries to remove) its own.
+_DIR = os.environ.get("SBX_FUZZ_SCRATCH") or tempfile.mkdtemp(prefix="sbx-atheris-")
+if "SBX_FUZZ_SCRATCH" not in os.environ:
+    atexit.register(shutil.rmtree, _DIR, True)
 _PATH = os.path.join(_DIR, "fuzzed.toml")
 
 

@@ -24,6 +24,10 @@ mkdir -p "$corpus" "$crashes"
 for f in profiles/*.toml tests/fixtures/profiles/*.toml; do
     cp -n "$f" "$corpus/seed-$(basename "$f")"
 done
-exec .venv/bin/python fuzz/atheris_profile_load.py \
+# libFuzzer ends with exit(), which skips Python's atexit: the harness's scratch
+# directory is made and removed here.
+scratch="$(mktemp -d "${TMPDIR:-/tmp}/sbx-atheris-XXXXXXXX")"
+trap 'rm -rf "$scratch"' EXIT
+SBX_FUZZ_SCRATCH="$scratch" .venv/bin/python fuzz/atheris_profile_load.py \
     -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 \
     -artifact_prefix="$crashes/" "$corpus"

@@ -115,7 +115,8 @@ def checked_source(path: str, max_links: int = 40) -> str:
     nothing swapped in after this check is followed either.
 
     Raises:
-        PolicyError: naming the symlink and why it is not trusted.
+        PolicyError: naming the symlink and why it is not trusted, or the
+            component that does not exist.
     """
     parts = [p for p in path.split("/") if p]
     done: list[str] = []
@@ -129,7 +130,10 @@ def checked_source(path: str, max_links: int = 40) -> str:
                 done.pop()
             continue
         here = "/" + "/".join([*done, part])
-        st = os.lstat(here)
+        try:
+            st = os.lstat(here)
+        except OSError as e:
+            raise PolicyError(f"bind source {path!r}: {here}: {e.strerror}") from None
         if not stat.S_ISLNK(st.st_mode):
             done.append(part)
             continue
@@ -159,6 +163,9 @@ def host_binds(fs: Filesystem, root: Path = Path("/")) -> list[BindMount]:
     """Host directories of the default image: ``host_dirs`` plus non-merged-usr dirs."""
     if fs.rootfs:
         return []
+    for d in fs.host_dirs:
+        if not os.path.isdir(d):
+            raise PolicyError(f"filesystem.host_dirs: {d!r} is not a directory on this host")
     dirs = list(fs.host_dirs)
     for link in MERGED_USR:
         p = root / link

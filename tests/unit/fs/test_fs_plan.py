@@ -62,6 +62,9 @@ def test_bind_errors_name_the_path(tmp_path):
         )
     with pytest.raises(PolicyError, match="read-only host bind"):
         plan_mounts(Filesystem(writable=["/usr/local"]), str(tmp_path), None)
+    # Found by fuzz/atheris_profile_load.py: a missing host dir was a FileNotFoundError.
+    with pytest.raises(PolicyError, match="host_dirs: '/nonexistent-hd' is not a directory"):
+        plan_mounts(Filesystem(host_dirs=["/usr", "/nonexistent-hd"]), str(tmp_path), None)
 
 
 def test_optional_missing_bind_is_dropped(tmp_path):
@@ -156,3 +159,5 @@ def test_bind_source_symlink_planted_by_another_user_is_refused(tmp_path):
     os.chmod(shared, 0o755)
     assert checked_source(str(link)) == str(tmp_path / "real")
     assert checked_source(str(tmp_path / "real" / ".." / "real")) == str(tmp_path / "real")
+    with pytest.raises(PolicyError, match="gone: No such file"):
+        checked_source(str(tmp_path / "real" / "gone" / "x"))
