@@ -145,7 +145,7 @@ def install() -> None:
     _wrap(layers.LayerBuilders, "_apparmor", "layers: apparmor")
     _wrap(layers.LayerBuilders, "_cgroups", "layers: cgroups")
     _wrap(layers.cgroups, "create", "cgroups.create (leaf + limits)")
-    _wrap(cgleaf.Leaf, "open_procs_fds", "cgroups: open cgroup.procs fds")
+    _wrap(cgleaf.Leaf, "open_procs_fds", "cgroups: open join fds")
     _wrap(sup, "_plan", "LaunchPlan")
     _wrap(sup, "_spawn_and_watch", "spawn and watch")
     _wrap(notify.KmsgReader, "__init__", "KmsgReader open")
@@ -213,7 +213,7 @@ def install() -> None:
         for i, fd in enumerate(fds):
             t0 = time.monotonic_ns()
             write(fd, b"0")
-            _shm_add(3, f"payload: join cgroup.procs {i}", t0, time.monotonic_ns())
+            _shm_add(3, f"payload: join fd {i}", t0, time.monotonic_ns())
 
     def open_procs_fds(leaf: Any) -> list[int]:
         JOIN_ORDER[:] = [d.hierarchy.name for d in leaf.dirs]
@@ -487,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
         + [("drain: stdout/stderr EOF after the status (held by outer)", _drain(rows))],
         key=lambda x: -x[1],
     )[:8]
-    print(f"\n(cgroup.procs fds 0..{len(JOIN_ORDER) - 1}: {', '.join(JOIN_ORDER)})")
+    last = len(JOIN_ORDER) - 1
+    print(f"\n(join fds, v1 tasks / v2 cgroup.procs, 0..{last}: {', '.join(JOIN_ORDER)})")
     print("\nlargest single costs (ms):")
     print(table(("span", "ms"), top))
     if args.cli:

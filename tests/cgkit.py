@@ -1,8 +1,9 @@
 """Helpers for the real-kernel cgroup tests (host and guest): the probe, joined
 children, leaves that are always removed, and the no-stray-cgroup check.
 
-A child is a plain fork: it joins the leaf itself through the cgroup.procs fds
-(``join_with_fds``, as the payload will) and execs ``tests/probes/cgprobe``.
+A child is a plain fork: it joins the leaf itself through the join fds (v1
+``tasks``, v2 ``cgroup.procs``; ``join_with_fds``, as the payload will) and execs
+``tests/probes/cgprobe``.
 """
 
 from __future__ import annotations

@@ -212,6 +212,32 @@ def test_kill_leaves_nothing_even_a_fork_loop(make_leaf):
     assert leaf.is_empty()  # nothing forked its way past the kill
 
 
+def test_the_whole_payload_joins_every_hierarchy(make_leaf):
+    """v1 is joined through ``tasks`` (only the writing thread moves, which spares
+    the threadgroup lock's RCU sync); the process, its threads and what it
+    forks must still be in the leaf in every hierarchy, v1 and v2."""
+    leaf = make_leaf(CgroupLimits(pids=64), {"pids"})
+    fds = leaf.open_procs_fds()
+    try:
+        for d, fd in zip(leaf.dirs, fds, strict=True):
+            want = {1: "tasks", 2: "cgroup.procs"}[d.hierarchy.version]
+            assert os.readlink(f"/proc/self/fd/{fd}") == os.path.join(d.path, want)
+        child = spawn(leaf, "forkbomb", "1", fds=fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert child.line() == "forked 1 errno 0"
+    grandchildren = Path(f"/proc/{child.pid}/task/{child.pid}/children").read_text().split()
+    assert len(grandchildren) == 1
+    leaf_name = os.path.basename(leaf.dirs[0].path)
+    for pid in [str(child.pid), *grandchildren]:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            lines = Path(f"/proc/{pid}/task/{task}/cgroup").read_text().splitlines()
+            inside = [ln for ln in lines if ln.endswith("/" + leaf_name)]
+            assert len(inside) == len(leaf.dirs), (pid, task, lines)
+    leaf.kill()
+
+
 def test_join_with_zero_after_dropping_privileges(make_leaf):
     """Fds opened as root let a payload that is no longer root join (file creds)."""
     leaf = make_leaf()

@@ -25,6 +25,8 @@ class CgroupBackend(Protocol):
     """What a leaf needs from one hierarchy version."""
 
     version: int
+    #: The file the payload writes ``0`` to when it joins (see :func:`join_with_fds`).
+    join_file: str
 
     def prepare_parent(self, io: CgroupIO, h: Hierarchy, controllers: set[str]) -> dict[str, str]:
         """Make ``controllers`` available to children of ``h.parent``; return the ones

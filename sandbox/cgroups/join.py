@@ -9,10 +9,14 @@ from collections.abc import Callable, Sequence
 
 
 def join_with_fds(fds: Sequence[int], write: Callable[[int, bytes], object]) -> None:
-    """Join the leaf: write ``0`` to each ``cgroup.procs`` fd from ``Leaf.open_procs_fds``.
+    """Join the leaf: write ``0`` to each fd from ``Leaf.open_procs_fds``.
 
     Called by the payload itself just before ``execve``, in the order given
     (the kill hierarchy first, so a task that joined anything is killable).
+    The fds are v2's ``cgroup.procs`` and v1's ``tasks``: on v1 only the
+    writing thread moves, which is the whole payload because it is
+    single-threaded here (forked from the single-threaded launcher, no thread
+    started before exec) and execve would reap any other thread anyway.
     ``0`` means "the writer" in every pid namespace, v1 and v2 alike (checked
     by the kernel tests), so the payload needs no getpid(). Permission is
     checked against the credentials of whoever *opened* the fd (since the

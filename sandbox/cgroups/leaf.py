@@ -98,7 +98,9 @@ class Leaf:
         return d
 
     def open_procs_fds(self) -> list[int]:
-        """``O_WRONLY|O_CLOEXEC`` fds of each leaf directory's ``cgroup.procs``.
+        """``O_WRONLY|O_CLOEXEC`` fds of each leaf directory's join file.
+
+        That is ``cgroup.procs`` on v2 and ``tasks`` on v1 (``join_file``).
 
         Hand them to the payload for :func:`join_with_fds`; the caller closes
         its copies once the payload has been spawned.
@@ -106,7 +108,7 @@ class Leaf:
         fds: list[int] = []
         try:
             for d in self.dirs:
-                fds.append(self.layout.io.open_write(os.path.join(d.path, "cgroup.procs")))
+                fds.append(self.layout.io.open_write(os.path.join(d.path, d.backend.join_file)))
         except OSError:
             for fd in fds:
                 self.layout.io.close(fd)

@@ -137,6 +137,8 @@ class V2Backend:
     """cgroup v2: see the module docstring."""
 
     version = 2
+    # Domain cgroups take whole processes only (cgroup.threads needs threaded mode).
+    join_file = "cgroup.procs"
 
     def prepare_parent(self, io: CgroupIO, h: Hierarchy, controllers: set[str]) -> dict[str, str]:
         """Enable the controllers in the parent's subtree_control, all in one write.
