@@ -19,6 +19,20 @@ from sandbox.verify.mountflags import MountFlags
 
 Kind = Literal["danger", "consistency"]
 RUNS = frozenset({SECCOMP_RET_ALLOW, SECCOMP_RET_LOG})
+# The calls that change the mount table (SBX114 flags them; each needs CAP_SYS_ADMIN).
+MOUNT_SYSCALLS = (
+    "mount",
+    "umount",
+    "umount2",
+    "pivot_root",
+    "move_mount",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "open_tree",
+    "mount_setattr",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from types import MappingProxyType
 from sandbox.caps.names import normalize
 from sandbox.fs.image import MERGED_USR, MOUNT_POINTS
 from sandbox.policy.model import Layers, Policy
-from sandbox.verify.lint.base import Hit, LintContext, kept_caps, rule
+from sandbox.verify.lint.base import MOUNT_SYSCALLS, Hit, LintContext, kept_caps, rule
 
 
 def _under(path: str, tree: str) -> bool:
@@ -77,17 +77,7 @@ SYSCALL_CAPS: Mapping[str, str] = MappingProxyType(
     {
         **dict.fromkeys(
             (
-                "mount",
-                "umount",
-                "umount2",
-                "pivot_root",
-                "move_mount",
-                "fsopen",
-                "fsconfig",
-                "fsmount",
-                "fspick",
-                "open_tree",
-                "mount_setattr",
+                *MOUNT_SYSCALLS,
                 "swapon",
                 "swapoff",
                 "sethostname",

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from sandbox.caps.names import DANGEROUS
 from sandbox.seccomp.reference import syscall_ret
 from sandbox.seccomp.tables import ARCHES, table
-from sandbox.verify.lint.base import RUNS, Hit, LintContext, kept_caps, rule
+from sandbox.verify.lint.base import MOUNT_SYSCALLS, RUNS, Hit, LintContext, kept_caps, rule
 
 # Each of these alone is a known way out of a container (CVE-2022-0492 needs
 # CAP_SYS_ADMIN; "shocker" needs CAP_DAC_READ_SEARCH; ptrace and modules need
@@ -101,19 +101,7 @@ DANGEROUS_SYSCALLS = (
     DangerousSyscalls(
         "SBX114",
         "mount syscalls are allowed",
-        (
-            "mount",
-            "umount",
-            "umount2",
-            "pivot_root",
-            "move_mount",
-            "fsopen",
-            "fsconfig",
-            "fsmount",
-            "fspick",
-            "open_tree",
-            "mount_setattr",
-        ),
+        MOUNT_SYSCALLS,
         "changing the mount table undoes the container's file system",
     ),
     DangerousSyscalls(
