@@ -13,6 +13,7 @@ allowed call). Target: strict within 3% of allow-all.
 
 from __future__ import annotations
 
+import statistics
 import struct
 import subprocess
 import tempfile
@@ -24,6 +25,16 @@ from bench.common import Series, Target, header, interleave, ratio, table
 ALLOW_ALL = struct.pack("<HBBI", 0x06, 0, 0, 0x7FFF0000)  # BPF_RET|BPF_K, SECCOMP_RET_ALLOW
 AUDIT_ARCH_X86_64 = 0xC000003E
 LOOP_SYSCALLS = {"getppid": 110, "openat": 257, "close": 3}  # x86_64 numbers
+
+
+def paired_pct(a: Series, b: Series) -> float:
+    """Median over rounds of a's sample over b's from the same round, as a % change.
+
+    Both ran back to back in each round, so the machine's drift between
+    rounds (load, frequency) cancels; the ratio of the two series' medians
+    kept it and swung by +-5% from run to run on this VM.
+    """
+    return 100 * (statistics.median(x / y for x, y in zip(a.samples, b.samples, strict=True)) - 1)
 
 
 def kernel_cached(bpf: bytes, nr: int, arch: int = AUDIT_ARCH_X86_64) -> bool:
@@ -132,11 +143,10 @@ def run(
         )
     )
     g2, o2 = series[str(tmp / "allow.bpf") + "#2"]
-    noise_g = 100 * (ratio(g2.median, allow_g.median) - 1)
-    noise_o = 100 * (ratio(o2.median, allow_o.median) - 1)
+    noise_g, noise_o = paired_pct(g2, allow_g), paired_pct(o2, allow_o)
     print(
         f"noise: allow-all vs allow-all: getppid {noise_g:+.1f}%, open+close {noise_o:+.1f}%; "
-        f"{rounds} processes per filter, medians"
+        f"{rounds} processes per filter; target and noise are medians of per-round ratios"
     )
     cached = ", ".join(
         f"{name} {'yes' if kernel_cached(art.bpf, nr) else 'NO (filter runs at each call)'}"
@@ -156,8 +166,7 @@ def run(
         "every other allowed call costs the same as under allow-all"
     )
     sg, so = series[str(tmp / "strict.bpf")]
-    gp = 100 * (ratio(sg.median, allow_g.median) - 1)
-    oc = 100 * (ratio(so.median, allow_o.median) - 1)
+    gp, oc = paired_pct(sg, allow_g), paired_pct(so, allow_o)
     results["seccomp"] = {
         name: {"getppid_ns": series[k][0].median, "openclose_ns": series[k][1].median}
         for k, name in names.items()
