@@ -43,8 +43,9 @@ with atheris.instrument_imports(include=["sandbox"]):
 AA3 = ParserFeatures(version=(3, 0, 8), abi="3.0", rules=frozenset())
 # run_atheris.sh owns the scratch directory: libFuzzer ends with exit(), which
 # skips atexit; run by hand, the harness makes (and tries to remove) its own.
-_DIR = os.environ.get("SBX_FUZZ_SCRATCH") or tempfile.mkdtemp(prefix="sbx-atheris-")
-if "SBX_FUZZ_SCRATCH" not in os.environ:
+_DIR = os.environ.get("SBX_FUZZ_SCRATCH", "")
+if not _DIR:
+    _DIR = tempfile.mkdtemp(prefix="sbx-atheris-")
     atexit.register(shutil.rmtree, _DIR, True)
 _PATH = os.path.join(_DIR, "fuzzed.toml")
 
