@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.host import HostFacts, probe
-from sandbox.policy.load import LoadedProfile, load_profile, merge
+from sandbox.policy.load import load_profile, merge
+from sandbox.policy.profile import LoadedProfile
 from sandbox.runner.client import ForkServerClient
 from sandbox.runner.control import RunControl
 from sandbox.runner.result import RunResult, Verdict

@@ -39,7 +39,8 @@ from sandbox.cgroups import CgroupLayout
 from sandbox.errors import SandboxError, UnsupportedError
 from sandbox.host import HostFacts
 from sandbox.landlock.abi import LATEST_ABI, missing_names
-from sandbox.policy.model import LAYERS, Policy
+from sandbox.policy.model import Policy
+from sandbox.policy.profile import LAYERS
 from sandbox.runner.result import Enforcement
 
 Status = Literal["ok", "warn", "off", "info"]
@@ -117,7 +118,7 @@ class Probes:
         from sandbox import cgroups
         from sandbox.apparmor.host import detect
         from sandbox.host import probe
-        from sandbox.policy.load import PROFILES_DIR
+        from sandbox.policy.profile import PROFILES_DIR
         from sandbox.syscalls.linux import userns_overlay_probe
 
         host = (self.host or probe)()

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from sandbox.errors import SandboxError
-from sandbox.policy.load import LoadedProfile, load_profile
+from sandbox.policy.load import load_profile
+from sandbox.policy.profile import LoadedProfile
 
 # Exit statuses of the verify family: 0 clean, 1 findings (or differences),
 # 2 bad input (unreadable file, invalid profile).

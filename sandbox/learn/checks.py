@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sandbox.errors import PolicyError
 from sandbox.host import HostFacts
-from sandbox.policy.load import LoadedProfile
+from sandbox.policy.profile import LoadedProfile
 from sandbox.verify.findings import Finding
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sandbox.host import HostFacts
-from sandbox.policy.load import LoadedProfile
+from sandbox.policy.profile import LoadedProfile
 from sandbox.runner.result import Violation
 from sandbox.syscalls.notify import Notification
 

@@ -44,8 +44,9 @@ from sandbox.learn.record import Record, RunInfo
 from sandbox.learn.result import LearnOptions, LearnResult
 from sandbox.learn.rules import LAUNCHER_SYSCALLS, Derived, Unit, derive, describe_value, runs_text
 from sandbox.learn.runs import Outcome, Runner
-from sandbox.policy.load import LoadedProfile, load_profile
+from sandbox.policy.load import load_profile
 from sandbox.policy.model import Policy
+from sandbox.policy.profile import LoadedProfile
 from sandbox.seccomp.groups import resolve
 
 log = logging.getLogger(__name__)

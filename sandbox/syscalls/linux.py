@@ -136,8 +136,8 @@ class LinuxSyscalls:
             _fail("prctl", f"prctl({name}, {arg2})")
         return r
 
-    def setsid(self) -> int:
-        return os.setsid()
+    def setsid(self) -> None:
+        os.setsid()
 
     def fork(self) -> int:
         return os.fork()

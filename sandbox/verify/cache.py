@@ -42,8 +42,8 @@ from sandbox.verify.report import Report
 if TYPE_CHECKING:
     from sandbox.host import HostFacts
     from sandbox.landlock.rules import LandlockArtifact
-    from sandbox.policy.load import LoadedProfile
     from sandbox.policy.model import Policy
+    from sandbox.policy.profile import LoadedProfile
     from sandbox.seccomp.artifact import SeccompArtifact
 
 log = logging.getLogger(__name__)

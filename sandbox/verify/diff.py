@@ -24,8 +24,8 @@ from sandbox.errors import PolicyError
 from sandbox.fs.ops import plan_mounts
 from sandbox.host import HostFacts
 from sandbox.landlock.abi import AccessFs, names
-from sandbox.policy.load import LoadedProfile
 from sandbox.policy.model import Policy
+from sandbox.policy.profile import LoadedProfile
 from sandbox.seccomp.actions import SECCOMP_RET_ALLOW, SECCOMP_RET_LOG, describe, effective
 from sandbox.seccomp.argrules import FULL64
 from sandbox.seccomp.artifact import SeccompArtifact

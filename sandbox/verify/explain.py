@@ -21,8 +21,8 @@ from sandbox.fs.ops import plan_mounts
 from sandbox.host import HostFacts
 from sandbox.landlock.abi import AccessFs, Scope, names
 from sandbox.policy.dump import policy_toml
-from sandbox.policy.load import LoadedProfile, policy_digest
 from sandbox.policy.model import Policy
+from sandbox.policy.profile import LoadedProfile, policy_digest
 from sandbox.seccomp.actions import describe
 from sandbox.seccomp.argrules import ArgRule
 from sandbox.seccomp.bpf import disassemble

@@ -8,7 +8,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from sandbox.caps.names import normalize
-from sandbox.fs.image import MERGED_USR, MOUNT_POINTS
+from sandbox.fs.image import MOUNT_POINTS
+from sandbox.fs.ops import MERGED_USR
 from sandbox.policy.model import Layers, Policy
 from sandbox.verify.lint.base import MOUNT_SYSCALLS, Hit, LintContext, kept_caps, rule
 
