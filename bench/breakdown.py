@@ -47,7 +47,7 @@ REGION = 64 << 10
 ROLES = ("server", "outer", "init", "payload")
 _shm = mmap.mmap(-1, REGION * len(ROLES), flags=mmap.MAP_SHARED)
 _local: list[tuple[str, str, int, int]] = []  # supervisor side: (role, label, t0, t1)
-JOIN_ORDER: list[str] = []  # hierarchy of each cgroup.procs fd the payload writes
+JOIN_ORDER: list[str] = []  # hierarchy of each join fd the payload writes
 
 
 def _shm_add(role: int, label: str, t0: int, t1: int) -> None:
@@ -145,7 +145,7 @@ def install() -> None:
     _wrap(layers.LayerBuilders, "_apparmor", "layers: apparmor")
     _wrap(layers.LayerBuilders, "_cgroups", "layers: cgroups")
     _wrap(layers.cgroups, "create", "cgroups.create (leaf + limits)")
-    _wrap(cgleaf.Leaf, "open_procs_fds", "cgroups: open join fds")
+    _wrap(cgleaf.Leaf, "open_join_fds", "cgroups: open join fds")
     _wrap(sup, "_plan", "LaunchPlan")
     _wrap(sup, "_spawn_and_watch", "spawn and watch")
     _wrap(notify.KmsgReader, "__init__", "KmsgReader open")
@@ -215,12 +215,12 @@ def install() -> None:
             write(fd, b"0")
             _shm_add(3, f"payload: join fd {i}", t0, time.monotonic_ns())
 
-    def open_procs_fds(leaf: Any) -> list[int]:
+    def open_join_fds(leaf: Any) -> list[int]:
         JOIN_ORDER[:] = [d.hierarchy.name for d in leaf.dirs]
         return orig_open(leaf)
 
-    orig_open = cgleaf.Leaf.open_procs_fds
-    cgleaf.Leaf.open_procs_fds = open_procs_fds
+    orig_open = cgleaf.Leaf.open_join_fds
+    cgleaf.Leaf.open_join_fds = open_join_fds
     steps.join_with_fds = join_with_fds
     orig_io = steps._io_counters
     server.outer_main = outer_main
@@ -508,7 +508,7 @@ _LEAVES = (
     "watch: take",
     "LaunchPlan",
 )
-_CONTAINERS = ("payload: step_join_cgroup",)  # its cgroup.procs writes are listed instead
+_CONTAINERS = ("payload: step_join_cgroup",)  # its join writes are listed instead
 _GAPS = ("fork ", "execve seen", "payload runs", "server: decode", "id maps")
 
 

@@ -110,7 +110,7 @@ def spawn(
 ) -> Child:
     """Fork; the child joins ``leaf`` itself (writing "0" to each fd) and execs the probe."""
     own_fds = fds is None and leaf is not None
-    procs_fds = leaf.open_procs_fds() if own_fds and leaf else list(fds or [])
+    join_fds = leaf.open_join_fds() if own_fds and leaf else list(fds or [])
     argv = [probe(), *args]
     r, w = os.pipe()
     pid = os.fork()
@@ -124,7 +124,7 @@ def spawn(
             resource.setrlimit(resource.RLIMIT_NPROC, (hard, hard))
             if before_join:
                 before_join()
-            join_with_fds(procs_fds, os.write)
+            join_with_fds(join_fds, os.write)
             os.execv(argv[0], argv)
         except BaseException as exc:  # report, never return into pytest
             os.write(2, f"cgkit child: {exc!r}\n".encode())
@@ -133,7 +133,7 @@ def spawn(
     _children.append(pid)
     os.close(w)
     if own_fds:
-        for fd in procs_fds:
+        for fd in join_fds:
             os.close(fd)
     return Child(pid, r)
 

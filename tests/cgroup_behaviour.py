@@ -217,7 +217,7 @@ def test_the_whole_payload_joins_every_hierarchy(make_leaf):
     the threadgroup lock's RCU sync); the process, its threads and what it
     forks must still be in the leaf in every hierarchy, v1 and v2."""
     leaf = make_leaf(CgroupLimits(pids=64), {"pids"})
-    fds = leaf.open_procs_fds()
+    fds = leaf.open_join_fds()
     try:
         for d, fd in zip(leaf.dirs, fds, strict=True):
             want = {1: "tasks", 2: "cgroup.procs"}[d.hierarchy.version]
@@ -259,7 +259,7 @@ def test_join_from_new_pid_and_cgroup_namespaces(make_leaf, how):
     before unshare(CLONE_NEWCGROUP) still work, because the kernel checks the
     opener's cgroup namespace (v2 nsdelegate)."""
     leaf = make_leaf()
-    fds = leaf.open_procs_fds()
+    fds = leaf.open_join_fds()
     libc = ctypes.CDLL(None, use_errno=True)
     pid = os.fork()
     if pid == 0:

@@ -5,7 +5,7 @@ Supervisor side (the payload only calls :func:`join_with_fds`). Typical use::
     layout = detect()                               # once per process
     with create(layout, run_id, CgroupLimits(memory=64 << 20, pids=32),
                 required={"memory", "pids"}) as leaf:
-        fds = leaf.open_procs_fds()                 # handed to the payload, which
+        fds = leaf.open_join_fds()                 # handed to the payload, which
         ...                                         # calls join_with_fds() before execve
         while running: leaf.cpu_usage_ns()          # TIME_LIMIT polling
         leaf.kill(); stats = leaf.stats()           # figures for the record

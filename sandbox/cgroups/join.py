@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 
 def join_with_fds(fds: Sequence[int], write: Callable[[int, bytes], object]) -> None:
-    """Join the leaf: write ``0`` to each fd from ``Leaf.open_procs_fds``.
+    """Join the leaf: write ``0`` to each fd from ``Leaf.open_join_fds``.
 
     Called by the payload itself just before ``execve``, in the order given
     (the kill hierarchy first, so a task that joined anything is killable).

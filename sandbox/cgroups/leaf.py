@@ -97,7 +97,7 @@ class Leaf:
             raise UnsupportedError("cgroups", f"{controller} is off: {why}")
         return d
 
-    def open_procs_fds(self) -> list[int]:
+    def open_join_fds(self) -> list[int]:
         """``O_WRONLY|O_CLOEXEC`` fds of each leaf directory's join file.
 
         That is ``cgroup.procs`` on v2 and ``tasks`` on v1 (``join_file``).

@@ -189,7 +189,7 @@ class ForkServer:
             errpipe=byname["errpipe"],
             status=byname["status"],
             sync=child_sync.fileno(),
-            cgroup_procs=tuple(
+            cgroup_join=tuple(
                 fd for n, fd in zip(names, fds, strict=True) if n.startswith("cgroup")
             ),
             notify=byname.get("notify", -1),

@@ -67,7 +67,7 @@ class LaunchFds:
     errpipe: int  # write end; CLOEXEC, so EOF at a successful execve
     status: int  # write end for the init's final PayloadStatus record
     sync: int  # to the id-map writer: USERNS_READY / MAPS_WRITTEN
-    cgroup_procs: tuple[int, ...] = ()
+    cgroup_join: tuple[int, ...] = ()
     notify: int = -1  # to the supervisor: the seccomp listener's fd number, then its ack
 
 
@@ -279,8 +279,8 @@ def step_join_cgroup(ctx: Ctx) -> None:
     """Join the run's leaf through fds opened by the supervisor, just before execve."""
     if not ctx.plan.join_cgroup:
         return
-    join_with_fds(ctx.fds.cgroup_procs, ctx.sc.write)  # "0": the writer itself, any pid ns
-    for fd in ctx.fds.cgroup_procs:
+    join_with_fds(ctx.fds.cgroup_join, ctx.sc.write)  # "0": the writer itself, any pid ns
+    for fd in ctx.fds.cgroup_join:
         ctx.sc.close(fd)
 
 
@@ -403,7 +403,7 @@ def outer_main(ctx: Ctx) -> NoReturn:
         0,
         1,
         2,
-        *ctx.fds.cgroup_procs,
+        *ctx.fds.cgroup_join,
     )
     res = ctx.sc.wait4(pid)
     ctx.sc.exit(_exit_code(res.status))
@@ -417,7 +417,7 @@ def init_main(ctx: Ctx) -> NoReturn:
     if pid == 0:
         run_steps(ctx, PAYLOAD_STEPS)
         step_exec(ctx)
-    _close(ctx, ctx.fds.errpipe, ctx.fds.sync, ctx.fds.notify, 0, 1, 2, *ctx.fds.cgroup_procs)
+    _close(ctx, ctx.fds.errpipe, ctx.fds.sync, ctx.fds.notify, 0, 1, 2, *ctx.fds.cgroup_join)
     # The payload's exit, then its I/O counters while it is still a zombie, then reap.
     ctx.sc.wait_exited(pid)
     rchar, wchar = _io_counters(ctx, pid)

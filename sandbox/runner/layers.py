@@ -60,7 +60,7 @@ class Built:
     seccomp: SeccompPlan | None = None
     seccomp_artifact: SeccompArtifact | None = None
     verified_policy: Policy | None = None  # the policy as compiled (errno mode -> notify)
-    cgroup_procs: list[int] = field(default_factory=list)
+    cgroup_join: list[int] = field(default_factory=list)
     cgroup_dirs: list[str] = field(default_factory=list)
     cpu_usage: Callable[[], float] | None = None
     kill: Callable[[], None] | None = None
@@ -256,9 +256,9 @@ class LayerBuilders:
             built.states["cgroups"] = Enforcement("off", str(e))
             return
         stack.callback(leaf.remove)
-        fds = leaf.open_procs_fds()
+        fds = leaf.open_join_fds()
         stack.callback(lambda: [os.close(fd) for fd in fds])
-        built.cgroup_procs = fds
+        built.cgroup_join = fds
         built.cgroup_dirs = [d.path for d in leaf.dirs]
         built.cpu_usage = lambda: leaf.cpu_usage_ns() / 1e9
         built.kill = leaf.kill

@@ -242,7 +242,7 @@ class Supervisor:
             rlimits=rlimits(policy),
             landlock=built.landlock,
             seccomp=built.seccomp,
-            join_cgroup=bool(built.cgroup_procs),
+            join_cgroup=bool(built.cgroup_join),
             collect=tuple(req.collect),
         )
 
@@ -299,7 +299,7 @@ class Supervisor:
             ours, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             watch.notify_fd = ours.detach()
             theirs.append(("notify", child.detach()))
-        theirs += [(f"cgroup{i}", fd) for i, fd in enumerate(built.cgroup_procs)]
+        theirs += [(f"cgroup{i}", fd) for i, fd in enumerate(built.cgroup_join)]
         cleanup = {"cgroup_dirs": built.cgroup_dirs, "files": [str(lock.path)]}
         q = self.client.spawn(plan, theirs, cleanup)
         for name, fd in theirs:

@@ -248,7 +248,7 @@ def test_the_callers_pid_is_never_written_or_signalled(hybrid, v2):
     for host, kw in ((hybrid, {}), (v2, {"parent": "/judge.service"})):
         lay = layout_of(host, **kw)
         leaf = create(lay, "p", LIMITS)
-        fds = leaf.open_procs_fds()
+        fds = leaf.open_join_fds()
         for fd in fds:
             os.close(fd)
         leaf.stats()
@@ -267,9 +267,9 @@ def test_join_with_fds_writes_zero_to_each_fd_in_order():
     assert calls == [(7, b"0"), (5, b"0"), (9, b"0")]
 
 
-def test_open_procs_fds_are_write_only_cloexec(hybrid):
+def test_open_join_fds_are_write_only_cloexec(hybrid):
     with create(layout_of(hybrid), "fds", CgroupLimits()) as leaf:
-        fds = leaf.open_procs_fds()
+        fds = leaf.open_join_fds()
         try:
             assert len(fds) == len(leaf.dirs)
             for fd in fds:

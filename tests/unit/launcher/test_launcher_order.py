@@ -76,7 +76,7 @@ def fake() -> RecordingSyscalls:
 def run(plan: LaunchPlan, sc: RecordingSyscalls | None = None) -> RecordingSyscalls:
     sc = sc or fake()
     fds = LaunchFds(
-        stdin=10, stdout=11, stderr=12, errpipe=13, status=14, sync=15, cgroup_procs=(16, 17)
+        stdin=10, stdout=11, stderr=12, errpipe=13, status=14, sync=15, cgroup_join=(16, 17)
     )
     ctx = Ctx(plan=plan, fds=fds, sc=sc, parent_pid=1, last_cap=40)
     with pytest.raises(ExecCalled) as e:
