@@ -17,7 +17,7 @@ _EXPORTS = {
     "RunResult": "sandbox.runner.result",
     "Verdict": "sandbox.runner.result",
     "Usage": "sandbox.runner.result",
-    "Enforcement": "sandbox.runner.result",
+    "Enforcement": "sandbox.layers",
     "Violation": "sandbox.runner.result",
     "SandboxError": "sandbox.errors",
     "PolicyError": "sandbox.errors",

@@ -39,9 +39,8 @@ from sandbox.cgroups import CgroupLayout
 from sandbox.errors import SandboxError, UnsupportedError
 from sandbox.host import HostFacts
 from sandbox.landlock.abi import LATEST_ABI, missing_names
+from sandbox.layers import LAYERS, Enforcement
 from sandbox.policy.model import Policy
-from sandbox.policy.profile import LAYERS
-from sandbox.runner.result import Enforcement
 
 Status = Literal["ok", "warn", "off", "info"]
 MIN_KERNEL = (6, 1)  # THREAT_MODEL.md

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 
 from sandbox.errors import UnsupportedError
 from sandbox.host import HIDE_ENV, HostFacts
-from sandbox.policy.profile import LAYERS
-from sandbox.runner.result import Enforcement
+from sandbox.layers import LAYERS, Enforcement
 
 if TYPE_CHECKING:
     from sandbox.policy.model import Policy

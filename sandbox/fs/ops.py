@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from sandbox.errors import PolicyError
+from sandbox.paths import STAGING
 
 if TYPE_CHECKING:  # the launcher imports this module: no pydantic at run time
     from sandbox.policy.model import Filesystem
 
-STAGING = "/run/sandbox/stage"  # root's staging mount point (rootless: its runtime dir's)
 # Top-level directories that are symlinks into /usr on a merged-usr host.
 MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 FORBIDDEN_TARGETS = ("/", "/proc", "/dev")

@@ -91,7 +91,7 @@ def load(
     """
     path = find_profile(name_or_path)
     if cache_dir is None:
-        from sandbox.runner.state import state_dir
+        from sandbox.paths import state_dir
 
         cache_dir = state_dir() / SUBDIR
     problem = cachefile.private_dir(cache_dir)

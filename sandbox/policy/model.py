@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from sandbox.policy.profile import LAYERS  # noqa: F401 - re-exported
+from sandbox.layers import LAYERS  # noqa: F401 - re-exported
 from sandbox.policy.snapshot import env_resolved
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)

@@ -19,16 +19,6 @@ from sandbox.errors import PolicyError
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
 
-LAYERS = (
-    "namespaces",
-    "overlay",
-    "capabilities",
-    "no_new_privs",
-    "landlock",
-    "apparmor",
-    "seccomp",
-    "cgroups",
-)
 
 
 def dump(obj: Any) -> Any:

@@ -37,8 +37,8 @@ from dataclasses import replace
 
 from sandbox.caps.names import last_cap
 from sandbox.errors import PolicyError
+from sandbox.layers import LAYERS
 from sandbox.plan import LaunchPlan
-from sandbox.policy.profile import LAYERS
 from sandbox.syscalls.consts import CloneFlag
 
 KNOBS: dict[str, str] = {

@@ -33,15 +33,16 @@ from sandbox.host import HostFacts
 from sandbox.landlock.rules import LandlockArtifact
 from sandbox.landlock.rules import prepare as landlock_prepare
 from sandbox.launcher.protocol import PayloadStatus
+from sandbox.layers import Enforcement
 from sandbox.plan import SeccompPlan
 from sandbox.policy.profile import PROFILES_DIR, LoadedProfile
-from sandbox.runner.result import Enforcement, Usage
+from sandbox.runner.result import Usage
 from sandbox.seccomp.artifact import SeccompArtifact
 
 if TYPE_CHECKING:
     from sandbox.policy.model import Policy
     from sandbox.verify.report import Report
-from sandbox.runner.state import runtime_dir, state_dir
+from sandbox.paths import runtime_dir, state_dir
 from sandbox.runner.state import sweep as sweep_locks
 from sandbox.seccomp.build import prepare as seccomp_prepare
 

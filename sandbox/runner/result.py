@@ -5,9 +5,9 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-LayerState = Literal["full", "partial", "off"]
+from sandbox.layers import Enforcement
 
 
 class Verdict(enum.StrEnum):
@@ -22,14 +22,6 @@ class Verdict(enum.StrEnum):
     SECURITY_VIOLATION = "SECURITY_VIOLATION"
     SPAWN_ERROR = "SPAWN_ERROR"
     INTERNAL_ERROR = "INTERNAL_ERROR"
-
-
-@dataclass(frozen=True, slots=True)
-class Enforcement:
-    """How one layer was enforced on this run, and why when not fully."""
-
-    state: LayerState
-    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,24 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.errors import SetupError
+from sandbox.paths import runtime_dir, staging_dir
 
 UID_RANGE_ENV = "SANDBOX_UID_RANGE"
 DEFAULT_UID_RANGE = (61000, 61999)
-
-
-def runtime_dir() -> Path:
-    """Root: /run/sandbox; otherwise $XDG_RUNTIME_DIR/sandbox or /tmp/sandbox-<uid>."""
-    if os.geteuid() == 0:
-        return Path(os.environ.get("SANDBOX_RUNTIME_DIR", "/run/sandbox"))
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    return Path(xdg, "sandbox") if xdg else Path(f"/tmp/sandbox-{os.geteuid()}")
-
-
-def state_dir() -> Path:
-    """Root: /var/lib/sandbox; otherwise ~/.cache/sandbox (images, verified cache)."""
-    if os.geteuid() == 0:
-        return Path(os.environ.get("SANDBOX_STATE_DIR", "/var/lib/sandbox"))
-    return Path.home() / ".cache" / "sandbox"
 
 
 def _private_dir(path: Path) -> Path:
@@ -48,15 +34,6 @@ def _private_dir(path: Path) -> Path:
             "state", f"{path} must be owned by uid {os.geteuid()} and not group/world-writable"
         )
     return path
-
-
-def staging_dir() -> Path:
-    """Where the launcher assembles a run's root: root's /run/sandbox/stage, else the
-    runtime directory's ``stage`` (an empty directory, only ever mounted on inside the
-    run's own mount namespaces)."""
-    from sandbox.fs.ops import STAGING
-
-    return Path(STAGING) if os.geteuid() == 0 else runtime_dir() / "stage"
 
 
 def ensure_staging() -> Path:

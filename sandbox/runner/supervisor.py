@@ -34,6 +34,7 @@ from sandbox.fs.ops import MountPlan, plan_mounts
 from sandbox.fs.resolve import Program, resolve
 from sandbox.host import HostFacts
 from sandbox.launcher.protocol import PayloadStatus, decode_failure
+from sandbox.paths import runtime_dir, staging_dir
 from sandbox.plan import LaunchPlan, Rlimit
 from sandbox.policy.profile import LoadedProfile
 from sandbox.runner import ablation, state
@@ -176,7 +177,7 @@ class Supervisor:
             if req.files:
                 mounts = replace(mounts, copy_in=self._stage_files(req, run_id, stack))
             rootless = not self.host.is_root
-            mounts = replace(mounts, staging=str(state.staging_dir()), rootless=rootless)
+            mounts = replace(mounts, staging=str(staging_dir()), rootless=rootless)
             if rootless:  # the caller's own ids: one uid and one gid are all it may map
                 host_ids = (os.geteuid(), os.getegid())
             else:  # a run slot of its own, never the caller's, never an identity map
@@ -196,7 +197,7 @@ class Supervisor:
     ) -> tuple[tuple[str, str], ...]:
         """Host paths of the files to copy into /box; bytes go through a private temp dir."""
         staged: list[tuple[str, str]] = []
-        tmp = state.runtime_dir() / "runs" / f"{run_id}.files"
+        tmp = runtime_dir() / "runs" / f"{run_id}.files"
         for i, (name, content) in enumerate(req.files):
             if isinstance(content, bytes):
                 tmp.mkdir(mode=0o700, exist_ok=True)

@@ -62,7 +62,7 @@ _MEMO_SIZE = 256
 
 def default_dir() -> Path:
     """``<state_dir>/verified``."""
-    from sandbox.runner.state import state_dir
+    from sandbox.paths import state_dir
 
     return state_dir() / SUBDIR
 

@@ -28,9 +28,9 @@ from sandbox.errors import PolicyError, UnsupportedError
 from sandbox.fs.ops import plan_mounts
 from sandbox.host import HostFacts, probe
 from sandbox.landlock.rules import LandlockArtifact
+from sandbox.layers import Enforcement
 from sandbox.policy.model import Policy
 from sandbox.policy.profile import LoadedProfile, policy_digest
-from sandbox.runner.result import Enforcement
 from sandbox.seccomp.artifact import SeccompArtifact
 from sandbox.seccomp.groups import resolve
 from sandbox.verify import compile as comp

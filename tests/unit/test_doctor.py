@@ -19,7 +19,7 @@ from sandbox import doctor
 from sandbox.apparmor.host import USERNS_FIX, HostFiles, detect
 from sandbox.cgroups import CgroupLayout, Hierarchy
 from sandbox.host import HostFacts
-from sandbox.runner.result import Enforcement
+from sandbox.layers import Enforcement
 
 CAPEFF_ROOT = "000001ffffffffff"
 ACTIONS = frozenset(doctor.SECCOMP_ACTIONS)
