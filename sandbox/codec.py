@@ -69,7 +69,7 @@ def from_data(tp: Any, data: Any) -> Any:
         if data not in get_args(tp):
             raise ValueError(f"{data!r} is not one of {get_args(tp)}")
         return data
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(data, dict):
             raise ValueError(f"{tp.__name__}: expected an object, got {type(data).__name__}")
         hints = _hints(tp)

@@ -19,7 +19,7 @@ from sandbox.host import HIDE_ENV, HostFacts
 from sandbox.layers import LAYERS, Enforcement
 
 if TYPE_CHECKING:
-    from sandbox.policy.model import Policy
+    from sandbox.policy.frozen import Policy
 
 log = logging.getLogger(__name__)
 ABLATED = "ablated by the test hook (--test-ablate)"

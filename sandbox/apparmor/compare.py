@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sandbox.policy.model import Policy
+from sandbox.policy.frozen import Policy
 
 DOC = "docs/apparmor-vs-landlock.md"
 

@@ -59,7 +59,7 @@ from sandbox.errors import ArtifactError
 from sandbox.policy.profile import policy_digest
 
 if TYPE_CHECKING:
-    from sandbox.policy.model import Policy
+    from sandbox.policy.frozen import Policy
 
 NAME_PREFIX = "sbx_"
 NAME_RE = re.compile(r"^sbx_[0-9a-f]{32}$")

@@ -20,7 +20,7 @@ from sandbox.errors import PolicyError
 from sandbox.paths import STAGING
 
 if TYPE_CHECKING:  # the launcher imports this module: no pydantic at run time
-    from sandbox.policy.model import Filesystem
+    from sandbox.policy.frozen import Filesystem
 
 # Top-level directories that are symlinks into /usr on a merged-usr host.
 MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
@@ -81,7 +81,7 @@ class MountPlan:
     # (host path, path under /box): data files placed for the payload, owned by it
     copy_in: tuple[tuple[str, str], ...] = ()
     # Both True in every real run; False only through the test hook
-    # (sandbox.runner.ablation): the lower layer bound read-write as the root,
+    # (sandbox.ablation): the lower layer bound read-write as the root,
     # binds without nosuid.
     overlay: bool = True
     nosuid: bool = True
@@ -199,13 +199,15 @@ def plan_mounts(
     for t in targets:
         if any(_under(t, f) for f in FORBIDDEN_TARGETS[1:]) or t == "/":
             raise PolicyError(f"mount target {t!r} would cover /, /proc or /dev")
-    for b in binds:
-        if b in hbinds:
+    for bm in binds:
+        if bm in hbinds:
             continue
         for h in hbinds:
-            if _under(b.target, h.target) and not os.path.exists(os.path.join(root, b.target[1:])):
+            if _under(bm.target, h.target) and not os.path.exists(
+                os.path.join(root, bm.target[1:])
+            ):
                 raise PolicyError(
-                    f"bind target {b.target!r} lies inside the host's {h.target} (read-only) "
+                    f"bind target {bm.target!r} lies inside the host's {h.target} (read-only) "
                     "and does not exist there; choose a target outside it"
                 )
     entries: dict[str, UpperEntry] = {}

@@ -102,9 +102,9 @@ def resolve(
         if not d.startswith("/"):
             continue
         inside = f"{d.rstrip('/')}/{program}"
-        host = _to_host(inside, binds, lowers)
-        if host is not None and _is_exec_file(host):
-            return Program(inside, None, host)
+        found = _to_host(inside, binds, lowers)
+        if found is not None and _is_exec_file(found):
+            return Program(inside, None, found)
     raise ProgramNotFound(f"program {program!r} not found on the sandbox's PATH ({search_path})")
 
 

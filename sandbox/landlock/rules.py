@@ -52,7 +52,7 @@ from sandbox.landlock.abi import (
 )
 
 if TYPE_CHECKING:  # the launcher imports this module: no pydantic at run time
-    from sandbox.policy.model import Filesystem
+    from sandbox.policy.frozen import Filesystem
 
 _FS = AccessFs
 READ = _FS.LANDLOCK_ACCESS_FS_READ_FILE | _FS.LANDLOCK_ACCESS_FS_READ_DIR

@@ -44,8 +44,9 @@ from sandbox.learn.record import Record, RunInfo
 from sandbox.learn.result import LearnOptions, LearnResult
 from sandbox.learn.rules import LAUNCHER_SYSCALLS, Derived, Unit, derive, describe_value, runs_text
 from sandbox.learn.runs import Outcome, Runner
+from sandbox.policy import model
+from sandbox.policy.frozen import Policy
 from sandbox.policy.load import load_profile
-from sandbox.policy.model import Policy
 from sandbox.policy.profile import LoadedProfile
 from sandbox.seccomp.groups import resolve
 
@@ -101,7 +102,7 @@ def learning_profile(
             "limits": limits,
         }
     )
-    Policy.model_validate(policy.model_dump())  # still a valid policy
+    model.Policy.model_validate(policy.model_dump())  # still a valid policy
     return LoadedProfile(policy, f"learning profile from {base.source}", base.chain)
 
 

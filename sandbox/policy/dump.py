@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sandbox.policy.model import Policy
+from sandbox.policy.frozen import Policy
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 

@@ -28,7 +28,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sandbox import codec
 from sandbox.errors import PolicyError
+from sandbox.policy import frozen
 from sandbox.policy.model import Policy
 from sandbox.policy.profile import (  # noqa: F401 - the loader's public names
     PROFILES_DIR,
@@ -179,7 +181,7 @@ def _in(tree: Mapping[str, Any] | None, loc: Sequence[str | int]) -> bool:
         if (isinstance(node, Mapping) and k in node) or (
             isinstance(node, list) and isinstance(k, int) and k < len(node)
         ):
-            node = node[k]
+            node = node[k]  # type: ignore[index]
         else:
             return False
     return tree is not None
@@ -229,8 +231,13 @@ def load_profile(name_or_path: str, overrides: Mapping[str, Any] | None = None) 
     raw, chain = _resolve(path, 0, ())
     if overrides:
         raw = merge(raw, overrides)
-    policy = validate(raw, path, overrides)
+    policy = snapshot(validate(raw, path, overrides))
     from sandbox.policy.names import check_names  # late: keeps the error path light
 
     check_names(policy, str(path))
     return LoadedProfile(policy=policy, source=str(path), chain=chain)
+
+
+def snapshot(policy: Policy) -> frozen.Policy:
+    """The validated policy as frozen data: the one policy type below ``sandbox.policy``."""
+    return codec.from_data(frozen.Policy, policy.model_dump(mode="json"))  # type: ignore[no-any-return]

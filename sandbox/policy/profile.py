@@ -1,9 +1,10 @@
 """A loaded profile, its digest and where profiles live: no pydantic here.
 
-The run path (supervisor, launcher, caches) handles policies through this
-module only, so it works the same on a validated pydantic ``Policy`` and on
-the pydantic-free snapshot (``sandbox.policy.frozen``) the CLI's profile
-cache rebuilds, which lets ``sandbox exec`` skip importing pydantic.
+Pydantic validates at the trust boundary (``sandbox.policy.load``); what comes
+out is a :class:`LoadedProfile` whose ``policy`` is frozen data
+(``sandbox.policy.frozen``, generated from the models), the one policy type
+of the run path, verification and every concern. The CLI's profile cache
+rebuilds the same type without importing pydantic.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import PolicyError
+
+if TYPE_CHECKING:
+    from sandbox.policy.frozen import Policy
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
 
@@ -36,7 +40,7 @@ def policy_digest(policy: Any) -> str:
 class LoadedProfile:
     """A resolved policy with where it came from; the digest is computed once."""
 
-    policy: Any  # sandbox.policy.model.Policy, or its snapshot (sandbox.policy.frozen.Policy)
+    policy: Policy  # the validated policy as frozen data (pydantic stays in policy/)
     source: str
     chain: tuple[str, ...]
     known_digest: str | None = field(default=None, repr=False, compare=False)

@@ -48,7 +48,7 @@ from sandbox.seccomp.spec import SeccompSpec
 from sandbox.seccomp.tables import ARCHES, I386_MULTIPLEXED, table
 
 if TYPE_CHECKING:
-    from sandbox.policy.model import Seccomp
+    from sandbox.policy.frozen import Seccomp
 
 
 log = logging.getLogger(__name__)

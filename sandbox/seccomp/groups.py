@@ -42,7 +42,7 @@ from sandbox.seccomp.spec import SeccompSpec
 from sandbox.seccomp.tables import ARCHES, POLICIES_DIR, all_names, arg_count, table
 
 if TYPE_CHECKING:
-    from sandbox.policy.model import Seccomp
+    from sandbox.policy.frozen import Seccomp
 
 
 _GROUP_KEYS = {"description", "syscalls", "errno", "rules"}

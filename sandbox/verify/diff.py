@@ -24,7 +24,7 @@ from sandbox.errors import PolicyError
 from sandbox.fs.ops import plan_mounts
 from sandbox.host import HostFacts
 from sandbox.landlock.abi import AccessFs, names
-from sandbox.policy.model import Policy
+from sandbox.policy.frozen import Policy
 from sandbox.policy.profile import LoadedProfile
 from sandbox.seccomp.actions import SECCOMP_RET_ALLOW, SECCOMP_RET_LOG, describe, effective
 from sandbox.seccomp.argrules import FULL64
@@ -35,7 +35,7 @@ from sandbox.seccomp.tables import ARCHES, table
 from sandbox.verify import compile as comp
 from sandbox.verify import lint
 from sandbox.verify.explain import describe_rule
-from sandbox.verify.inputs import as_model, unpack
+from sandbox.verify.inputs import unpack
 from sandbox.verify.mountflags import trace
 from sandbox.verify.simulate import MULTIPLEXERS, rule_values
 
@@ -227,7 +227,7 @@ def diff(
     Raises:
         PolicyError: when either policy's seccomp section does not resolve.
     """
-    pa, pb = as_model(unpack(a)[0]), as_model(unpack(b)[0])
+    pa, pb = unpack(a)[0], unpack(b)[0]
     sa, sb = resolve(pa.seccomp), resolve(pb.seccomp)
     ca, cb = _compiled(pa, host, parser), _compiled(pb, host, parser)
     out: list[Change] = []

@@ -21,7 +21,7 @@ from sandbox.fs.ops import plan_mounts
 from sandbox.host import HostFacts
 from sandbox.landlock.abi import AccessFs, Scope, names
 from sandbox.policy.dump import policy_toml
-from sandbox.policy.model import Policy
+from sandbox.policy.frozen import Policy
 from sandbox.policy.profile import LoadedProfile, policy_digest
 from sandbox.seccomp.actions import describe
 from sandbox.seccomp.argrules import ArgRule
@@ -31,7 +31,7 @@ from sandbox.seccomp.spec import SeccompSpec
 from sandbox.seccomp.tables import table
 from sandbox.verify import compile as comp
 from sandbox.verify import lint
-from sandbox.verify.inputs import as_model, unpack
+from sandbox.verify.inputs import unpack
 from sandbox.verify.mountflags import trace
 
 SECTIONS = (
@@ -183,7 +183,7 @@ _RLIMIT_NAMES = {
 
 
 def _limits(policy: Policy) -> list[str]:
-    from sandbox.runner.supervisor import rlimits
+    from sandbox.compile import rlimits
 
     lim = policy.limits
     lines = ["cgroup leaf (swap off, devices: null zero full random urandom):"]
@@ -256,7 +256,6 @@ def explain(
     if unknown := set(sections) - set(SECTIONS):
         raise ValueError(f"unknown sections {sorted(unknown)} (known: {', '.join(SECTIONS)})")
     policy, source, _ = unpack(profile)
-    policy = as_model(policy)
     out = comp.Compiled()
     arch = arch or comp.host_abi(host)
     if "seccomp" in sections:

@@ -14,7 +14,7 @@ from sandbox.host import HostFacts
 from sandbox.policy.profile import LoadedProfile
 
 if TYPE_CHECKING:
-    from sandbox.policy.model import Policy
+    from sandbox.policy.frozen import Policy
 
 
 def unpack(profile: Policy | LoadedProfile) -> tuple[Policy, str, bool]:
@@ -29,20 +29,6 @@ def unpack(profile: Policy | LoadedProfile) -> tuple[Policy, str, bool]:
         )
         return profile.policy, profile.source, strict
     return profile, "<policy>", profile.name == "strict"
-
-
-def as_model(policy: Any) -> Policy:
-    """The pydantic Policy of a policy or of its snapshot (``sandbox.policy.frozen``).
-
-    The full checks (lint, explain, diff) read pydantic's field metadata, so a
-    snapshot from the CLI's profile cache is validated back into a model;
-    only a verification miss pays for it.
-    """
-    from sandbox.policy.model import Policy as Model
-
-    if isinstance(policy, Model):
-        return policy
-    return Model.model_validate_json(policy.model_dump_json())
 
 
 def host_summary(host: HostFacts) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from sandbox.caps.names import normalize
-from sandbox.policy.model import Policy
+from sandbox.policy.frozen import Policy
 from sandbox.seccomp.actions import SECCOMP_RET_ALLOW, SECCOMP_RET_LOG
 from sandbox.seccomp.reference import runnable
 from sandbox.seccomp.spec import SeccompSpec

@@ -10,7 +10,8 @@ from types import MappingProxyType
 from sandbox.caps.names import normalize
 from sandbox.fs.image import MOUNT_POINTS
 from sandbox.fs.ops import MERGED_USR
-from sandbox.policy.model import Layers, Policy
+from sandbox.policy import model
+from sandbox.policy.frozen import Policy
 from sandbox.verify.lint.base import MOUNT_SYSCALLS, Hit, LintContext, kept_caps, rule
 
 
@@ -130,7 +131,7 @@ def _cap_dropped(ctx: LintContext) -> Iterator[Hit]:
 
 # The layers profiles/strict.toml requires: Layers' defaults are exactly those.
 STRICT_REQUIRED = tuple(
-    name for name, info in Layers.model_fields.items() if info.default == "required"
+    name for name, info in model.Layers.model_fields.items() if info.default == "required"
 )
 
 
@@ -202,7 +203,7 @@ def _keep_denied(ctx: LintContext) -> Iterator[Hit]:
 )
 def _hostname_without_uts(ctx: LintContext) -> Iterator[Hit]:
     pol = ctx.policy
-    default = type(pol.identity).model_fields["hostname"].default
+    default = model.Identity.model_fields["hostname"].default
     if not pol.namespaces.uts and pol.identity.hostname != default:
         yield Hit(
             "hostname",

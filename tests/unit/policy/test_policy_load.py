@@ -160,31 +160,47 @@ def test_a_snapshot_has_the_same_data_and_digest_as_the_policy(name):
     assert snap.seccomp.model_copy(update={"default_action": "errno"}).default_action == "errno"
 
 
-def test_profile_cache_hit_is_a_snapshot_and_an_edit_is_a_miss(tmp_path):
-    from sandbox.policy import cache, frozen
-    from sandbox.policy.model import Policy as Model
+def _counting_loader(monkeypatch):
+    """Count the profile cache's misses: each one loads (and validates) the profile."""
+    from sandbox.policy import load as loader
 
+    calls = []
+    real = loader.load_profile
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loader, "load_profile", counted)
+    return calls
+
+
+def test_profile_cache_hit_is_a_snapshot_and_an_edit_is_a_miss(tmp_path, monkeypatch):
+    from sandbox.policy import cache, frozen
+
+    misses = _counting_loader(monkeypatch)
     prof = tmp_path / "p.toml"
     prof.write_text('extends = "strict"\n[limits]\ncpu_time = 2.0\n')
     store = tmp_path / "cache"
     first = cache.load(str(prof), {"limits": {"memory": "32M"}}, cache_dir=store)
-    assert isinstance(first.policy, Model)
+    assert len(misses) == 1 and isinstance(first.policy, frozen.Policy)
     second = cache.load(str(prof), {"limits": {"memory": "32M"}}, cache_dir=store)
-    assert isinstance(second.policy, frozen.Policy)
+    assert len(misses) == 1 and isinstance(second.policy, frozen.Policy)
     assert second.digest == first.digest and second.policy.limits.cpu_time == 2.0
+    assert second.policy == first.policy
     other = cache.load(str(prof), {"limits": {"memory": "64M"}}, cache_dir=store)
-    assert other.digest != first.digest  # overrides are part of the key
+    assert len(misses) == 2 and other.digest != first.digest  # overrides are part of the key
     prof.write_text('extends = "strict"\n[limits]\ncpu_time = 3.0\n')
     edited = cache.load(str(prof), {"limits": {"memory": "32M"}}, cache_dir=store)
-    assert isinstance(edited.policy, Model) and edited.policy.limits.cpu_time == 3.0
+    assert len(misses) == 3 and edited.policy.limits.cpu_time == 3.0
 
 
-def test_profile_cache_ignores_a_tampered_entry(tmp_path):
+def test_profile_cache_ignores_a_tampered_entry(tmp_path, monkeypatch):
     import json as _json
 
     from sandbox.policy import cache
-    from sandbox.policy.model import Policy as Model
 
+    misses = _counting_loader(monkeypatch)
     store = tmp_path / "cache"
     cache.load("strict", cache_dir=store)
     (entry,) = store.glob("*.json")
@@ -192,4 +208,4 @@ def test_profile_cache_ignores_a_tampered_entry(tmp_path):
     data["body"]["policy"]["seccomp"]["default_action"] = "allow"
     entry.write_text(_json.dumps(data))
     again = cache.load("strict", cache_dir=store)
-    assert isinstance(again.policy, Model) and again.policy.seccomp.default_action == "notify"
+    assert len(misses) == 2 and again.policy.seccomp.default_action == "notify"
