@@ -21,7 +21,7 @@ from types import TracebackType
 from sandbox.cgroups.base import CgroupBackend, kill_loop, procs, wait_for
 from sandbox.cgroups.detect import CgroupLayout, Hierarchy
 from sandbox.cgroups.join import join_with_fds
-from sandbox.cgroups.kernel import is_busy
+from sandbox.cgroups.kernel import CgroupIO, is_busy
 from sandbox.cgroups.model import (
     CONTROLLERS,
     CgroupLimits,
@@ -416,4 +416,39 @@ def sweep(layout: CgroupLayout, prefix: str, is_stale: Callable[[str], bool]) ->
     return removed
 
 
-__all__ = ["DEFAULT_PREFIX", "Leaf", "LeafDir", "create", "join_with_fds", "sweep"]
+__all__ = [
+    "DEFAULT_PREFIX",
+    "Leaf",
+    "LeafDir",
+    "create",
+    "join_with_fds",
+    "remove_dirs",
+    "sweep",
+]
+
+
+def remove_dirs(dirs: Sequence[str], timeout: float = 5.0, io: CgroupIO | None = None) -> None:
+    """Remove leaf directories known only by their paths, deepest first. Idempotent.
+
+    For the launcher's watchdog, which holds no :class:`Leaf` once its client
+    died: the same kill (pids pinned before the signal) and busy-retrying
+    rmdir as :meth:`Leaf.remove`. A directory it cannot empty or remove is
+    logged and left to the next supervisor's sweep.
+    """
+    io = io or CgroupIO()
+    deadline = io.monotonic() + timeout
+    for d in sorted(dirs, key=lambda p: -p.count("/")):
+        try:
+            kill_loop(io, d, deadline)
+            while True:
+                try:
+                    io.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if not is_busy(exc) or io.monotonic() > deadline:
+                        raise
+                    io.sleep(0.001)
+        except (OSError, TimeoutError) as exc:
+            log.warning("cgroup leaf %s left for the sweep: %s", d, exc)

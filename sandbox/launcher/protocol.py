@@ -5,14 +5,22 @@
   _execute_child protocol).
 - status pipe (written once by the container's init when the payload ends):
   the raw wait status and the payload's rusage from wait4.
+- launcher requests and replies (supervisor <-> fork server): one JSON object
+  per SOCK_SEQPACKET message, fds attached with SCM_RIGHTS (``send_msg`` /
+  ``recv_msg``).
 - id-map sync: the child writes ``USERNS_READY`` after unshare(CLONE_NEWUSER);
   whoever owns the parent side writes the maps and answers ``MAPS_WRITTEN``.
 """
 
 from __future__ import annotations
 
+import array
+import json
+import os
+import socket
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 USERNS_READY = b"U"
 MAPS_WRITTEN = b"M"
@@ -20,6 +28,8 @@ MAPS_FAILED = b"F"
 NOTIFY_TAKEN = b"K"
 
 EXIT_SPAWN_FAILED = 125
+MAX_MSG = 1 << 20
+MAX_FDS = 64
 _STATUS = struct.Struct("=iddqqqqq")
 _FILE = struct.Struct("=Iq")  # name length, size (negative: why it is missing)
 
@@ -106,3 +116,24 @@ def decode_files(data: bytes) -> dict[str, bytes | int]:
             out[name] = data[off : off + size]
             off += size
     return out
+
+
+def send_msg(sock: socket.socket, msg: dict[str, Any], fds: list[int] | None = None) -> None:
+    """One JSON message, with fds attached when given."""
+    data = json.dumps(msg).encode()
+    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+    sock.sendmsg([data], anc)
+
+
+def recv_msg(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    """(message, fds); (None, []) at EOF."""
+    fds = array.array("i")
+    data, anc, _flags, _ = sock.recvmsg(MAX_MSG, socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
+    for level, kind, payload in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    return json.loads(data), list(fds)

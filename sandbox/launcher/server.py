@@ -19,60 +19,23 @@ Messages are JSON on a SOCK_SEQPACKET socket, fds travel with SCM_RIGHTS.
 
 from __future__ import annotations
 
-import array
 import contextlib
-import json
 import os
 import selectors
 import signal
 import socket
 import sys
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sandbox import codec
 from sandbox.caps.names import last_cap
-from sandbox.launcher.protocol import MAPS_FAILED, MAPS_WRITTEN, USERNS_READY
+from sandbox.cgroups.leaf import remove_dirs
+from sandbox.launcher.protocol import MAPS_FAILED, MAPS_WRITTEN, USERNS_READY, recv_msg, send_msg
 from sandbox.launcher.steps import Ctx, LaunchFds, outer_main
+from sandbox.ns.user import write_id_maps
 from sandbox.plan import LaunchPlan
 from sandbox.syscalls.linux import LinuxSyscalls
-
-MAX_MSG = 1 << 20
-MAX_FDS = 64
-
-
-def send_msg(sock: socket.socket, msg: dict[str, Any], fds: list[int] | None = None) -> None:
-    """One JSON message, with fds attached when given."""
-    data = json.dumps(msg).encode()
-    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
-    sock.sendmsg([data], anc)
-
-
-def recv_msg(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
-    """(message, fds); (None, []) at EOF."""
-    fds = array.array("i")
-    data, anc, _flags, _ = sock.recvmsg(MAX_MSG, socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
-    for level, kind, payload in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
-    if not data:
-        for fd in fds:
-            os.close(fd)
-        return None, []
-    return json.loads(data), list(fds)
-
-
-def write_id_maps(pid: int, inside: tuple[int, int], host: tuple[int, int]) -> None:
-    """Map exactly one uid and one gid (never an identity map); setgroups denied."""
-    (iu, ig), (hu, hg) = inside, host
-    with open(f"/proc/{pid}/uid_map", "w") as f:
-        f.write(f"{iu} {hu} 1\n")
-    with open(f"/proc/{pid}/setgroups", "w") as f:
-        f.write("deny")
-    with open(f"/proc/{pid}/gid_map", "w") as f:
-        f.write(f"{ig} {hg} 1\n")
 
 
 @dataclass
@@ -85,31 +48,6 @@ class _Run:
     host: tuple[int, int]
     cleanup: dict[str, Any] = field(default_factory=dict)
     exited: bool = False
-
-
-def remove_cgroup_dirs(dirs: list[str], deadline: float = 5.0) -> None:
-    """Kill what is left in each leaf and rmdir it (deepest first). Idempotent."""
-    end = time.monotonic() + deadline
-    for d in sorted(dirs, key=lambda p: -p.count("/")):
-        while os.path.isdir(d):
-            try:
-                os.rmdir(d)
-                break
-            except OSError:
-                pass
-            kill = Path(d, "cgroup.kill")
-            if kill.exists():
-                with contextlib.suppress(OSError):
-                    kill.write_text("1")
-            try:
-                for pid in Path(d, "cgroup.procs").read_text().split():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
-            if time.monotonic() > end:
-                break
-            time.sleep(0.005)
 
 
 class ForkServer:
@@ -135,7 +73,7 @@ class ForkServer:
                         self._shutdown()
                         return
                     self._handle(msg, fds)
-                elif run is None or self.runs.get(run.run_id) is not run:
+                elif not isinstance(run, _Run) or self.runs.get(run.run_id) is not run:
                     continue  # released earlier in this batch of events
                 else:
                     try:
@@ -266,7 +204,7 @@ class ForkServer:
                     os.kill(run.pid, signal.SIGKILL)
         for run in list(self.runs.values()):
             self._forget(run)
-            remove_cgroup_dirs(run.cleanup.get("cgroup_dirs", []))
+            remove_dirs(run.cleanup.get("cgroup_dirs", []))
             for path in run.cleanup.get("files", []):
                 with contextlib.suppress(OSError):
                     os.unlink(path)

@@ -3,7 +3,7 @@
 Thread-safe: many runs may be in flight from many threads; a reader thread
 routes each reply to its run's queue. The server is started either by
 ``fork()`` (the CLI: single-threaded, already has everything imported) or as
-a fresh interpreter ``python -I -m sandbox.launcher.server`` (the library: the
+a fresh interpreter ``python -I`` running ``sandbox.launcher.server`` (the library: the
 caller may have threads, so no fork of the caller's process). If the server
 dies, the next spawn starts a new one transparently.
 """
@@ -23,9 +23,11 @@ from typing import Any, Literal
 
 from sandbox import codec
 from sandbox.errors import SandboxInternalError
-from sandbox.launcher.server import ForkServer, recv_msg, send_msg
+from sandbox.launcher.protocol import recv_msg, send_msg
 from sandbox.plan import LaunchPlan
 from sandbox.syscalls.linux import LinuxSyscalls
+
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding sandbox/
 
 
 class ForkServerClient:
@@ -50,23 +52,26 @@ class ForkServerClient:
                     keep = theirs.fileno()
                     os.closerange(3, keep)
                     LinuxSyscalls().close_range(keep + 1, 0xFFFFFFFF, 0)
+                    from sandbox.launcher.server import ForkServer
+
                     ForkServer(theirs).serve()
                 finally:
                     os._exit(0)
             self._pid = pid
         else:
+            # -I: no environment, no user site, nothing from the caller's working
+            # directory on sys.path (a json.py planted there would run as root);
+            # the package's own location is put on the path explicitly.
+            code = (
+                "import sys; sys.path.insert(0, sys.argv[1]); "
+                "from sandbox.launcher.server import main; main(sys.argv[2:])"
+            )
             self._proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-s",
-                    "-m",
-                    "sandbox.launcher.server",
-                    "--fd",
-                    str(theirs.fileno()),
-                ],
+                [sys.executable, "-I", "-c", code, PACKAGE_ROOT, "--fd", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
-                env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+                cwd="/",
+                env={},
             )
             self._pid = self._proc.pid
         theirs.close()
@@ -93,9 +98,9 @@ class ForkServerClient:
                 return
             rid = msg.get("run_id")
             with self._lock:
-                q = self._queues.get(rid) if rid else None
-            if q is not None:
-                q.put(msg)
+                dest = self._queues.get(rid) if rid else None
+            if dest is not None:
+                dest.put(msg)
 
     @property
     def server_pid(self) -> int:
