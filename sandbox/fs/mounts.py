@@ -145,9 +145,9 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
         out.root = sc.open_tree(AT_FDCWD, plan.lowers[0], _CLONE)
         sc.mount_setattr(out.root, "", _SETATTR, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV)
     for b in plan.binds:
-        src = _open_source(sc, b.source)
-        fd = sc.open_tree(src, "", _CLONE | OpenTree.AT_EMPTY_PATH)
-        sc.close(src)
+        src_fd = _open_source(sc, b.source)
+        fd = sc.open_tree(src_fd, "", _CLONE | OpenTree.AT_EMPTY_PATH)
+        sc.close(src_fd)
         attrs = A.MOUNT_ATTR_NODEV | (A.MOUNT_ATTR_NOSUID if plan.nosuid else 0)
         if not b.writable:
             attrs |= A.MOUNT_ATTR_RDONLY
@@ -167,8 +167,12 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
             # the host's node onto (bwrap does the same).
             sc.close(sc.openat(out.dev, name, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
             node = _open_source(sc, f"/dev/{name}")
-            out.dev_nodes.append((name, sc.open_tree(node, "", _CLONE | OpenTree.AT_EMPTY_PATH)))
+            fd = sc.open_tree(node, "", _CLONE | OpenTree.AT_EMPTY_PATH)
             sc.close(node)
+            # A device bind keeps whatever flags the host's /dev has: set ours (it
+            # must stay a device, so no nodev; never set-id, never executable).
+            sc.mount_setattr(fd, "", _SETATTR, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NOEXEC)
+            out.dev_nodes.append((name, fd))
             continue
         sc.mknodat(out.dev, name, stat.S_IFCHR | 0o666, os.makedev(major, minor))
         sc.fchmodat(out.dev, name, 0o666)

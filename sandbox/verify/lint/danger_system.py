@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from sandbox.fs.ops import DEV_NODES
 from sandbox.verify.lint.base import Hit, LintContext, rule, strict_severity
 from sandbox.verify.mountflags import NODEV, NOSUID
 
@@ -26,6 +27,9 @@ def _writable_binds(ctx: LintContext) -> Iterator[Hit]:
             )
 
 
+_DEV_NODES = {f"/dev/{name}" for name, _, _ in DEV_NODES}  # rootless: bound from the host
+
+
 @rule(
     "SBX131",
     "error",
@@ -37,8 +41,8 @@ def _writable_binds(ctx: LintContext) -> Iterator[Hit]:
 def _mount_flags(ctx: LintContext) -> Iterator[Hit]:
     for m in ctx.mounts or ():
         missing = [n for bit, n in ((NOSUID, "nosuid"), (NODEV, "nodev")) if not m.has(bit)]
-        if m.target == "/dev" and missing == ["nodev"]:
-            continue  # the container's /dev holds the five safe nodes: it needs devices
+        if missing == ["nodev"] and (m.target == "/dev" or m.target in _DEV_NODES):
+            continue  # the container's /dev holds the five safe nodes: they must be devices
         if missing:
             yield Hit(
                 m.target,
