@@ -121,45 +121,51 @@ def _wrap_cm(owner: Any, attr: str, label: str) -> None:
 def install() -> None:
     """Wrap the supervisor's phases and the child's steps (this process and its forks)."""
     from sandbox import api, codec, enforce
+    from sandbox import compile as comp
     from sandbox.cgroups import leaf as cgleaf
     from sandbox.fs import image
     from sandbox.launcher import server, steps
-    from sandbox.runner import client, layers, state, supervisor, watch
+    from sandbox.runner import acquire, client, launch, state, supervise, supervisor, watch
     from sandbox.syscalls import notify
+    from sandbox.verify import cache as vcache
 
     sup = supervisor.Supervisor
     _wrap(api.Sandbox, "run", "Sandbox.run (total)")
     _wrap(api.Sandbox, "profile", "api: profile (cached)")
     _wrap(sup, "run", "Supervisor.run")
+    _wrap(supervisor, "compile_run", "stage: compile")
     _wrap(enforce, "static_states", "enforce.static_states")
     _wrap(enforce, "check", "enforce.check")
     _wrap(image, "ensure", "fs.image.ensure (image key)")
-    _wrap(supervisor, "plan_mounts", "fs.plan_mounts")
-    _wrap(supervisor, "resolve", "fs.resolve program")
+    _wrap(comp, "plan_mounts", "fs.plan_mounts")
+    _wrap(comp, "resolve", "fs.resolve program")
+    _wrap(comp.Artifacts, "landlock", "compile: landlock")
+    _wrap(comp.Artifacts, "seccomp", "compile: seccomp")
+    _wrap(comp.Artifacts, "apparmor", "compile: apparmor")
+    _wrap(vcache, "verify_run", "stage: verify (cached)")
+    _wrap(acquire.Acquirer, "acquire", "stage: acquire")
     _wrap(state, "new_run_id", "state.new_run_id")
     _wrap(state, "acquire_run_lock", "state.acquire_run_lock")
     _wrap_cm(state, "id_slot", "state.id_slot")
-    _wrap(layers.LayerBuilders, "build", "layers.build")
-    _wrap(layers.LayerBuilders, "_landlock", "layers: landlock")
-    _wrap(layers.LayerBuilders, "_seccomp", "layers: seccomp")
-    _wrap(layers.LayerBuilders, "_apparmor", "layers: apparmor")
-    _wrap(layers.LayerBuilders, "_cgroups", "layers: cgroups")
-    _wrap(layers.cgroups, "create", "cgroups.create (leaf + limits)")
+    _wrap(acquire.Acquirer, "_cgroups", "acquire: cgroups")
+    _wrap(acquire.Acquirer, "_apparmor", "acquire: apparmor")
+    _wrap(acquire.cgroups, "create", "cgroups.create (leaf + limits)")
     _wrap(cgleaf.Leaf, "open_join_fds", "cgroups: open join fds")
-    _wrap(sup, "_plan", "LaunchPlan")
-    _wrap(sup, "_spawn_and_watch", "spawn and watch")
-    _wrap(notify.KmsgReader, "__init__", "KmsgReader open")
-    _wrap(sup, "_stdio", "stdio pipes")
+    _wrap(supervisor, "launch", "stage: launch")
+    _wrap(launch, "KmsgReader", "KmsgReader open")
+    _wrap(launch, "_stdio", "stdio pipes")
     _wrap(client.ForkServerClient, "spawn", "client.spawn (encode + send)")
     _wrap(codec, "dumps", "codec.dumps LaunchPlan")
     _wrap(client, "send_msg", "client: sendmsg (plan + fds)")
-    _wrap(sup, "_await", "await 'spawned' reply")
+    _wrap(launch, "_await", "await 'spawned' reply")
+    _wrap(supervisor, "supervise", "stage: supervise")
     _wrap(watch.Watch, "run", "watch loop (child side runs)")
     _wrap(watch.Watch, "_on_err", "watch: errpipe event")
     _wrap(watch.Watch, "_on_status", "watch: status event")
     _wrap(watch.Watch, "_on_notify_channel", "watch: take seccomp listener")
     _wrap(watch.Watch, "_on_output", "watch: output event")
-    _wrap(sup, "_result", "result (accounting, verdict)")
+    _wrap(supervise, "_result", "result (accounting, verdict)")
+    _wrap(supervisor, "release", "stage: release")
     _wrap(cgleaf.Leaf, "stats", "cgroups: leaf stats")
     _wrap(cgleaf.Leaf, "remove", "cleanup: cgroups leaf remove")
     _wrap(state.RunLock, "release", "cleanup: run lock release")
@@ -276,10 +282,10 @@ def phases(rows: list[tuple[str, str, float, float]]) -> list[tuple[str, float]]
         return at[label][0]
 
     marks = [
-        ("api + enforce + image + resolve", start("state.new_run_id")),
-        ("run id, lock, id slot", start("layers.build")),
-        ("build layers (landlock, seccomp, cgroup leaf)", end("layers.build")),
-        ("plan, pipes, kmsg, stdio", start("client.spawn (encode + send)")),
+        ("api, compile (image, resolve, artifacts)", end("stage: compile")),
+        ("verify (cached)", end("stage: verify (cached)")),
+        ("acquire: run id, lock, id slot, cgroup leaf", end("stage: acquire")),
+        ("launch: pipes, kmsg, stdio", start("client.spawn (encode + send)")),
         ("encode + send spawn request", start("server: spawn (decode, fork)")),
         ("server: decode plan, fork", start("outer: running (after fork)")),
         ("outer steps to unshare", start("outer: step_wait_idmaps")),
@@ -336,12 +342,12 @@ def cli_child() -> int:
     import sandbox.host
     from sandbox.cli import main as climain
     from sandbox.policy import cache
-    from sandbox.runner import client, layers, supervisor
+    from sandbox.runner import acquire, client, supervisor
 
     _wrap(cache, "load", "cli: profile (cache, pydantic on a miss)")
     _wrap(sandbox.host, "probe", "cli: host probe")
     _wrap(supervisor.Supervisor, "__init__", "cli: Supervisor() incl. sweep")
-    _wrap(layers.LayerBuilders, "sweep", "cli: sweep stale leaves")
+    _wrap(acquire.Acquirer, "sweep", "cli: sweep stale leaves")
     _wrap(client.ForkServerClient, "_start", "cli: fork the fork server")
     _wrap(client.ForkServerClient, "close", "cli: close fork server")
     _wrap(climain, "_write_meta", "cli: write meta")
@@ -401,7 +407,7 @@ def cli_breakdown(runs: int) -> None:
         f"teardown: {total - last:.1f} ms; "
         f"load {loadavg()}"
     )
-    keep = ("import ", "cli: ", "Supervisor.run", "layers: ", "fs.image", "server: spawn")
+    keep = ("import ", "cli: ", "Supervisor.run", "stage: ", "fs.image", "server: spawn")
     sel = [(lab, s, d) for r, lab, s, d in rows if lab.startswith(keep)]
     print(table(("span (cold, one run)", "start ms", "ms"), sel))
     print("(child steps as in the library breakdown; run `python -m bench.breakdown --timeline`)")
@@ -472,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         if not sel:
             continue
         if role == "supervisor" and not args.timeline:
-            skip = ("Sandbox.run (total)", "Supervisor.run", "watch loop", "spawn and watch")
+            skip = ("Sandbox.run (total)", "Supervisor.run", "watch loop", "stage: supervise")
             sel = [x for x in sel if not x[0].startswith(skip)]
         print(f"\n{role}: spans (start from Sandbox.run's start, duration; ms, medians)")
         print(table(("span", "start", "duration"), sel))

@@ -4,7 +4,7 @@ Supervisor side. It reads procfs, sysfs and securityfs through a
 :class:`~sandbox.apparmor.host.HostFiles` reader (a tmpdir laid out like
 ``/`` in the unit tests) and makes two short trials, both gone when it
 returns: a cgroup leaf created and removed per shipped profile (the same code
-a run uses, ``LayerBuilders.dry_cgroups``), and a forked child that mounts an
+a run uses, ``Acquirer.dry_cgroups``), and a forked child that mounts an
 overlay inside a user namespace (``syscalls.linux.userns_overlay_probe``).
 Every probe is injectable through :class:`Probes`, so any host can be
 described in a test. Needs root for the cgroup trial and for securityfs;
@@ -40,7 +40,7 @@ from sandbox.errors import SandboxError, UnsupportedError
 from sandbox.host import HostFacts
 from sandbox.landlock.abi import LATEST_ABI, missing_names
 from sandbox.layers import LAYERS, Enforcement
-from sandbox.policy.model import Policy
+from sandbox.policy.frozen import Policy
 
 Status = Literal["ok", "warn", "off", "info"]
 MIN_KERNEL = (6, 1)  # THREAT_MODEL.md
@@ -89,12 +89,15 @@ class ProfileReport:
 
 
 def _default_cgroup_state(host: HostFacts) -> Callable[[Policy], Enforcement]:
-    from sandbox.runner.layers import LayerBuilders
+    from sandbox.compile import cgroup_request
+    from sandbox.runner.acquire import Acquirer
 
-    builders = LayerBuilders(host)
+    acquirer = Acquirer(host)
 
     def state(policy: Policy) -> Enforcement:
-        return builders.dry_cgroups(policy, f"doctor-{secrets.token_hex(4)}")
+        return acquirer.dry_cgroups(
+            cgroup_request(policy), policy.limits.memory, f"doctor-{secrets.token_hex(4)}"
+        )
 
     return state
 
@@ -185,7 +188,7 @@ def check_cgroups(r: _Resolved) -> Check:
         "delegated_parents": parents,
         "problems": problems,
     }
-    from sandbox.runner.layers import REQUIRED_CONTROLLERS
+    from sandbox.compile import REQUIRED_CONTROLLERS
 
     lacking = [c for c in REQUIRED_CONTROLLERS if c not in lay.placement]
     busy = sorted({h.parent for h in lay.hierarchies if h.parent_busy and h.parent})

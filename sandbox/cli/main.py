@@ -71,7 +71,7 @@ def _exec_parser(sub: Any) -> None:
     p.add_argument("--stdin", metavar="FILE")
     p.add_argument("--stdout", metavar="FILE")
     p.add_argument("--stderr", metavar="FILE")
-    p.add_argument(  # test-only: sandbox.runner.ablation
+    p.add_argument(  # test-only: sandbox.ablation
         "--test-ablate", metavar="LAYER", action="append", default=[], help=argparse.SUPPRESS
     )
     p.add_argument("program", metavar="PROGRAM")

@@ -3,7 +3,7 @@
 ``verify_profile`` is the single place where learning asks for verification.
 Until ``sandbox verify`` is merged it runs the pieces that exist on main: the
 seccomp filter is built exactly as a run builds it (``seccomp.build.prepare``;
-an ``errno`` default compiled as ``notify``, as ``runner.layers`` does) and
+an ``errno`` default compiled as ``notify``, as ``sandbox.compile`` does) and
 simulated against the reference model (``verify.simulate``), and the
 Landlock rules are prepared for this host's ABI. After the merge, the lead
 replaces the body with ``sandbox.verify.check(policy, host)``.

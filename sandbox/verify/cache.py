@@ -40,9 +40,10 @@ from sandbox.errors import VerificationError
 from sandbox.verify.report import Report
 
 if TYPE_CHECKING:
+    from sandbox.compile import CompiledRun
     from sandbox.host import HostFacts
     from sandbox.landlock.rules import LandlockArtifact
-    from sandbox.policy.model import Policy
+    from sandbox.policy.frozen import Policy
     from sandbox.policy.profile import LoadedProfile
     from sandbox.seccomp.artifact import SeccompArtifact
 
@@ -237,6 +238,66 @@ def cached_check(
     report, _ = verify(
         profile, host, seccomp=seccomp, landlock=landlock, cache_dir=cache_dir, no_cache=no_cache
     )
+    _refuse_blocking(report)
+    return report
+
+
+def run_key(compiled: CompiledRun, host: HostFacts) -> str:
+    """The key of a run's verification: exactly the artifacts it will load, and who checked.
+
+    The compiled run's artifact digest covers the policy digest, the BPF
+    bytes, the Landlock rules, the AppArmor text, the mount plan, the kept
+    capabilities, the namespaces and the rlimits.
+    """
+    from sandbox.verify.version import library_id
+
+    _, strict = _policy_facts(compiled.profile)
+    body = [ENTRY_FORMAT, "run", library_id(), compiled.artifacts_digest(), strict, _host_id(host)]
+    return hashlib.sha256(json.dumps(body).encode()).hexdigest()
+
+
+def verify_run(
+    compiled: CompiledRun, host: HostFacts, *, cache_dir: Path | None = None
+) -> Report:
+    """The verify stage of a run: the compiled artifacts, checked once per digest.
+
+    A hit costs a key computation and a lookup (no verify machinery is
+    imported); a miss runs the full check on exactly the artifacts the run
+    will load, with the policy as compiled.
+
+    Raises:
+        VerificationError: with ``.report``, when a finding blocks the run.
+    """
+    key = run_key(compiled, host)
+    with _LOCK:
+        hit = _MEMORY.get(key)
+    if hit is not None:
+        return _here(hit, compiled.profile)
+    directory = cache_dir if cache_dir is not None else default_dir()
+    report = _read(directory, key) if _private_dir(directory, create=False) else None
+    if report is None:
+        from sandbox.verify.core import check
+
+        target = compiled.profile
+        if compiled.verify_policy is not target.policy:
+            target = dataclasses.replace(target, policy=compiled.verify_policy, known_digest=None)
+        report = check(
+            target,
+            host,
+            seccomp=compiled.seccomp,
+            landlock=compiled.landlock,
+            apparmor=compiled.apparmor,
+            mounts=compiled.plan.mounts,
+        )
+        _refuse_blocking(report)
+        if _private_dir(directory, create=True):
+            _write(directory, key, report)
+    with _LOCK:
+        _MEMORY[key] = report
+    return _here(report, compiled.profile)
+
+
+def _refuse_blocking(report: Report) -> None:
     if not report.ok:
         shown = "; ".join(f"{f.id} {f.message} (fix: {f.fix})" for f in report.blocking[:3])
         more = len(report.blocking) - 3
@@ -245,7 +306,6 @@ def cached_check(
             + (f"; and {more} more (sandbox verify shows all)" if more > 0 else ""),
             report=report,
         )
-    return report
 
 
 def clear_memory() -> None:

@@ -12,9 +12,11 @@ findings (SBX3xx); the simulation (SBX2xx) runs on every filter built here.
   filter kills them), so a refusal the builder documents (i386 socketcall
   and ipc multiplexers, ``build._check_target``) is ``skipped`` with its
   reason, and any other failure a warning (SBX302).
-- AppArmor: rendered for a placeholder program (the text differs per
-  program only in its path); rules the installed parser cannot compile are
-  left out by the renderer and listed here with the reason.
+- AppArmor: the run path passes the text rendered for its program, which is
+  exactly what the kernel will be given; ``sandbox verify`` renders it for a
+  placeholder program (the text differs per program only in its path).
+  Rules the installed parser cannot compile are left out by the renderer and
+  listed here with the reason.
 - Landlock: ``full`` or ``partial`` (the rights the ABI lacks are named);
   ``off`` without Landlock.
 """
@@ -30,7 +32,7 @@ from sandbox.apparmor.render import AppArmorArtifact
 from sandbox.errors import ArtifactError, PolicyError, SetupError
 from sandbox.host import HostFacts
 from sandbox.landlock.rules import LandlockArtifact
-from sandbox.policy.model import Policy
+from sandbox.policy.frozen import Policy
 from sandbox.seccomp.artifact import SeccompArtifact
 from sandbox.seccomp.spec import SeccompSpec
 from sandbox.seccomp.tables import ARCHES
@@ -137,8 +139,17 @@ def simulate(spec: SeccompSpec, out: Compiled) -> None:
         )
 
 
-def apparmor(policy: Policy, host: HostFacts, out: Compiled, parser: str) -> None:
-    """Render the profile and compile it with ``apparmor_parser -Q`` (offline without AppArmor)."""
+def apparmor(
+    policy: Policy,
+    host: HostFacts,
+    out: Compiled,
+    parser: str,
+    given: AppArmorArtifact | None = None,
+) -> None:
+    """Compile the profile with ``apparmor_parser -Q`` (offline without AppArmor).
+
+    ``given``: the text a run will load; otherwise it is rendered for a placeholder program.
+    """
     from sandbox.apparmor import parser as aaparser
     from sandbox.apparmor.render import prepare
 
@@ -158,7 +169,7 @@ def apparmor(policy: Policy, host: HostFacts, out: Compiled, parser: str) -> Non
         out.layers.append(LayerResult("apparmor", "", "skipped", str(e)))
         return
     try:
-        art = prepare(
+        art = given or prepare(
             policy, program=PLACEHOLDER_PROGRAM, interpreter=None, parser_features=features
         )
     except ArtifactError as e:

@@ -23,30 +23,34 @@ from pathlib import Path
 
 from sandbox import enforce
 from sandbox.apparmor.parser import PARSER
+from sandbox.apparmor.render import AppArmorArtifact
 from sandbox.caps.names import normalize
 from sandbox.errors import PolicyError, UnsupportedError
-from sandbox.fs.ops import plan_mounts
+from sandbox.fs.ops import MountPlan, plan_mounts
 from sandbox.host import HostFacts, probe
 from sandbox.landlock.rules import LandlockArtifact
 from sandbox.layers import Enforcement
-from sandbox.policy.model import Policy
+from sandbox.policy.frozen import Policy
 from sandbox.policy.profile import LoadedProfile, policy_digest
 from sandbox.seccomp.artifact import SeccompArtifact
 from sandbox.seccomp.groups import resolve
 from sandbox.verify import compile as comp
 from sandbox.verify import lint
 from sandbox.verify.findings import Finding
-from sandbox.verify.inputs import as_model, host_summary, unpack
+from sandbox.verify.inputs import host_summary, unpack
 from sandbox.verify.mountflags import MountFlags, trace
 from sandbox.verify.report import LayerResult, Report
 from sandbox.verify.version import library_id
 
 
-def _mounts(policy: Policy, out: comp.Compiled, root: Path) -> tuple[MountFlags, ...] | None:
+def _mounts(
+    policy: Policy, out: comp.Compiled, root: Path, given: MountPlan | None
+) -> tuple[MountFlags, ...] | None:
     try:
-        # The default image is built at run time; any existing directory
-        # stands in for it here (the plan only checks that it exists).
-        plan = plan_mounts(policy.filesystem, str(root), None, root)
+        # The run path passes its own plan. Otherwise the default image is
+        # built at run time; any existing directory stands in for it here
+        # (the plan only checks that it exists).
+        plan = given or plan_mounts(policy.filesystem, str(root), None, root)
     except PolicyError as e:
         out.layers.append(LayerResult("mounts", "", "failed", str(e)))
         out.findings.append(
@@ -97,6 +101,8 @@ def check(
     *,
     seccomp: SeccompArtifact | None = None,
     landlock: LandlockArtifact | None = None,
+    apparmor: AppArmorArtifact | None = None,
+    mounts: MountPlan | None = None,
     parser: str = PARSER,
     root: Path = Path("/"),
 ) -> Report:
@@ -109,6 +115,9 @@ def check(
         seccomp: the artifact a run will load; it replaces the build for its
             ABI, so the simulation covers exactly those bytes.
         landlock: likewise for the Landlock rules.
+        apparmor: likewise for the AppArmor profile text (rendered for the
+            run's program; a placeholder program otherwise).
+        mounts: the mount plan a run will apply (its flags are checked).
         parser: the ``apparmor_parser`` to compile with.
         root: the host root (tests point it at a tmpdir).
 
@@ -120,15 +129,14 @@ def check(
             conflicting names), as loading the profile would.
     """
     policy, source, strict = unpack(profile)
-    policy = as_model(policy)
     host = host if host is not None else probe()
     spec = resolve(policy.seccomp)
     out = comp.Compiled()
     comp.seccomp(policy, host, out, seccomp)
     comp.simulate(spec, out)
-    comp.apparmor(policy, host, out, parser)
+    comp.apparmor(policy, host, out, parser, apparmor)
     comp.landlock(policy, host, out, landlock)
-    mounts = _mounts(policy, out, root)
+    traced = _mounts(policy, out, root, mounts)
     _caps(policy, out)
     comp.cgroups(policy, out)
     _feasible(policy, host, out)
@@ -137,7 +145,7 @@ def check(
         spec,
         strict=strict,
         apparmor_text=out.apparmor.text if out.apparmor is not None else None,
-        mounts=mounts,
+        mounts=traced,
         root=root,
     )
     return Report(

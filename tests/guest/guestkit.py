@@ -24,11 +24,12 @@ from sbxtest import CliResult
 # What `sandbox exec` imports lazily, imported here once so that every forked
 # CLI starts with it loaded (otherwise each child imports it again: seconds).
 import sandbox.cli.main
+import sandbox.compile
 import sandbox.doctor
 import sandbox.host
 import sandbox.policy.load
+import sandbox.runner.acquire
 import sandbox.runner.client
-import sandbox.runner.layers
 import sandbox.runner.supervisor
 
 

@@ -1,4 +1,4 @@
-"""The test-only ablation hook (sandbox.runner.ablation) and what the child does with it.
+"""The test-only ablation hook (sandbox.ablation) and what the child does with it.
 
 The escape suite relies on each ablation switching off exactly its layer, so
 the plan changes are pinned here, and so is the secure default: a plan that
@@ -13,10 +13,10 @@ from dataclasses import replace
 import pytest
 from test_launcher_order import make_plan, run
 
+from sandbox import ablation
 from sandbox.errors import PolicyError
 from sandbox.fs.mounts import attach, prepare_detached
 from sandbox.plan import Rlimit
-from sandbox.runner import ablation
 from sandbox.syscalls.consts import CloneFlag, MountAttr, MountFlag, Prctl
 from sandbox.syscalls.recording import RecordingSyscalls
 

@@ -1,0 +1,245 @@
+"""The acquire stage: the per-run resources a compiled, verified run needs (supervisor side).
+
+In order, each registered for release in reverse: the run id and its run
+lock (held for the run's life; a later supervisor's sweep removes what a
+killed one left), the default image pinned for the run, a host id slot
+(root) or the caller's own ids (rootless), the files staged for /box, the
+cgroup leaf with its limits and the fds the payload joins it through, then,
+once the fail-closed check has the cgroup layer's state, the AppArmor profile
+loaded (held) for the run. The result is the final LaunchPlan and the
+:class:`Resources` that ``runner.release`` gives back.
+
+Needs root for slots, leaves and profile loads (or a delegated cgroup and the
+rootless mode). Nothing here decides policy: the compile stage did.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from sandbox import ablation, cgroups, enforce
+from sandbox.cgroups import CgroupLayout
+from sandbox.compile import CgroupRequest, CompiledRun
+from sandbox.errors import PolicyError, SetupError
+from sandbox.fs.image import ensure as ensure_image
+from sandbox.host import HostFacts
+from sandbox.layers import Enforcement
+from sandbox.paths import runtime_dir, staging_dir, state_dir
+from sandbox.plan import LaunchPlan
+from sandbox.runner import state
+
+log = logging.getLogger(__name__)
+
+FileContent = bytes | str  # bytes, or a host path to copy
+
+
+@dataclass
+class Resources:
+    """What one run holds, released in reverse order by ``runner.release``."""
+
+    plan: LaunchPlan  # the final plan: run id, host ids, staged files, cgroup join
+    states: dict[str, Enforcement]  # the enforcement record, cgroups included
+    lock: state.RunLock
+    stack: ExitStack
+    leaf: cgroups.Leaf | None = None
+    cgroup_join: list[int] = field(default_factory=list)
+    cgroup_dirs: list[str] = field(default_factory=list)
+
+
+class Acquirer:
+    """Acquires runs' resources on one host (the cgroup layout is detected once)."""
+
+    def __init__(self, host: HostFacts) -> None:
+        self.host = host
+        self._layout: CgroupLayout | None = None
+        self._aa_swept = False
+
+    def cgroup_layout(self) -> CgroupLayout:
+        """The host's hierarchies and delegated parents (detected once)."""
+        if self._layout is None:
+            self._layout = cgroups.detect()
+        return self._layout
+
+    def sweep(self) -> None:
+        """Remove leaves and run locks of runs whose supervisor died (their flock is free)."""
+        try:
+            cgroups.sweep(self.cgroup_layout(), cgroups.DEFAULT_PREFIX, run_is_stale)
+        except SetupError as e:
+            log.warning("sweep of stale cgroup leaves: %s", e)
+        state.sweep(_remove_staged)
+
+    def acquire(
+        self, compiled: CompiledRun, files: tuple[tuple[str, FileContent], ...] = ()
+    ) -> Resources:
+        """Take every resource of one run; on failure, release what was taken and raise.
+
+        Raises:
+            SetupError: a resource could not be made (state dir, slot, leaf, profile load).
+            UnsupportedError: a required layer (cgroups) cannot be enforced here.
+            PolicyError: a staged file's host path is not a regular file.
+        """
+        stack = ExitStack()
+        try:
+            return self._acquire(compiled, files, stack)
+        except BaseException:
+            stack.close()
+            raise
+
+    def _acquire(
+        self,
+        compiled: CompiledRun,
+        files: tuple[tuple[str, FileContent], ...],
+        stack: ExitStack,
+    ) -> Resources:
+        run_id = state.new_run_id()
+        lock = state.acquire_run_lock(run_id)
+        stack.callback(lock.release)
+        if compiled.image is not None:
+            spec, key = compiled.image
+            _, image_lock = ensure_image(spec, state_dir(), key)  # pinned for the run
+            stack.callback(os.close, image_lock)
+        if self.host.is_root:  # a run slot of its own, never the caller's, never an identity map
+            slot = stack.enter_context(state.id_slot())
+            host_ids = (slot, slot)
+        else:  # the caller's own ids: one uid and one gid are all it may map
+            host_ids = (os.geteuid(), os.getegid())
+        mounts = replace(compiled.plan.mounts, staging=str(staging_dir()))
+        if files:
+            mounts = replace(mounts, copy_in=_stage_files(files, run_id, stack))
+        res = Resources(
+            plan=compiled.plan, states=dict(compiled.states), lock=lock, stack=stack
+        )
+        if compiled.cgroup is not None:
+            self._cgroups(compiled.cgroup, compiled.policy.limits.memory, run_id, res)
+        # Warnings about degraded layers only now, when the run is sure to go ahead.
+        enforce.check(compiled.policy, res.states, compiled.ablate, self.host)
+        if compiled.apparmor is not None:
+            self._apparmor(compiled, stack)
+        plan = replace(
+            compiled.plan,
+            run_id=run_id,
+            host_uid=host_ids[0],
+            host_gid=host_ids[1],
+            mounts=mounts,
+            join_cgroup=bool(res.cgroup_join),
+        )
+        # Test hook only (--test-ablate): weakens the verified plan just before launch.
+        res.plan = ablation.apply(plan, compiled.ablate)
+        return res
+
+    def _apparmor(self, compiled: CompiledRun, stack: ExitStack) -> None:
+        from sandbox.apparmor import lifetime
+
+        assert compiled.apparmor is not None
+        if not self._aa_swept:
+            lifetime.sweep()
+            self._aa_swept = True
+        held = lifetime.hold(compiled.apparmor)
+        stack.callback(lifetime.release, held)
+
+    def _cgroups(
+        self, req: CgroupRequest, memory: int | None, run_id: str, res: Resources
+    ) -> None:
+        try:
+            leaf = cgroups.create(self.cgroup_layout(), run_id, req.limits, set(req.required))
+        except SetupError as e:
+            if not req.degradable:
+                raise
+            res.states["cgroups"] = Enforcement("off", str(e))
+            return
+        res.stack.callback(leaf.remove)
+        fds = leaf.open_join_fds()
+        res.stack.callback(_close_all, fds)
+        res.leaf = leaf
+        res.cgroup_join = fds
+        res.cgroup_dirs = [d.path for d in leaf.dirs]
+        res.states["cgroups"] = leaf_state(leaf, req, memory)
+
+    def dry_cgroups(self, req: CgroupRequest, memory: int | None, run_id: str) -> Enforcement:
+        """The cgroups layer's state for a request: its leaf made and removed at once.
+
+        For ``sandbox doctor``: the same decision a run gets, from the same
+        code. A leaf left by a killed doctor has no run lock, so the next
+        supervisor's sweep removes it.
+        """
+        try:
+            leaf = cgroups.create(self.cgroup_layout(), run_id, req.limits, set(req.required))
+        except SetupError as e:
+            return Enforcement("off", str(e))
+        try:
+            return leaf_state(leaf, req, memory)
+        finally:
+            leaf.remove()
+
+
+def leaf_state(leaf: cgroups.Leaf, req: CgroupRequest, memory: int | None) -> Enforcement:
+    """The record's cgroups entry: full, or partial naming the controllers not in force."""
+    wanted = set(req.required) | set(req.limits.needs())
+    partial = [r for r in leaf.report if r.state != cgroups.State.FULL and r.controller in wanted]
+    detail = "; ".join(f"{r.controller}: {r.state.value} ({r.detail})" for r in partial)
+    enforced = ", ".join(r.controller for r in leaf.report if r.state == cgroups.State.FULL)
+    charged = (
+        "; memory counts the run's writes to /box and /tmp (tmpfs upper layer)"
+        if memory is not None
+        else ""
+    )
+    return Enforcement(
+        "partial" if partial else "full", (detail or f"leaf {leaf.name}: {enforced}") + charged
+    )
+
+
+def _stage_files(
+    files: tuple[tuple[str, FileContent], ...], run_id: str, stack: ExitStack
+) -> tuple[tuple[str, str], ...]:
+    """Host paths of the files to copy into /box; bytes go through a private temp dir."""
+    staged: list[tuple[str, str]] = []
+    tmp = _staged_dir(run_id)
+    stack.callback(shutil.rmtree, tmp, True)
+    for i, (name, content) in enumerate(files):
+        if isinstance(content, bytes):
+            tmp.mkdir(mode=0o700, exist_ok=True)
+            path = tmp / str(i)
+            path.write_bytes(content)
+            staged.append((str(path), name))
+        else:
+            if not os.path.isfile(content):
+                raise PolicyError(f"file for /box/{name}: {content!r} is not a regular file")
+            staged.append((os.path.abspath(content), name))
+    return tuple(staged)
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+def _staged_dir(run_id: str) -> Path:
+    return runtime_dir() / "runs" / f"{run_id}.files"
+
+
+def _remove_staged(run_id: str) -> None:
+    """The sweep's removal of a dead run's staged files (its leaf goes with the cgroup sweep)."""
+    shutil.rmtree(_staged_dir(run_id), ignore_errors=True)
+
+
+def run_is_stale(run_id: str) -> bool:
+    """A leaf's run is dead when its lock file is gone or nobody holds the lock."""
+    path = runtime_dir() / "runs" / f"{run_id}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+

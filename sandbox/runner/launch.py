@@ -1,0 +1,218 @@
+"""The launch stage: hand the final LaunchPlan and the run's fds to the launcher (supervisor side).
+
+Makes the pipes the run talks through (errpipe, status, stdin/stdout/stderr,
+the seccomp listener's channel), sends one spawn request to the launcher
+(the fork server, through its client) and waits for its answer. Returns a
+:class:`Launched` run: the :class:`~sandbox.runner.watch.Watch` that the
+supervise stage drives, wired to kill the run through its cgroup leaf or,
+without one, through the payload's pid or the launcher. Every fd and the
+launcher's record of the run are released with the run's resources.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import socket
+import stat
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sandbox.compile import CompiledRun
+from sandbox.errors import PolicyError, SandboxInternalError
+from sandbox.plan import LaunchPlan
+from sandbox.runner.acquire import Resources
+from sandbox.runner.control import RunControl
+from sandbox.runner.result import Violation
+from sandbox.runner.verdict import KillReason
+from sandbox.runner.watch import Out, Watch
+from sandbox.syscalls.notify import KmsgReader, Notification, child_pids
+
+STDIO_INHERIT = -1
+SPAWN_TIMEOUT = 30.0
+
+
+class LauncherClient(Protocol):
+    """What the supervisor needs of a launcher (the Python fork server or the native one)."""
+
+    def spawn(
+        self, plan: LaunchPlan, fds: Sequence[tuple[str, int]], cleanup: dict[str, Any]
+    ) -> queue.Queue[dict[str, Any]]:
+        """Send a spawn request; replies ({"op": "spawned"|"failed"|...}) arrive on the queue."""
+        ...
+
+    def send(self, op: str, run_id: str) -> None:
+        """Fire-and-forget request about a run (``kill``, ``release``)."""
+        ...
+
+    def close(self) -> None:
+        """Stop the launcher (it kills and cleans up any run in flight)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Stdio:
+    """The payload's standard streams as the caller asked for them.
+
+    ``stdin``: bytes to feed, an fd (``STDIO_INHERIT``: the caller's own), or
+    None for /dev/null. ``stdout``/``stderr``: an fd, or None to capture.
+    """
+
+    stdin: bytes | int | None = None
+    stdout: int | None = None
+    stderr: int | None = None
+
+
+@dataclass
+class Launched:
+    """A run whose launcher has been spawned: the watch to drive, and its outer pid."""
+
+    watch: Watch
+    outer_pid: int
+    kmsg: KmsgReader
+
+
+def launch(
+    compiled: CompiledRun,
+    res: Resources,
+    stdio: Stdio,
+    client: LauncherClient,
+    *,
+    control: RunControl | None = None,
+    on_notification: Callable[[Notification, int], Violation | None] | None = None,
+) -> Launched:
+    """Spawn the run (see module docstring); fds and the launcher's record go on ``res.stack``.
+
+    Raises:
+        PolicyError: stdin is a directory.
+        SandboxInternalError: the launcher did not answer or refused the request.
+    """
+    plan, stack = res.plan, res.stack
+    mine: list[int] = []  # our ends, closed at release
+    theirs: list[tuple[str, int]] = []  # the child's ends, closed once it has them
+    stack.callback(_close_all, mine)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    st_r, st_w = os.pipe2(os.O_CLOEXEC)
+    mine += [err_r, st_r]
+    kmsg = KmsgReader()
+    stack.callback(kmsg.close)
+    outer: list[int] = []
+    sup = compiled.supervision
+
+    def payload_pid() -> int | None:
+        return _payload_pid(outer[0] if outer else 0)
+
+    def kill(_reason: KillReason) -> None:
+        # The payload and what it started, not its init: init then reports the
+        # payload's status as usual and kills what is left in its namespace.
+        if res.leaf is not None:
+            res.leaf.kill()
+            return
+        pid = payload_pid()
+        if pid is None:
+            client.send("kill", plan.run_id)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    leaf = res.leaf
+    watch = Watch(
+        err_r=err_r,
+        status_r=st_r,
+        kill=kill,
+        # PDEATHSIG takes init and its namespace with the launcher's outer process.
+        kill_launcher=lambda: client.send("kill", plan.run_id),
+        cpu_usage=(lambda: leaf.cpu_usage_ns() / 1e9) if leaf is not None else None,
+        wall_limit=sup.wall_time,
+        cpu_limit=sup.cpu_time,
+        output_limit=sup.output,
+        deny_errno=sup.deny_errno,
+        payload_pid=payload_pid,
+        listener_by_rights=plan.id_mode == "rootless",
+        control=control,
+        on_notification=on_notification,
+    )
+    stack.callback(watch.close)
+    try:
+        _stdio(stdio, sup.output, watch, mine, theirs)
+        theirs += [("errpipe", err_w), ("status", st_w)]
+        if plan.seccomp is not None and plan.seccomp.notify:
+            ours, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            watch.notify_fd = ours.detach()
+            theirs.append(("notify", child.detach()))
+        cleanup = {"cgroup_dirs": res.cgroup_dirs, "files": [str(res.lock.path)]}
+        joins = [(f"cgroup{i}", fd) for i, fd in enumerate(res.cgroup_join)]
+        q = client.spawn(plan, [*theirs, *joins], cleanup)
+    finally:
+        for _, fd in theirs:
+            os.close(fd)
+    stack.callback(client.send, "release", plan.run_id)
+    reply = _await(q, ("spawned", "failed", "server_died"))
+    if reply["op"] != "spawned":
+        raise SandboxInternalError(f"launcher: {reply.get('error', reply['op'])}")
+    outer.append(int(reply["pid"]))
+    return Launched(watch=watch, outer_pid=outer[0], kmsg=kmsg)
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+def _stdio(
+    stdio: Stdio, limit: int | None, watch: Watch, mine: list[int], theirs: list[tuple[str, int]]
+) -> None:
+    """Child ends of stdin/stdout/stderr into ``theirs``; our ends into ``watch``/``mine``."""
+    if isinstance(stdio.stdin, bytes):
+        r, w = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(w, False)
+        watch.stdin_fd, watch.stdin_data = w, memoryview(stdio.stdin)
+        theirs.append(("stdin", r))
+    elif isinstance(stdio.stdin, int):
+        fd = 0 if stdio.stdin == STDIO_INHERIT else stdio.stdin
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            # A directory fd would hand the payload a handle on the host's tree.
+            raise PolicyError("stdin is a directory: give a file, a pipe or a terminal")
+        theirs.append(("stdin", os.dup(fd)))
+    else:
+        theirs.append(("stdin", os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)))
+    for n, name, want in ((1, "stdout", stdio.stdout), (2, "stderr", stdio.stderr)):
+        target = None if want is None else (n if want == STDIO_INHERIT else want)
+        if target is None or limit is not None:
+            # Captured, or forwarded through us so the output limit can be counted
+            # (through our own dup: the caller may close its fd once the run started).
+            r, w = os.pipe2(os.O_CLOEXEC)
+            mine.append(r)
+            if target is not None:
+                target = os.dup(target)
+                mine.append(target)
+            watch.outs[r] = Out(n, target)
+            theirs.append((name, w))
+        else:
+            theirs.append((name, os.dup(target)))
+
+
+def _await(
+    q: queue.Queue[dict[str, Any]], ops: tuple[str, ...], timeout: float = SPAWN_TIMEOUT
+) -> dict[str, Any]:
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            msg = q.get(timeout=max(0.0, end - time.monotonic()))
+        except queue.Empty as e:
+            raise SandboxInternalError(f"the launcher did not answer ({ops})") from e
+        if msg["op"] in ops:
+            return msg
+
+
+def _payload_pid(outer: int) -> int | None:
+    """Host pid of the payload: the child of the container's init, the outer's child."""
+    for init in child_pids(outer):
+        kids = child_pids(init)
+        if kids:
+            return kids[0]
+    return None

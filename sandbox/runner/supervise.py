@@ -1,0 +1,108 @@
+"""The supervise stage: watch a launched run to its end, account for it, classify it.
+
+Supervisor side. Drives the run's :class:`~sandbox.runner.watch.Watch` (limits,
+streams, seccomp notifications, pause/resume/cancel through a RunControl),
+then takes the figures (``runner.accounting``) and the verdict
+(``runner.verdict.classify``, a pure function of what was observed), and
+builds the :class:`RunResult`. A launcher step that failed before execve
+raises :class:`SpawnError` here.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from sandbox import ablation
+from sandbox.compile import CompiledRun
+from sandbox.errors import SpawnError
+from sandbox.launcher.protocol import decode_failure
+from sandbox.runner import accounting
+from sandbox.runner.acquire import Resources
+from sandbox.runner.control import RunControl
+from sandbox.runner.launch import Launched
+from sandbox.runner.result import RunResult, Verdict, Violation
+from sandbox.runner.verdict import Observation, classify, exit_and_signal
+from sandbox.runner.watch import Watch, arch_name, syscall_name
+from sandbox.syscalls.notify import KmsgReader
+
+
+def supervise(
+    launched: Launched,
+    compiled: CompiledRun,
+    res: Resources,
+    control: RunControl | None = None,
+) -> RunResult:
+    """Run the watch loop, then account and classify (see module docstring).
+
+    Raises:
+        SpawnError: a launcher step failed before the payload's execve.
+    """
+    watch = launched.watch
+    if control is not None:
+        leaf = res.leaf
+        control.attach(leaf.freeze if leaf else None, leaf.thaw if leaf else None)
+    try:
+        watch.run()
+    finally:
+        if control is not None:
+            control.finished.set()
+    if watch.failure:
+        f = decode_failure(watch.failure)
+        raise SpawnError(f.step, f.errno, f.message)
+    return _result(compiled, res, watch, launched.kmsg)
+
+
+def _result(compiled: CompiledRun, res: Resources, watch: Watch, kmsg: KmsgReader) -> RunResult:
+    plan = res.plan
+    st = watch.status
+    wall = (watch.ended_at or time.monotonic()) - watch.exec_at if watch.exec_at else None
+    usage = accounting.usage(res.leaf, st, wall)
+    violation = watch.violation
+    code, sig = exit_and_signal(st.status if st else None)
+    if violation is None and sig == signal.SIGSYS:
+        violation = _kernel_kill(kmsg, plan.host_uid)
+    obs = Observation(
+        status=st.status if st else None,
+        killed_for=watch.killed_for,
+        violation=violation is not None,
+        oom_killed=usage.oom_killed,
+        cpu_time=usage.cpu_time,
+        cpu_limit=compiled.supervision.cpu_time,
+    )
+    verdict = classify(obs)
+    files = {k: v for k, v in watch.files.items() if isinstance(v, bytes)}
+    return RunResult(
+        verdict=verdict,
+        exit_code=code,
+        signal=sig,
+        policy_digest=compiled.profile.digest,
+        profile=compiled.policy.name,
+        run_id=plan.run_id,
+        host_uid=plan.host_uid,
+        id_mode=plan.id_mode,
+        enforcement=dict(res.states),
+        usage=usage,
+        violation=violation,
+        denied=tuple(watch.denied),
+        message=_message(verdict, watch, violation),
+        stdout=watch.captured(1),
+        stderr=watch.captured(2),
+        files=files,
+        notes=ablation.notes(compiled.ablate),
+    )
+
+
+def _kernel_kill(kmsg: KmsgReader, uid: int) -> Violation | None:
+    """A seccomp kill the kernel logged for this run's host uid (foreign ABI or kill action)."""
+    for k in kmsg.kills(uid):
+        return Violation(syscall_name(k.nr, k.arch), k.nr, arch_name(k.arch, k.nr))
+    return None
+
+
+def _message(verdict: Verdict, watch: Watch, violation: Violation | None) -> str:
+    if violation is not None:
+        return f"denied syscall {violation.syscall} ({violation.arch})"
+    if verdict == Verdict.INTERNAL_ERROR and watch.status is None:
+        return "the container's init ended without reporting the payload's status"
+    return ""
