@@ -62,7 +62,8 @@ class HostFacts:
         return facts
 
 
-def _kernel_version() -> tuple[int, int]:
+def kernel_version() -> tuple[int, int]:
+    """(major, minor) of the running kernel, as numbers; (0, 0) when unparsable."""
     parts = platform.release().split(".")
     try:
         return int(parts[0]), int(parts[1].split("-")[0])
@@ -89,7 +90,7 @@ def probe() -> HostFacts:
 
     actions = frozenset(_read("/proc/sys/kernel/seccomp/actions_avail").split())
     facts = HostFacts(
-        kernel=_kernel_version(),
+        kernel=kernel_version(),
         arch=platform.machine(),
         euid=os.geteuid(),
         landlock_abi=landlock_abi(),

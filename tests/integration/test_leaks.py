@@ -38,7 +38,11 @@ def _read(path: str) -> str:
 
 def _children(pid: int) -> list[int]:
     out = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return out  # it exited while we walked the tree
+    for tid in tids:
         out += [int(c) for c in _read(f"/proc/{pid}/task/{tid}/children").split()]
     return out
 
@@ -108,7 +112,7 @@ def counts(server: int) -> dict[str, object]:
 
 def _descendants(pid: int) -> list[int]:
     out = []
-    for c in _children(pid) if os.path.isdir(f"/proc/{pid}") else []:
+    for c in _children(pid):
         out += [c, *_descendants(c)]
     return out
 
