@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sandbox.caps.names import CAPS
+from sandbox.learn.events import CapEvent
 
 if TYPE_CHECKING:
-    from sandbox.learn.decode import CapEvent
     from sandbox.syscalls.taskmem import Creds
 
 UNCHANGED = 0xFFFFFFFF  # (uid_t)-1: "leave this id alone"
@@ -132,8 +132,6 @@ def infer(
     ``creds`` is called only for the syscalls whose rule depends on the task's
     ids; ``port`` is the port of a ``bind``'s address, when decoded.
     """
-    from sandbox.learn.decode import CapEvent
-
     needs = _needs(name, args, creds, port)
     if not needs:
         return []

@@ -28,10 +28,10 @@ from __future__ import annotations
 import posixpath
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from sandbox.learn import capinfer
+from sandbox.learn.events import CapEvent, Event, FileEvent, NetEvent
 from sandbox.learn.record import Access, NetUse
 from sandbox.syscalls import taskmem
 from sandbox.syscalls.taskmem import Creds, Resolved
@@ -85,34 +85,6 @@ class LiveTask:
 
     def creds(self, pid: int) -> Creds | None:
         return taskmem.creds(pid)
-
-
-@dataclass(frozen=True, slots=True)
-class FileEvent:
-    """The program used ``path`` (canonical inside path) with ``access``."""
-
-    path: str
-    access: Access
-    asked: str = ""
-    via: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class NetEvent:
-    """A socket family, or an address the program connected, bound or sent to."""
-
-    use: NetUse
-
-
-@dataclass(frozen=True, slots=True)
-class CapEvent:
-    """The syscall needs ``cap``, which the task lacks: the kernel answers EPERM."""
-
-    cap: str
-    evidence: str
-
-
-Event = FileEvent | NetEvent | CapEvent
 
 
 def s32(value: int) -> int:

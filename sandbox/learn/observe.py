@@ -31,7 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from sandbox.learn.decode import CapEvent, Decoder, Event, FileEvent, NetEvent, TaskView
+from sandbox.learn.decode import Decoder, TaskView
+from sandbox.learn.events import CapEvent, Event, FileEvent, NetEvent
 from sandbox.learn.record import TRACKED, Record, Treatment
 from sandbox.runner.result import Violation
 from sandbox.runner.watch import arch_name, syscall_name

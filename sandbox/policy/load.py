@@ -38,6 +38,7 @@ from sandbox.policy.profile import (  # noqa: F401 - the loader's public names
     find_profile,
     policy_digest,
 )
+from sandbox.policy.source import line_of_key, locate
 
 _REPLACE_LISTS = {("filesystem", "rootfs")}
 # Lists a profile may not replace: dropping an inherited deny would widen it.
@@ -135,46 +136,6 @@ def _replace_keys(path: Path, value: object) -> frozenset[tuple[str, ...]]:
     return frozenset(tuple(k.split(".")) for k in value)
 
 
-def _line_of(path: Path, loc: Sequence[str | int]) -> int | None:
-    """Best-effort line number of the key an error points at."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return None
-    keys = [str(k) for k in loc if isinstance(k, str)]
-    if not keys:
-        return None
-    section, key = ".".join(keys[:-1]), keys[-1]
-    current = ""
-    for i, line in enumerate(lines, 1):
-        m = re.match(r"^\s*\[\[?\s*([A-Za-z0-9_.]+)\s*\]\]?", line)
-        if m:
-            current = m.group(1)
-            if current == ".".join(keys):
-                return i
-            continue
-        if re.match(rf"^\s*{re.escape(key)}\s*=", line) and (current == section or not section):
-            return i
-    return None
-
-
-def locate(source: str, needle: str) -> str:
-    """``source:line`` of the first line naming ``needle`` (quoted, or as a key), else ``source``.
-
-    For errors found after validation (an unknown capability or syscall
-    name), where pydantic's error location is not available.
-    """
-    try:
-        text = Path(source).read_text()
-    except (OSError, ValueError):
-        return source
-    pattern = re.compile(rf"""["']{re.escape(needle)}["']|^\s*{re.escape(needle)}\s*=""")
-    for i, line in enumerate(text.splitlines(), 1):
-        if pattern.search(line.split("#", 1)[0]):
-            return f"{source}:{i}"
-    return source
-
-
 def _in(tree: Mapping[str, Any] | None, loc: Sequence[str | int]) -> bool:
     node: Any = tree
     for k in loc:
@@ -201,7 +162,7 @@ def format_validation_error(
         if _in(overrides, e["loc"]):
             prefix = "command line: "
         elif path is not None:
-            line = _line_of(path, e["loc"])
+            line = line_of_key(path, e["loc"])
             prefix = f"{path}:{line}: " if line else f"{path}: "
         out.append(f"{prefix}{loc}: {msg}")
     return "; ".join(out)

@@ -11,7 +11,7 @@ import difflib
 from sandbox.caps.names import CAPS, normalize
 from sandbox.errors import PolicyError
 from sandbox.policy.frozen import Policy
-from sandbox.policy.load import locate
+from sandbox.policy.source import locate
 
 
 def _cap_hint(name: str) -> str:

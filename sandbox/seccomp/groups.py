@@ -27,7 +27,6 @@ from __future__ import annotations
 import difflib
 import errno as _errno
 import functools
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import PolicyError
+from sandbox.policy.source import locate
 from sandbox.seccomp.actions import errno_number
 from sandbox.seccomp.argrules import ArgRule, Outcome
 from sandbox.seccomp.spec import SeccompSpec
@@ -72,7 +72,7 @@ class Group:
 
 def _fail(path: Path, message: str, needle: str | None = None) -> PolicyError:
     """``path[:line]: message``, the line being the first one naming ``needle``."""
-    return PolicyError(f"{_line(str(path), needle) if needle else path}: {message}")
+    return PolicyError(f"{locate(str(path), needle) if needle else path}: {message}")
 
 
 def _outcome(path: Path, where: str, value: object) -> Outcome:
@@ -292,19 +292,6 @@ def _rule_problems(seccomp: Seccomp, selected: list[Group]) -> list[tuple[str, s
     return out
 
 
-def _line(source: str, needle: str) -> str:
-    """``path:line`` of the first line mentioning ``needle``, or just ``source``."""
-    try:
-        text = Path(source).read_text()
-    except (OSError, ValueError):
-        return source
-    quoted = re.compile(rf"""["']{re.escape(needle)}["']|^\s*{re.escape(needle)}\s*=""")
-    for i, line in enumerate(text.splitlines(), 1):
-        if quoted.search(line):
-            return f"{source}:{i}"
-    return source
-
-
 def check_names(
     seccomp: Seccomp, source: str, *, groups: Mapping[str, Group] | None = None
 ) -> None:
@@ -317,7 +304,7 @@ def check_names(
     """
     problems = _problems(seccomp, load_groups() if groups is None else groups)
     if problems:
-        lines = [f"{_line(source, n)}: seccomp.{key}: {msg}" for key, n, msg in problems]
+        lines = [f"{locate(source, n)}: seccomp.{key}: {msg}" for key, n, msg in problems]
         errors = [{"loc": ("seccomp", key), "msg": msg} for key, _, msg in problems]
         raise PolicyError("; ".join(lines), errors=errors)
 
