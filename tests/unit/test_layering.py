@@ -35,6 +35,7 @@ FLOORS: list[tuple[int, str]] = [
     (1, "sandbox.seccomp.groups"),
     (1, "sandbox.policy.frozen"),  # the run path's policy type (generated dataclasses)
     (1, "sandbox.policy.snapshot"),
+    (1, "sandbox.policy.source"),  # where a key or name stands in a profile file (text only)
     (2, "sandbox.policy"),
     (3, "sandbox.seccomp"),
     (3, "sandbox.apparmor"),
