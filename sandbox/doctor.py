@@ -5,7 +5,7 @@ Supervisor side. It reads procfs, sysfs and securityfs through a
 ``/`` in the unit tests) and makes two short trials, both gone when it
 returns: a cgroup leaf created and removed per shipped profile (the same code
 a run uses, ``Acquirer.dry_cgroups``), and a forked child that mounts an
-overlay inside a user namespace (``syscalls.linux.userns_overlay_probe``).
+overlay inside a user namespace (``syscalls.probes.userns_overlay_probe``).
 Every probe is injectable through :class:`Probes`, so any host can be
 described in a test. Needs root for the cgroup trial and for securityfs;
 without root it reports what it could not see.
@@ -121,7 +121,7 @@ class Probes:
         from sandbox.apparmor.host import detect
         from sandbox.host import probe
         from sandbox.policy.profile import PROFILES_DIR
-        from sandbox.syscalls.linux import userns_overlay_probe
+        from sandbox.syscalls.probes import userns_overlay_probe
 
         host = (self.host or probe)()
         return _Resolved(

@@ -86,7 +86,7 @@ def _in_container() -> str | None:
 
 def probe() -> HostFacts:
     """Read the running kernel's facts (cheap: a handful of small procfs/sysfs reads)."""
-    from sandbox.syscalls.linux import landlock_abi
+    from sandbox.syscalls.probes import landlock_abi
 
     actions = frozenset(_read("/proc/sys/kernel/seccomp/actions_avail").split())
     facts = HostFacts(
@@ -121,6 +121,6 @@ def _filesystem_available(name: str) -> bool:
         return True
     if os.geteuid() != 0:
         return False
-    from sandbox.syscalls.linux import filesystem_available
+    from sandbox.syscalls.probes import filesystem_available
 
     return filesystem_available(name)

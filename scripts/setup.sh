@@ -7,11 +7,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 # What the product needs at run time (libseccomp2, libapparmor1, apparmor for
-# apparmor_parser), what python-prctl needs to build (libcap-dev, gcc,
-# python3-dev), what the venv needs (python3-venv) and what tests/bench use
-# (gcc for probes and the bench's C harnesses, bubblewrap as the benchmark's
-# peer, make for `make bench`, e2fsprogs/util-linux for loop devices).
-PKGS=(libseccomp2 libapparmor1 apparmor libcap-dev gcc libc6-dev python3 python3-dev
+# apparmor_parser), what the build needs (gcc, libc6-dev, python3-dev), what the
+# venv needs (python3-venv) and what tests/bench use (gcc for probes and the
+# bench's C harnesses, bubblewrap as the benchmark's peer, make for `make
+# bench`, e2fsprogs/util-linux for loop devices).
+PKGS=(libseccomp2 libapparmor1 apparmor gcc libc6-dev python3 python3-dev
       python3-venv bubblewrap util-linux e2fsprogs procps make)
 
 missing=()

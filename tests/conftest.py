@@ -7,11 +7,16 @@ summary lists every skip with its reason.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from sbxtest import FEATURES, build_probes, feature_missing, host_snapshot
+from sbxtest import FEATURES, ROOT, build_probes, feature_missing, host_snapshot
+
+# The developer tools (tools/: generators of committed files) are importable by tests,
+# which check that what is committed is what they generate.
+sys.path.insert(0, str(ROOT / "tools"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

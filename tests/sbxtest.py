@@ -23,7 +23,7 @@ def _read(path: str) -> str:
 
 
 def _landlock_abi() -> int:
-    from sandbox.syscalls.linux import landlock_abi
+    from sandbox.syscalls.probes import landlock_abi
 
     return landlock_abi()
 

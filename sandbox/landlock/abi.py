@@ -166,11 +166,11 @@ def probe(query: Callable[[], int] | None = None) -> int:
 
     Args:
         query: returns the raw ABI number; defaults to
-            ``sandbox.syscalls.linux.landlock_abi`` (landlock_create_ruleset with
+            ``sandbox.syscalls.probes.landlock_abi`` (landlock_create_ruleset with
             LANDLOCK_CREATE_RULESET_VERSION). Tests pass ``lambda: 2``.
     """
     if query is None:
-        from sandbox.syscalls.linux import landlock_abi
+        from sandbox.syscalls.probes import landlock_abi
 
         query = landlock_abi
     return max(query(), 0)

@@ -1,12 +1,13 @@
 # ruff: noqa: E501 - generated lines
 """Pydantic-free snapshots of the policy models: GENERATED, do not edit.
 
-Made by ``python -m sandbox.policy.schema --write`` from
-``sandbox/policy/model.py``. The CLI's profile cache rebuilds a validated
-policy from its JSON as these frozen dataclasses (``sandbox.codec.from_data``),
-so a cached ``sandbox exec`` never imports pydantic. They carry the same
-fields, and ``sandbox.policy.snapshot.Snapshot`` gives them the pydantic
-methods the run path uses, with the same results.
+Made by ``tools/gen_frozen.py --write`` from ``sandbox/policy/model.py``.
+Pydantic validates at load (``sandbox.policy.load``); below that, every
+policy is one of these frozen dataclasses: the run path, the concerns,
+verification. The CLI's profile cache rebuilds them from JSON
+(``sandbox.codec.from_data``) without importing pydantic. They carry the
+same fields, and ``sandbox.policy.snapshot.Snapshot`` gives them the pydantic
+methods they need, with the same results.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
   cached by key (``cache`` for the on-disk part);
 - ``bpf``: classic-BPF decoder, interpreter and disassembler;
 - ``reference``: the expected action for any syscall, without libseccomp;
-- ``tables`` / ``gen_tables``: per-arch syscall numbers kept as data.
+- ``tables``: per-arch syscall numbers kept as data (made by tools/gen_seccomp_tables.py).
 
 Only the supervisor compiles. The child receives ``artifact.bpf`` and
 ``artifact.flags`` and makes one ``seccomp(SECCOMP_SET_MODE_FILTER)`` call

@@ -28,8 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyseccomp
-
 from sandbox.errors import ArtifactError
 from sandbox.seccomp import _libseccomp
 from sandbox.seccomp.actions import (
@@ -55,7 +53,7 @@ log = logging.getLogger(__name__)
 
 BUILD_FORMAT = 1  # bump when the builder's output for a given spec changes
 OPTIMIZE = 2  # SCMP_FLTATR_CTL_OPTIMIZE: 1 = priority order, 2 = binary tree
-_OPS = {"eq": pyseccomp.EQ, "ne": pyseccomp.NE, "masked_eq": pyseccomp.MASKED_EQ}
+_OPS = {"eq": "EQ", "ne": "NE", "masked_eq": "MASKED_EQ"}  # pyseccomp names
 
 
 def artifact_key(spec: SeccompSpec, arch: str) -> str:
@@ -136,6 +134,9 @@ class _Fd:
 
 
 def _compile(spec: SeccompSpec, arch: str) -> tuple[bytes, str]:
+    # Imported here: a run whose filter is cached (memory or disk) never loads libseccomp.
+    import pyseccomp
+
     step = "seccomp_init"
     try:
         filt = pyseccomp.SyscallFilter(spec.default_ret)
@@ -151,7 +152,10 @@ def _compile(spec: SeccompSpec, arch: str) -> tuple[bytes, str]:
             nr = _libseccomp.resolve_name(0, name)  # native or pseudo number
             if nr == -1:  # __NR_SCMP_ERROR: our table knows a name libseccomp does not
                 raise ArtifactError("seccomp", f"libseccomp cannot resolve syscall {name!r}")
-            args = [pyseccomp.Arg(c.arg, _OPS[c.op], c.datum_a, c.datum_b) for c in conds]
+            args = [
+                pyseccomp.Arg(c.arg, getattr(pyseccomp, _OPS[c.op]), c.datum_a, c.datum_b)
+                for c in conds
+            ]
             step = f"seccomp_rule_add({name}, {conds})"
             filt.add_rule(action, nr, *args)
         step = "seccomp_export_bpf"

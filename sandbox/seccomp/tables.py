@@ -2,7 +2,7 @@
 
 Pure data access for both sides of verification: the reference model and the
 simulator must map names to numbers *without* asking libseccomp, so the tables
-are kept in the repository (generated once by ``gen_tables``, cross-checked
+are kept in the repository (generated once by tools/gen_seccomp_tables.py, cross-checked
 against libseccomp's resolver by a unit test). Runs in the supervisor; needs
 no privilege.
 
@@ -181,7 +181,7 @@ MAX_ARGS = 6  # seccomp_data.args
 
 @functools.cache
 def nargs() -> Mapping[str, int]:
-    """Arguments each syscall takes (``tables/nargs.tsv``, from strace; see ``gen_nargs``).
+    """Arguments each syscall takes (``tables/nargs.tsv``: tools/gen_seccomp_nargs.py, strace).
 
     Raises:
         ValueError: on a malformed line.

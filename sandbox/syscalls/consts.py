@@ -7,7 +7,9 @@ what errors and the recording fake show (runc's stringifyMountFlags).
 from __future__ import annotations
 
 import enum
+import errno
 import platform
+from collections.abc import Iterator, Mapping
 
 
 class _Flag(enum.IntFlag):
@@ -184,5 +186,31 @@ _NR = {
         "openat2": 437,
     },
 }
+
+
+class _NoNumbers(Mapping[str, int]):
+    """The syscall numbers of an architecture this table lacks: every lookup refuses.
+
+    Guessing (another arch's numbers) would issue the wrong syscalls, so a
+    run on such a machine fails closed, naming the architecture.
+    """
+
+    def __init__(self, arch: str) -> None:
+        self.arch = arch
+
+    def __getitem__(self, name: str) -> int:
+        raise OSError(
+            errno.ENOSYS,
+            f"{name}: no syscall number for architecture {self.arch!r} "
+            f"(sandbox knows {', '.join(_NR)}); add it to sandbox/syscalls/consts.py",
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
 ARCH = platform.machine()
-NR: dict[str, int] = _NR.get(ARCH, _NR["x86_64"])
+NR: Mapping[str, int] = _NR.get(ARCH) or _NoNumbers(ARCH)

@@ -122,7 +122,7 @@ class Resolved:
 def _openat2(dirfd: int, path: bytes, flags: int, resolve: int) -> int:
     how = _OpenHow(flags, 0, resolve)
     r: int = _syscall(
-        ctypes.c_long(NR.get("openat2", 437)),
+        ctypes.c_long(NR["openat2"]),
         ctypes.c_long(dirfd),
         ctypes.c_char_p(path),
         ctypes.byref(how),

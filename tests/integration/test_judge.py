@@ -84,7 +84,9 @@ def test_tiny_program_under_tight_limits_is_ok_with_a_tiny_peak(tmp_path):
     assert r.rc == 0, r.err
     rec = r.record
     assert rec["verdict"] == "OK"
-    assert rec["memory_peak"] < 2 << 20  # the launcher's pages are not billed
+    # The launcher's ~16 MiB are not billed: /bin/true peaks at 0.75 MiB here. The
+    # kernel charges in per-CPU batches, and once (2 MiB, under load) it read higher.
+    assert rec["memory_peak"] < 3 << 20
     assert rec["max_rss"] is not None  # wait4's figure, reported beside the cgroup's
     for key in (
         "cpu_time",

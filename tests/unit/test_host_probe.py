@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sandbox.host as host
-import sandbox.syscalls.linux as linux
+import sandbox.syscalls.probes as linux
 
 
 def test_overlay_not_registered_yet_is_asked_of_the_kernel(monkeypatch):

@@ -105,7 +105,8 @@ def test_profiles_are_independent(lt: Lifetime, store: FakeStore) -> None:
     a, b = lt.hold(art(NAME)), lt.hold(art(OTHER))
     assert lt.release(a) is Released.REMOVED
     assert store.loaded == {OTHER}
-    lt.release(b)
+    assert lt.release(b) is Released.REMOVED
+    assert store.loaded == set() and list(lt.lock_dir.iterdir()) == []
 
 
 def test_lock_fds_are_close_on_exec(lt: Lifetime) -> None:
@@ -191,7 +192,8 @@ def test_a_holder_waiting_on_a_remover_takes_the_new_file_and_reloads(
     (new,) = got
     assert store.log == [("load", NAME), ("remove", NAME), ("load", NAME)]
     assert path.exists() and os.fstat(new.fd).st_ino == path.stat().st_ino
-    lt.release(new)
+    assert lt.release(new) is Released.REMOVED
+    assert store.loaded == set() and not path.exists()
 
 
 def test_lock_dir_must_be_private(tmp_path: Path, store: FakeStore) -> None:

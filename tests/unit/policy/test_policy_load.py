@@ -129,20 +129,20 @@ def test_merge_keeps_order_and_dedups():
 
 
 def test_schema_md_is_generated_from_the_models():
-    from sandbox.policy.schema import render
+    from gen_schema_md import render
 
     path = Path(__file__).resolve().parents[3] / "profiles" / "SCHEMA.md"
-    assert path.read_text() == render(), "run: python -m sandbox.policy.schema --write"
+    assert path.read_text() == render(), "run: .venv/bin/python tools/gen_schema_md.py --write"
 
 
 def test_frozen_snapshots_are_generated_from_the_models():
     import ast
 
-    from sandbox.policy.schema import render_frozen
+    from gen_frozen import render_frozen
 
     path = Path(__file__).resolve().parents[3] / "sandbox" / "policy" / "frozen.py"
     assert ast.dump(ast.parse(path.read_text())) == ast.dump(ast.parse(render_frozen())), (
-        "run: python -m sandbox.policy.schema --write"
+        "run: .venv/bin/python tools/gen_frozen.py --write"
     )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import gen_seccomp_tables as gen_tables
 import pytest
 
-from sandbox.seccomp import _libseccomp, gen_tables
+from sandbox.seccomp import _libseccomp
 from sandbox.seccomp.tables import ARCHES, I386_MULTIPLEXED, X32_SYSCALL_BIT, parse_table, table
 
 

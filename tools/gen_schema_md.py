@@ -1,4 +1,7 @@
-"""Generate profiles/SCHEMA.md from the policy models (``python -m sandbox.policy.schema``).
+"""Generate profiles/SCHEMA.md from the policy models (a developer tool, not shipped).
+
+    .venv/bin/python tools/gen_schema_md.py           # print it
+    .venv/bin/python tools/gen_schema_md.py --write   # rewrite profiles/SCHEMA.md
 
 The models are the single source of truth; a test fails when the committed
 SCHEMA.md differs from what this prints.
@@ -6,7 +9,6 @@ SCHEMA.md differs from what this prints.
 
 from __future__ import annotations
 
-import json
 import sys
 import types
 import typing
@@ -20,7 +22,7 @@ from sandbox.policy.model import Policy
 
 HEADER = """# Profile schema
 
-Generated from `sandbox/policy/model.py` by `python -m sandbox.policy.schema`;
+Generated from `sandbox/policy/model.py` by `tools/gen_schema_md.py`;
 do not edit. Unknown keys are errors. Sizes are byte counts or strings with
 `K`, `M`, `G`, `T`; every limit must be positive (leave a key out for no
 limit). `extends = "name"` (or a list) merges other profiles first: tables
@@ -95,89 +97,19 @@ def render() -> str:
     return "\n".join(out) + "\n"
 
 
-# ---------------------------------------------------------------- frozen ----
-FROZEN_HEADER = '''# ruff: noqa: E501 - generated lines
-"""Pydantic-free snapshots of the policy models: GENERATED, do not edit.
-
-Made by ``python -m sandbox.policy.schema --write`` from
-``sandbox/policy/model.py``. The CLI's profile cache rebuilds a validated
-policy from its JSON as these frozen dataclasses (``sandbox.codec.from_data``),
-so a cached ``sandbox exec`` never imports pydantic. They carry the same
-fields, and ``sandbox.policy.snapshot.Snapshot`` gives them the pydantic
-methods the run path uses, with the same results.
-"""
-
-from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Literal
-
-from sandbox.policy.snapshot import Snapshot, env_resolved
-'''
-
-# Methods of the models that the snapshots need too (shared implementations).
-_METHODS = {
-    "Env": [
-        "    def resolved(self) -> dict[str, str]:",
-        '        """The environment the payload gets."""',
-        "        return env_resolved(self)",
-    ]
-}
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def _py_type(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is typing.Annotated:
-        return _py_type(typing.get_args(tp)[0])
-    if origin is typing.Literal:
-        return "Literal[" + ", ".join(json.dumps(a) for a in typing.get_args(tp)) + "]"
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join(_py_type(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"list[{_py_type(typing.get_args(tp)[0])}]"
-    if origin is dict:
-        k, v = typing.get_args(tp)
-        return f"dict[{_py_type(k)}, {_py_type(v)}]"
-    if tp is type(None):
-        return "None"
-    return getattr(tp, "__name__", str(tp))
-
-
-def render_frozen() -> str:
-    """The text of sandbox/policy/frozen.py."""
-    order: list[type[BaseModel]] = []
-
-    def visit(model: type[BaseModel]) -> None:
-        for f in model.model_fields.values():
-            for t in (f.annotation, *typing.get_args(f.annotation)):
-                if isinstance(t, type) and issubclass(t, BaseModel) and t not in order:
-                    visit(t)
-        if model not in order:
-            order.append(model)
-
-    visit(Policy)
-    out = [FROZEN_HEADER.rstrip("\n") + "\n"]
-    for model in order:
-        out.append(f"\n@dataclass(frozen=True)\nclass {model.__name__}(Snapshot):")
-        out.append(f'    """Snapshot of ``sandbox.policy.model.{model.__name__}``."""\n')
-        for name, f in model.model_fields.items():
-            out.append(f"    {name}: {_py_type(f.annotation)}")
-        if model.__name__ in _METHODS:
-            out.append("")
-            out.extend(_METHODS[model.__name__])
-    return "\n".join(out) + "\n"
-
-
-def main() -> None:
-    """Print SCHEMA.md, or write it and sandbox/policy/frozen.py with ``--write``."""
+def main(argv: list[str] | None = None) -> int:
+    """Print SCHEMA.md, or rewrite it with ``--write``."""
+    args = sys.argv[1:] if argv is None else argv
     text = render()
-    if "--write" in sys.argv:
-        path = Path(__file__).resolve().parents[2] / "profiles" / "SCHEMA.md"
-        path.write_text(text)
-        Path(__file__).with_name("frozen.py").write_text(render_frozen())
+    if "--write" in args:
+        (ROOT / "profiles" / "SCHEMA.md").write_text(text)
     else:
         sys.stdout.write(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
