@@ -36,6 +36,22 @@ def _pair(value: str) -> tuple[str, str]:
     return k, v
 
 
+def _number(text: str) -> int | float | str:
+    """A limit as TOML would read it: an integer, else a float, else the text itself.
+
+    Ranges are not checked here but by the policy model (``sandbox.policy.model``),
+    the one trust boundary for profiles and options alike: ``nan``, ``inf``, ``0``
+    or a value the kernel would read as "unlimited" is refused there with the key
+    named, exit 125, and so is text that is no number.
+    """
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
 def _exec_parser(sub: Any) -> None:
     p = sub.add_parser(
         "exec",
@@ -52,20 +68,20 @@ def _exec_parser(sub: Any) -> None:
     p.add_argument("--env", metavar="NAME=VALUE", type=_pair, action="append", default=[])
     p.add_argument("--chdir", metavar="DIR")
     for flag, key, kind in (
-        ("--cpu-time", "cpu_time", float),
-        ("--wall-time", "wall_time", float),
+        ("--cpu-time", "cpu_time", _number),
+        ("--wall-time", "wall_time", _number),
         ("--memory", "memory", str),
-        ("--processes", "processes", int),
+        ("--processes", "processes", _number),
         ("--output", "output", str),
         ("--file-size", "file_size", str),
-        ("--open-files", "open_files", int),
+        ("--open-files", "open_files", _number),
         ("--stack", "stack", str),
         ("--cpuset", "cpuset", str),
-        ("--cpu-quota", "cpu_quota", float),
+        ("--cpu-quota", "cpu_quota", _number),
     ):
         p.add_argument(flag, dest=f"limit_{key}", type=kind, metavar=key.upper())
     p.add_argument("--disk", metavar="SIZE")
-    p.add_argument("--disk-inodes", type=int, metavar="N")
+    p.add_argument("--disk-inodes", type=_number, metavar="N")
     p.add_argument("--io-read-bps", metavar="DEV=SIZE", type=_pair, action="append", default=[])
     p.add_argument("--io-write-bps", metavar="DEV=SIZE", type=_pair, action="append", default=[])
     p.add_argument("--stdin", metavar="FILE")
@@ -100,9 +116,9 @@ def overrides(ns: argparse.Namespace) -> dict[str, Any]:
         fs["tmpfs"] = [{"target": d} for d in ns.tmpfs]
     if ns.chdir:
         fs["workdir"] = ns.chdir
-    if ns.disk:
+    if ns.disk is not None:  # "0" too: the model refuses it (tmpfs size=0 is unlimited)
         fs["disk"] = ns.disk
-    if ns.disk_inodes:
+    if ns.disk_inodes is not None:  # 0 was dropped here, silently keeping the profile's
         fs["disk_inodes"] = ns.disk_inodes
     if fs:
         out["filesystem"] = fs

@@ -100,8 +100,12 @@ def run_steps(ctx: Ctx, steps: Sequence[Step]) -> None:
     for step in steps:
         try:
             step(ctx)
-        except OSError as e:
-            fail(ctx, step.__name__.removeprefix("step_"), e.errno or 0, str(e))
+        except Exception as e:  # C1: any exception in a step becomes a failure
+            # Not only OSError: resource.setrlimit raises ValueError for EPERM/EINVAL
+            # (RLIMIT_NOFILE above fs.nr_open). Escaping here, it ended the process
+            # without a word on the errpipe, and EOF there reads as a good execve.
+            err = e.errno if isinstance(e, OSError) else 0
+            fail(ctx, step.__name__.removeprefix("step_"), err or 0, str(e) or type(e).__name__)
 
 
 # ---------------------------------------------------------------- outer ----
@@ -376,6 +380,8 @@ def step_exec(ctx: Ctx) -> NoReturn:
         ctx.sc.execve(ctx.plan.exec_path, ctx.plan.argv, dict(ctx.plan.env))
     except OSError as e:
         fail(ctx, "exec", e.errno or 0, f"execve({ctx.plan.exec_path!r}): {e.strerror}")
+    except (ValueError, TypeError) as e:  # os.execve's refusals of its arguments (a NUL)
+        fail(ctx, "exec", 0, f"execve({ctx.plan.exec_path!r}): {e}")
 
 
 # ------------------------------------------------------------ processes ----

@@ -34,8 +34,10 @@ def _sha256(path: str) -> str:
 
 
 def _schema_id() -> str:
-    # The snapshot types are generated from the models: a changed model is a miss.
-    return _sha256(str(Path(__file__).with_name("frozen.py")))
+    # A changed model is a miss: the snapshot types are generated from it, and its
+    # validators (limit ranges) decide what a cached policy was validated against.
+    here = Path(__file__)
+    return _sha256(str(here.with_name("frozen.py"))) + _sha256(str(here.with_name("model.py")))
 
 
 def _key(path: Path, overrides: dict[str, Any] | None) -> str:

@@ -3,7 +3,11 @@
 This is the only module (with ``load``) that imports pydantic. Every model is
 frozen and rejects unknown keys, so a typo in a profile is an error, never a
 silently ignored rule. Sizes accept ``64M``-style strings; every limit must be
-positive: ``-1`` is an error, not "unlimited" (leave the key out for that).
+finite, positive and within what the kernel interface that enforces it
+accepts: ``-1``, ``0``, ``nan`` and ``inf`` are errors, never "unlimited"
+(leave the key out for that), and a value so large that the kernel would
+read it as "no limit" (``memory.max`` above ``PAGE_COUNTER_MAX`` pages,
+``size=0`` for tmpfs) is refused here, before anything is built.
 """
 
 from __future__ import annotations
@@ -42,10 +46,31 @@ def parse_size(value: object) -> int:
     raise ValueError(f"bad size {value!r}: use a byte count or a number with K, M, G or T")
 
 
-def _positive_number(value: float) -> float:
-    if value <= 0:
-        raise ValueError(f"{value} must be greater than 0; omit the key for no limit")
-    return value
+# The largest value each kernel interface takes as a *limit*. Above it the kernel
+# refuses the value, or reads it as "no limit"; a profile's limit must never turn
+# into none. (How large is too large for a run is the lint's business: SBX137.)
+MAX_BYTES = 1 << 60  # memory.max clamps above PAGE_COUNTER_MAX pages (~2^63 B) to "max";
+#                      tmpfs size=, io.max bps and rlimits are u64: 1 EiB is below all of them
+MAX_SECONDS = (2**31 - 1) // 1000  # the supervisor waits in epoll_wait: an int of milliseconds
+MAX_CPUS = 8192  # NR_CPUS's ceiling (x86_64, arm64): a cpu.max quota beyond it means nothing
+MAX_TASKS = 1 << 22  # PID_MAX_LIMIT: pids.max refuses more (EINVAL)
+MAX_NOFILE = 2147483584  # sysctl_nr_open_max (64-bit): RLIMIT_NOFILE above fs.nr_open is EPERM
+MAX_RLIMIT = (1 << 63) - 1  # an rlim_t below RLIM_INFINITY (setrlimit's own limit in Python)
+MAX_INODES = ((1 << 64) - 1) // 1024  # tmpfs nr_inodes: ULONG_MAX / BOGO_INODE_SIZE (shmem)
+MAX_IOPS = (1 << 32) - 1  # blk-throttle keeps an iops limit in an unsigned int
+
+
+def _within(high: float, unit: str = "") -> AfterValidator:
+    """``0 < value <= high``, with a message naming the bound that was crossed."""
+
+    def check(value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"{value} must be greater than 0; omit the key for no limit")
+        if value > high:
+            raise ValueError(f"{value} is above {high}{unit}, the most the kernel takes as a limit")
+        return value
+
+    return AfterValidator(check)
 
 
 def _abs_path(value: str) -> str:
@@ -65,9 +90,14 @@ def _glob_path(value: str) -> str:
     return value
 
 
-Size = Annotated[int, BeforeValidator(parse_size)]
-Seconds = Annotated[float, AfterValidator(_positive_number)]
-Count = Annotated[int, Field(ge=1)]
+Size = Annotated[int, BeforeValidator(parse_size), _within(MAX_BYTES, " bytes")]
+Seconds = Annotated[float, Field(allow_inf_nan=False), _within(MAX_SECONDS, " s")]
+Cpus = Annotated[float, Field(allow_inf_nan=False), _within(MAX_CPUS, " CPUs")]
+Tasks = Annotated[int, _within(MAX_TASKS)]
+Files = Annotated[int, _within(MAX_NOFILE)]
+Rlimit = Annotated[int, _within(MAX_RLIMIT)]
+Inodes = Annotated[int, _within(MAX_INODES)]
+Iops = Annotated[int, _within(MAX_IOPS)]
 AbsPath = Annotated[str, AfterValidator(_abs_path)]
 GlobPath = Annotated[str, AfterValidator(_abs_path), AfterValidator(_glob_path)]
 
@@ -159,7 +189,7 @@ class Filesystem(_Model):
     binds: list[Bind] = Field(default_factory=list)
     tmpfs: list[Tmpfs] = Field(default_factory=list)
     disk: Size = Field(default=64 << 20, description="Bytes of the writable upper layer.")
-    disk_inodes: Count = 16384
+    disk_inodes: Inodes = 16384
     proc: Literal["pid", "full"] = Field(
         default="pid", description="'pid': /proc shows processes only (subset=pid)."
     )
@@ -189,28 +219,28 @@ class Limits(_Model):
     )
     wall_time: Seconds | None = Field(default=None, description="Seconds from execve.")
     memory: Size | None = Field(default=None, description="cgroup memory limit; swap is off.")
-    processes: Count | None = Field(default=None, description="cgroup pids.max (+RLIMIT_NPROC).")
+    processes: Tasks | None = Field(default=None, description="cgroup pids.max (+RLIMIT_NPROC).")
     output: Size | None = Field(default=None, description="Bytes of stdout and stderr together.")
     file_size: Size | None = Field(default=None, description="RLIMIT_FSIZE.")
-    open_files: Count | None = Field(default=None, description="RLIMIT_NOFILE.")
+    open_files: Files | None = Field(default=None, description="RLIMIT_NOFILE.")
     stack: Size | None = Field(default=None, description="RLIMIT_STACK.")
     memlock: Size | None = Field(default=None, description="RLIMIT_MEMLOCK.")
     msgqueue: Size | None = Field(default=None, description="RLIMIT_MSGQUEUE.")
-    sigpending: Count | None = Field(default=None, description="RLIMIT_SIGPENDING.")
+    sigpending: Rlimit | None = Field(default=None, description="RLIMIT_SIGPENDING.")
     cpuset: str | None = Field(
         default=None,
         pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$",
         description="CPUs the run may use, e.g. '0' or '0-1' (cgroup cpuset).",
     )
-    cpu_quota: Seconds | None = Field(default=None, description="CPUs worth of time, e.g. 0.5.")
+    cpu_quota: Cpus | None = Field(default=None, description="CPUs worth of time, e.g. 0.5.")
     io_read_bps: dict[str, Size] = Field(
         default_factory=dict, description="Device (path or MAJ:MIN) -> read bytes/s (cgroup io)."
     )
     io_write_bps: dict[str, Size] = Field(
         default_factory=dict, description="Device -> write bytes/s (v1: O_DIRECT writes only)."
     )
-    io_read_iops: dict[str, Count] = Field(default_factory=dict, description="Device -> reads/s.")
-    io_write_iops: dict[str, Count] = Field(default_factory=dict, description="Device -> writes/s.")
+    io_read_iops: dict[str, Iops] = Field(default_factory=dict, description="Device -> reads/s.")
+    io_write_iops: dict[str, Iops] = Field(default_factory=dict, description="Device -> writes/s.")
 
 
 SeccompAction = Literal["kill_process", "kill_thread", "trap", "errno", "notify", "log", "allow"]

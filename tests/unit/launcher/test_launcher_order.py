@@ -257,6 +257,25 @@ def test_exec_failure_names_the_exec_step():
     assert decode_failure(report.args[1]).step == "exec"
 
 
+def test_a_step_raising_something_else_than_oserror_is_reported_too():
+    """resource.setrlimit says EPERM with a ValueError (RLIMIT_NOFILE above fs.nr_open).
+    Unreported, the child ended silently and the errpipe's EOF read as a good execve."""
+    sc = fake()
+
+    def bad_setrlimit(res, soft, hard):
+        raise ValueError("not allowed to raise maximum limit")
+
+    sc.setrlimit = bad_setrlimit  # type: ignore[method-assign]
+    fds = LaunchFds(stdin=10, stdout=11, stderr=12, errpipe=13, status=14, sync=15)
+    with pytest.raises(ExitCalled) as e:
+        outer_main(Ctx(plan=make_plan(), fds=fds, sc=sc, parent_pid=1))
+    assert e.value.code == EXIT_SPAWN_FAILED
+    report = [c for c in sc.calls if c.name == "write" and c.args[0] == 13][-1]
+    f = decode_failure(report.args[1])
+    assert (f.step, f.message) == ("rlimits", "not allowed to raise maximum limit")
+    assert "execve" not in sc.names()
+
+
 def test_parent_gone_before_pdeathsig_is_refused():
     sc = fake()
     sc.getppid = lambda: 99  # type: ignore[method-assign]
