@@ -3,6 +3,8 @@
 Resolution rules, applied on the raw tables before validation:
 
 - ``extends = "base"`` (or a list) merges the named profiles first, in order;
+  a name is a shipped profile, a path is relative to the extending file
+  (never to the working directory);
 - tables merge key by key, scalars in the child override the parent;
 - lists are sets: the child's items are added to the parent's (``rootfs`` is the
   one ordered list and is replaced instead);
@@ -44,6 +46,10 @@ _REPLACE_LISTS = {("filesystem", "rootfs")}
 # Lists a profile may not replace: dropping an inherited deny would widen it.
 _NEVER_REPLACED = {"seccomp.deny", "capabilities.deny"}
 _MAX_DEPTH = 16
+# How deep a profile's tables and arrays may nest. The deepest real key is
+# filesystem.tmpfs[n].size (4); tomllib, merge and pydantic all recurse, and a
+# few thousand levels raised RecursionError (a traceback, exit 1) from each.
+MAX_NESTING = 32
 
 
 def merge(
@@ -78,16 +84,48 @@ def merge(
     return out
 
 
+def nesting(value: object) -> int:
+    """How deep tables and arrays nest in ``value`` (iterative: any depth is measured)."""
+    deepest = 0
+    todo: list[tuple[object, int]] = [(value, 0)]
+    while todo:
+        node, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            break  # enough to refuse; no need to walk the rest
+        if isinstance(node, Mapping):
+            todo += [(v, depth + 1) for v in node.values()]
+        elif isinstance(node, list | tuple):
+            todo += [(v, depth + 1) for v in node]
+    return deepest
+
+
+def check_nesting(value: object, where: str) -> None:
+    """Refuse tables nested deeper than any profile needs, before anything recurses.
+
+    Raises:
+        PolicyError: naming ``where``.
+    """
+    if nesting(value) > MAX_NESTING:
+        raise PolicyError(f"{where}: tables or arrays nest deeper than {MAX_NESTING} levels")
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
-            return tomllib.load(f)
+            raw = tomllib.load(f)
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise PolicyError(
+            f"{path}: tables or arrays nest deeper than {MAX_NESTING} levels"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise PolicyError(f"{path}: malformed TOML: {e}") from e
     except UnicodeDecodeError as e:  # found by fuzz/atheris_profile_load.py
         raise PolicyError(f"{path}: not UTF-8 text (byte {e.start}): TOML must be UTF-8") from e
     except OSError as e:
         raise PolicyError(f"{path}: cannot read profile: {e.strerror}") from e
+    check_nesting(raw, str(path))
+    return raw
 
 
 def _resolve(
@@ -106,7 +144,7 @@ def _resolve(
     chain: tuple[str, ...] = ()
     for parent in parents:
         try:
-            ppath = find_profile(parent, base_dir=path.parent)
+            ppath = find_profile(parent_ref(parent, path))
         except PolicyError as e:
             raise PolicyError(f"{locate(str(path), parent)}: extends: {e}") from None
         praw, pchain = _resolve(ppath, depth + 1, (*seen, path.resolve()))
@@ -122,6 +160,20 @@ def _resolve(
             raise PolicyError(f"{path}: replace: {'.'.join(key)} is not a list")
     raw.setdefault("name", path.stem)
     return merge(merged, raw, replace=replace), (*chain, str(path))
+
+
+def parent_ref(parent: str, child: Path) -> str:
+    """What ``extends = parent`` in ``child`` names: a shipped profile, or a file.
+
+    A path (with ``/`` or ending in ``.toml``) is relative to the directory of
+    the profile that says it, never to the working directory: whoever can
+    write files where a judge happens to run must not choose its base
+    profile (issue 13). ``sandbox learn`` writes such paths.
+    """
+    if "/" not in parent and not parent.endswith(".toml"):
+        return parent
+    ref = Path(parent)
+    return str(ref if ref.is_absolute() else child.parent / ref)
 
 
 def _replace_keys(path: Path, value: object) -> frozenset[tuple[str, ...]]:
@@ -176,6 +228,7 @@ def validate(
     Raises:
         PolicyError: naming each bad key, with file and line when known.
     """
+    check_nesting(raw, str(path) if path is not None else "policy")
     try:
         return Policy.model_validate(dict(raw))
     except ValidationError as e:
@@ -191,6 +244,7 @@ def load_profile(name_or_path: str, overrides: Mapping[str, Any] | None = None) 
     path = find_profile(name_or_path)
     raw, chain = _resolve(path, 0, ())
     if overrides:
+        check_nesting(overrides, "command line")
         raw = merge(raw, overrides)
     policy = snapshot(validate(raw, path, overrides))
     from sandbox.policy.names import check_names  # late: keeps the error path light

@@ -209,3 +209,65 @@ def test_profile_cache_ignores_a_tampered_entry(tmp_path, monkeypatch):
     entry.write_text(_json.dumps(data))
     again = cache.load("strict", cache_dir=store)
     assert len(misses) == 2 and again.policy.seccomp.default_action == "notify"
+
+
+DEEP = 3000
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x = " + "[" * DEEP + "]" * DEEP,  # tomllib recursed
+        "[" + ".".join(["a"] * DEEP) + "]",  # merge and pydantic recursed
+        "x = " + "{a = " * DEEP + "1" + "}" * DEEP,
+        'extends = "strict"\n[' + ".".join(["a"] * 40) + "]",
+    ],
+    ids=["arrays", "dotted-tables", "inline-tables", "40-under-extends"],
+)
+def test_deep_nesting_is_a_policy_error_not_a_recursion_error(tmp_path, text):
+    p = write(tmp_path, "deep", text + "\n")
+    with pytest.raises(PolicyError, match=f"{p}: tables or arrays nest deeper than 32 levels"):
+        load_profile(str(p))
+
+
+def test_deep_overrides_and_raw_tables_are_refused_too():
+    deep: dict = {}
+    for _ in range(DEEP):
+        deep = {"a": deep}
+    with pytest.raises(PolicyError, match="command line: tables or arrays nest deeper"):
+        load_profile("strict", {"env": {"vars": deep}})
+    from sandbox.policy.load import validate
+
+    with pytest.raises(PolicyError, match="policy: tables or arrays nest deeper"):
+        validate({"name": "x", "env": deep})
+
+
+def test_real_nesting_is_far_from_the_bound():
+    from sandbox.policy.load import MAX_NESTING, nesting
+
+    raw = load_profile("strict").policy.model_dump(mode="json")
+    assert nesting(raw) <= 4 < MAX_NESTING
+
+
+def test_relative_extends_is_beside_the_profile_never_the_working_directory(tmp_path, monkeypatch):
+    """Issue 13: a base.toml planted in the judge's working directory won over the
+    one beside the profile, so whoever writes files there chose the policy."""
+    home = tmp_path / "profiles"
+    home.mkdir()
+    write(home, "base", 'extends = "strict"\n[limits]\nwall_time = 5.0\n')
+    child = write(home, "child", 'extends = "base.toml"\n')
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    write(
+        cwd,
+        "base",
+        'extends = "strict"\n[limits]\nwall_time = 999.0\n[capabilities]\nkeep = ["CAP_CHOWN"]\n',
+    )
+    monkeypatch.chdir(cwd)
+    prof = load_profile(str(child))
+    assert prof.policy.limits.wall_time == 5.0 and prof.policy.capabilities.keep == []
+    assert str(home / "base.toml") in prof.chain
+    # No file beside the profile: an error, not the planted one.
+    (home / "base.toml").unlink()
+    with pytest.raises(PolicyError, match=r"extends: profile .* not found"):
+        load_profile(str(child))
