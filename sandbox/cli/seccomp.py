@@ -1,13 +1,16 @@
 """``sandbox seccomp import|export``: Docker/OCI seccomp JSON to and from profiles.
 
 ``import FILE`` reads a moby profile or a whole ``config.json`` and writes a
-profile (TOML) whose ``[seccomp]`` section never allows more than the JSON;
-what could not be kept exactly is listed at the top of the profile. The
-result is then verified like any profile (report on stderr; exit 1 on a
-blocking finding). ``export PROFILE`` writes the profile's filter for the
-x86_64 ABI as OCI JSON (``--format oci``, or ``config`` wrapped as
-``{"linux": {"seccomp": ...}}``), or libseccomp's PFC text, or the raw BPF
-bytes a run loads (``--format bpf``).
+profile (TOML) whose ``[seccomp]`` section never allows more than the JSON
+(with ``--extends BASE``, nor more than BASE: the intersection); what could
+not be kept exactly is listed at the top of the profile. Before writing,
+the promise is checked on the compiled filters against the JSON's own
+filter (built as runc builds it) and BASE's. The result is then verified
+like any profile (report on stderr; exit 1 on a blocking finding).
+``export PROFILE`` writes the profile's filter for the x86_64 ABI as OCI
+JSON (``--format oci``, or ``config`` wrapped as ``{"linux": {"seccomp":
+...}}``), or libseccomp's PFC text, or the raw BPF bytes a run loads
+(``--format bpf``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.cli.common import BAD_INPUT, FINDINGS, OK, color, die, load, write_out
+from sandbox.policy.profile import LoadedProfile
 
 
 def register(sub: Any) -> None:
@@ -67,6 +71,10 @@ def _read_json(path: str) -> Any:
         die(f"{path}: {e.strerror}")
     except json.JSONDecodeError as e:
         die(f"{path}:{e.lineno}:{e.colno}: not JSON: {e.msg}")
+    except UnicodeDecodeError as e:
+        die(f"{path}: not UTF-8 text (byte {e.start})")
+    except RecursionError:  # json.loads recurses on nested arrays and objects
+        die(f"{path}: arrays or objects nest too deeply")
 
 
 def _kernel(text: str | None) -> tuple[int, ...]:
@@ -80,17 +88,70 @@ def _kernel(text: str | None) -> tuple[int, ...]:
         die(f"--kernel {text!r}: expected X.Y")
 
 
-def _restricted_by(parent_name: str) -> tuple[set[str], set[str]]:
-    """Names the parent's groups restrict (rule or errno) or answer, and names it denies."""
-    from sandbox.seccomp.groups import load_groups
+def _extends_ref(base: str, output: str | None) -> str:
+    """How the written profile names its base: a name as is; a path relative to the output
+    file (``extends`` paths are resolved beside the profile), absolute for stdout."""
+    if "/" not in base and not base.endswith(".toml"):
+        return base
+    path = Path(base).resolve()
+    if output in (None, "-"):
+        return str(path)
+    return os.path.relpath(path, Path(str(output)).resolve().parent)
 
-    parent = load(parent_name).policy.seccomp
-    groups = load_groups()
-    restricted = set(parent.errno)
-    for g in parent.groups:
-        if g in groups:
-            restricted |= {r.syscall for r in groups[g].rules} | {n for n, _ in groups[g].errno}
-    return restricted, set(parent.deny)
+
+def _base_notes(own: dict[str, Any], final: dict[str, Any], base: str) -> list[str]:
+    """What the base took away from what the JSON allows (names are from our tables)."""
+    allowed = set(own["allow"])
+    ruled = {r["syscall"] for r in final["rules"]} & allowed
+    answered = {n for n in allowed if n in final["errno"]}
+    refused = allowed - set(final["allow"]) - ruled - answered
+    out = []
+    for names, what in (
+        (refused, f"refused by {base}"),
+        (ruled, f"allowed only under {base}'s argument rules"),
+        (answered, f"answered with an errno by {base}"),
+    ):
+        if names:
+            out.append(f"{', '.join(sorted(names))}: allowed by the JSON, {what}")
+    return out
+
+
+def _load_text(text: str, output: str | None, name: str) -> LoadedProfile:
+    """Load ``text`` as it will be loaded once written (beside ``output``, for relative
+    ``extends``), without writing ``output`` itself."""
+    from sandbox.policy.load import load_profile
+
+    if output in (None, "-"):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{name}.toml"
+            path.write_text(text)
+            return load_profile(str(path))
+    target = Path(str(output)).resolve()
+    path = target.with_name(f".{target.name}.check{os.getpid()}.toml")
+    try:
+        path.write_text(text)
+        return load_profile(str(path))
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _never_wider(prof: LoadedProfile, oci: Any, base: Any, base_name: str | None) -> None:
+    """Refuse to write a profile whose compiled filter runs what the JSON's (or the
+    base's) refuses: the promise is checked on the BPF, not trusted to the construction."""
+    from sandbox.seccomp.groups import resolve
+    from sandbox.verify.subset import wider_than_oci, wider_than_spec
+
+    final = resolve(prof.policy.seccomp)
+    wider = wider_than_oci(final, oci, "the JSON's own filter")
+    if base is not None:
+        wider += wider_than_spec(final, base, f"{base_name}'s filter")
+    if wider:
+        die(
+            "internal error: the imported profile would allow more than promised: "
+            + "; ".join(str(w) for w in wider[:5])
+            + "; nothing written",
+            FINDINGS,
+        )
 
 
 def run_import(ns: argparse.Namespace) -> int:
@@ -98,37 +159,38 @@ def run_import(ns: argparse.Namespace) -> int:
     from sandbox.caps.names import normalize
     from sandbox.errors import SandboxError
     from sandbox.policy.dump import to_toml
-    from sandbox.seccomp.oci import import_oci
+    from sandbox.policy.model import Seccomp
+    from sandbox.seccomp.groups import resolve
+    from sandbox.seccomp.oci import REPLACED, applies, find_seccomp, import_oci, intersect
+    from sandbox.seccomp.ocifilter import compile_oci
 
     try:
         caps = frozenset(normalize(c) for c in ns.keep_cap)
     except KeyError as e:
         die(f"--keep-cap: unknown capability {e.args[0]!r}")
     source = "<stdin>" if ns.file == "-" else ns.file
+    kernel = _kernel(ns.kernel)
+    doc = _read_json(ns.file)
     try:
-        imp = import_oci(_read_json(ns.file), source=source, kernel=_kernel(ns.kernel), caps=caps)
+        imp = import_oci(doc, source=source, kernel=kernel, caps=caps)
+        oci = compile_oci(
+            find_seccomp(doc, source),
+            lambda entry, where: applies(entry, where, kernel, caps),
+            source=source,
+        )
+        own = resolve(Seccomp.model_validate(imp.seccomp))
     except SandboxError as e:
         die(str(e))
-    sec = imp.seccomp
-    if ns.extends:
-        restricted, denied = _restricted_by(ns.extends)
-        for key, drop, why in (
-            ("allow", restricted, f"restricted by {ns.extends}'s reviewed groups"),
-            ("errno", restricted, f"answered by {ns.extends}'s reviewed groups"),
-            ("allow", denied, f"denied by {ns.extends}"),
-        ):
-            gone = sorted(set(sec[key]) & drop)
-            if gone:
-                imp.notes.append(f"{', '.join(gone)}: {why}, so left to it")
-                if key == "allow":
-                    sec["allow"] = [n for n in sec["allow"] if n not in drop]
-                else:
-                    sec["errno"] = {k: v for k, v in sec["errno"].items() if k not in drop}
     stem = Path(source).stem if source != "<stdin>" else "imported"
     name = ns.name or "".join(c if c.isalnum() or c in "_.-" else "-" for c in stem)[:64]
     table: dict[str, Any] = {}
+    sec, base = imp.seccomp, None
     if ns.extends:
-        table["extends"] = ns.extends
+        base = resolve(load(ns.extends).policy.seccomp)
+        sec = intersect(own, base)
+        imp.notes += _base_notes(imp.seccomp, sec, ns.extends)
+        # Lists the profile states whole: inheriting the base's would add to the JSON's.
+        table |= {"extends": _extends_ref(ns.extends, ns.output), "replace": list(REPLACED)}
     table |= {
         "name": name,
         "description": f"seccomp imported from {os.path.basename(source)}",
@@ -136,15 +198,23 @@ def run_import(ns: argparse.Namespace) -> int:
     }
     header = [
         f"Generated by `sandbox seccomp import {os.path.basename(source)}`.",
-        "Never allows more than the JSON; what could not be kept exactly:",
+        "Never allows more than the JSON"
+        + (f" nor more than {ns.extends}" if ns.extends else "")
+        + " (checked on the compiled filters); what could not be kept exactly:",
         *([f"- {n}" for n in imp.notes] or ["- nothing"]),
     ]
     text = to_toml(table, header)
+    try:
+        prof = _load_text(text, ns.output, name)
+    except SandboxError as e:
+        die(f"the imported profile does not load: {e}")
+    _never_wider(prof, oci, base, ns.extends)
     write_out(text, ns.output)
     return _verify_written(text, ns.output, name)
 
 
 def _verify_written(text: str, output: str | None, name: str) -> int:
+    """Verify the written profile like any other; the report goes to stderr."""
     from sandbox.errors import SandboxError
     from sandbox.host import probe
     from sandbox.policy.load import load_profile

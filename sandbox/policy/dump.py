@@ -34,6 +34,23 @@ def _string(s: str) -> str:
     return "".join(out)
 
 
+def comment_text(text: str) -> str:
+    """``text`` made safe for one ``#`` comment line: every control character escaped.
+
+    A newline would end the comment and make the rest TOML (issue 13: a
+    syscall name from an imported JSON bound the host's /etc); other
+    control characters are not allowed in a TOML comment at all. Callers
+    should still quote untrusted text; this is the writer's own guarantee.
+    """
+    return "".join(c if c == "\t" or c.isprintable() or c == " " else _escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    """``\\xNN`` / ``\\uNNNN`` for one character no comment should hold raw (controls, NEL,
+    line and paragraph separators: a reader other than TOML may break the line there)."""
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+
 def _key(k: str) -> str:
     return k if _BARE_KEY.match(k) else _string(k)
 
@@ -84,12 +101,12 @@ def _emit(table: Mapping[str, Any], path: tuple[str, ...], out: list[str]) -> No
 
 
 def to_toml(table: Mapping[str, Any], header: Sequence[str] = ()) -> str:
-    """TOML text for a plain table; ``header`` lines become leading comments.
+    """TOML text for a plain table; ``header`` lines become leading comments (escaped).
 
     Raises:
         TypeError: for a value TOML cannot hold.
     """
-    out = [f"# {line}".rstrip() for line in header]
+    out = [f"# {comment_text(line)}".rstrip() for line in header]
     if out:
         out.append("")
     _emit(table, (), out)

@@ -21,10 +21,22 @@ rules (those live in reviewed groups), so:
   ``deny`` (answered with the default action when it refuses), each noted;
 - moby's ``includes``/``excludes`` are evaluated for an x86-64 host with
   the given kernel and capabilities (none by default: the payload keeps none);
-- names no x86 ABI has are skipped, and noted.
+- names no x86 ABI has are skipped, and noted;
+- under a default that lets syscalls run (``ALLOW``/``LOG``), a conditional
+  refusal can only be kept by denying the syscall outright, and a refused
+  name our tables lack cannot be kept at all: both are said in a WARNING
+  note (and ``sandbox verify`` refuses such a default, SBX103).
 
 Every note says what changed and why; ``sandbox seccomp import`` writes them
 as comments at the top of the generated profile and verifies the result.
+Nothing from the JSON is written raw: the table is data for a TOML writer
+that escapes, and notes quote JSON text with :func:`quote`.
+
+With ``--extends BASE``, :func:`intersect` lists every syscall with the
+stricter of the JSON's and the base's treatment, and the profile replaces
+the base's groups, allow-list and rules, so it never allows more than
+either. The CLI checks both promises on the compiled filters
+(``sandbox.verify.subset``) before it writes anything.
 
 **Export** writes the resolved spec for the x86_64 ABI only: our filters
 kill every other ABI, which is what listing one architecture means to
@@ -37,12 +49,14 @@ change nothing).
 from __future__ import annotations
 
 import errno as _errno
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.errors import PolicyError
 from sandbox.seccomp.actions import (
+    REFUSING,
     SECCOMP_RET_ACTION_FULL,
     SECCOMP_RET_ALLOW,
     SECCOMP_RET_DATA,
@@ -54,7 +68,7 @@ from sandbox.seccomp.actions import (
     SECCOMP_RET_USER_NOTIF,
     errno_number,
 )
-from sandbox.seccomp.argrules import Cond, complement_conds, match_conds
+from sandbox.seccomp.argrules import Cond, Outcome, complement_conds, match_conds
 from sandbox.seccomp.spec import SeccompSpec
 from sandbox.seccomp.tables import all_names, table
 
@@ -150,10 +164,25 @@ def export(spec: SeccompSpec, arch: str = "x86_64") -> dict[str, Any]:
 # --------------------------------------------------------------------- import
 @dataclass
 class Imported:
-    """A policy's ``[seccomp]`` table from OCI JSON, and what could not be kept as is."""
+    """A policy's ``[seccomp]`` table from OCI JSON, and what could not be kept as is.
+
+    Every string of ``seccomp`` is data for a TOML writer that escapes. The
+    notes become comments: each quotes what came from the JSON with
+    :func:`quote`, so no note holds a raw untrusted character (issue 13: a
+    syscall name with a newline ended the comment and the rest was TOML).
+    """
 
     seccomp: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+
+
+def quote(value: object) -> str:
+    """Untrusted text for a note: a JSON string of printable ASCII only (escapes for the rest)."""
+    return json.dumps(value if isinstance(value, str) else repr(value), ensure_ascii=True)
+
+
+def _quoted(values: Iterable[object]) -> str:
+    return ", ".join(quote(v) for v in values)
 
 
 def _fail(where: str, message: str) -> PolicyError:
@@ -185,30 +214,40 @@ def _kernel(text: object, where: str) -> tuple[int, ...]:
         raise _fail(where, f"bad minKernel {text!r}") from None
 
 
-def _applies(
+def _strings(table: Mapping[str, Any], key: str, where: str) -> list[str]:
+    value = table.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(where, f"{key} must be a list of strings")
+    return value
+
+
+def applies(
     entry: Mapping[str, Any], where: str, kernel: tuple[int, ...], caps: frozenset[str]
 ) -> str | None:
-    """None when the entry applies here, else why not."""
+    """None when a moby entry applies on an x86-64 host with ``kernel`` and ``caps``, else why not.
+
+    Raises:
+        PolicyError: for includes/excludes of the wrong shape.
+    """
     inc = entry.get("includes") or {}
     exc = entry.get("excludes") or {}
     if not isinstance(inc, Mapping) or not isinstance(exc, Mapping):
         raise _fail(where, "includes/excludes must be objects")
-    if inc.get("arches") and not HOST_ARCH_NAMES & set(inc["arches"]):
-        return f"only for {', '.join(inc['arches'])}"
-    if exc.get("arches") and HOST_ARCH_NAMES & set(exc["arches"]):
+    inc_arches, exc_arches = _strings(inc, "arches", where), _strings(exc, "arches", where)
+    inc_caps, exc_caps = set(_strings(inc, "caps", where)), set(_strings(exc, "caps", where))
+    if inc_arches and not HOST_ARCH_NAMES & set(inc_arches):
+        return f"only for {_quoted(inc_arches)}"
+    if HOST_ARCH_NAMES & set(exc_arches):
         return "excluded on amd64"
-    if inc.get("caps") and not set(inc["caps"]) <= caps:
-        return (
-            f"only with {', '.join(inc['caps'])} (the payload keeps none)"
-            if not caps
-            else (f"only with {', '.join(sorted(set(inc['caps']) - caps))}")
-        )
-    if exc.get("caps") and set(exc["caps"]) & caps:
-        return f"excluded with {', '.join(sorted(set(exc['caps']) & caps))}"
+    if inc_caps and not inc_caps <= caps:
+        missing = sorted(inc_caps - caps)
+        return f"only with {_quoted(missing)}" + ("" if caps else " (the payload keeps none)")
+    if exc_caps & caps:
+        return f"excluded with {_quoted(sorted(exc_caps & caps))}"
     if inc.get("minKernel") and kernel < _kernel(inc["minKernel"], where):
-        return f"only from kernel {inc['minKernel']}"
+        return f"only from kernel {quote(inc['minKernel'])}"
     if exc.get("minKernel") and kernel >= _kernel(exc["minKernel"], where):
-        return f"excluded from kernel {exc['minKernel']}"
+        return f"excluded from kernel {quote(exc['minKernel'])}"
     return None
 
 
@@ -241,6 +280,95 @@ def _errno_name(number: object, where: str) -> str:
     return name
 
 
+def _our_action(value: object, where: str) -> str:
+    """Our action name for a libseccomp action string (TRACE reads as ``trace``)."""
+    if value == "SCMP_ACT_TRACE":
+        return "trace"
+    if not isinstance(value, str) or value not in FROM_OCI:
+        raise _fail(where, f"unsupported action {value!r}")
+    return FROM_OCI[value]
+
+
+def _arches(sec: Mapping[str, Any], source: str) -> set[str]:
+    arches = set(_strings(sec, "architectures", f"{source}: architectures"))
+    maps = sec.get("archMap") or []
+    if not isinstance(maps, list) or not all(isinstance(m, Mapping) for m in maps):
+        raise _fail(f"{source}: archMap", "must be a list of objects")
+    for m in maps:
+        arch = m.get("architecture")
+        if not isinstance(arch, str):
+            raise _fail(f"{source}: archMap", "architecture must be a string")
+        arches |= {arch, *_strings(m, "subArchitectures", f"{source}: archMap")}
+    return arches
+
+
+@dataclass
+class _Read:
+    """What the entries say, before the notes are written."""
+
+    allow: set[str] = field(default_factory=set)
+    errno: dict[str, str] = field(default_factory=dict)
+    deny: set[str] = field(default_factory=set)
+    cond_refused: set[str] = field(default_factory=set)
+    cond_allowed: set[str] = field(default_factory=set)
+    unknown_refused: set[str] = field(default_factory=set)
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+    logged: list[str] = field(default_factory=list)
+
+
+def _read_entries(
+    sec: Mapping[str, Any],
+    source: str,
+    kernel: tuple[int, ...],
+    caps: frozenset[str],
+    notes: list[str],
+) -> _Read:
+    r = _Read()
+    entries = sec.get("syscalls") or []
+    if not isinstance(entries, list):
+        raise _fail(f"{source}: syscalls", "must be a list")
+    for i, entry in enumerate(entries):
+        where = f"{source}: syscalls[{i}]"
+        if not isinstance(entry, Mapping):
+            raise _fail(where, "must be an object")
+        names = _names(entry, where)
+        why = applies(entry, where, kernel, caps)
+        if why is not None:
+            r.skipped.setdefault(why, []).extend(names)
+            continue
+        action = _our_action(entry.get("action"), f"{where}: action")
+        runs = action in ("allow", "log")
+        unknown = [n for n in names if n not in all_names()]
+        if unknown:
+            r.skipped.setdefault("not an x86 syscall", []).extend(unknown)
+            if not runs:
+                r.unknown_refused.update(unknown)
+        names = [n for n in names if n in all_names()]
+        if entry.get("args"):
+            (r.cond_allowed if runs else r.cond_refused).update(names)
+            continue
+        if action == "log":
+            r.logged += names
+        if runs:
+            r.allow.update(names)
+        elif action == "errno":
+            number = entry.get("errnoRet", sec.get("defaultErrnoRet", _errno.EPERM))
+            if number == 0:
+                notes.append(f"{', '.join(names)}: ERRNO(0) fakes success; imported as deny")
+                r.deny.update(names)
+            else:
+                for n in names:
+                    r.errno[n] = _errno_name(number, f"{where}: errnoRet")
+        else:
+            if action in ("trace", "notify"):
+                notes.append(
+                    f"{', '.join(names)}: SCMP_ACT_{action.upper()} needs a supervisor "
+                    "sandbox does not run; imported as deny"
+                )
+            r.deny.update(names)
+    return r
+
+
 def import_oci(
     doc: Any,
     *,
@@ -262,9 +390,9 @@ def import_oci(
     """
     sec = find_seccomp(doc, source)
     notes: list[str] = []
-    default = FROM_OCI.get(sec.get("defaultAction"))  # type: ignore[arg-type]
-    if default is None:
-        raise _fail(f"{source}: defaultAction", f"unsupported action {sec.get('defaultAction')!r}")
+    default = _our_action(sec.get("defaultAction"), f"{source}: defaultAction")
+    if default == "trace":
+        raise _fail(f"{source}: defaultAction", "unsupported action 'SCMP_ACT_TRACE'")
     table_out: dict[str, Any] = {"default_action": default}
     if sec.get("defaultAction") == "SCMP_ACT_KILL":
         notes.append(
@@ -275,70 +403,23 @@ def import_oci(
         table_out["default_errno"] = _errno_name(
             sec.get("defaultErrnoRet", _errno.EPERM), f"{source}: defaultErrnoRet"
         )
-    arches = set(sec.get("architectures") or [])
-    for m in sec.get("archMap") or []:
-        arches |= {m.get("architecture"), *(m.get("subArchitectures") or [])}
+    arches = _arches(sec, source)
     if arches & {"SCMP_ARCH_X86", "SCMP_ARCH_X32"}:
         notes.append(
             "i386 and x32 are listed, but sandbox filters kill every ABI but the "
             "host's (foreign ABIs are a known way around an x86_64 filter)"
         )
     if arches and not arches & X86_SCMP:
-        notes.append(f"no x86 architecture listed ({', '.join(sorted(a for a in arches if a))})")
+        notes.append(f"no x86 architecture listed ({_quoted(sorted(arches))})")
     for key in ("listenerPath", "listenerMetadata", "flags"):
         if sec.get(key):
             notes.append(f"{key} is ignored: sandbox loads its own filter")
-    allow: set[str] = set()
-    errno_map: dict[str, str] = {}
-    deny: set[str] = set()
-    cond_refused: set[str] = set()
-    cond_allowed: set[str] = set()
-    skipped: dict[str, list[str]] = {}
+    r = _read_entries(sec, source, kernel, caps, notes)
+    if r.logged:
+        notes.append(f"{', '.join(r.logged)}: SCMP_ACT_LOG imported as allow (no per-syscall log)")
+    default_runs = default in ("allow", "log")
     ruled = _ruled_by_groups()
-    entries = sec.get("syscalls") or []
-    if not isinstance(entries, list):
-        raise _fail(f"{source}: syscalls", "must be a list")
-    for i, entry in enumerate(entries):
-        where = f"{source}: syscalls[{i}]"
-        if not isinstance(entry, Mapping):
-            raise _fail(where, "must be an object")
-        names = _names(entry, where)
-        why = _applies(entry, where, kernel, caps)
-        if why is not None:
-            skipped.setdefault(why, []).extend(names)
-            continue
-        unknown = [n for n in names if n not in all_names()]
-        if unknown:
-            skipped.setdefault("not an x86 syscall", []).extend(unknown)
-        names = [n for n in names if n in all_names()]
-        action = FROM_OCI.get(entry.get("action"))  # type: ignore[arg-type]
-        raw_action = entry.get("action")
-        if action is None and raw_action != "SCMP_ACT_TRACE":
-            raise _fail(f"{where}: action", f"unsupported action {raw_action!r}")
-        runs = action in ("allow", "log")
-        if entry.get("args"):
-            (cond_allowed if runs else cond_refused).update(names)
-            continue
-        if action == "log":
-            notes.append(f"{', '.join(names)}: SCMP_ACT_LOG imported as allow (no per-syscall log)")
-        if runs:
-            allow.update(names)
-        elif action == "errno":
-            number = entry.get("errnoRet", sec.get("defaultErrnoRet", _errno.EPERM))
-            if number == 0:
-                notes.append(f"{', '.join(names)}: ERRNO(0) fakes success; imported as deny")
-                deny.update(names)
-            else:
-                for n in names:
-                    errno_map[n] = _errno_name(number, f"{where}: errnoRet")
-        else:
-            if raw_action in ("SCMP_ACT_TRACE", "SCMP_ACT_NOTIFY"):
-                notes.append(
-                    f"{', '.join(names)}: {raw_action} needs a supervisor sandbox does "
-                    "not run; imported as deny"
-                )
-            deny.update(names)
-    for n in sorted(cond_allowed - allow):
+    for n in sorted(r.cond_allowed - r.allow):
         hint = (
             f"; the reviewed group {ruled[n]!r} allows it under its own rule" if n in ruled else ""
         )
@@ -346,20 +427,106 @@ def import_oci(
             f"{n}: allowed only under argument conditions in the JSON: left to the default "
             f"action{hint}"
         )
-    for why, names in sorted(skipped.items()):
-        notes.append(f"skipped ({why}): {', '.join(sorted(set(names)))}")
-    weakened = sorted(cond_refused & allow)
-    if weakened:
+    for why, names in sorted(r.skipped.items()):
+        notes.append(f"skipped ({why}): {_quoted(sorted(set(names)))}")
+    if default_runs:
+        # Under a default that runs, a conditional refusal can only be kept by refusing
+        # the syscall outright; what our tables cannot name cannot be refused at all.
+        if r.cond_refused - r.deny:
+            notes.append(
+                f"{', '.join(sorted(r.cond_refused - r.deny))}: refused under argument "
+                f"conditions in the JSON, under a default that lets everything else run: "
+                "denied outright"
+            )
+        r.deny |= r.cond_refused
+        if r.unknown_refused:
+            notes.append(
+                f"WARNING: the JSON refuses {_quoted(sorted(r.unknown_refused))}, which no "
+                f"x86 table names: under default_action {default!r} they run. "
+                "sandbox verify refuses this default (SBX103)"
+            )
         notes.append(
-            f"{', '.join(weakened)}: refused under argument conditions in the JSON, "
-            "which a profile cannot express: not allowed at all"
+            f"WARNING: default_action {default!r} lets every syscall not listed run; "
+            "sandbox verify refuses it (SBX103): give a refusing default"
         )
-    allow -= cond_refused | set(errno_map) | deny
-    for n in sorted(set(errno_map) & deny):
-        del errno_map[n]
+    else:
+        weakened = sorted(r.cond_refused & r.allow)
+        if weakened:
+            notes.append(
+                f"{', '.join(weakened)}: refused under argument conditions in the JSON, "
+                "which a profile cannot express: not allowed at all"
+            )
+    r.allow -= r.cond_refused | set(r.errno) | r.deny
+    for n in sorted(set(r.errno) & r.deny):
+        del r.errno[n]
     table_out |= {
-        "allow": sorted(allow),
-        "errno": dict(sorted(errno_map.items())),
-        "deny": sorted(deny),
+        "allow": sorted(r.allow),
+        "errno": dict(sorted(r.errno.items())),
+        "deny": sorted(r.deny),
     }
     return Imported(table_out, notes)
+
+
+# --------------------------------------------------------------- intersect
+def _errno_key(number: int) -> str:
+    name = _errno.errorcode.get(number)
+    if name is None or errno_number(name) != number:
+        raise PolicyError(f"errno {number} has no name this host knows")
+    return name
+
+
+def _outcome(value: Outcome) -> str:
+    return value if isinstance(value, str) else _errno_key(value)
+
+
+def _runs_outright(spec: SeccompSpec, name: str) -> bool:
+    """``name`` runs for any arguments: allowed, or unlisted under a default that runs."""
+    if name in spec.deny or spec.errno_of(name) is not None or spec.rule_for(name) is not None:
+        return False
+    return name in spec.allow or spec.default_action in ("allow", "log")
+
+
+def intersect(own: SeccompSpec, base: SeccompSpec) -> dict[str, Any]:
+    """A ``[seccomp]`` table that lets a syscall run only where both ``own`` and ``base`` do.
+
+    For a profile that ``extends`` the base and replaces its groups, allow
+    list and rules (``REPLACED``): every syscall is listed with the stricter
+    of the two treatments, so the result is the intersection by
+    construction, not by hoping the inherited lists add nothing. ``own`` is
+    an imported JSON's reading (no argument rules); the base's rules are
+    kept for the syscalls ``own`` allows outright (a rule allows a subset).
+    The default is ``own``'s when it refuses, else the base's.
+    """
+    default = own if own.default_action in REFUSING else base
+    out: dict[str, Any] = {"default_action": default.default_action, "groups": []}
+    if default.default_action == "errno":
+        out["default_errno"] = _errno_key(default.default_errno)
+    allow, errno_map, rules = [], {}, []
+    for name in sorted(all_names()):
+        if name in own.deny or name in base.deny:
+            continue  # own's deny list is written below; the base's accumulates
+        number = own.errno_of(name)
+        if number is None and not _runs_outright(own, name):
+            continue  # own refuses it with its default: so will the result
+        if number is None:
+            number = base.errno_of(name)
+        if number is not None:
+            errno_map[name] = _errno_key(number)
+        elif (rule := base.rule_for(name)) is not None:
+            rules.append(
+                {
+                    "syscall": name,
+                    "arg": rule.arg,
+                    "mask": rule.mask,
+                    "values": list(rule.values),
+                    "match": _outcome(rule.match),
+                    "otherwise": _outcome(rule.otherwise),
+                }
+            )
+        elif _runs_outright(base, name):
+            allow.append(name)
+    out |= {"allow": allow, "errno": errno_map, "deny": sorted(own.deny), "rules": rules}
+    return out
+
+
+REPLACED = ("seccomp.groups", "seccomp.allow", "seccomp.rules")

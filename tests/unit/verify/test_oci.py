@@ -40,8 +40,8 @@ def test_moby_profile_import() -> None:
     assert sec["errno"] == {"clone3": "ENOSYS"}
     assert sec["deny"] == ["kill"] and "SCMP_ACT_KILL" not in sec["default_action"]
     assert "mount" not in sec["allow"] and "open_by_handle_at" not in sec["allow"]
-    assert "only with CAP_SYS_ADMIN" in notes and "only for arm, arm64" in notes
-    assert "not an x86 syscall): no_such_syscall_anywhere" in notes
+    assert 'only with "CAP_SYS_ADMIN"' in notes and 'only for "arm", "arm64"' in notes
+    assert 'not an x86 syscall): "no_such_syscall_anywhere"' in notes
     assert "SCMP_ACT_LOG imported as allow" in notes and "i386 and x32 are listed" in notes
     Seccomp.model_validate(sec)  # a valid section
     resolve(Seccomp.model_validate(sec))
