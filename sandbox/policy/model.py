@@ -84,6 +84,25 @@ def _abs_path(value: str) -> str:
     return "/" + "/".join(parts)
 
 
+def _profiles_file(value: str) -> str:
+    """A file inside profiles/ (the reviewed data): relative, no '..', no NUL.
+
+    An absolute path or '..' chose the /etc allow-list from anywhere on the
+    host (issue 13), and with it which host /etc files a run can read.
+    """
+    parts = value.split("/")
+    if (
+        not value
+        or value.startswith("/")
+        or "\0" in value
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise ValueError(
+            f"{value!r} must name a file inside profiles/ (relative, no '.' or '..' parts)"
+        )
+    return value
+
+
 def _glob_path(value: str) -> str:
     if "*" in value.rsplit("/", 1)[0]:
         raise ValueError(f"path {value!r}: '*' may only appear in the last component")
@@ -181,7 +200,7 @@ class Filesystem(_Model):
         default_factory=lambda: ["/usr"],
         description="Host directories bound read-only into the default image.",
     )
-    etc_allowlist: str = Field(
+    etc_allowlist: Annotated[str, AfterValidator(_profiles_file)] = Field(
         default="etc-allowlist.txt",
         description="File (relative to profiles/) listing host /etc entries copied in.",
     )

@@ -28,7 +28,13 @@ model.
 
 from __future__ import annotations
 
-from sandbox.verify.lint import consistency, danger_apparmor, danger_seccomp, danger_system
+from sandbox.verify.lint import (
+    consistency,
+    danger_apparmor,
+    danger_host,
+    danger_seccomp,
+    danger_system,
+)
 from sandbox.verify.lint.base import (
     RULES,
     Hit,
@@ -43,11 +49,12 @@ from sandbox.verify.lint.base import (
 )
 from sandbox.verify.lint.consistency import SYSCALL_CAPS, provided
 from sandbox.verify.lint.danger_apparmor import apparmor_statements, strip_comment
-from sandbox.verify.lint.danger_seccomp import DANGEROUS_SYSCALLS
+from sandbox.verify.lint.danger_seccomp import DANGEROUS_SYSCALLS, FLAGGED_CAPS, flagged_syscalls
 
 # The rule modules register their rules when imported (above).
 __all__ = [
     "DANGEROUS_SYSCALLS",
+    "FLAGGED_CAPS",
     "RULES",
     "SYSCALL_CAPS",
     "Hit",
@@ -58,8 +65,10 @@ __all__ = [
     "consistency",
     "context",
     "danger_apparmor",
+    "danger_host",
     "danger_seccomp",
     "danger_system",
+    "flagged_syscalls",
     "ids",
     "kept_caps",
     "provided",

@@ -140,14 +140,14 @@ STRICT_REQUIRED = tuple(
     "warning",
     "layers",
     "consistency",
-    "a layer strict requires may be skipped",
+    "a layer strict requires is only degradable",
     'set it to "required" (a run then refuses where it cannot be enforced)',
 )
 def _degradable(ctx: LintContext) -> Iterator[Hit]:
     layers = ctx.policy.layers
     for name in STRICT_REQUIRED:
         mode = getattr(layers, name)
-        if mode != "required":
+        if mode == "degradable":  # "disabled" is a danger error: SBX139
             # A warning, never blocking: issue 3 lets a profile mark a layer degradable
             # on purpose, and every run records the layer's real state.
             yield Hit(

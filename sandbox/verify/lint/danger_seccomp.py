@@ -1,4 +1,4 @@
-"""Danger rules over capabilities and the seccomp filter (SBX101-SBX122).
+"""Danger rules over capabilities and the seccomp filter (SBX101-SBX123).
 
 Seccomp rules ask the reference model what the filter returns, for every
 x86 ABI, so a syscall reached through a group, an i386 multiplexer or an
@@ -11,9 +11,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from sandbox.caps.names import DANGEROUS
+from sandbox.caps.names import CAPS, DANGEROUS
 from sandbox.seccomp.reference import syscall_ret
 from sandbox.seccomp.tables import ARCHES, table
+from sandbox.verify.findings import Severity
 from sandbox.verify.lint.base import MOUNT_SYSCALLS, RUNS, Hit, LintContext, kept_caps, rule
 
 # Each of these alone is a known way out of a container (CVE-2022-0492 needs
@@ -48,6 +49,28 @@ def _dangerous_caps(ctx: LintContext) -> Iterator[Hit]:
         yield Hit(cap, f"capabilities.keep grants {cap}")
 
 
+@rule(
+    "SBX104",
+    "warning",
+    "capabilities",
+    "danger",
+    "a capability is kept",
+    "remove it from capabilities.keep: strict's payload keeps none, and each one is kernel "
+    "code the payload reaches that others cannot",
+)
+def _other_caps(ctx: LintContext) -> Iterator[Hit]:
+    for cap in sorted(kept_caps(ctx.policy) - DANGEROUS):
+        yield Hit(
+            cap,
+            f"capabilities.keep grants {cap} (in the run's user namespace: "
+            "its ids, files and the kernel paths it opens)",
+        )
+
+
+# SBX101, SBX102 and SBX104 together: every kept capability is flagged.
+FLAGGED_CAPS = frozenset(CAPS)
+
+
 # ------------------------------------------------------------------- seccomp
 @rule(
     "SBX103",
@@ -74,6 +97,7 @@ class DangerousSyscalls:
     title: str
     names: tuple[str, ...]
     why: str
+    severity: Severity = "error"
 
 
 DANGEROUS_SYSCALLS = (
@@ -137,6 +161,28 @@ DANGEROUS_SYSCALLS = (
         ("io_uring_setup", "io_uring_enter", "io_uring_register"),
         "io_uring performs I/O that seccomp never sees, and has a long CVE record",
     ),
+    DangerousSyscalls(
+        "SBX123",
+        "a syscall that reaches host-wide state is allowed",
+        (
+            "sync",
+            "io_setup",
+            "io_submit",
+            "io_getevents",
+            "io_pgetevents",
+            "io_cancel",
+            "io_destroy",
+            "memfd_secret",
+            "fanotify_init",
+            "fanotify_mark",
+            "vhangup",
+        ),
+        "strict leaves it out on purpose: sync flushes every file system of the host, "
+        "native AIO draws on the host-wide fs.aio-max-nr, secret memory on a host-wide "
+        "pool, fanotify watches whole file systems, vhangup hangs up a terminal the run "
+        "may share with its caller",
+        "warning",
+    ),
 )
 
 
@@ -153,7 +199,7 @@ def _register_syscall_family(fam: DangerousSyscalls) -> None:
 
     rule(
         fam.id,
-        "error",
+        fam.severity,
         "seccomp",
         "danger",
         fam.title,
@@ -163,6 +209,15 @@ def _register_syscall_family(fam: DangerousSyscalls) -> None:
 
 for _fam in DANGEROUS_SYSCALLS:
     _register_syscall_family(_fam)
+
+
+def flagged_syscalls() -> dict[str, str]:
+    """Syscall name -> the danger rule that flags allowing it outright (``sandbox learn``
+    never grants these without ``--allow-dangerous``)."""
+    out = {name: fam.id for fam in DANGEROUS_SYSCALLS for name in fam.names}
+    out["clone3"] = "SBX116"  # its flags are in memory: any namespace
+    return out
+
 
 # CLONE_NEW* flags legacy clone can take (CLONE_NEWTIME is in its exit-signal byte).
 CLONE_NS_FLAGS: Mapping[str, int] = MappingProxyType(

@@ -271,3 +271,19 @@ def test_relative_extends_is_beside_the_profile_never_the_working_directory(tmp_
     (home / "base.toml").unlink()
     with pytest.raises(PolicyError, match=r"extends: profile .* not found"):
         load_profile(str(child))
+
+
+@pytest.mark.parametrize(
+    "value", ["../../../../etc/allow", "/etc/allow", "sub/../x.txt", "./x.txt", "", "a\0b"]
+)
+def test_the_etc_allowlist_stays_inside_profiles(value):
+    """Issue 13: '..' or an absolute path chose the allow-list, and so the host /etc
+    files a run may read, from anywhere on the host."""
+    with pytest.raises(PolicyError, match=r"filesystem\.etc_allowlist: .*inside profiles/"):
+        load_profile("strict", {"filesystem": {"etc_allowlist": value}})
+
+
+def test_the_shipped_allowlist_and_a_subdirectory_are_fine():
+    assert load_profile("strict").policy.filesystem.etc_allowlist == "etc-allowlist.txt"
+    fs = load_profile("strict", {"filesystem": {"etc_allowlist": "lists/judge.txt"}})
+    assert fs.policy.filesystem.etc_allowlist == "lists/judge.txt"

@@ -39,6 +39,11 @@ FIXTURES: dict[str, tuple[Ctx, Ctx, str]] = {
         lambda: ctx(policy(capabilities={"keep": ["CAP_NET_ADMIN"]})),
         "grants CAP_NET_ADMIN",
     ),
+    "SBX104": (
+        lambda: ctx(policy(capabilities={"keep": []})),
+        lambda: ctx(policy(capabilities={"keep": ["CAP_CHOWN", "sys_tty_config"]})),
+        "grants CAP_SYS_TTY_CONFIG",
+    ),
     "SBX103": (
         seccomp(default_action="errno"),
         seccomp(default_action="log"),
@@ -65,6 +70,7 @@ FIXTURES: dict[str, tuple[Ctx, Ctx, str]] = {
         seccomp(groups=["memory", "process"], allow=["ioctl"]),
         "ioctl TIOCSTI can run",
     ),
+    "SBX123": (seccomp(allow=["getppid", "syncfs"]), seccomp(allow=["sync"]), "sync can run"),
     "SBX130": (
         lambda: ctx(policy(filesystem={"binds": [{"source": "/etc", "target": "/data"}]})),
         lambda: ctx(
@@ -84,13 +90,38 @@ FIXTURES: dict[str, tuple[Ctx, Ctx, str]] = {
     ),
     "SBX133": (
         lambda: ctx(policy()),
-        lambda: ctx(policy(namespaces={"pid": False})),
-        "shares the host's pid namespace",
+        lambda: ctx(policy(namespaces={"ipc": False})),
+        "shares the host's ipc namespace",
     ),
     "SBX134": (
         lambda: ctx(policy()),
         lambda: ctx(policy(namespaces={"nested_userns": True})),
         "nested_userns = true",
+    ),
+    "SBX135": (
+        lambda: ctx(policy(filesystem={"binds": [{"source": "/usr/share", "target": "/s"}]})),
+        lambda: ctx(policy(filesystem={"binds": [{"source": "/proc", "target": "/hostproc"}]})),
+        "host /proc is visible",
+    ),
+    "SBX136": (
+        lambda: ctx(policy(filesystem={"binds": [{"source": "/etc/ssl/certs", "target": "/c"}]})),
+        lambda: ctx(policy(filesystem={"host_dirs": ["/usr", "/var"]})),
+        "host /var is visible",
+    ),
+    "SBX137": (
+        lambda: ctx(policy(filesystem={"read_paths": ["/usr", "/box"]})),
+        lambda: ctx(policy(filesystem={"read_paths": ["/"]})),
+        'read_paths = ["/"]',
+    ),
+    "SBX138": (
+        lambda: ctx(policy()),
+        lambda: ctx(policy(namespaces={"mount": False})),
+        "namespaces.mount = false",
+    ),
+    "SBX139": (
+        lambda: ctx(policy(layers={"seccomp": "degradable"})),
+        lambda: ctx(policy(layers={"seccomp": "disabled"})),
+        'layers.seccomp = "disabled"',
     ),
     "SBX140": (
         lambda: ctx(policy(apparmor={"extra_rules": ["/opt/tool ix,"]})),
@@ -124,6 +155,11 @@ FIXTURES: dict[str, tuple[Ctx, Ctx, str]] = {
         lambda: ctx(policy(capabilities={"keep": ["CAP_CHOWN"]})),
         lambda: ctx(policy(capabilities={"keep": ["CAP_CHOWN"], "deny": ["chown"]})),
         "capabilities.keep lists CAP_CHOWN",
+    ),
+    "SBX160": (
+        lambda: ctx(policy(limits={"memory": "64G", "processes": 4096})),
+        lambda: ctx(policy(limits={"memory": "2T"})),
+        "limits.memory = 2199023255552 is more than 1 TiB",
     ),
     "SBX155": (
         lambda: ctx(policy(identity={"hostname": "box1"})),
@@ -187,3 +223,60 @@ def test_dev_may_lack_nodev_but_not_nosuid() -> None:
     assert lint.run(ctx(policy(), mounts_=(dev,)), ["SBX131"]) == []
     dev = MountFlags("/dev", "tmpfs", NODEV)
     assert [f.subject for f in lint.run(ctx(policy(), mounts_=(dev,)), ["SBX131"])] == ["/dev"]
+
+
+@pytest.mark.parametrize(
+    ("source", "rule_id"),
+    [
+        ("/", "SBX135"),
+        ("/proc/1/root", "SBX135"),
+        ("/sys/fs/cgroup", "SBX135"),
+        ("/dev/shm", "SBX135"),
+        ("/etc", "SBX136"),
+        ("/etc/ssh/sshd_config", "SBX136"),
+        ("/root/.ssh", "SBX136"),
+        ("/home", "SBX136"),
+        ("/var/lib/sandbox/images", "SBX136"),
+        ("/tmp", "SBX136"),
+    ],
+)
+def test_every_way_to_show_the_host_is_an_error(source: str, rule_id: str) -> None:
+    """Issue 13: each of these passed verify with no finding on b79e3bf."""
+    for fs in (
+        {"binds": [{"source": source, "target": "/x"}]},
+        {"rootfs": [source]},
+        {"host_dirs": ["/usr", source]},
+    ):
+        pol = policy(filesystem=fs)
+        found = lint.run(ctx(pol, strict=False, text="", mounts_=()), [rule_id])
+        assert [f.severity for f in found] == ["error"], (fs, found)
+
+
+def test_fine_host_paths_are_not_flagged() -> None:
+    for source in ("/usr", "/usr/share/zoneinfo", "/etc/ssl/certs", "/opt/testdata", "/srvx"):
+        pol = policy(filesystem={"binds": [{"source": source, "target": "/x"}]})
+        assert lint.run(ctx(pol, text="", mounts_=()), ["SBX135", "SBX136"]) == [], source
+
+
+def test_a_disabled_layer_is_an_error_even_outside_strict() -> None:
+    for strict in (True, False):
+        pol = policy(layers={"overlay": "disabled"})
+        found = lint.run(ctx(pol, strict=strict), ["SBX139", "SBX152"])
+        assert [(f.id, f.severity) for f in found] == [("SBX139", "error")]
+
+
+def test_every_capability_is_flagged_by_one_rule() -> None:
+    from sandbox.caps.names import CAPS
+
+    for cap in CAPS:
+        found = lint.run(ctx(policy(capabilities={"keep": [cap]})), ["SBX101", "SBX102", "SBX104"])
+        assert len(found) == 1, (cap, found)
+    assert frozenset(CAPS) == lint.FLAGGED_CAPS
+
+
+def test_flagged_syscalls_are_what_the_rules_flag() -> None:
+    """learn relies on this table: each name in it makes its rule fire when allowed."""
+    for name, rule_id in sorted(lint.flagged_syscalls().items()):
+        pol = policy(seccomp={"deny": [], "allow": [name], "groups": ["memory"]})
+        found = lint.run(ctx(pol), [rule_id])
+        assert found, (name, rule_id)
