@@ -1,7 +1,8 @@
 """``sandbox learn``: learn, minimise and verify a per-program profile (see sandbox.learn).
 
     sandbox learn [--from BASE] [--input FILE]... [--file NAME=PATH]... [--minimize]
-                  [--wall-time S] [--report FILE] -o PROFILE -- PROGRAM [ARGS...]
+                  [--wall-time S] [--allow-dangerous] [--report FILE] -o PROFILE
+                  -- PROGRAM [ARGS...]
 
 Each ``--input FILE`` is one run with FILE as stdin (no input: one run with
 /dev/null). ``--file NAME=PATH`` copies PATH to ``/box/NAME`` for every run
@@ -72,6 +73,12 @@ def register(sub: Any) -> None:
         help="wall-time limit of every run (learning, minimising, verifying); "
         "the written profile keeps the base's",
     )
+    p.add_argument(
+        "--allow-dangerous",
+        action="store_true",
+        help="learn what verify flags as dangerous (any capability, sync, native AIO, "
+        "memfd_secret, fanotify, vhangup...) instead of answering it EPERM",
+    )
     p.add_argument("--report", metavar="FILE", help="write the report as JSON")
     p.add_argument(
         "-o",
@@ -138,6 +145,7 @@ def cmd_learn(ns: argparse.Namespace) -> int:
         wall_time=ns.wall_time,
         name=profile_name(out.name.removesuffix(".toml")),
         files=tuple(ns.files),
+        allow_dangerous=ns.allow_dangerous,
     )
     runner = None
     try:

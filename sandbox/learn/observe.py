@@ -12,6 +12,10 @@ one the base profile's own verdict is computed with the reference model
   security violation) and listed, never learned;
 - the base answers an **errno** (clone3's ENOSYS, an AF_INET socket under
   sockets_local): the same errno, recorded so the profile keeps the answer;
+- the base's default would refuse a syscall it never mentions, and verify
+  flags allowing it as dangerous (``withhold``: ``sandbox.verify.lint``'s
+  table, empty with ``--allow-dangerous``): answered EPERM and recorded, so
+  the profile answers it the same and never grants it;
 - the base **allows** it, or its default would refuse a syscall it never
   mentions: let through (SECCOMP_USER_NOTIF_FLAG_CONTINUE) and recorded. This
   is the permissive part: the profile then allows what the program used.
@@ -27,7 +31,7 @@ from __future__ import annotations
 import errno as _errno
 import logging
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -132,12 +136,14 @@ class Observer:
         run: int,
         task: TaskView,
         answer: Answer | None = None,
+        withhold: Mapping[str, str] | None = None,
     ) -> None:
         self.base = base
         self.record = record
         self.run = run
         self.decoder = Decoder(task)
         self.answer = answer or LiveAnswer()
+        self.withhold = withhold or {}  # syscall -> the lint rule that flags allowing it
         self.seen = 0
 
     def __call__(self, n: Notification, listener: int) -> Violation | None:
@@ -160,6 +166,12 @@ class Observer:
         if bv.verdict == "errno":
             self._note_errno(name, n.args, bv)
             self.answer.errno(listener, n.id, bv.errno)
+            return None
+        if bv.verdict == "beyond" and name in self.withhold:
+            note = f"verify flags it ({self.withhold[name]}); --allow-dangerous learns it"
+            self.record.syscall(name, self.run, "withheld", _errno.EPERM, note)
+            self.record.refusal(name, f"{note}: answered EPERM", self.run, n.args)
+            self.answer.errno(listener, n.id, _errno.EPERM)
             return None
         try:
             events = self.decoder.decode(n.pid, name, n.args)

@@ -30,7 +30,7 @@ MAX_FILES = 20000
 MAX_VALUES = 256
 MAX_REFUSALS = 1000
 
-Treatment = Literal["allowed", "beyond", "errno"]
+Treatment = Literal["allowed", "beyond", "errno", "withheld"]
 Access = Literal["read", "write", "create", "list", "exec", "map_exec", "missing", "other"]
 
 
@@ -41,7 +41,10 @@ class SyscallUse:
     ``treatment``: ``allowed`` (the base allows it: recorded, let through),
     ``beyond`` (the base's default would refuse it: learning lets it through
     and the profile adds it), ``errno`` (the base answers an errno: answered
-    the same while learning, and kept in the profile).
+    the same while learning, and kept in the profile), ``withheld`` (beyond
+    the base, and a call verify flags as dangerous: answered EPERM while
+    learning and in the profile, unless ``--allow-dangerous``; ``note`` says
+    which rule).
     """
 
     name: str
@@ -51,6 +54,7 @@ class SyscallUse:
     runs: set[int] = field(default_factory=set)
     values: dict[int, set[int]] = field(default_factory=dict)  # allowed value -> runs
     refused_values: dict[int, int] = field(default_factory=dict)  # value -> errno answered
+    note: str = ""
 
 
 @dataclass
@@ -122,11 +126,13 @@ class Record:
         if note not in self.incomplete:
             self.incomplete.append(note)
 
-    def syscall(self, name: str, run: int, treatment: Treatment, errno: int = 0) -> SyscallUse:
+    def syscall(
+        self, name: str, run: int, treatment: Treatment, errno: int = 0, note: str = ""
+    ) -> SyscallUse:
         """Count one use of ``name``; returns its entry."""
         use = self.syscalls.get(name)
         if use is None:
-            use = self.syscalls[name] = SyscallUse(name, treatment, errno)
+            use = self.syscalls[name] = SyscallUse(name, treatment, errno, note=note)
         use.count += 1
         use.runs.add(run)
         return use

@@ -27,6 +27,9 @@ class LearnOptions:
     name: str = "learned"
     extends: str | None = None  # how the written profile names the base (default: ``base``)
     files: tuple[tuple[str, str], ...] = ()  # (name in /box, where from): for the header only
+    # Learn what verify flags as dangerous (lint's danger class: any capability,
+    # sync, native AIO...) instead of answering it EPERM and never granting it.
+    allow_dangerous: bool = False
 
 
 @dataclass

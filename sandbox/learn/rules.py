@@ -257,6 +257,10 @@ def _syscall_units(record: Record, base_name: str, d: Derived) -> None:
             err = _errname(use.errno)
             d.errno[name] = (err, f"answered {err} by {base_name} ({where})")
             continue
+        if use.treatment == "withheld":
+            err = _errname(use.errno)
+            d.errno[name] = (err, f"withheld: {use.note}; answered {err} ({where})")
+            continue
         how = (
             f"not allowed by {base_name}: learned ({where})"
             if use.treatment == "beyond"

@@ -7,7 +7,9 @@ The flat sequence (each step a function below):
    cgroups, limits and capabilities (empty, plus any inferred ones) stay
    enforced; Landlock and AppArmor are switched off so file access is
    permissive; the seccomp filter hands every syscall to ``observe.Observer``,
-   which answers as the base would and records. When capabilities are
+   which answers as the base would and records; what verify flags as
+   dangerous is answered EPERM and never granted unless
+   ``opts.allow_dangerous`` (capabilities included). When capabilities are
    inferred and may be granted, the round is repeated with them kept, so the
    recorded behaviour is the one the profile will give (at most
    ``MAX_ROUNDS``).
@@ -49,6 +51,7 @@ from sandbox.policy.frozen import Policy
 from sandbox.policy.load import load_profile
 from sandbox.policy.profile import LoadedProfile
 from sandbox.seccomp.groups import resolve
+from sandbox.verify.lint.danger_seccomp import FLAGGED_CAPS, flagged_syscalls
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +123,7 @@ def learn_round(
     record = Record()
     outcomes = []
     for i, (label, data) in enumerate(opts.inputs, 1):
-        observer = Observer(spec, record, i, task, answer)
+        observer = Observer(spec, record, i, task, answer, withheld(opts))
         out = runner.run(profile, data, ablate=LEARNING_ABLATE, on_notification=observer)
         finished = out.verdict not in ("WALL_TIME_LIMIT", "TIME_LIMIT", "OUTPUT_LIMIT")
         record.runs.append(
@@ -131,8 +134,20 @@ def learn_round(
     return record, outcomes
 
 
-def grantable(record: Record, base: Policy) -> tuple[dict[str, str], list[str]]:
-    """Inferred capabilities that may be granted (-> why), and lines for the others."""
+def withheld(opts: LearnOptions) -> dict[str, str]:
+    """Syscalls answered EPERM while learning, never granted: what verify flags as
+    dangerous (syscall -> the rule), unless ``--allow-dangerous``."""
+    return {} if opts.allow_dangerous else flagged_syscalls()
+
+
+def grantable(
+    record: Record, base: Policy, allow_dangerous: bool = False
+) -> tuple[dict[str, str], list[str]]:
+    """Inferred capabilities that may be granted (-> why), and lines for the others.
+
+    verify flags every kept capability (SBX101, SBX102, SBX104), so none is
+    granted without ``allow_dangerous``; ``NEVER_GRANTED`` never is.
+    """
     denied = {normalize(c) for c in base.capabilities.deny}
     ok: dict[str, str] = {}
     lines = []
@@ -142,6 +157,11 @@ def grantable(record: Record, base: Policy) -> tuple[dict[str, str], list[str]]:
             lines.append(f"{cap}: needed by {why}; denied by the base, not granted")
         elif cap in NEVER_GRANTED:
             lines.append(f"{cap}: needed by {why}; never granted from an inference")
+        elif cap in FLAGGED_CAPS and not allow_dangerous:
+            lines.append(
+                f"{cap}: needed by {why}; not granted: verify flags every kept capability "
+                "(--allow-dangerous grants it)"
+            )
         else:
             ok[cap] = f"inferred from EPERM: {why}"
     return ok, lines
@@ -278,7 +298,7 @@ def learn(
                 raise SandboxError(
                     f"learning run failed before the program ran: {out.stderr.decode()[:300]}"
                 )
-        more, caps_lines = grantable(record, base.policy)
+        more, caps_lines = grantable(record, base.policy, opts.allow_dangerous)
         if set(more) <= set(caps) or not record.complete:
             break
         caps |= more
@@ -353,4 +373,5 @@ __all__ = [
     "learn_round",
     "learning_profile",
     "run_inputs",
+    "withheld",
 ]

@@ -208,3 +208,35 @@ def test_a_deeply_nested_json_is_one_line(tmp_path):
     src.write_text('{"defaultAction": "SCMP_ACT_ERRNO", "x": ' + "[" * 100000 + "]" * 100000 + "}")
     rc, err, _ = import_(tmp_path, src)
     assert rc == 2 and err == f"sandbox: {src}: arrays or objects nest too deeply\n", err
+
+
+# ---------------------------------------------------------------- learning
+SYNC, FCHOWN = 162, 93
+
+
+@pytest.mark.requires("root", "gcc")
+@pytest.mark.usefixtures("no_leftovers")
+def test_a_learned_program_gets_no_flagged_syscall_or_capability(probes, tmp_path):
+    """Issue 13 item 14: the program being learned is the attacker. On b79e3bf it
+    asked for sync (and CAP_CHOWN, by failing fchown to uid 0) and the profile
+    granted both; verify passed it with one warning."""
+    out = tmp_path / "sync.toml"
+    r = run_cli(
+        ["learn", "-o", str(out), "--", str(probes["try_syscall"]), "native", str(SYNC)],
+        tmp=tmp_path,
+    )
+    assert r.rc == 0, r.err  # written, complete, verified identical
+    policy = load_profile(str(out)).policy
+    assert "sync" not in policy.seccomp.allow and policy.seccomp.errno.get("sync") == "EPERM"
+    assert "verify flags it (SBX123)" in out.read_text()
+    ran = run_cli(["exec", "--profile", str(out), "--", str(probes["try_syscall"]), "native",
+                   str(SYNC)], tmp=tmp_path)  # fmt: skip
+    assert ran.rc == E.EPERM, ran.err  # answered EPERM while learning and now alike
+
+    out = tmp_path / "chown.toml"
+    argv = [str(probes["try_syscall"]), "native", str(FCHOWN), "1", "0", "0"]
+    r = run_cli(["learn", "-o", str(out), "--", *argv], tmp=tmp_path)
+    assert r.rc == 0, r.err
+    assert load_profile(str(out)).policy.capabilities.keep == []
+    assert "CAP_CHOWN: needed by fchown(uid=0)" in out.read_text()
+    assert "not granted: verify flags every kept capability" in out.read_text()

@@ -85,12 +85,44 @@ def test_a_forbidden_operation_is_refused_listed_and_stays_denied():
     assert r.identical  # killed the same way under the learned profile
 
 
-def test_inferred_capability_is_granted_after_a_second_round():
+def test_inferred_capability_is_granted_after_a_second_round_with_the_flag():
     task = FakeTask()
-    r = run(program(task, [("chown", (task.string("/box/f"), 0, 0))]), task)
+    r = run(program(task, [("chown", (task.string("/box/f"), 0, 0))]), task, allow_dangerous=True)
     assert r.rounds == 2 and r.granted_caps.keys() == {"CAP_CHOWN"}
     assert Unit("cap", "CAP_CHOWN") in units_of(r.text)[0]
     assert "inferred from EPERM: chown(uid=0)" in r.text
+    assert [f.id for f in r.findings if f.id == "SBX104"] == ["SBX104"]  # verify flags it
+
+
+def test_no_capability_is_granted_without_the_flag():
+    """Issue 13 item 14: learn granted CAP_CHOWN, CAP_MKNOD, CAP_SETUID and
+    CAP_SYS_TTY_CONFIG to whatever the learned program tried, and verify passed it."""
+    task = FakeTask()
+    prog = program(task, [("chown", (task.string("/box/f"), 0, 0)), ("setuid", (0,))])
+    r = run(prog, task)
+    assert r.rounds == 1 and not r.granted_caps and r.ok
+    assert not [u for u in units_of(r.text)[0] if u.kind == "cap"]
+    assert "CAP_CHOWN: needed by chown(uid=0): another owner (run 1); not granted" in r.text
+    assert "CAP_SETUID: needed by setuid(0): ids not held (run 1); not granted" in r.text
+
+
+def test_a_flagged_syscall_is_answered_eperm_and_never_granted():
+    """sync, io_setup, memfd_secret, fanotify_init, vhangup: beyond strict, and flagged
+    by verify (SBX123). Without the flag the program gets EPERM while learning and
+    under the profile, which keeps that answer; with it, they are learned (and flagged)."""
+    names = ["sync", "io_setup", "memfd_secret", "fanotify_init", "vhangup"]
+    task = FakeTask()
+    prog = program(task, [(n, ()) for n in names])
+    r = run(prog, task)
+    assert r.ok and r.identical
+    granted, _ = units_of(r.text)
+    assert not {Unit("syscall", n) for n in names} & granted
+    assert 'sync = "EPERM"' in r.text and "withheld: verify flags it (SBX123)" in r.text
+    assert not [f for f in r.findings if f.id == "SBX123"]
+    task = FakeTask()
+    r = run(program(task, [(n, ()) for n in names]), task, allow_dangerous=True)
+    assert {Unit("syscall", n) for n in names} <= units_of(r.text)[0]
+    assert {f.subject for f in r.findings if f.id == "SBX123"} == set(names)
 
 
 def test_a_dangerous_capability_is_never_granted():
