@@ -48,7 +48,7 @@ def parse_size(value: object) -> int:
 
 # The largest value each kernel interface takes as a *limit*. Above it the kernel
 # refuses the value, or reads it as "no limit"; a profile's limit must never turn
-# into none. (How large is too large for a run is the lint's business: SBX137.)
+# into none. (How large is too large for a run is the lint's business: SBX160.)
 MAX_BYTES = 1 << 60  # memory.max clamps above PAGE_COUNTER_MAX pages (~2^63 B) to "max";
 #                      tmpfs size=, io.max bps and rlimits are u64: 1 EiB is below all of them
 MAX_SECONDS = (2**31 - 1) // 1000  # the supervisor waits in epoll_wait: an int of milliseconds
