@@ -134,15 +134,21 @@ def test_forbidden_operation_is_refused_and_listed(tmp_path: Path, probes: dict[
 
 
 def test_capability_inferred_from_eperm_and_granted(tmp_path: Path, probes: dict[str, Path]):
+    """Granted only with --allow-dangerous (verify flags every kept capability, SBX104),
+    and then flagged; without it, listed and not granted (issue 13 item 14)."""
+    setuid0 = [str(probes["try_syscall"]), "native", "105", "0"]  # EPERM without CAP_SETUID
     out = tmp_path / "s.toml"
-    r = run_cli(
-        ["learn", "-o", str(out), "--", str(probes["try_syscall"]), "native", "105", "0"],
-        tmp=tmp_path,
-    )  # setuid(0) without CAP_SETUID: EPERM
+    r = run_cli(["learn", "--allow-dangerous", "-o", str(out), "--", *setuid0], tmp=tmp_path)
     assert r.rc == 0, r.err
     text = out.read_text()
     assert "CAP_SETUID: granted, inferred from EPERM: setuid(0)" in text
     assert Unit("cap", "CAP_SETUID") in units_of(text)[0]
+    assert "SBX104" in text  # the header's verify status names the warning
+    r = run_cli(["learn", "-o", str(out), "--", *setuid0], tmp=tmp_path)
+    assert r.rc == 0, r.err
+    text = out.read_text()
+    assert "CAP_SETUID: needed by setuid(0): ids not held (run 1); not granted" in text
+    assert not [u for u in units_of(text)[0] if u.kind == "cap"]
 
 
 def test_a_program_that_never_exits_leaves_an_incomplete_profile(tmp_path: Path) -> None:
