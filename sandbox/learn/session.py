@@ -46,9 +46,8 @@ from sandbox.learn.record import Record, RunInfo
 from sandbox.learn.result import LearnOptions, LearnResult
 from sandbox.learn.rules import LAUNCHER_SYSCALLS, Derived, Unit, derive, describe_value, runs_text
 from sandbox.learn.runs import Outcome, Runner
-from sandbox.policy import model
 from sandbox.policy.frozen import Policy
-from sandbox.policy.load import load_profile
+from sandbox.policy.load import load_profile, validate
 from sandbox.policy.profile import LoadedProfile
 from sandbox.seccomp.groups import resolve
 from sandbox.verify.lint.danger_seccomp import FLAGGED_CAPS, flagged_syscalls
@@ -105,7 +104,7 @@ def learning_profile(
             "limits": limits,
         }
     )
-    model.Policy.model_validate(policy.model_dump())  # still a valid policy
+    validate(policy.model_dump())  # still a valid policy (PolicyError, not ValidationError)
     return LoadedProfile(policy, f"learning profile from {base.source}", base.chain)
 
 
@@ -285,6 +284,9 @@ def learn(
         SandboxError: when the base cannot be loaded or a run cannot be made.
     """
     t0 = time.monotonic()
+    if opts.wall_time is not None:  # the same bounds as a profile's (nan, 0, inf: refused)
+        wall = {"limits": {"wall_time": opts.wall_time}}
+        validate({"name": "wall-time", **wall}, None, wall)
     base = load_profile(opts.base)
     task = task or LiveTask()
     caps: dict[str, str] = {}

@@ -138,3 +138,17 @@ def test_wall_time_bounds_every_run_but_not_the_profile():
     r = run(prog, task, minimize=True, wall_time=2.0)
     assert set(prog.walls) == {2.0} and len(prog.walls) == r.runs
     assert "wall_time" not in r.text  # the profile keeps the base's limit
+
+
+def test_a_bad_wall_time_is_a_policy_error():
+    """Issue 13 item 6, for learn's --wall-time: a traceback on b79e3bf."""
+    import math
+
+    import pytest
+
+    from sandbox.errors import PolicyError
+
+    for bad in (math.nan, math.inf, 0.0, -1.0):
+        task = FakeTask()
+        with pytest.raises(PolicyError, match=r"^command line: limits\.wall_time: "):
+            run(program(task), task, wall_time=bad)
