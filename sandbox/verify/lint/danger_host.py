@@ -121,11 +121,13 @@ def _whole_root(ctx: LintContext) -> Iterator[Hit]:
         ("exec_paths", fs.exec_paths),
         ("list_paths", fs.list_paths),
     ):
-        if "/" in paths:
+        # "/" itself, or a glob in the first component ("/*", "/u*"...), which
+        # reaches the top directories the same way.
+        for p in sorted({p for p in paths if p == "/" or "*" in p.split("/")[1]}):
             yield Hit(
                 key,
-                f'filesystem.{key} = ["/"]: Landlock and AppArmor then allow it everywhere, '
-                "whatever a bind or a lower layer puts in the container",
+                f"filesystem.{key} grants {p!r}: Landlock and AppArmor then allow it "
+                "everywhere, whatever a bind or a lower layer puts in the container",
                 severity=strict_severity(ctx),
             )
 

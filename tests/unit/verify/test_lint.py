@@ -111,7 +111,7 @@ FIXTURES: dict[str, tuple[Ctx, Ctx, str]] = {
     "SBX137": (
         lambda: ctx(policy(filesystem={"read_paths": ["/usr", "/box"]})),
         lambda: ctx(policy(filesystem={"read_paths": ["/"]})),
-        'read_paths = ["/"]',
+        "read_paths grants '/'",
     ),
     "SBX138": (
         lambda: ctx(policy()),
@@ -280,3 +280,9 @@ def test_flagged_syscalls_are_what_the_rules_flag() -> None:
         pol = policy(seccomp={"deny": [], "allow": [name], "groups": ["memory"]})
         found = lint.run(ctx(pol), [rule_id])
         assert found, (name, rule_id)
+
+
+def test_a_glob_at_the_top_is_the_whole_root_too() -> None:
+    pol = policy(filesystem={"exec_paths": ["/usr", "/*"], "read_paths": ["/u*"]})
+    found = lint.run(ctx(pol), ["SBX137"])
+    assert sorted(f.message.split(" grants ")[1][:5] for f in found) == ["'/*':", "'/u*'"]
