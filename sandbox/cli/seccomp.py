@@ -159,7 +159,7 @@ def run_import(ns: argparse.Namespace) -> int:
     from sandbox.caps.names import normalize
     from sandbox.errors import SandboxError
     from sandbox.policy.dump import to_toml
-    from sandbox.policy.model import Seccomp
+    from sandbox.policy.load import snapshot, validate
     from sandbox.seccomp.groups import resolve
     from sandbox.seccomp.oci import REPLACED, applies, find_seccomp, import_oci, intersect
     from sandbox.seccomp.ocifilter import compile_oci
@@ -178,7 +178,8 @@ def run_import(ns: argparse.Namespace) -> int:
             lambda entry, where: applies(entry, where, kernel, caps),
             source=source,
         )
-        own = resolve(Seccomp.model_validate(imp.seccomp))
+        # The JSON's own reading, validated as any profile's section is.
+        own = resolve(snapshot(validate({"name": "imported", "seccomp": imp.seccomp})).seccomp)
     except SandboxError as e:
         die(str(e))
     stem = Path(source).stem if source != "<stdin>" else "imported"
