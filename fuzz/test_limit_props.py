@@ -23,7 +23,7 @@ from sandbox.cgroups import CgroupLimits
 from sandbox.errors import PolicyError
 from sandbox.policy import model
 from sandbox.policy.load import load_profile
-from sandbox.runner.supervisor import rlimits
+from sandbox.compile import rlimits
 
 # key path -> the largest value the kernel takes as a limit there
 BOUNDS: dict[tuple[str, ...], float] = {
