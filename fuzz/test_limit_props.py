@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from strategies import BUDGET
 
 from sandbox.cgroups import CgroupLimits
+from sandbox.compile import rlimits
 from sandbox.errors import PolicyError
 from sandbox.policy import model
 from sandbox.policy.load import load_profile
-from sandbox.compile import rlimits
 
 # key path -> the largest value the kernel takes as a limit there
 BOUNDS: dict[tuple[str, ...], float] = {

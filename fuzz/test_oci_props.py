@@ -25,7 +25,8 @@ from sandbox.policy.model import Seccomp
 from sandbox.seccomp import reference
 from sandbox.seccomp.actions import SECCOMP_RET_ALLOW, SECCOMP_RET_LOG, effective
 from sandbox.seccomp.groups import resolve
-from sandbox.seccomp.oci import applies, find_seccomp, import_oci, intersect
+from sandbox.seccomp.intersect import intersect
+from sandbox.seccomp.oci import applies, find_seccomp, import_oci
 from sandbox.seccomp.ocifilter import compile_oci
 from sandbox.seccomp.spec import SeccompSpec
 from sandbox.verify.simulate import rule_values

@@ -434,9 +434,7 @@ def compile_run(
     mounts, image = _mounts(policy, arts, host)
     program = resolve(request.argv[0], policy.env.path, mounts.binds, mounts.lowers, request.cwd)
     if program.copy_from:
-        mounts = replace(
-            mounts, program=(program.copy_from, os.path.basename(program.inside_path))
-        )
+        mounts = replace(mounts, program=(program.copy_from, os.path.basename(program.inside_path)))
     landlock = _landlock(policy, program, states, arts)
     seccomp, verify_policy = _seccomp(policy, states, arts)
     apparmor = _apparmor(profile, program, states, arts)

@@ -161,7 +161,8 @@ def run_import(ns: argparse.Namespace) -> int:
     from sandbox.policy.dump import to_toml
     from sandbox.policy.load import snapshot, validate
     from sandbox.seccomp.groups import resolve
-    from sandbox.seccomp.oci import REPLACED, applies, find_seccomp, import_oci, intersect
+    from sandbox.seccomp.intersect import REPLACED, intersect
+    from sandbox.seccomp.oci import applies, find_seccomp, import_oci
     from sandbox.seccomp.ocifilter import compile_oci
 
     try:

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
 
 
-
 def dump(obj: Any) -> Any:
     """JSON-ready data of a policy (or one of its tables), pydantic or snapshot."""
     return obj.model_dump(mode="json")

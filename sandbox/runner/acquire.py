@@ -112,9 +112,7 @@ class Acquirer:
         mounts = replace(compiled.plan.mounts, staging=str(staging_dir()))
         if files:
             mounts = replace(mounts, copy_in=_stage_files(files, run_id, stack))
-        res = Resources(
-            plan=compiled.plan, states=dict(compiled.states), lock=lock, stack=stack
-        )
+        res = Resources(plan=compiled.plan, states=dict(compiled.states), lock=lock, stack=stack)
         if compiled.cgroup is not None:
             self._cgroups(compiled.cgroup, compiled.policy.limits.memory, run_id, res)
         # Warnings about degraded layers only now, when the run is sure to go ahead.
@@ -143,9 +141,7 @@ class Acquirer:
         held = lifetime.hold(compiled.apparmor)
         stack.callback(lifetime.release, held)
 
-    def _cgroups(
-        self, req: CgroupRequest, memory: int | None, run_id: str, res: Resources
-    ) -> None:
+    def _cgroups(self, req: CgroupRequest, memory: int | None, run_id: str, res: Resources) -> None:
         try:
             leaf = cgroups.create(self.cgroup_layout(), run_id, req.limits, set(req.required))
         except SetupError as e:
@@ -242,4 +238,3 @@ def run_is_stale(run_id: str) -> bool:
     finally:
         os.close(fd)
     return True
-

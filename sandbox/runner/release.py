@@ -24,6 +24,9 @@ def release(res: Resources) -> None:
         res.stack.close()
     except Exception as e:  # never over the primary result: logged, then dropped
         log.warning(
-            "run %s: release: %s: %s", res.plan.run_id or "?", type(e).__name__, e,
+            "run %s: release: %s: %s",
+            res.plan.run_id or "?",
+            type(e).__name__,
+            e,
             extra={"run_id": res.plan.run_id},
         )

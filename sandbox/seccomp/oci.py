@@ -32,7 +32,7 @@ as comments at the top of the generated profile and verifies the result.
 Nothing from the JSON is written raw: the table is data for a TOML writer
 that escapes, and notes quote JSON text with :func:`quote`.
 
-With ``--extends BASE``, :func:`intersect` lists every syscall with the
+With ``--extends BASE``, ``seccomp.intersect`` lists every syscall with the
 stricter of the JSON's and the base's treatment, and the profile replaces
 the base's groups, allow-list and rules, so it never allows more than
 either. The CLI checks both promises on the compiled filters
@@ -56,7 +56,6 @@ from typing import Any
 
 from sandbox.errors import PolicyError
 from sandbox.seccomp.actions import (
-    REFUSING,
     SECCOMP_RET_ACTION_FULL,
     SECCOMP_RET_ALLOW,
     SECCOMP_RET_DATA,
@@ -68,7 +67,7 @@ from sandbox.seccomp.actions import (
     SECCOMP_RET_USER_NOTIF,
     errno_number,
 )
-from sandbox.seccomp.argrules import Cond, Outcome, complement_conds, match_conds
+from sandbox.seccomp.argrules import Cond, complement_conds, match_conds
 from sandbox.seccomp.spec import SeccompSpec
 from sandbox.seccomp.tables import all_names, table
 
@@ -465,68 +464,3 @@ def import_oci(
         "deny": sorted(r.deny),
     }
     return Imported(table_out, notes)
-
-
-# --------------------------------------------------------------- intersect
-def _errno_key(number: int) -> str:
-    name = _errno.errorcode.get(number)
-    if name is None or errno_number(name) != number:
-        raise PolicyError(f"errno {number} has no name this host knows")
-    return name
-
-
-def _outcome(value: Outcome) -> str:
-    return value if isinstance(value, str) else _errno_key(value)
-
-
-def _runs_outright(spec: SeccompSpec, name: str) -> bool:
-    """``name`` runs for any arguments: allowed, or unlisted under a default that runs."""
-    if name in spec.deny or spec.errno_of(name) is not None or spec.rule_for(name) is not None:
-        return False
-    return name in spec.allow or spec.default_action in ("allow", "log")
-
-
-def intersect(own: SeccompSpec, base: SeccompSpec) -> dict[str, Any]:
-    """A ``[seccomp]`` table that lets a syscall run only where both ``own`` and ``base`` do.
-
-    For a profile that ``extends`` the base and replaces its groups, allow
-    list and rules (``REPLACED``): every syscall is listed with the stricter
-    of the two treatments, so the result is the intersection by
-    construction, not by hoping the inherited lists add nothing. ``own`` is
-    an imported JSON's reading (no argument rules); the base's rules are
-    kept for the syscalls ``own`` allows outright (a rule allows a subset).
-    The default is ``own``'s when it refuses, else the base's.
-    """
-    default = own if own.default_action in REFUSING else base
-    out: dict[str, Any] = {"default_action": default.default_action, "groups": []}
-    if default.default_action == "errno":
-        out["default_errno"] = _errno_key(default.default_errno)
-    allow, errno_map, rules = [], {}, []
-    for name in sorted(all_names()):
-        if name in own.deny or name in base.deny:
-            continue  # own's deny list is written below; the base's accumulates
-        number = own.errno_of(name)
-        if number is None and not _runs_outright(own, name):
-            continue  # own refuses it with its default: so will the result
-        if number is None:
-            number = base.errno_of(name)
-        if number is not None:
-            errno_map[name] = _errno_key(number)
-        elif (rule := base.rule_for(name)) is not None:
-            rules.append(
-                {
-                    "syscall": name,
-                    "arg": rule.arg,
-                    "mask": rule.mask,
-                    "values": list(rule.values),
-                    "match": _outcome(rule.match),
-                    "otherwise": _outcome(rule.otherwise),
-                }
-            )
-        elif _runs_outright(base, name):
-            allow.append(name)
-    out |= {"allow": allow, "errno": errno_map, "deny": sorted(own.deny), "rules": rules}
-    return out
-
-
-REPLACED = ("seccomp.groups", "seccomp.allow", "seccomp.rules")

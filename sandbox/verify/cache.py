@@ -256,9 +256,7 @@ def run_key(compiled: CompiledRun, host: HostFacts) -> str:
     return hashlib.sha256(json.dumps(body).encode()).hexdigest()
 
 
-def verify_run(
-    compiled: CompiledRun, host: HostFacts, *, cache_dir: Path | None = None
-) -> Report:
+def verify_run(compiled: CompiledRun, host: HostFacts, *, cache_dir: Path | None = None) -> Report:
     """The verify stage of a run: the compiled artifacts, checked once per digest.
 
     A hit costs a key computation and a lookup (no verify machinery is
