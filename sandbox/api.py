@@ -24,7 +24,7 @@ from typing import Any
 from sandbox.host import HostFacts, probe
 from sandbox.policy.load import load_profile, merge
 from sandbox.policy.profile import LoadedProfile
-from sandbox.runner.client import ForkServerClient
+from sandbox.launcher.choose import make_client
 from sandbox.runner.control import RunControl
 from sandbox.runner.result import RunResult, Verdict
 from sandbox.runner.supervisor import RunRequest, Supervisor
@@ -69,7 +69,9 @@ class Sandbox:
     The fork server starts on the first run and stops with :meth:`close` (or
     the ``with`` block); if it dies, the next run starts a new one. With
     ``cpus``, each run is pinned to a CPU of that list that no other run of
-    this sandbox is using (runs wait for a free one).
+    this sandbox is using (runs wait for a free one). ``launcher``: ``"native"``
+    (the default; ``$SANDBOX_LAUNCHER`` overrides the default) or ``"python"``,
+    the readable reference; a native launcher that is not built refuses the run.
     """
 
     def __init__(
@@ -79,12 +81,13 @@ class Sandbox:
         overrides: Mapping[str, Any] | None = None,
         host: HostFacts | None = None,
         cpus: Sequence[int] | None = None,
+        launcher: str | None = None,
     ) -> None:
         self._default = profile
         self._overrides = dict(overrides or {})
         self._profiles: dict[str, LoadedProfile] = {}
         self._lock = threading.Lock()
-        self._client = ForkServerClient(mode="exec")
+        self._client = make_client(launcher, mode="exec")
         self._cpus = CpuPool(cpus) if cpus else None
         self._supervisor = Supervisor(host or probe(), self._client)
 

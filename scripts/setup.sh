@@ -7,12 +7,14 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 # What the product needs at run time (libseccomp2, libapparmor1, apparmor for
-# apparmor_parser), what the build needs (gcc, libc6-dev, python3-dev), what the
-# venv needs (python3-venv) and what tests/bench use (gcc for probes and the
-# bench's C harnesses, bubblewrap as the benchmark's peer, make for `make
-# bench`, e2fsprogs/util-linux for loop devices).
+# apparmor_parser), what the build needs (gcc, libc6-dev, python3-dev; gcc also
+# builds the native launcher), what the venv needs (python3-venv) and what
+# tests/bench use (gcc for probes and the bench's C harnesses, bubblewrap as the
+# benchmark's peer, make for `make bench`, e2fsprogs/util-linux for loop
+# devices, clang with its runtime for libFuzzer and ASan/UBSan over the native
+# launcher's plan decoder).
 PKGS=(libseccomp2 libapparmor1 apparmor gcc libc6-dev python3 python3-dev
-      python3-venv bubblewrap util-linux e2fsprogs procps make)
+      python3-venv bubblewrap util-linux e2fsprogs procps make clang libclang-rt-14-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -41,7 +43,8 @@ for cand in /usr/bin/python3 python3.13 python3.12 python3.11 python3; do
 done
 [[ -n "$PY" ]] || { echo "setup: no python >= 3.11 with venv found" >&2; exit 1; }
 
-stamp_want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16) $PY"
+# The native launcher is built by the install (setup.py): its sources are in the stamp.
+stamp_want="$(cat pyproject.toml setup.py scripts/setup.sh sandbox/launcher/nativebuild.py sandbox/launcher/native/*.[ch] | sha256sum | cut -c1-16) $PY"
 if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import sys' 2>/dev/null; then
     rm -rf .venv
     "$PY" -m venv .venv

@@ -60,6 +60,11 @@ def _exec_parser(sub: Any) -> None:
     )
     p.add_argument("--profile", default="strict", help="profile name or path (default: strict)")
     p.add_argument("--meta", metavar="FILE", help="write the run record (JSON) to FILE")
+    p.add_argument(
+        "--launcher",
+        choices=("native", "python"),
+        help="child-side launcher: native (default) or the Python reference",
+    )
     p.add_argument("--meta-fd", metavar="N", type=int, help="write the run record to fd N")
     p.add_argument("--meta-format", choices=("json", "isolate"), default="json")
     p.add_argument("--bind", nargs=2, metavar=("SRC", "DST"), action="append", default=[])
@@ -137,7 +142,7 @@ def cmd_exec(ns: argparse.Namespace) -> int:
     from sandbox.errors import SandboxError
     from sandbox.host import probe
     from sandbox.policy.cache import load as load_profile
-    from sandbox.runner.client import ForkServerClient
+    from sandbox.launcher.choose import make_client
     from sandbox.runner.supervisor import STDIO_INHERIT, RunRequest, Supervisor
 
     try:
@@ -158,7 +163,7 @@ def cmd_exec(ns: argparse.Namespace) -> int:
                 stdio[name] = os.open(path, flags | os.O_CLOEXEC, 0o644)
     except OSError as e:
         _die(f"{e.filename}: {e.strerror}", 125)
-    client = ForkServerClient(mode="fork")
+    client = make_client(ns.launcher, mode="fork")
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:

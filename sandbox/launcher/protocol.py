@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import array
+import errno
 import json
 import os
 import socket
@@ -91,8 +92,38 @@ class PayloadStatus:
     SIZE = _STATUS.size
 
 
-# Why a collected file is missing (negative sizes in the record).
-MISSING, NOT_REGULAR, TOO_BIG = -1, -2, -3
+# Why a collected file is missing (negative sizes in the record; collect.c has
+# the same numbers). Any other errno E of the open or read comes as -(1000 + E).
+MISSING, NOT_REGULAR, TOO_BIG, REFUSED, DENIED, COLLECTOR_FAILED = -1, -2, -3, -4, -5, -6
+_REASONS = {
+    MISSING: "no such file",
+    NOT_REGULAR: "not a regular file",
+    TOO_BIG: "larger than the collect limit",
+    REFUSED: "refused: a symlink, another mount or a path leaving /box on the way",
+    DENIED: "permission denied (the payload could not read it either)",
+    COLLECTOR_FAILED: "the collector could not take the payload's rights",
+}
+
+
+def collect_code(err: int) -> int:
+    """The record code for an errno from opening or reading a collected file."""
+    if err in (errno.ENOENT, errno.ENOTDIR):
+        return MISSING
+    if err in (errno.ELOOP, errno.EXDEV, errno.EAGAIN):
+        return REFUSED
+    if err in (errno.EACCES, errno.EPERM):
+        return DENIED
+    return -(1000 + err)
+
+
+def collect_reason(code: int) -> str:
+    """Why a file was not collected, in words, from its record code."""
+    if code in _REASONS:
+        return _REASONS[code]
+    if code <= -1000:
+        err = -code - 1000
+        return f"{errno.errorcode.get(err, str(err))}: {os.strerror(err)}"
+    return f"unknown reason {code}"
 
 
 def encode_file(name: str, size: int, data: bytes = b"") -> bytes:

@@ -1,6 +1,7 @@
 """The child side of a run: ordered steps from fork to execve (STYLE B5).
 
-Three processes, each a flat list of steps:
+Three processes, each a flat list of steps (and a fourth after the payload
+ended, when files are to be collected):
 
 - **outer** (forked by the fork server; root in the initial namespaces):
   parent-death signal, new session, no supplementary groups, the detached
@@ -16,6 +17,14 @@ Three processes, each a flat list of steps:
   cgroup leaf (so the launcher's pages stay charged elsewhere), cgroup
   namespace, ids, final capabilities, rlimits, Landlock, fds closed, seccomp
   last, execve.
+- **collector** (forked by init once the payload and everything it left are
+  gone, only when files of /box are to be returned): takes no more rights than
+  the payload had (its ids, no capability, no_new_privs, its Landlock domain)
+  and reads each name beneath a /box fd with openat2, never through a symlink,
+  a magic link or another mount (issue 13 item 1).
+
+The native launcher (``sandbox/launcher/native``) runs the same step lists,
+by name, in C; ``tests/unit/launcher/test_native_parity.py`` compares them.
 
 Every step takes the :class:`Ctx` and calls the kernel only through
 ``ctx.sc``; any ``OSError`` becomes ``step:errno:message`` on the errpipe and
@@ -27,6 +36,7 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -40,18 +50,27 @@ from sandbox.landlock.restrict import apply_in_child as landlock_apply
 from sandbox.launcher.protocol import (
     EXIT_SPAWN_FAILED,
     MAPS_WRITTEN,
-    MISSING,
+    COLLECTOR_FAILED,
     NOT_REGULAR,
     NOTIFY_TAKEN,
     TOO_BIG,
     USERNS_READY,
     PayloadStatus,
+    collect_code,
     encode_failure,
     encode_file,
 )
 from sandbox.plan import LaunchPlan
 from sandbox.syscalls.api import Syscalls
-from sandbox.syscalls.consts import CloneFlag, CloseRange, Prctl
+from sandbox.syscalls.consts import (
+    RESOLVE_BENEATH,
+    RESOLVE_NO_MAGICLINKS,
+    RESOLVE_NO_SYMLINKS,
+    RESOLVE_NO_XDEV,
+    CloneFlag,
+    CloseRange,
+    Prctl,
+)
 
 AT_FDCWD = -100
 CAP_SYS_ADMIN = CAPS["CAP_SYS_ADMIN"]
@@ -69,6 +88,7 @@ class LaunchFds:
     sync: int  # to the id-map writer: USERNS_READY / MAPS_WRITTEN
     cgroup_join: tuple[int, ...] = ()
     notify: int = -1  # to the supervisor: the seccomp listener's fd number, then its ack
+    netns: int = -1  # a network namespace prepared ahead (the native server's pool only)
 
 
 @dataclass
@@ -152,11 +172,37 @@ def step_prepare_mounts(ctx: Ctx) -> None:
         ctx.mnt = prepare_detached(ctx.plan.mounts, ctx.sc, (ctx.plan.host_uid, ctx.plan.host_gid))
 
 
+def step_time_offsets(ctx: Ctx) -> None:
+    """CLOCK_MONOTONIC and CLOCK_BOOTTIME of the run start near zero, not at the host's
+    uptime (issue 13 item 8).
+
+    Offsets can be written only before the first process enters the new time
+    namespace (our init, forked next; time_namespaces(7)), by a process with
+    CAP_SYS_TIME over it (ours: we own its user namespace). The kernel refuses
+    a clock that would go negative, so the offset is the whole seconds elapsed.
+    """
+    if not ctx.plan.unshare_flags & CloneFlag.CLONE_NEWTIME:
+        return
+    mono = int(time.clock_gettime(time.CLOCK_MONOTONIC))
+    boot = int(time.clock_gettime(time.CLOCK_BOOTTIME))
+    ctx.sc.write_file(
+        "/proc/self/timens_offsets", f"monotonic -{mono} 0\nboottime -{boot} 0\n".encode()
+    )
+
+
 def step_prepare_mounts_in_userns(ctx: Ctx) -> None:
     """Rootless: the same detached mounts, made in the run's own user namespace (once the
     id maps exist: files made there need a mapped owner)."""
     if ctx.plan.mounts.rootless:
         ctx.mnt = prepare_detached(ctx.plan.mounts, ctx.sc, (ctx.plan.host_uid, ctx.plan.host_gid))
+
+
+def step_join_netns(ctx: Ctx) -> None:
+    """Enter a network namespace prepared ahead (lo up), still as root of the initial
+    user namespace; then unshare makes none. Only the native server prepares them
+    (off the run's critical path, each for exactly one run): here, never."""
+    if ctx.fds.netns >= 0:
+        raise OSError(22, "the Python launcher takes no prepared network namespace")  # EINVAL
 
 
 def step_unshare(ctx: Ctx) -> None:
@@ -178,8 +224,10 @@ OUTER_STEPS: tuple[Step, ...] = (
     step_new_session,
     step_drop_groups,
     step_prepare_mounts,
+    step_join_netns,
     step_unshare,
     step_wait_idmaps,
+    step_time_offsets,
     step_prepare_mounts_in_userns,
 )
 
@@ -374,6 +422,47 @@ PAYLOAD_STEPS: tuple[Step, ...] = (
 )
 
 
+# ------------------------------------------------------------ collector ----
+
+
+def step_collector_privileges(ctx: Ctx) -> None:
+    """No more rights than the payload: no_new_privs (always: this process never
+    execs, and Landlock needs it), every capability out of the bounding set, the
+    payload's ids, empty capability sets."""
+    ctx.sc.prctl(Prctl.PR_SET_NO_NEW_PRIVS, 1)
+    drop_bounding(ctx.sc, 0, ctx.last_cap)
+    ctx.sc.setresgid(ctx.plan.inside_gid, ctx.plan.inside_gid, ctx.plan.inside_gid)
+    ctx.sc.setresuid(ctx.plan.inside_uid, ctx.plan.inside_uid, ctx.plan.inside_uid)
+    set_final(ctx.sc, 0, 0)
+
+
+def step_collect(ctx: Ctx) -> None:
+    """Each requested file of /box, or why not, as records on the status pipe.
+
+    Beneath a /box fd with RESOLVE_BENEATH|NO_SYMLINKS|NO_MAGICLINKS|NO_XDEV:
+    a symlink anywhere on the path (``d -> /proc/1``, a symlinked directory),
+    ``..`` out of /box or a mount crossed refuses the name; regular files only,
+    size-capped. /box itself is a directory of the read-only root.
+    """
+    box = ctx.sc.openat2(
+        AT_FDCWD,
+        "/box",
+        os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
+        RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    )
+    for name in ctx.plan.collect:
+        ctx.sc.write(ctx.fds.status, _collect(ctx, box, name))
+    ctx.sc.close(box)
+
+
+COLLECT_STEPS: tuple[Step, ...] = (
+    step_parent_death,
+    step_collector_privileges,
+    step_landlock,
+    step_collect,
+)
+
+
 def step_exec(ctx: Ctx) -> NoReturn:
     """execve the payload with its clean environment; failure goes to the errpipe."""
     try:
@@ -439,9 +528,27 @@ def init_main(ctx: Ctx) -> NoReturn:
         res.status, res.utime, res.stime, res.maxrss_kib, res.nvcsw, res.nivcsw, rchar, wchar
     )
     ctx.sc.write(ctx.fds.status, status.encode())
-    for name in ctx.plan.collect:
-        ctx.sc.write(ctx.fds.status, _collect(ctx, name))
+    if ctx.plan.collect:
+        # Read by a process with no more rights than the payload had, never by
+        # this one (full capabilities in its namespaces, no Landlock).
+        pid = ctx.sc.fork()
+        if pid == 0:
+            collect_main(ctx)
+        ctx.sc.wait4(pid)
     ctx.sc.exit(_exit_code(res.status))
+
+
+def collect_main(ctx: Ctx) -> NoReturn:
+    """Process 4: the collector (see the module docstring); every name gets a record."""
+    for step in COLLECT_STEPS:
+        try:
+            step(ctx)
+        except OSError:
+            # Nobody reads an errpipe now: each name says the collector failed.
+            for name in ctx.plan.collect:
+                ctx.sc.write(ctx.fds.status, encode_file(name, COLLECTOR_FAILED))
+            ctx.sc.exit(EXIT_SPAWN_FAILED)
+    ctx.sc.exit(0)
 
 
 def _close(ctx: Ctx, *fds: int) -> None:
@@ -464,14 +571,17 @@ def _io_counters(ctx: Ctx, pid: int) -> tuple[int, int]:
         return -1, -1
 
 
-def _collect(ctx: Ctx, name: str) -> bytes:
-    """One file of /box for the supervisor: never through a symlink, regular files only."""
+def _collect(ctx: Ctx, box: int, name: str) -> bytes:
+    """One file beneath /box for the supervisor: contents, or the reason code."""
     try:
-        fd = ctx.sc.openat(
-            AT_FDCWD, f"/box/{name}", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = ctx.sc.openat2(
+            box,
+            name,
+            os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
+            RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
         )
-    except OSError:
-        return encode_file(name, MISSING)
+    except OSError as e:
+        return encode_file(name, collect_code(e.errno or 0))
     try:
         st = ctx.sc.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -487,6 +597,8 @@ def _collect(ctx: Ctx, name: str) -> bytes:
         if len(data) > ctx.plan.collect_limit:
             return encode_file(name, TOO_BIG)
         return encode_file(name, len(data), data)
+    except OSError as e:
+        return encode_file(name, collect_code(e.errno or 0))
     finally:
         ctx.sc.close(fd)
 

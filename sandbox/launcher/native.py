@@ -1,0 +1,216 @@
+"""Client of the native launcher server (``sandbox-launcher --server``).
+
+The same interface as :class:`sandbox.runner.client.ForkServerClient`
+(``spawn(plan, fds, cleanup) -> queue`` of reply dicts, ``send("kill" |
+"release", run_id)``, ``close()``, ``server_pid``), so the supervisor takes
+either. The server is a small C process started with ``posix_spawn`` (never a
+fork of the caller, who may have threads); it forks one outer process per run
+and writes the id maps, and is the watchdog of its client's runs (see
+``native/server.c``). Plans cross as :mod:`sandbox.launcher.wire` bytes.
+
+A missing or stale binary refuses the run with the fix (never a fallback to
+the Python launcher): the server's hello carries its protocol and plan
+versions and the build id of the sources it was built from, which must match
+the sources shipped beside this module.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import os
+import queue
+import socket
+import subprocess
+import threading
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sandbox.errors import PolicyError, SandboxInternalError, SetupError
+from sandbox.launcher import nativebuild, wire
+from sandbox.plan import LaunchPlan
+
+BINARY = Path(__file__).resolve().parent / nativebuild.BINARY_NAME
+FIX = "run ./scripts/setup.sh in the checkout, or reinstall the package (pip install .)"
+# Network namespaces the server prepares ahead (root only; each serves one run).
+NETNS_POOL = int(os.environ.get("SANDBOX_NETNS_POOL", "2"))
+_FD_ORDER = ("stdin", "stdout", "stderr", "errpipe", "status")
+
+
+@cache
+def expected_build_id() -> str:
+    """Build id of the sources beside this module (what a good binary reports)."""
+    return nativebuild.build_id()
+
+
+def check_binary(path: Path = BINARY) -> None:
+    """Refuse early when the executable is not there.
+
+    Raises:
+        SetupError: naming the fix.
+    """
+    if not os.access(path, os.X_OK):
+        raise SetupError(
+            "launcher",
+            f"the native launcher is not built ({path} is missing): {FIX}; "
+            "or choose the Python launcher (--launcher python, Sandbox(launcher='python'))",
+        )
+
+
+class NativeLauncherClient:
+    """One connection to one native launcher server (thread-safe)."""
+
+    def __init__(self, mode: str = "exec", binary: Path = BINARY, netns_pool: int = NETNS_POOL):
+        self.mode = mode  # accepted for ForkServerClient's signature; always exec'd
+        self.binary = binary
+        self.netns_pool = netns_pool
+        self._lock = threading.Lock()
+        self._queues: dict[str, queue.Queue[dict[str, Any]]] = {}
+        self._sock: socket.socket | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pid = 0
+
+    @property
+    def server_pid(self) -> int:
+        """Pid of the server process (0 before the first spawn)."""
+        return self._pid
+
+    def _start(self) -> socket.socket:
+        check_binary(self.binary)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with contextlib.suppress(OSError):  # large plans (root may exceed wmem_max)
+            ours.setsockopt(socket.SOL_SOCKET, 32, wire.MAX_MSG)  # SO_SNDBUFFORCE
+        try:
+            self._proc = subprocess.Popen(
+                [
+                    str(self.binary),
+                    "--server",
+                    str(theirs.fileno()),
+                    "--netns-pool",
+                    str(self.netns_pool),
+                ],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                env={},
+                cwd="/",
+            )
+        finally:
+            theirs.close()
+        self._pid = self._proc.pid
+        ours.settimeout(10.0)
+        try:
+            hello = wire.decode_reply(ours.recv(4096))
+        except (OSError, ValueError) as e:
+            self._abandon(ours)
+            raise SetupError("launcher", f"the native launcher did not start: {e}; {FIX}") from e
+        ours.settimeout(None)
+        want = (wire.PROTOCOL_VERSION, wire.PLAN_VERSION, expected_build_id())
+        got = (hello.get("protocol"), hello.get("plan"), hello.get("build"))
+        if hello.get("op") != "hello" or got != want:
+            self._abandon(ours)
+            raise SetupError(
+                "launcher",
+                f"the native launcher at {self.binary} was built from other sources "
+                f"(protocol/plan/build {got}, expected {want}): {FIX}",
+            )
+        threading.Thread(
+            target=self._reader, args=(ours,), daemon=True, name="sandbox-native-reader"
+        ).start()
+        return ours
+
+    def _abandon(self, sock: socket.socket) -> None:
+        sock.close()  # EOF: the server exits
+        if self._proc is not None:
+            self._proc.wait()
+
+    def _reader(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                data = sock.recv(wire.MAX_MSG)
+            except OSError:
+                data = b""
+            msg: dict[str, Any] | None = None
+            if data:
+                try:
+                    msg = wire.decode_reply(data)
+                except ValueError:
+                    msg = None  # a server speaking garbage is a dead server
+            if msg is None:
+                with self._lock:
+                    if self._sock is sock:
+                        self._sock = None
+                    queues = list(self._queues.values())
+                for q in queues:
+                    q.put({"op": "server_died"})
+                return
+            rid = msg.get("run_id")
+            with self._lock:
+                q = self._queues.get(rid) if isinstance(rid, str) else None
+            if q is not None:
+                q.put(msg)
+
+    def spawn(
+        self, plan: LaunchPlan, fds: Sequence[tuple[str, int]], cleanup: dict[str, Any]
+    ) -> queue.Queue[dict[str, Any]]:
+        """Send a spawn request; returns the queue on which the run's replies arrive.
+
+        Raises:
+            SetupError: the native launcher is missing or stale (with the fix).
+            PolicyError: a value of the run that the plan cannot carry (a NUL byte).
+        """
+        try:
+            encoded = wire.encode_plan(plan)
+        except ValueError as e:
+            raise PolicyError(f"cannot launch: {e}") from None
+        byname = dict(fds)
+        ordered = [byname[n] for n in _FD_ORDER]
+        has_notify = "notify" in byname
+        if has_notify:
+            ordered.append(byname["notify"])
+        cgroup = [fd for n, fd in fds if n.startswith("cgroup")]
+        ordered += cgroup
+        msg = wire.encode_spawn(
+            plan.run_id,
+            encoded,
+            has_notify,
+            len(cgroup),
+            cleanup.get("cgroup_dirs", []),
+            cleanup.get("files", []),
+        )
+        q: queue.Queue[dict[str, Any]] = queue.Queue()
+        with self._lock:
+            if self._sock is None:
+                self._sock = self._start()
+            self._queues[plan.run_id] = q
+            sock = self._sock
+        anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", ordered))]
+        try:
+            sock.sendmsg([msg], anc)
+        except OSError as e:
+            raise SandboxInternalError(f"native launcher unreachable: {e}") from e
+        return q
+
+    def send(self, op: str, run_id: str) -> None:
+        """Fire-and-forget request about a run (``kill``, ``release``)."""
+        code = {"kill": wire.OP_KILL, "release": wire.OP_RELEASE}[op]
+        with self._lock:
+            sock = self._sock
+            if op == "release":
+                self._queues.pop(run_id, None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.send(wire.encode_op(code, run_id))
+
+    def close(self) -> None:
+        """Shut the server down (it kills and cleans any run still in flight)."""
+        with self._lock:
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            # shutdown, not just close: the reader thread's recv keeps the socket alive.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        if self._proc is not None:
+            self._proc.wait()

@@ -1,0 +1,360 @@
+/* The mount plan, in two halves (the Python reference: sandbox/fs/mounts.py).
+ *
+ * prepare: as root in the initial user namespace (rootless: in the run's own,
+ * once the maps exist), the per-run tmpfs upper, the overlay root, /dev and
+ * clones of the host binds as detached mounts (fsopen/fsmount/open_tree),
+ * flags set recursively with mount_setattr. The upper is attached on the
+ * staging dir of a scratch mount namespace while the overlay is made (6.1's
+ * clone_private_mount refuses a detached upper).
+ * attach: in the container's init: propagation stopped, the detached mounts
+ * moved under staging, /proc mounted, the root made read-only except the
+ * writable subtrees, pivot_root(".", ".") and the old root detached. */
+#include "sbx.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define CLONE_TREE (OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)
+#define SETATTR (AT_EMPTY_PATH | AT_RECURSIVE)
+
+static int tmpfs(uint64_t size, uint64_t inodes, unsigned mode, unsigned attrs, const uint32_t *owner,
+                 struct sbx_err *e) {
+    int fs = sys_fsopen("tmpfs", FSOPEN_CLOEXEC);
+    if (fs < 0) return sbx_error(e, errno, "fsopen('tmpfs')");
+    char v[32];
+    sbx_fmt(v, sizeof v, "%llu", (unsigned long long)size);
+    if (sys_fsconfig(fs, FSCONFIG_SET_STRING, "size", v, 0) < 0) goto fail_size;
+    sbx_fmt(v, sizeof v, "%llu", (unsigned long long)inodes);
+    if (sys_fsconfig(fs, FSCONFIG_SET_STRING, "nr_inodes", v, 0) < 0) goto fail_cfg;
+    {
+        char m[16];
+        size_t i = 0, k;
+        char d[8];
+        unsigned x = mode;
+        k = 0;
+        do { d[k++] = (char)('0' + (x & 7)); x >>= 3; } while (x);
+        while (k) m[i++] = d[--k];
+        m[i] = 0;
+        if (sys_fsconfig(fs, FSCONFIG_SET_STRING, "mode", m, 0) < 0) goto fail_cfg;
+    }
+    if (owner) {
+        sbx_fmt(v, sizeof v, "%u", owner[0]);
+        if (sys_fsconfig(fs, FSCONFIG_SET_STRING, "uid", v, 0) < 0) goto fail_cfg;
+        sbx_fmt(v, sizeof v, "%u", owner[1]);
+        if (sys_fsconfig(fs, FSCONFIG_SET_STRING, "gid", v, 0) < 0) goto fail_cfg;
+    }
+    if (sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) goto fail_cfg;
+    int mnt = sys_fsmount(fs, FSMOUNT_CLOEXEC, attrs);
+    int err = errno;
+    close(fs);
+    if (mnt < 0) return sbx_error(e, err, "fsmount(tmpfs, FSMOUNT_CLOEXEC, %x)", attrs);
+    return mnt;
+fail_size:
+fail_cfg:
+    err = errno;
+    close(fs);
+    return sbx_error(e, err, "fsconfig(tmpfs, size=%llu, nr_inodes=%llu, mode=%o)",
+                     (unsigned long long)size, (unsigned long long)inodes, mode);
+}
+
+static int move_to(int fd, const char *target, struct sbx_err *e) {
+    if (sys_move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        return sbx_error(e, errno, "move_mount(%d, '', AT_FDCWD, %q)", fd, target);
+    return 0;
+}
+
+static int open_source(const char *path, uint64_t flags, struct sbx_err *e) {
+    /* O_PATH of a host source, no symlink followed at all (mounts.py _open_source). */
+    int fd = sys_openat2(AT_FDCWD, path, O_PATH | O_CLOEXEC | flags, 0,
+                         SBX_RESOLVE_NO_SYMLINKS | SBX_RESOLVE_NO_MAGICLINKS);
+    if (fd < 0) return sbx_error(e, errno, "openat2(AT_FDCWD, %q, O_PATH, NO_SYMLINKS)", path);
+    return fd;
+}
+
+static int copy_into(const char *src, int dirfd, const char *dst, unsigned mode, struct sbx_err *e) {
+    /* As the Python reference (LinuxSyscalls.copy_into): the planner checked src. */
+    int s = open(src, O_RDONLY | O_CLOEXEC);
+    if (s < 0) return sbx_error(e, errno, "open(%q)", src);
+    int d = openat(dirfd, dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (d < 0) {
+        int err = errno;
+        close(s);
+        return sbx_error(e, err, "openat(upper, %q, O_CREAT|O_EXCL)", dst);
+    }
+    struct stat st;
+    int rc = fstat(s, &st);
+    off_t done = 0;
+    while (rc == 0 && done < st.st_size) {
+        ssize_t n = sendfile(d, s, NULL, (size_t)(st.st_size - done));
+        if (n < 0) { rc = -1; break; }
+        if (n == 0) break;
+        done += n;
+    }
+    if (rc == 0) rc = fchmod(d, mode);
+    int err = errno;
+    close(d);
+    close(s);
+    if (rc < 0) return sbx_error(e, err, "copy %q into the sandbox", src);
+    return 0;
+}
+
+static void path_join(char *out, size_t cap, const char *a, const char *b) {
+    sbx_fmt(out, cap, "%s%s", a, b);
+}
+
+static int prepare(struct sbx_ctx *c, struct sbx_err *e) {
+    const struct sbx_mounts *m = &c->plan->m;
+    struct sbx_detached *out = &c->mnt;
+    uint32_t host_ids[2] = {c->plan->host_uid, c->plan->host_gid};
+    char p[SBX_MAX_STR + 64];
+    if (!m->rootless && unshare(CLONE_NEWNS) < 0)
+        return sbx_error(e, errno, "unshare(CLONE_NEWNS) (scratch mount namespace)");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return sbx_error(e, errno, "mount(None, '/', MS_REC|MS_PRIVATE)");
+    int upper = tmpfs(m->upper_size, m->upper_inodes, 0755, 0, NULL, e);
+    if (upper < 0) return -1;
+    out->others[out->n_others++] = upper;
+    if (move_to(upper, m->staging, e)) return -1;
+    if (mkdirat(upper, "upper", 0755) < 0) return sbx_error(e, errno, "mkdirat(upper, 'upper')");
+    if (mkdirat(upper, "work", 0700) < 0) return sbx_error(e, errno, "mkdirat(upper, 'work')");
+    for (uint32_t i = 0; i < m->n_entries; i++) {
+        const struct sbx_entry *x = &m->entries[i];
+        path_join(p, sizeof p, "upper/", x->path);
+        if (mkdirat(upper, p, x->mode) < 0) return sbx_error(e, errno, "mkdirat(upper, %q)", p);
+        if (fchmodat(upper, p, x->mode, 0) < 0) return sbx_error(e, errno, "fchmodat(upper, %q)", p);
+        if (x->payload_owned && !m->rootless &&
+            fchownat(upper, p, host_ids[0], host_ids[1], AT_SYMLINK_NOFOLLOW) < 0)
+            return sbx_error(e, errno, "fchownat(upper, %q)", p);
+    }
+    if (m->program_src) {
+        path_join(p, sizeof p, "upper/box/", m->program_name);
+        if (copy_into(m->program_src, upper, p, 0555, e)) return -1;
+    }
+    for (uint32_t i = 0; i < m->n_copy_in; i++) {
+        path_join(p, sizeof p, "upper/box/", m->copy_in[i].name);
+        if (copy_into(m->copy_in[i].src, upper, p, 0644, e)) return -1;
+        if (!m->rootless && fchownat(upper, p, host_ids[0], host_ids[1], AT_SYMLINK_NOFOLLOW) < 0)
+            return sbx_error(e, errno, "fchownat(upper, %q)", p);
+    }
+    /* lowerdir=/proc/self/fd/N:... (no escaping needed: the names are ours) */
+    char lowers[SBX_MAX_LOWERS * 32];
+    size_t ln = 0;
+    for (uint32_t i = 0; i < m->n_lowers; i++) {
+        int fd = open_source(m->lowers[i], O_DIRECTORY, e);
+        if (fd < 0) return -1;
+        out->others[out->n_others++] = fd;
+        ln += sbx_fmt(lowers + ln, sizeof lowers - ln, "%s/proc/self/fd/%d", i ? ":" : "", fd);
+    }
+    if (m->overlay) {
+        int ovl = sys_fsopen("overlay", FSOPEN_CLOEXEC);
+        if (ovl < 0) return sbx_error(e, errno, "fsopen('overlay')");
+        char up[64], wk[64];
+        sbx_fmt(up, sizeof up, "/proc/self/fd/%d/upper", upper);
+        sbx_fmt(wk, sizeof wk, "/proc/self/fd/%d/work", upper);
+        if (sys_fsconfig(ovl, FSCONFIG_SET_STRING, "lowerdir", lowers, 0) < 0 ||
+            sys_fsconfig(ovl, FSCONFIG_SET_STRING, "upperdir", up, 0) < 0 ||
+            sys_fsconfig(ovl, FSCONFIG_SET_STRING, "workdir", wk, 0) < 0 ||
+            (m->rootless && sys_fsconfig(ovl, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0) ||
+            sys_fsconfig(ovl, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+            int err = errno;
+            close(ovl);
+            return sbx_error(e, err, "fsconfig(overlay, lowerdir=%q)", lowers);
+        }
+        out->root = sys_fsmount(ovl, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+        int err = errno;
+        close(ovl);
+        if (out->root < 0) return sbx_error(e, err, "fsmount(overlay)");
+    } else { /* test hook only: the lower layer itself, read-write */
+        out->root = sys_open_tree(AT_FDCWD, m->lowers[0], CLONE_TREE);
+        if (out->root < 0) return sbx_error(e, errno, "open_tree(%q)", m->lowers[0]);
+        if (sys_mount_setattr(out->root, "", SETATTR, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0) < 0)
+            return sbx_error(e, errno, "mount_setattr(root, nosuid|nodev)");
+    }
+    for (uint32_t i = 0; i < m->n_binds; i++) {
+        const struct sbx_bind *b = &m->binds[i];
+        int src = open_source(b->source, 0, e);
+        if (src < 0) return -1;
+        int fd = sys_open_tree(src, "", CLONE_TREE | AT_EMPTY_PATH);
+        int err = errno;
+        close(src);
+        if (fd < 0) return sbx_error(e, err, "open_tree(%q, OPEN_TREE_CLONE|AT_RECURSIVE)", b->source);
+        out->binds[out->n_binds++] = fd;
+        uint64_t attrs = MOUNT_ATTR_NODEV | (m->nosuid ? MOUNT_ATTR_NOSUID : 0);
+        if (!b->writable) attrs |= MOUNT_ATTR_RDONLY;
+        if (!b->exec) attrs |= MOUNT_ATTR_NOEXEC;
+        if (sys_mount_setattr(fd, "", SETATTR, attrs, 0) < 0)
+            return sbx_error(e, errno, "mount_setattr(%q, AT_RECURSIVE, %lx)", b->target,
+                             (unsigned long)attrs);
+    }
+    for (uint32_t i = 0; i < m->n_tmpfs; i++) {
+        int fd = tmpfs(m->tmpfs[i].size, 1 << 16, m->tmpfs[i].mode,
+                       MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, host_ids, e);
+        if (fd < 0) return -1;
+        out->tmpfs[out->n_tmpfs++] = fd;
+    }
+    out->dev = tmpfs(1 << 16, 64, 0755, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, NULL, e);
+    if (out->dev < 0) return -1;
+    for (uint32_t i = 0; i < m->n_dev_nodes; i++) {
+        const struct sbx_dev *d = &m->dev_nodes[i];
+        if (m->rootless) {
+            /* No mknod outside the initial user namespace: an empty file to
+             * bind the host's node onto (bwrap does the same). */
+            int f = openat(out->dev, d->name, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+            if (f < 0) return sbx_error(e, errno, "openat(dev, %q, O_CREAT)", d->name);
+            close(f);
+            sbx_fmt(p, sizeof p, "/dev/%s", d->name);
+            int node = open_source(p, 0, e);
+            if (node < 0) return -1;
+            int t = sys_open_tree(node, "", CLONE_TREE | AT_EMPTY_PATH);
+            int err = errno;
+            close(node);
+            if (t < 0) return sbx_error(e, err, "open_tree(%q)", p);
+            out->dev_nodes[out->n_dev_nodes++] = t;
+            continue;
+        }
+        if (mknodat(out->dev, d->name, S_IFCHR | 0666, makedev(d->major, d->minor)) < 0)
+            return sbx_error(e, errno, "mknodat(dev, %q)", d->name);
+        if (fchmodat(out->dev, d->name, 0666, 0) < 0)
+            return sbx_error(e, errno, "fchmodat(dev, %q)", d->name);
+    }
+    for (uint32_t i = 0; i < m->n_dev_links; i++)
+        if (symlinkat(m->dev_links[i].target, out->dev, m->dev_links[i].name) < 0)
+            return sbx_error(e, errno, "symlinkat(%q, dev, %q)", m->dev_links[i].target,
+                             m->dev_links[i].name);
+    /* The overlay holds its own private clone of the upper: detach ours. */
+    if (umount2(m->staging, MNT_DETACH) < 0)
+        return sbx_error(e, errno, "umount2(%q, MNT_DETACH)", m->staging);
+    return 0;
+}
+
+int step_prepare_mounts(struct sbx_ctx *c, struct sbx_err *e) {
+    /* Detached overlay root, /dev, binds and tmpfs, made in the initial user namespace. */
+    return c->plan->m.rootless ? 0 : prepare(c, e);
+}
+
+int step_prepare_mounts_in_userns(struct sbx_ctx *c, struct sbx_err *e) {
+    /* Rootless: the same, in the run's own user namespace (after the maps). */
+    return c->plan->m.rootless ? prepare(c, e) : 0;
+}
+
+/* ----------------------------------------------------------- attach --- */
+
+static const char *const PROC_MASKED[] = {
+    "kcore", "keys", "timer_list", "sched_debug", "sysrq-trigger", "latency_stats",
+    "kmsg", "kallsyms", "acpi", "scsi", "asound",
+};
+static const char *const PROC_READ_ONLY[] = {"sys", "bus", "fs", "irq"};
+#define RO_REMOUNT (MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+static int mask_proc(const char *proc, const char *null, struct sbx_err *e) {
+    char p[SBX_MAX_STR + 64];
+    for (size_t i = 0; i < sizeof PROC_MASKED / sizeof *PROC_MASKED; i++) {
+        sbx_fmt(p, sizeof p, "%s/%s", proc, PROC_MASKED[i]);
+        struct stat st;
+        if (lstat(p, &st) < 0) {
+            if (errno == ENOENT) continue; /* not on this kernel */
+            return sbx_error(e, errno, "lstat(%q)", p);
+        }
+        if (S_ISDIR(st.st_mode)) {
+            if (mount(p, p, NULL, MS_BIND, NULL) < 0 || mount(NULL, p, NULL, RO_REMOUNT, NULL) < 0 ||
+                mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0)
+                return sbx_error(e, errno, "mask %q", p);
+        } else if (mount(null, p, NULL, MS_BIND, NULL) < 0 || mount(NULL, p, NULL, RO_REMOUNT, NULL) < 0) {
+            return sbx_error(e, errno, "mount(%q, %q, MS_BIND)", null, p);
+        }
+    }
+    for (size_t i = 0; i < sizeof PROC_READ_ONLY / sizeof *PROC_READ_ONLY; i++) {
+        sbx_fmt(p, sizeof p, "%s/%s", proc, PROC_READ_ONLY[i]);
+        if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0) {
+            if (errno == ENOENT) continue;
+            return sbx_error(e, errno, "mount(%q, %q, MS_BIND|MS_REC)", p, p);
+        }
+        if (mount(NULL, p, NULL, RO_REMOUNT, NULL) < 0)
+            return sbx_error(e, errno, "mount(None, %q, MS_REMOUNT|MS_RDONLY)", p);
+    }
+    return 0;
+}
+
+static int attach(struct sbx_ctx *c, struct sbx_err *e) {
+    const struct sbx_mounts *m = &c->plan->m;
+    struct sbx_detached *d = &c->mnt;
+    const char *st = m->staging;
+    char p[SBX_MAX_STR + 320], q[SBX_MAX_STR + 320];
+    /* Stop propagation both ways before anything is mounted (youki, runc). */
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+        return sbx_error(e, errno, "mount(None, '/', MS_REC|MS_SLAVE)");
+    if (move_to(d->root, st, e)) return -1;
+    /* The root becomes read-only below; the writable trees are binds of the
+     * same overlay without MS_RDONLY, so writes land in the per-run upper. */
+    if (m->overlay)
+        for (uint32_t i = 0; i < m->n_writable; i++) {
+            sbx_fmt(p, sizeof p, "%s%s", st, m->writable[i]);
+            if (mount(p, p, NULL, MS_BIND, NULL) < 0)
+                return sbx_error(e, errno, "mount(%q, %q, MS_BIND)", p, p);
+        }
+    /* binds and tmpfs by depth of their target (the Python reference sorts the
+     * concatenation with a stable sort on the count of '/') */
+    for (int depth = 0; depth < 512; depth++) {
+        int more = 0;
+        for (uint32_t i = 0; i < m->n_binds + m->n_tmpfs; i++) {
+            const char *t = i < m->n_binds ? m->binds[i].target : m->tmpfs[i - m->n_binds].target;
+            int fd = i < m->n_binds ? d->binds[i] : d->tmpfs[i - m->n_binds];
+            int k = 0;
+            for (const char *s = t; *s; s++) k += *s == '/';
+            if (k > depth) more = 1;
+            if (k != depth) continue;
+            sbx_fmt(p, sizeof p, "%s%s", st, t);
+            if (move_to(fd, p, e)) return -1;
+        }
+        if (!more) break;
+    }
+    sbx_fmt(p, sizeof p, "%s/dev", st);
+    if (move_to(d->dev, p, e)) return -1;
+    for (uint32_t i = 0; i < d->n_dev_nodes; i++) {
+        sbx_fmt(p, sizeof p, "%s/dev/%s", st, m->dev_nodes[i].name);
+        if (move_to(d->dev_nodes[i], p, e)) return -1;
+    }
+    sbx_fmt(p, sizeof p, "%s/proc", st);
+    if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              m->proc_subset_pid ? "subset=pid" : NULL) < 0)
+        return sbx_error(e, errno, "mount('proc', %q, 'proc', subset=pid)", p);
+    if (!m->proc_subset_pid && m->proc_masks) {
+        sbx_fmt(q, sizeof q, "%s/dev/null", st);
+        if (mask_proc(p, q, e)) return -1;
+    }
+    if (m->overlay && mount(NULL, st, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+        return sbx_error(e, errno, "mount(None, %q, MS_REMOUNT|MS_BIND|MS_RDONLY)", st);
+    /* close every detached fd */
+    if (d->root >= 0) close(d->root);
+    if (d->dev >= 0) close(d->dev);
+    for (uint32_t i = 0; i < d->n_binds; i++) close(d->binds[i]);
+    for (uint32_t i = 0; i < d->n_tmpfs; i++) close(d->tmpfs[i]);
+    for (uint32_t i = 0; i < d->n_others; i++) close(d->others[i]);
+    for (uint32_t i = 0; i < d->n_dev_nodes; i++) close(d->dev_nodes[i]);
+    d->root = d->dev = -1;
+    d->n_binds = d->n_tmpfs = d->n_others = d->n_dev_nodes = 0;
+    /* pivot_root(".", ".") stacks the old root under the new one; detaching it
+     * leaves the host tree unreachable (runc pivotRoot, bwrap, nsjail). */
+    if (chdir(st) < 0) return sbx_error(e, errno, "chdir(%q)", st);
+    if (sys_pivot_root(".", ".") < 0) return sbx_error(e, errno, "pivot_root('.', '.')");
+    if (umount2(".", MNT_DETACH) < 0) return sbx_error(e, errno, "umount2('.', MNT_DETACH)");
+    if (chdir("/") < 0) return sbx_error(e, errno, "chdir('/')");
+    return 0;
+}
+
+int step_mounts(struct sbx_ctx *c, struct sbx_err *e) {
+    /* nested_userns off: the per-namespace limit, written through the host
+     * /proc before it goes away; then the root is assembled and pivoted into. */
+    if (!c->plan->nested_userns &&
+        sbx_write_file("/proc/sys/user/max_user_namespaces", "0", 1, e))
+        return -1;
+    return attach(c, e);
+}
