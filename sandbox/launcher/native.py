@@ -36,6 +36,8 @@ BINARY = Path(__file__).resolve().parent / nativebuild.BINARY_NAME
 FIX = "run ./scripts/setup.sh in the checkout, or reinstall the package (pip install .)"
 # Network namespaces the server prepares ahead (root only; each serves one run).
 NETNS_POOL = int(os.environ.get("SANDBOX_NETNS_POOL", "2"))
+# Measurements only: a file the server and its children append step times to.
+TRACE = os.environ.get("SANDBOX_LAUNCHER_TRACE")
 _FD_ORDER = ("stdin", "stdout", "stderr", "errpipe", "status")
 
 
@@ -90,6 +92,7 @@ class NativeLauncherClient:
                     str(theirs.fileno()),
                     "--netns-pool",
                     str(self.netns_pool),
+                    *(["--trace", TRACE] if TRACE else []),
                 ],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,

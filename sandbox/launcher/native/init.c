@@ -102,6 +102,7 @@ __attribute__((noreturn)) void sbx_init_main(struct sbx_ctx *c) {
     /* The payload's exit, then its I/O counters while it is a zombie, then reap. */
     siginfo_t si;
     while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {}
+    sbx_trace("payload_exited");
     int64_t rchar, wchar;
     io_counters(pid, &rchar, &wchar);
     int status = 0;
@@ -120,6 +121,7 @@ __attribute__((noreturn)) void sbx_init_main(struct sbx_ctx *c) {
     put_i64(&p, rchar);
     put_i64(&p, wchar);
     sbx_write_all(c->fds.status, rec, sizeof rec);
+    sbx_trace("status_written");
     if (c->plan->n_collect) {
         /* Collected by a process with no more rights than the payload had
          * (collect.c), never by this one (issue 13 item 1). */

@@ -1,6 +1,7 @@
 /* sandbox-launcher: the native launcher's entry point.
  *
- *   sandbox-launcher --server FD [--netns-pool N]   serve the client socket at FD
+ *   sandbox-launcher --server FD [--netns-pool N] [--trace FILE]
+ *                                                   serve the client socket at FD
  *   sandbox-launcher --list-steps                   the step tables, "phase name" per line
  *   sandbox-launcher --decode FILE                  decode a plan: "ok" or the error (tests)
  *   sandbox-launcher --version                      plan and protocol versions, build id
@@ -18,7 +19,7 @@
 #define SBX_BUILD_ID "dev"
 #endif
 
-int sbx_server_main(int fd, int netns_pool, char *cmdline, size_t cmdline_len);
+int sbx_server_main(int fd, int netns_pool, const char *trace, char *cmdline, size_t cmdline_len);
 
 static void list(const char *phase, const struct sbx_step *s, size_t n) {
     for (size_t i = 0; i < n; i++) printf("%s %s\n", phase, s[i].name);
@@ -55,10 +56,14 @@ static int decode_file(const char *path) {
 int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "--server")) {
         int pool = 0;
-        if (argc >= 5 && !strcmp(argv[3], "--netns-pool")) pool = atoi(argv[4]);
+        const char *trace = NULL;
+        for (int i = 3; i + 1 < argc; i += 2) {
+            if (!strcmp(argv[i], "--netns-pool")) pool = atoi(argv[i + 1]);
+            else if (!strcmp(argv[i], "--trace")) trace = argv[i + 1];
+        }
         /* the argv area, so the container's init can overwrite it (init_cmdline) */
         char *end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
-        return sbx_server_main(atoi(argv[2]), pool, argv[0], (size_t)(end - argv[0]));
+        return sbx_server_main(atoi(argv[2]), pool, trace, argv[0], (size_t)(end - argv[0]));
     }
     if (argc == 2 && !strcmp(argv[1], "--list-steps")) {
         list("outer", SBX_OUTER_STEPS, SBX_N_OUTER);

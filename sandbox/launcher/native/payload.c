@@ -76,6 +76,7 @@ int step_chdir(struct sbx_ctx *c, struct sbx_err *e) {
 
 __attribute__((noreturn)) void sbx_payload_main(struct sbx_ctx *c) {
     sbx_run_steps(c, SBX_PAYLOAD_STEPS, SBX_N_PAYLOAD);
+    sbx_trace("execve");
     execve(c->plan->exec_path, c->plan->argv, c->plan->envp);
     struct sbx_err e = {.step = "exec"};
     sbx_error(&e, errno, "execve(%q)", c->plan->exec_path);

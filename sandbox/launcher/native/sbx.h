@@ -233,6 +233,11 @@ int step_seccomp(struct sbx_ctx *, struct sbx_err *);
 int step_collector_privileges(struct sbx_ctx *, struct sbx_err *);
 int step_collect(struct sbx_ctx *, struct sbx_err *);
 
+/* Step timing for measurements (sandbox-launcher --server FD --trace FILE):
+ * one "pid name monotonic_ns" line per mark, write(2) only; off when fd < 0. */
+extern int sbx_trace_fd;
+void sbx_trace(const char *name);
+
 /* helpers shared across files */
 int sbx_write_file(const char *path, const char *data, size_t len, struct sbx_err *e);
 int sbx_write_all(int fd, const void *data, size_t len);

@@ -135,6 +135,7 @@ static void on_sync(struct run *r) {
         return;
     }
     if (n == 1 && b[0] == 'U') {
+        sbx_trace("server_maps");
         char ans = write_maps(r) ? 'F' : 'M';
         send(r->sync, &ans, 1, MSG_NOSIGNAL);
     }
@@ -144,6 +145,7 @@ static void on_exit_(struct run *r) {
     int status = 0;
     if (waitpid(r->pid, &status, WNOHANG) <= 0) return;
     r->exited = 1;
+    sbx_trace("server_reaped");
     struct wr w = {.n = 0};
     w_u32(&w, R_EXITED), w_str(&w, r->id), w_u32(&w, (uint32_t)status);
     send_reply(&w);
@@ -262,6 +264,7 @@ static void spawn(struct sbx_rd *r, const int *fds, int nfds) {
         sbx_error(&e, EINVAL, "spawn request with %d fds, expected %u", nfds, 5 + has_notify + n_cgroup);
         goto bad;
     }
+    sbx_trace("spawn_request");
     struct sbx_arena a = {arena_buf, sizeof arena_buf, 0};
     if (sbx_plan_decode(plan_buf, plan_len, &plan, &a, &e)) goto bad;
     if (strcmp(plan.run_id, id)) {
@@ -380,8 +383,9 @@ static int read_last_cap(void) {
     return n > 0 ? atoi(b) : 40;
 }
 
-int sbx_server_main(int fd, int netns_pool, char *cmdline, size_t cmdline_len) {
+int sbx_server_main(int fd, int netns_pool, const char *trace, char *cmdline, size_t cmdline_len) {
     ctl = fd;
+    if (trace) sbx_trace_fd = open(trace, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     g_cmdline = cmdline, g_cmdline_len = cmdline_len;
     last_cap = read_last_cap();
     signal(SIGPIPE, SIG_IGN);
@@ -410,8 +414,11 @@ int sbx_server_main(int fd, int netns_pool, char *cmdline, size_t cmdline_len) {
             pfd[k++] = (struct pollfd){runs[i].sync, runs[i].sync >= 0 ? POLLIN : 0, 0};
             pfd[k++] = (struct pollfd){runs[i].pidfd, runs[i].exited ? 0 : POLLIN, 0};
         }
-        /* Idle with the pool short: fill it now, off any run's critical path. */
-        int timeout = n_pool < pool_want ? 0 : -1;
+        /* The pool is filled only while no run is alive: making a namespace
+         * takes a CPU for ~0.5 ms, which a run in setup would wait for. */
+        int busy = 0;
+        for (size_t i = 0; i < n_runs; i++) busy |= !runs[i].exited;
+        int timeout = n_pool < pool_want && !busy ? 0 : -1;
         int n = poll(pfd, k, timeout);
         if (n < 0) {
             if (errno == EINTR) continue;

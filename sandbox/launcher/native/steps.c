@@ -5,6 +5,7 @@
  * that implements it and in the Python reference. */
 #include "sbx.h"
 
+#include <time.h>
 #include <unistd.h>
 
 #define S(name) {#name, step_##name}
@@ -37,13 +38,27 @@ __attribute__((noreturn)) void sbx_fail(struct sbx_ctx *c, struct sbx_err *e) {
     _exit(SBX_EXIT_SPAWN_FAILED);
 }
 
+int sbx_trace_fd = -1;
+
+void sbx_trace(const char *name) {
+    if (sbx_trace_fd < 0) return;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    char line[128];
+    size_t n = sbx_fmt(line, sizeof line, "%d %s %lld\n", (int)getpid(), name,
+                       (long long)t.tv_sec * 1000000000LL + t.tv_nsec);
+    sbx_write_all(sbx_trace_fd, line, n);
+}
+
 void sbx_run_steps(struct sbx_ctx *c, const struct sbx_step *steps, size_t n) {
     for (size_t i = 0; i < n; i++) {
         struct sbx_err e = {0};
+        sbx_trace(steps[i].name);
         c->step = steps[i].name;
         if (steps[i].fn(c, &e) != 0) {
             e.step = steps[i].name;
             sbx_fail(c, &e);
         }
     }
+    sbx_trace("steps_done");
 }
