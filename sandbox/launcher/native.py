@@ -73,6 +73,7 @@ class NativeLauncherClient:
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._pid = 0
+        self.server_env: dict[str, str] = {}  # tests: sanitizer options
 
     @property
     def server_pid(self) -> int:
@@ -96,7 +97,7 @@ class NativeLauncherClient:
                 ],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
-                env={},
+                env=dict(self.server_env),
                 cwd="/",
             )
         finally:

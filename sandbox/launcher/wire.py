@@ -144,10 +144,30 @@ def encode_plan(plan: LaunchPlan) -> bytes:
     w.field = "collect"
     w.strs(plan.collect, 255)
     w.u64(plan.collect_limit)
+    w.bool(prepared_netns_ok(plan))
     if len(w.buf) > MAX_MSG - 4096:
         raise ValueError(f"plan of {len(w.buf)} bytes is over the launcher's limit")
     w.buf[8:12] = _U32.pack(len(w.buf))
     return bytes(w.buf)
+
+
+def prepared_netns_ok(plan: LaunchPlan) -> bool:
+    """May a network namespace prepared ahead serve this run (the server's pool)?
+
+    Such a namespace belongs to the initial user namespace, not the run's: a
+    payload holding capabilities in its own user namespace could use them on
+    a namespace of its own (a raw socket with CAP_NET_RAW) but not on this
+    one. Only when the payload keeps no capability at all is there no
+    difference to see, so only then (and as root: rootless runs cannot make
+    one outside their user namespace).
+    """
+    return bool(
+        plan.unshare_flags & 0x40000000  # CLONE_NEWNET
+        and plan.drop_caps
+        and plan.caps_keep == 0
+        and plan.id_mode == "slot"
+        and not plan.mounts.rootless
+    )
 
 
 def _bounded(w: Writer, items: Sequence[object], limit: int) -> None:

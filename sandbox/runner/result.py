@@ -73,6 +73,8 @@ class RunResult:
     stdout: bytes | None = None
     stderr: bytes | None = None
     files: dict[str, bytes] = field(default_factory=dict)
+    # collect= names that were not returned, and why (never dropped silently)
+    collect_errors: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     verification: str = ""  # hash of the verification report the run was admitted on
 
@@ -100,6 +102,7 @@ class RunResult:
             "violation": asdict(self.violation) if self.violation else None,
             "denied": [asdict(d) for d in self.denied],
             "message": self.message,
+            "collect_errors": dict(self.collect_errors),
             "notes": list(self.notes),
         }
         rec.update(asdict(self.usage))

@@ -49,7 +49,8 @@ def _children(pid: int) -> list[int]:
 
 def _fork_server() -> int:
     for pid in _children(os.getpid()):
-        if "sandbox.launcher.server" in _read(f"/proc/{pid}/cmdline").replace("\0", " "):
+        cmdline = _read(f"/proc/{pid}/cmdline").replace("\0", " ")
+        if "sandbox.launcher.server" in cmdline or "sandbox-launcher --server" in cmdline:
             return pid
     raise AssertionError("no fork server among this process's children")
 

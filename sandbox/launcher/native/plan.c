@@ -333,6 +333,8 @@ int sbx_plan_decode(const uint8_t *buf, size_t len, struct sbx_plan *p, struct s
         if (!p->collect[i][0] || p->collect[i][0] == '/') return bad(r, e, "collect name must be relative");
     F("collect_limit");
     TRY(rd_u64(r, &p->collect_limit, e));
+    F("prepared_netns_ok");
+    TRY(rd_bool(r, &p->prepared_netns_ok, e));
     F("end");
     if (r->off != len) return bad(r, e, "trailing bytes after the last field");
     return 0;

@@ -130,6 +130,7 @@ struct sbx_plan {
     uint8_t join_cgroup;
     const char **collect; uint32_t n_collect;
     uint64_t collect_limit;
+    uint8_t prepared_netns_ok; /* the encoder's decision (wire.py prepared_netns_ok) */
 };
 
 /* A bump arena the decoder allocates from (no malloc: the fuzzer and the

@@ -293,7 +293,7 @@ static void spawn(struct sbx_rd *r, const int *fds, int nfds) {
     c->lifeline = -1;
     c->mnt.root = c->mnt.dev = -1;
     c->cmdline = g_cmdline, c->cmdline_len = g_cmdline_len;
-    if ((plan.unshare_flags & CLONE_NEWNET) && !plan.rootless_ids && !plan.m.rootless && n_pool)
+    if (plan.prepared_netns_ok && (plan.unshare_flags & CLONE_NEWNET) && n_pool)
         c->fds.netns = pool[--n_pool]; /* this run's alone: closed here after the fork */
     if (n_runs == cap_runs) {
         cap_runs = cap_runs ? cap_runs * 2 : 16;
