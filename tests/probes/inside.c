@@ -8,8 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static void jstr(const char *s) {
     putchar('"');
@@ -84,7 +88,45 @@ int main(void) {
     file_field("cgroup", "/proc/self/cgroup"); printf(", ");
     file_field("attr_current", "/proc/self/attr/current"); printf(", ");
     file_field("uid_map", "/proc/self/uid_map"); printf(", ");
-    file_field("gid_map", "/proc/self/gid_map");
-    printf("}\n");
+    file_field("gid_map", "/proc/self/gid_map"); printf(", ");
+    file_field("limits", "/proc/self/limits"); printf(", ");
+    printf("\"securebits\": %d, ", prctl(PR_GET_SECUREBITS, 0, 0, 0, 0));
+    printf("\"dumpable\": %d, ", prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
+    struct timespec mono;
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    printf("\"monotonic_s\": %ld, ", (long)mono.tv_sec);
+    printf("\"ns\": {");
+    static const char *kinds[] = {"user", "mnt", "pid", "net", "ipc", "uts", "cgroup", "time",
+                                  "pid_for_children", "time_for_children"};
+    for (unsigned i = 0; i < sizeof kinds / sizeof *kinds; i++) {
+        char path[64], link[128];
+        snprintf(path, sizeof path, "/proc/self/ns/%s", kinds[i]);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        link[n > 0 ? n : 0] = 0;
+        printf(i ? ", " : "");
+        jstr(kinds[i]); printf(": "); jstr(n > 0 ? link : "?");
+    }
+    printf("}, \"environ\": [");
+    for (char **e = environ; *e; e++) { printf(e == environ ? "" : ", "); jstr(*e); }
+    /* Landlock (and the rest) as the payload meets it: errno of opening
+     * paths for reading and of creating files. */
+    printf("], \"opens\": {");
+    static const char *reads[] = {"/etc/passwd", "/etc/hostname", "/usr/bin/env", "/box",
+                                  "/proc/1/environ", "/proc/self/environ", "/dev/null",
+                                  "/dev/kmsg", "/sys/kernel", "/run", "/root"};
+    for (unsigned i = 0; i < sizeof reads / sizeof *reads; i++) {
+        int fd = open(reads[i], O_RDONLY | O_CLOEXEC);
+        printf(i ? ", " : "");
+        jstr(reads[i]); printf(": %d", fd < 0 ? errno : 0);
+        if (fd >= 0) close(fd);
+    }
+    static const char *creates[] = {"/box/probe-new", "/tmp/probe-new", "/usr/probe-new",
+                                    "/etc/probe-new", "/probe-new", "/dev/probe-new"};
+    for (unsigned i = 0; i < sizeof creates / sizeof *creates; i++) {
+        int fd = open(creates[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        printf(", \"create %s\": %d", creates[i], fd < 0 ? errno : 0);
+        if (fd >= 0) { close(fd); unlink(creates[i]); }
+    }
+    printf("}}\n");
     return 0;
 }
