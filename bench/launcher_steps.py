@@ -14,6 +14,7 @@ re-based on the server's clock per run.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import statistics
@@ -25,7 +26,9 @@ def parse(path: str) -> list[list[tuple[str, int]]]:
     """Runs, each a time-ordered list of (mark, ns)."""
     runs: list[list[tuple[str, int]]] = []
     cur: list[tuple[str, int]] = []
-    for line in open(path):
+    with open(path) as f:
+        lines = f.read().splitlines()
+    for line in lines:
         pid, name, t = line.split()
         if name == "spawn_request":
             if cur:
@@ -71,7 +74,7 @@ def main() -> None:
             while t < prev - 5 * 10**8:
                 t += 10**9 * ((prev - t) // 10**9 + (1 if (prev - t) % 10**9 > 5 * 10**8 else 0))
             fixed.append((name, t))
-        for (name, t), (_nxt, t2) in zip(fixed, fixed[1:], strict=False):
+        for (name, t), (_nxt, t2) in itertools.pairwise(fixed):
             key = name
             if key not in order:
                 order.append(key)

@@ -64,7 +64,9 @@ def check_binary(path: Path = BINARY) -> None:
 class NativeLauncherClient:
     """One connection to one native launcher server (thread-safe)."""
 
-    def __init__(self, mode: str = "exec", binary: Path = BINARY, netns_pool: int = NETNS_POOL):
+    def __init__(
+        self, mode: str = "exec", binary: Path = BINARY, netns_pool: int = NETNS_POOL
+    ) -> None:
         self.mode = mode  # accepted for ForkServerClient's signature; always exec'd
         self.binary = binary
         self.netns_pool = netns_pool
@@ -151,9 +153,9 @@ class NativeLauncherClient:
                 return
             rid = msg.get("run_id")
             with self._lock:
-                q = self._queues.get(rid) if isinstance(rid, str) else None
-            if q is not None:
-                q.put(msg)
+                dest = self._queues.get(rid) if isinstance(rid, str) else None
+            if dest is not None:
+                dest.put(msg)
 
     def spawn(
         self, plan: LaunchPlan, fds: Sequence[tuple[str, int]], cleanup: dict[str, Any]

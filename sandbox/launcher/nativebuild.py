@@ -30,8 +30,13 @@ CFLAGS = (
     "-pie",
     "-Wl,-z,relro,-z,now",
 )
-SANITIZE = ("-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
-            "-fno-sanitize-recover=undefined")
+SANITIZE = (
+    "-O1",
+    "-g",
+    "-fsanitize=address,undefined",
+    "-fno-omit-frame-pointer",
+    "-fno-sanitize-recover=undefined",
+)
 
 
 def sources(src: Path = SRC) -> list[Path]:

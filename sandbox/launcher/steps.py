@@ -48,9 +48,9 @@ from sandbox.cgroups.join import join_with_fds
 from sandbox.fs.mounts import DetachedMounts, attach, prepare_detached
 from sandbox.landlock.restrict import apply_in_child as landlock_apply
 from sandbox.launcher.protocol import (
+    COLLECTOR_FAILED,
     EXIT_SPAWN_FAILED,
     MAPS_WRITTEN,
-    COLLECTOR_FAILED,
     NOT_REGULAR,
     NOTIFY_TAKEN,
     TOO_BIG,

@@ -50,7 +50,7 @@ class Writer:
         """One byte."""
         self.buf.append(v)
 
-    def bool(self, v: bool) -> None:
+    def flag(self, v: bool) -> None:
         """0 or 1."""
         self.buf.append(1 if v else 0)
 
@@ -66,7 +66,7 @@ class Writer:
             raise ValueError(f"{self.field}: {v} does not fit in 64 bits")
         self.buf += _U64.pack(v & _U64_MASK)
 
-    def str(self, s: str, limit: int = MAX_STR) -> None:
+    def text(self, s: str, limit: int = MAX_STR) -> None:
         """Length, UTF-8 bytes (surrogateescape: paths may be any bytes), NUL."""
         raw = s.encode("utf-8", "surrogateescape")
         if b"\0" in raw:
@@ -85,7 +85,7 @@ class Writer:
         """A list of strings."""
         self.u32(len(items))
         for s in items:
-            self.str(s, limit)
+            self.text(s, limit)
 
 
 def encode_plan(plan: LaunchPlan) -> bytes:
@@ -95,22 +95,22 @@ def encode_plan(plan: LaunchPlan) -> bytes:
     w.u32(PLAN_VERSION)
     w.u32(0)  # total length, patched below
     w.field = "run_id"
-    w.str(plan.run_id, 255)
+    w.text(plan.run_id, 255)
     w.field = "policy_digest"
-    w.str(plan.policy_digest, 255)
+    w.text(plan.policy_digest, 255)
     w.field = "ids"
     for v in (plan.inside_uid, plan.inside_gid, plan.host_uid, plan.host_gid):
         w.u32(v)
-    w.bool(plan.id_mode == "rootless")
+    w.flag(plan.id_mode == "rootless")
     w.field = "hostname"
-    w.str(plan.hostname, 64)
+    w.text(plan.hostname, 64)
     w.field = "unshare_flags"
     w.u64(plan.unshare_flags)
-    w.bool(plan.cgroupns)
-    w.bool(plan.nested_userns)
+    w.flag(plan.cgroupns)
+    w.flag(plan.nested_userns)
     _mounts(w, plan)
     w.field = "exec_path"
-    w.str(plan.exec_path)
+    w.text(plan.exec_path)
     w.field = "argv"
     _bounded(w, plan.argv, MAX_ARGV)
     w.strs(plan.argv, MAX_ARG)
@@ -118,13 +118,13 @@ def encode_plan(plan: LaunchPlan) -> bytes:
     _bounded(w, plan.env, MAX_ENV)
     w.strs([f"{k}={v}" for k, v in plan.env], MAX_ARG)
     w.field = "workdir"
-    w.str(plan.workdir)
+    w.text(plan.workdir)
     w.field = "apparmor_profile"
-    w.bool(plan.apparmor_profile is not None)
+    w.flag(plan.apparmor_profile is not None)
     if plan.apparmor_profile is not None:
-        w.str(plan.apparmor_profile, 255)
-    w.bool(plan.no_new_privs)
-    w.bool(plan.drop_caps)
+        w.text(plan.apparmor_profile, 255)
+    w.flag(plan.no_new_privs)
+    w.flag(plan.drop_caps)
     w.u64(plan.caps_keep)
     w.field = "rlimits"
     w.u32(len(plan.rlimits))
@@ -135,16 +135,16 @@ def encode_plan(plan: LaunchPlan) -> bytes:
     _landlock(w, plan)
     w.field = "seccomp"
     sec = plan.seccomp
-    w.bool(sec is not None)
+    w.flag(sec is not None)
     if sec is not None:
         w.blob(sec.bpf)
         w.u32(sec.flags)
-        w.bool(sec.notify)
-    w.bool(plan.join_cgroup)
+        w.flag(sec.notify)
+    w.flag(plan.join_cgroup)
     w.field = "collect"
     w.strs(plan.collect, 255)
     w.u64(plan.collect_limit)
-    w.bool(prepared_netns_ok(plan))
+    w.flag(prepared_netns_ok(plan))
     if len(w.buf) > MAX_MSG - 4096:
         raise ValueError(f"plan of {len(w.buf)} bytes is over the launcher's limit")
     w.buf[8:12] = _U32.pack(len(w.buf))
@@ -184,73 +184,73 @@ def _mounts(w: Writer, plan: LaunchPlan) -> None:
     w.field = "mounts.upper_entries"
     w.u32(len(m.upper_entries))
     for e in m.upper_entries:
-        w.str(e.path)
+        w.text(e.path)
         w.u32(e.mode)
-        w.bool(e.owner == "payload")
+        w.flag(e.owner == "payload")
     w.field = "mounts.binds"
     w.u32(len(m.binds))
     for b in m.binds:
-        w.str(b.source)
-        w.str(b.target)
-        w.bool(b.writable)
-        w.bool(b.exec)
+        w.text(b.source)
+        w.text(b.target)
+        w.flag(b.writable)
+        w.flag(b.exec)
     w.field = "mounts.tmpfs"
     w.u32(len(m.tmpfs))
     for t in m.tmpfs:
-        w.str(t.target)
+        w.text(t.target)
         w.u64(t.size)
         w.u32(t.mode)
     w.field = "mounts.writable"
     w.strs(m.writable)
-    w.bool(m.proc_subset_pid)
+    w.flag(m.proc_subset_pid)
     w.field = "mounts.dev_nodes"
     w.u32(len(m.dev_nodes))
     for name, major, minor in m.dev_nodes:
-        w.str(name, 255)
+        w.text(name, 255)
         w.u32(major)
         w.u32(minor)
     w.field = "mounts.dev_links"
     w.u32(len(m.dev_links))
     for name, target in m.dev_links:
-        w.str(name, 255)
-        w.str(target)
+        w.text(name, 255)
+        w.text(target)
     w.field = "mounts.program"
-    w.bool(m.program is not None)
+    w.flag(m.program is not None)
     if m.program is not None:
-        w.str(m.program[0])
-        w.str(m.program[1], 255)
+        w.text(m.program[0])
+        w.text(m.program[1], 255)
     w.field = "mounts.copy_in"
     w.u32(len(m.copy_in))
     for src, name in m.copy_in:
-        w.str(src)
-        w.str(name)
-    w.bool(m.overlay)
-    w.bool(m.nosuid)
-    w.bool(m.proc_masks)
+        w.text(src)
+        w.text(name)
+    w.flag(m.overlay)
+    w.flag(m.nosuid)
+    w.flag(m.proc_masks)
     w.field = "mounts.staging"
-    w.str(m.staging, MAX_STR - 256)
-    w.bool(m.rootless)
+    w.text(m.staging, MAX_STR - 256)
+    w.flag(m.rootless)
 
 
 def _landlock(w: Writer, plan: LaunchPlan) -> None:
     w.field = "landlock"
     ll = plan.landlock
-    w.bool(ll is not None)
+    w.flag(ll is not None)
     if ll is None:
         return
-    w.bool(ll.state != "off")
+    w.flag(ll.state != "off")
     w.u64(ll.handled_fs)
     w.u64(ll.handled_net)
     w.u64(ll.scoped)
     w.field = "landlock.rules"
     w.u32(len(ll.rules))
     for r in ll.rules:
-        w.str(r.path, MAX_STR - 256)
+        w.text(r.path, MAX_STR - 256)
         w.u64(r.access)
         w.u64(r.file_access)
-        w.bool(r.required)
-        w.bool(r.is_dir)
-        w.bool(r.glob)
+        w.flag(r.required)
+        w.flag(r.is_dir)
+        w.flag(r.glob)
     w.u32(len(ll.net_rules))
     for n in ll.net_rules:
         w.u64(n.port)
@@ -273,8 +273,8 @@ def encode_spawn(
     w = Writer()
     w.field = "spawn"
     w.u32(OP_SPAWN)
-    w.str(run_id, 255)
-    w.bool(has_notify)
+    w.text(run_id, 255)
+    w.flag(has_notify)
     w.u32(n_cgroup)
     w.strs(list(cleanup_dirs))
     w.strs(list(cleanup_files))
@@ -287,7 +287,7 @@ def encode_op(op: int, run_id: str = "") -> bytes:
     w = Writer()
     w.field = "op"
     w.u32(op)
-    w.str(run_id, 255)
+    w.text(run_id, 255)
     return bytes(w.buf)
 
 
@@ -309,8 +309,8 @@ class Reader:
         self.off += 4
         return int(v)
 
-    def str(self) -> str:
-        """A string as :meth:`Writer.str` writes it."""
+    def text(self) -> str:
+        """A string as :meth:`Writer.text` writes it."""
         n = self.u32()
         raw = self.data[self.off : self.off + n]
         if len(raw) != n or self.data[self.off + n : self.off + n + 1] != b"\0":
@@ -329,13 +329,13 @@ def decode_reply(data: bytes) -> dict[str, object]:
     try:
         op = r.u32()
         if op == R_HELLO:
-            return {"op": "hello", "protocol": r.u32(), "plan": r.u32(), "build": r.str()}
+            return {"op": "hello", "protocol": r.u32(), "plan": r.u32(), "build": r.text()}
         if op == R_SPAWNED:
-            return {"op": "spawned", "run_id": r.str(), "pid": r.u32()}
+            return {"op": "spawned", "run_id": r.text(), "pid": r.u32()}
         if op == R_FAILED:
-            return {"op": "failed", "run_id": r.str(), "error": r.str()}
+            return {"op": "failed", "run_id": r.text(), "error": r.text()}
         if op == R_EXITED:
-            return {"op": "exited", "run_id": r.str(), "status": r.i32()}
+            return {"op": "exited", "run_id": r.text(), "status": r.i32()}
         if op == R_PONG:
             return {"op": "pong"}
     except struct.error as e:

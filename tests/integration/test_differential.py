@@ -28,11 +28,9 @@ from sbxtest import ROOT
 from sandbox import Sandbox
 from sandbox.errors import SandboxError, SpawnError
 
-
 pytestmark = [pytest.mark.requires("root"), pytest.mark.usefixtures("no_leftovers")]
 PROFILES = sorted(
-    str(p.relative_to(ROOT / "profiles"))
-    for p in (ROOT / "profiles").rglob("*.toml")
+    str(p.relative_to(ROOT / "profiles")) for p in (ROOT / "profiles").rglob("*.toml")
 )
 STATUS_KEYS = (
     "Uid", "Gid", "Groups", "NStgid", "NSpid", "NSpgid", "NSsid", "CapInh", "CapPrm",
@@ -86,10 +84,9 @@ def _run(launcher: str, profile: Any, probe: Path) -> tuple[str, dict[str, Any]]
     rec = r.record()
     for key in ("run_id", "host_uid", "verification"):
         rec.pop(key)
-    rec = {k: v for k, v in rec.items() if k in ("verdict", "exit_code", "signal", "status",
-                                                  "policy_digest", "profile", "id_mode",
-                                                  "enforcement", "violation", "denied",
-                                                  "message", "notes", "collect_errors")}  # fmt: skip
+    keep = ("verdict", "exit_code", "signal", "status", "policy_digest", "profile", "id_mode",
+            "enforcement", "violation", "denied", "message", "notes", "collect_errors")  # fmt: skip
+    rec = {k: v for k, v in rec.items() if k in keep}
     rec = json.loads(re.sub(r"sbx-[0-9T]+-[0-9a-f]+", "sbx-RUN", json.dumps(rec)))
     for v in [rec.get("violation"), *rec.get("denied", [])]:
         if v:
@@ -144,6 +141,3 @@ def test_generated_policies_agree(data, probes):
     policy = data.draw(policies())
     profile = LoadedProfile(policy, "<hypothesis>", ("<hypothesis>",))
     _compare(profile, probes)
-
-
-

@@ -39,7 +39,9 @@ def _seeds(corpus: Path) -> list[Path]:
         make_plan(apparmor_profile=None, landlock=None, seccomp=None, collect=("a", "b/c")),
         make_plan(
             id_mode="rootless",
-            mounts=replace(make_plan().mounts, tmpfs=(TmpfsMount("/scratch", 1 << 20),), rootless=True),
+            mounts=replace(
+                make_plan().mounts, tmpfs=(TmpfsMount("/scratch", 1 << 20),), rootless=True
+            ),
         ),
     ]
     corpus.mkdir(exist_ok=True)
@@ -58,15 +60,11 @@ def test_decoder_fuzzed_under_asan_and_ubsan(tmp_path):
            "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}  # fmt: skip
     exe = tmp_path / "fuzz"
     if shutil.which("clang"):
-        subprocess.run(
-            ["clang", *SAN, "-fsanitize=fuzzer", "-o", str(exe), *srcs], check=True
-        )
+        subprocess.run(["clang", *SAN, "-fsanitize=fuzzer", "-o", str(exe), *srcs], check=True)
         cmd = [str(exe), f"-runs={RUNS}", "-max_len=65536", "-seed=1", "-timeout=10",
                str(tmp_path / "corpus")]  # fmt: skip
     else:
-        subprocess.run(
-            ["gcc", *SAN, "-o", str(exe), *srcs, str(SRC / "fuzz_driver.c")], check=True
-        )
+        subprocess.run(["gcc", *SAN, "-o", str(exe), *srcs, str(SRC / "fuzz_driver.c")], check=True)
         cmd = [str(exe), str(RUNS), *map(str, seeds)]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-4000:]
