@@ -16,7 +16,7 @@ import time
 from sandbox import ablation
 from sandbox.compile import CompiledRun
 from sandbox.errors import SpawnError
-from sandbox.launcher.protocol import decode_failure
+from sandbox.launcher.protocol import collect_reason, decode_failure
 from sandbox.runner import accounting
 from sandbox.runner.acquire import Resources
 from sandbox.runner.control import RunControl
@@ -89,8 +89,21 @@ def _result(compiled: CompiledRun, res: Resources, watch: Watch, kmsg: KmsgReade
         stdout=watch.captured(1),
         stderr=watch.captured(2),
         files=files,
+        collect_errors=_collect_errors(plan.collect, watch.files),
         notes=ablation.notes(compiled.ablate),
     )
+
+
+def _collect_errors(names: tuple[str, ...], got: dict[str, bytes | int]) -> dict[str, str]:
+    """Why each requested file that did not come back is missing (issue 13 item 8)."""
+    out = {}
+    for name in names:
+        v = got.get(name)
+        if isinstance(v, int):
+            out[name] = collect_reason(v)
+        elif v is None:
+            out[name] = "not reported: the container's init ended without it"
+    return out
 
 
 def _kernel_kill(kmsg: KmsgReader, uid: int) -> Violation | None:

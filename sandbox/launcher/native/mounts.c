@@ -218,6 +218,10 @@ static int prepare(struct sbx_ctx *c, struct sbx_err *e) {
             close(node);
             if (t < 0) return sbx_error(e, err, "open_tree(%q)", p);
             out->dev_nodes[out->n_dev_nodes++] = t;
+            /* A device bind keeps the host /dev's flags: set ours (it must stay
+             * a device, so no nodev; never set-id, never executable). */
+            if (sys_mount_setattr(t, "", SETATTR, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, 0) < 0)
+                return sbx_error(e, errno, "mount_setattr(%q, nosuid|noexec)", p);
             continue;
         }
         if (mknodat(out->dev, d->name, S_IFCHR | 0666, makedev(d->major, d->minor)) < 0)
