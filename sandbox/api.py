@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.host import HostFacts, probe
-from sandbox.launcher.choose import make_client
 from sandbox.policy.load import load_profile, merge
 from sandbox.policy.profile import LoadedProfile
 from sandbox.runner.control import RunControl
+from sandbox.runner.launchers import make_client
 from sandbox.runner.result import RunResult, Verdict
 from sandbox.runner.supervisor import RunRequest, Supervisor
 from sandbox.runner.verdict import KillReason

@@ -141,8 +141,8 @@ def cmd_exec(ns: argparse.Namespace) -> int:
     """Run one program; returns its shell-style status."""
     from sandbox.errors import SandboxError
     from sandbox.host import probe
-    from sandbox.launcher.choose import make_client
     from sandbox.policy.cache import load as load_profile
+    from sandbox.runner.launchers import make_client
     from sandbox.runner.supervisor import STDIO_INHERIT, RunRequest, Supervisor
 
     try:

@@ -3,37 +3,21 @@
 ``Sandbox(..., launcher=...)`` and ``sandbox exec --launcher`` pass the name
 here; without one, ``$SANDBOX_LAUNCHER`` (how the test suites run everything
 against both) or ``native``. The native launcher, when chosen, must be there
-and match its sources; otherwise the run is refused with the fix, never
-handed to the other launcher behind the caller's back.
+and match its sources; otherwise the run is refused with the fix
+(:mod:`sandbox.launcher.native`), never handed to the other launcher behind
+the caller's back.
 """
 
 from __future__ import annotations
 
 import os
-import queue
-from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from typing import Literal
 
 from sandbox.errors import PolicyError
-from sandbox.plan import LaunchPlan
+from sandbox.runner.launch import LauncherClient
 
 LAUNCHERS = ("native", "python")
 DEFAULT_LAUNCHER = "native"
-
-
-class LauncherClient(Protocol):
-    """What the supervisor needs of a launcher server's client."""
-
-    @property
-    def server_pid(self) -> int: ...
-
-    def spawn(
-        self, plan: LaunchPlan, fds: Sequence[tuple[str, int]], cleanup: dict[str, Any]
-    ) -> queue.Queue[dict[str, Any]]: ...
-
-    def send(self, op: str, run_id: str) -> None: ...
-
-    def close(self) -> None: ...
 
 
 def launcher_name(name: str | None = None) -> str:
@@ -50,7 +34,11 @@ def launcher_name(name: str | None = None) -> str:
 
 def make_client(name: str | None = None, mode: Literal["fork", "exec"] = "exec") -> LauncherClient:
     """A client for the chosen launcher (``mode`` matters to the Python one only:
-    ``fork`` for the single-threaded CLI, ``exec`` for the library)."""
+    ``fork`` for the single-threaded CLI, ``exec`` for the library).
+
+    Raises:
+        PolicyError: an unknown launcher name.
+    """
     if launcher_name(name) == "native":
         from sandbox.launcher.native import NativeLauncherClient
 
