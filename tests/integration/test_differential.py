@@ -78,7 +78,8 @@ def _run(launcher: str, profile: Any, probe: Path) -> tuple[str, dict[str, Any]]
                 # The same step and errno; the wording of the message is each launcher's.
                 return "refused", {"error": "SpawnError", "step": e.step, "errno": e.errno}
             except SandboxError as e:
-                return "refused", {"error": type(e).__name__, "message": str(e)}
+                msg = re.sub(r"sbx-[0-9T]+-[0-9a-f]+", "sbx-RUN", str(e))
+                return "refused", {"error": type(e).__name__, "message": msg}
     finally:
         logging.disable(logging.NOTSET)
     rec = r.record()
