@@ -104,7 +104,12 @@ def test_sigkill_of_the_library_process_leaves_nothing(tmp_path):
     (outer,) = _children(server)
     (init,) = _children(outer)
     (payload,) = _children(init)
-    leaf = [ln for ln in Path(f"/proc/{payload}/cgroup").read_text().splitlines() if "sbx-" in ln]
+    leaf: list[str] = []
+    while not leaf:  # the payload joins its leaf just before execve
+        assert time.monotonic() < deadline, "the payload never joined its cgroup leaf"
+        cg = Path(f"/proc/{payload}/cgroup").read_text()
+        leaf = [ln for ln in cg.splitlines() if "sbx-" in ln]
+        time.sleep(0.02)
     run_id = leaf[0].rsplit("sbx-", 1)[1]
     assert _run_left(run_id), "the run's lock and leaf should exist while it runs"
     p.send_signal(signal.SIGKILL)
