@@ -19,6 +19,7 @@ import logging
 import os
 import statistics
 import tempfile
+import time
 from collections import defaultdict
 
 
@@ -60,8 +61,11 @@ def main() -> None:
         for _ in range(10):
             sb.run(["/bin/true"])
         os.truncate(trace, 0)
+        walls = []
         for _ in range(args.runs):
+            t0 = time.monotonic()
             sb.run(["/bin/true"])
+            walls.append((time.monotonic() - t0) * 1e3)
     steps: dict[str, list[float]] = defaultdict(list)
     order: list[str] = []
     for run in parse(trace):
@@ -80,11 +84,21 @@ def main() -> None:
                 order.append(key)
             steps[key].append((t2 - t) / 1e6)
         steps["TOTAL spawn_request -> server_reaped"].append((fixed[-1][1] - base) / 1e6)
+        done = next((t for n, t in fixed if n == "init.status_written"), None)
+        if done is not None:
+            steps["LAUNCHER spawn_request -> status_written"].append((done - base) / 1e6)
     os.unlink(trace)
     print(f"{'mark (time to the next mark)':40s} {'median ms':>9s} {'p90 ms':>8s}")
-    for key in [*order, "TOTAL spawn_request -> server_reaped"]:
+    keys = [
+        *order,
+        "TOTAL spawn_request -> server_reaped",
+        "LAUNCHER spawn_request -> status_written",
+    ]
+    steps["LIBRARY Sandbox.run() wall"] = walls
+    for key in [*keys, "LIBRARY Sandbox.run() wall"]:
         v = sorted(steps[key])
         print(f"{key:40s} {statistics.median(v):9.3f} {v[int(0.9 * (len(v) - 1))]:8.3f}")
+    print(f"load {os.getloadavg()}")
 
 
 if __name__ == "__main__":
