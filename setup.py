@@ -11,6 +11,7 @@ The wheel is platform-specific because of it.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 from pathlib import Path
 
@@ -42,7 +43,12 @@ class BuildNative(build_ext):
         super().run()
         nativebuild.compile_launcher(self._target())
         if self.inplace or getattr(self, "editable_mode", False):
-            shutil.copy2(self._target(), nativebuild.SRC.parent / nativebuild.BINARY_NAME)
+            # Beside the copy in use (a running server keeps its file busy), then
+            # renamed over it: running servers keep the old inode.
+            final = nativebuild.SRC.parent / nativebuild.BINARY_NAME
+            tmp = final.with_name(final.name + ".new")
+            shutil.copy2(self._target(), tmp)
+            os.replace(tmp, final)
 
     def get_outputs(self) -> list[str]:
         return [*super().get_outputs(), str(self._target())]

@@ -359,7 +359,13 @@ def step_capabilities(ctx: Ctx) -> None:
 
 
 def step_rlimits(ctx: Ctx) -> None:
-    """Limits the payload sets on itself (RLIMIT_CORE=0 always, the profile's others)."""
+    """Limits the payload sets on itself (RLIMIT_CORE=0 always, the profile's others).
+
+    After Landlock, which opens one fd per rule: a profile's small open_files
+    (RLIMIT_NOFILE) must limit the payload, not the launcher's set-up (found by
+    the differential test: the Python launcher refused open_files = 16 with
+    EMFILE, the native one, which opens one rule at a time, did not).
+    """
     for r in ctx.plan.rlimits:
         ctx.sc.setrlimit(r.resource, r.soft, r.hard)
 
@@ -414,8 +420,8 @@ PAYLOAD_STEPS: tuple[Step, ...] = (
     step_ids,
     step_parent_death,
     step_capabilities,
-    step_rlimits,
     step_landlock,
+    step_rlimits,
     step_close_fds,
     step_chdir,
     step_seccomp,

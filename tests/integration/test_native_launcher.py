@@ -82,20 +82,8 @@ def _run_left(run_id: str) -> list[str]:
     return left
 
 
-def test_sigkill_of_the_library_process_leaves_nothing(tmp_path):
-    """Checked by the run's own names: other runs may come and go on a shared host."""
-    ready = tmp_path / "ready"
-    code = textwrap.dedent(f"""
-        import logging, threading
-        logging.disable(logging.WARNING)
-        from sandbox import Sandbox
-        sb = Sandbox("strict", launcher="native")
-        h = sb.start(["/bin/sleep", "60"])
-        h.started_or_done(timeout=30)
-        open({str(ready)!r}, "w").write(str(sb._client.server_pid))
-        threading.Event().wait()
-    """)
-    p = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+def _started(p: subprocess.Popen, ready: Path) -> tuple[str, int, tuple[int, int, int]]:
+    """(run id, server pid, (outer, init, payload)) once the payload joined its leaf."""
     deadline = time.monotonic() + 60
     while not ready.exists() or not ready.read_text():
         assert p.poll() is None and time.monotonic() < deadline, "the run did not start"
@@ -110,16 +98,35 @@ def test_sigkill_of_the_library_process_leaves_nothing(tmp_path):
         cg = Path(f"/proc/{payload}/cgroup").read_text()
         leaf = [ln for ln in cg.splitlines() if "sbx-" in ln]
         time.sleep(0.02)
-    run_id = leaf[0].rsplit("sbx-", 1)[1]
-    assert _run_left(run_id), "the run's lock and leaf should exist while it runs"
-    p.send_signal(signal.SIGKILL)
-    p.wait()
+    return leaf[0].rsplit("sbx-", 1)[1], server, (outer, init, payload)
+
+
+def test_sigkill_of_the_library_process_leaves_nothing(tmp_path):
+    """Checked by the run's own names: other runs may come and go on a shared host."""
+    ready = tmp_path / "ready"
+    code = textwrap.dedent(f"""
+        import logging, threading
+        logging.disable(logging.WARNING)
+        from sandbox import Sandbox
+        sb = Sandbox("strict", launcher="native")
+        h = sb.start(["/bin/sleep", "60"])
+        h.started_or_done(timeout=30)
+        open({str(ready)!r}, "w").write(str(sb._client.server_pid))
+        threading.Event().wait()
+    """)
+    p = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    try:
+        run_id, server, pids = _started(p, ready)
+        assert _run_left(run_id), "the run's lock and leaf should exist while it runs"
+    finally:
+        p.send_signal(signal.SIGKILL)  # the test itself: also when it failed before
+        p.wait()
     for _ in range(200):  # the server sees EOF, kills, cleans, exits
         if not os.path.exists(f"/proc/{server}") and not _run_left(run_id):
             break
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{server}"), "the launcher server outlived its client"
-    for pid in (outer, init, payload):
+    for pid in pids:
         assert not os.path.exists(f"/proc/{pid}"), pid
     assert _run_left(run_id) == []
 
