@@ -55,9 +55,8 @@ def main() -> None:
         for sb in sbs.values():
             sb.close()
     med = {k: statistics.median(v) for k, v in res.items()}
-    print(
-        f"{'subject':8s} {'median':>8s} {'p90':>8s} {'p99':>8s} {'n':>5s} {'x bare':>7s} {'x bwrap':>7s}"
-    )
+    head = ("subject", "median", "p90", "p99", "n", "x bare", "x bwrap")
+    print("{:8s} {:>8s} {:>8s} {:>8s} {:>5s} {:>7s} {:>7s}".format(*head))
     for k, v in res.items():
         v.sort()
 
