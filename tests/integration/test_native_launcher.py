@@ -89,16 +89,19 @@ def _started(p: subprocess.Popen, ready: Path) -> tuple[str, int, tuple[int, int
         assert p.poll() is None and time.monotonic() < deadline, "the run did not start"
         time.sleep(0.05)
     server = int(ready.read_text())
-    (outer,) = _children(server)
-    (init,) = _children(outer)
-    (payload,) = _children(init)
-    leaf: list[str] = []
-    while not leaf:  # the payload joins its leaf just before execve
-        assert time.monotonic() < deadline, "the payload never joined its cgroup leaf"
-        cg = Path(f"/proc/{payload}/cgroup").read_text()
-        leaf = [ln for ln in cg.splitlines() if "sbx-" in ln]
+    while True:  # server -> outer -> init -> payload, the payload in its leaf (before execve)
+        assert time.monotonic() < deadline, "the run's processes did not appear"
         time.sleep(0.02)
-    return leaf[0].rsplit("sbx-", 1)[1], server, (outer, init, payload)
+        try:
+            (outer,) = _children(server)
+            (init,) = _children(outer)
+            (payload,) = _children(init)
+            cg = Path(f"/proc/{payload}/cgroup").read_text()
+        except (ValueError, OSError):
+            continue
+        leaf = [ln for ln in cg.splitlines() if "sbx-" in ln]
+        if leaf:
+            return leaf[0].rsplit("sbx-", 1)[1], server, (outer, init, payload)
 
 
 def test_sigkill_of_the_library_process_leaves_nothing(tmp_path):
