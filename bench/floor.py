@@ -33,6 +33,7 @@ class Row:
     name: str
     n: int
     var_med: int
+    var_p10: int
     var_p90: int
     var_p99: int
     base_med: int
@@ -51,9 +52,9 @@ def parse(text: str) -> tuple[list[Row], list[str], list[str]]:
             info.append(f"{f[1]}: {f[2]}")
         elif f[0] == "row" and len(f) == 3:
             failed.append(f"{f[1]}: {f[2]}")
-        elif f[0] == "row" and len(f) == 11:
-            n, vm, v90, v99, bm, dm, d90 = (int(x) for x in f[2:9])
-            rows.append(Row(f[1], n, vm, v90, v99, bm, dm, d90, f[9] == "1", f[10]))
+        elif f[0] == "row" and len(f) == 12:
+            n, vm, v10, v90, v99, bm, dm, d90 = (int(x) for x in f[2:10])
+            rows.append(Row(f[1], n, vm, v10, v90, v99, bm, dm, d90, f[10] == "1", f[11]))
     return rows, info, failed
 
 
@@ -143,6 +144,7 @@ def run(
                 _ms(r.diff_med) if not absolute else _ms(r.var_med),
                 _ms(r.diff_p90) if not absolute else _ms(r.var_p90),
                 _ms(r.var_med),
+                _ms(r.var_p10),
                 _ms(r.var_p90),
                 (r.var_med / bare.var_med) if bare else float("nan"),
                 "yes" if r.in_floor else "",
@@ -156,6 +158,7 @@ def run(
                 "step ms",
                 "step p90",
                 "run ms",
+                "run p10",
                 "run p90",
                 "run x bare",
                 "in floor",
@@ -179,7 +182,8 @@ def run(
     )
     for k, r in whole.items():
         print(
-            f"{LABELS[k]}: {_ms(r.var_med):.2f} ms median, p90 {_ms(r.var_p90):.2f}, "
+            f"{LABELS[k]}: {_ms(r.var_med):.2f} ms median, p10 {_ms(r.var_p10):.2f}, "
+            f"p90 {_ms(r.var_p90):.2f}, "
             f"p99 {_ms(r.var_p99):.2f}"
             + (f", {r.var_med / bare.var_med:.1f}x bare" if bare else "")
         )
@@ -194,7 +198,8 @@ def run(
         Target(
             "floor: all layers, kernel only (C, resident)",
             "reported",
-            f"{_ms(all_r.var_med):.2f} ms, p90 {_ms(all_r.var_p90):.2f} (sum of steps "
+            f"{_ms(all_r.var_med):.2f} ms, p10 {_ms(all_r.var_p10):.2f}, p90 "
+            f"{_ms(all_r.var_p90):.2f} (sum of steps "
             f"{_ms(floor_ns):.2f})"
             if all_r
             else f"sum of steps {_ms(floor_ns):.2f} ms",

@@ -22,6 +22,9 @@ Subjects, interleaved round by round (each takes one batch per round):
   target's floor) and ``.venv/bin/python -c pass`` (the interpreter as the
   CLI's script starts it: with the venv's site and the editable install's
   path hook);
+- the floor: ``bench/c/floor.c``'s "all layers" run (strict's steps done by a
+  resident C launcher, the kernel's own cost), so the distance from it is a
+  ratio within the same rounds;
 - the peers found on PATH or under ``$SANDBOX_BENCH_PEERS`` (``bench.peers``:
   isolate, nsjail, runc, crun), each checked first; one that cannot run here
   is reported with the reason and the rest goes on.
@@ -99,6 +102,23 @@ def _py_batch(n: int) -> list[float]:
     return [int(x) / 1e9 for x in p.stdout.split()]
 
 
+def _floor_batch(exe: Path, strict: strictfilter.StrictFilter | None, n: int) -> list[float]:
+    """n runs of the floor harness's "all layers" (C, kernel only), as seconds each."""
+    argv = [str(exe), "-R", "-o", "all", "-n", str(n), "-r", "1"]
+    if strict:
+        argv += ["-S", str(strict.numbers), "-B", str(strict.bpf)]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    out = [
+        int(f[2]) / 1e9
+        for f in (ln.split("\t") for ln in p.stdout.splitlines())
+        if f[0] == "sample"
+    ]
+    if p.returncode != 0 or not out:
+        failed = [ln for ln in p.stdout.splitlines() if "failed" in ln] or [p.stderr.strip()]
+        raise RuntimeError(f"floor harness: {failed[-1]}")
+    return out
+
+
 def _pcts(s: Series) -> str:
     return f"{ms(s.median):.2f} / {ms(s.pct(90)):.2f} / {ms(s.pct(99)):.2f}"
 
@@ -117,6 +137,7 @@ def run(exe: dict[str, Path], rounds: int, targets: list[Target], results: dict[
     bw_bin = Series("bwrap --unshare-all ... /bin/true (+/lib, /lib64, /bin)")
     pyss = Series("python -I -S -c pass")
     pysite = Series("python -c pass (the venv's site, as the CLI starts)")
+    floor = Series("floor: all layers in C, kernel only (bench/c/floor.c)")
 
     def fork(argv: list[str], n: int) -> Callable[[], list[float]]:
         return lambda: run_forkexec(fe, argv, n)
@@ -201,6 +222,7 @@ def run(exe: dict[str, Path], rounds: int, targets: list[Target], results: dict[
         *([Guarded(bw_bin, fork(BWRAP_BIN, 40))] if bwrap_ok else []),
         Guarded(pyss, fork([str(VENV_PY), "-I", "-S", "-c", "pass"], 20)),
         Guarded(pysite, fork([str(VENV_PY), "-c", "pass"], 10)),
+        Guarded(floor, functools.partial(_floor_batch, exe["floor"], strict, 20)),
         *[
             Guarded(s, fork([*cli_exec(launcher), "--profile", "strict", "--", "/bin/true"], 3))
             for launcher, s in clis
@@ -288,7 +310,14 @@ def run(exe: dict[str, Path], rounds: int, targets: list[Target], results: dict[
                 if bw_usr.samples
                 else "bwrap not measured",
                 lib_bw <= 0.75 if bw_usr.samples else None,
-                f"median/p90/p99 ms: library {_pcts(lib)}, bwrap {_pcts(bw_usr)}",
+                f"median/p90/p99 ms: library {_pcts(lib)}, bwrap {_pcts(bw_usr)}"
+                + (
+                    f"; the floor (C, kernel only) {ms(floor.median):.2f} ms = "
+                    f"{ratio(floor.median, bw_usr.median):.2f}x bwrap, library "
+                    f"{ratio(lib.median, floor.median):.1f}x the floor"
+                    if floor.samples and bw_usr.samples
+                    else ""
+                ),
             ),
             Target(
                 "library warm vs bare fork+exec" + tag,

@@ -5,7 +5,7 @@
  * A resident C launcher (this process) runs /bin/true many times, each run a
  * combination of steps, and prints one tab-separated line per row:
  *
- *   row  name  n  var_med  var_p90  var_p99  base_med  diff_med  diff_p90  in_floor  baseline
+ *   row  name  n  var_med  var_p10  var_p90  var_p99  base_med  diff_med  diff_p90  in_floor  baseline
  *
  * (nanoseconds). Each row pairs a variant with its baseline (the same steps
  * without the one measured): run k of the variant and run k of the baseline
@@ -32,7 +32,8 @@
  * mount namespace of its own (one unshare at start), so nothing it attaches
  * is ever visible on the host.
  *
- * -l lists the rows. -S: syscall numbers (whitespace separated) for the
+ * -l lists the rows; -R also prints every timed run of the variant ("sample NAME NS"),
+ * for a caller that interleaves these runs with its own subjects. -S: syscall numbers (whitespace separated) for the
  * synthetic filters (default: 200 common ones); -B: a raw BPF program (struct
  * sock_filter array, e.g. `sandbox seccomp export --format bpf strict`) for
  * the strict-filter rows. -c: the cgroup parent (default: this process's own
@@ -932,9 +933,9 @@ static long long pct(long long *v, int n, int p) {
 }
 
 int main(int argc, char **argv) {
-    int runs = 100, rounds = 5, opt, list = 0;
+    int runs = 100, rounds = 5, opt, list = 0, raw = 0;
     const char *nrs_file = NULL, *bpf_file = NULL, *cg_parent = NULL, *only = NULL;
-    while ((opt = getopt(argc, argv, "n:r:S:B:c:o:l")) != -1) {
+    while ((opt = getopt(argc, argv, "n:r:S:B:c:o:lR")) != -1) {
         switch (opt) {
         case 'n': runs = atoi(optarg); break;
         case 'r': rounds = atoi(optarg); break;
@@ -943,8 +944,9 @@ int main(int argc, char **argv) {
         case 'c': cg_parent = optarg; break;
         case 'o': only = optarg; break;
         case 'l': list = 1; break;
+        case 'R': raw = 1; break;
         default:
-            fprintf(stderr, "usage: floor [-n RUNS] [-r ROUNDS] [-S NRS] [-B BPF] [-c CGPARENT] [-o ROWS] [-l]\n");
+            fprintf(stderr, "usage: floor [-n RUNS] [-r ROUNDS] [-S NRS] [-B BPF] [-c CGPARENT] [-o ROWS] [-l] [-R]\n");
             return 64;
         }
     }
@@ -1053,12 +1055,14 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < NROWS; i++) {
         if (!use[i] || got[i] < 2) continue;
         int n = got[i];
-        long long vm = pct(var[i], n, 50), v90 = pct(var[i], n, 90), v99 = pct(var[i], n, 99);
+        for (int k = 0; raw && k < n; k++) printf("sample\t%s\t%lld\n", ROWS[i].name, var[i][k]);
+        long long vm = pct(var[i], n, 50), v10 = pct(var[i], n, 10), v90 = pct(var[i], n, 90);
+        long long v99 = pct(var[i], n, 99);
         long long bm = ROWS[i].absolute ? 0 : pct(base[i], n, 50);
         long long dm = ROWS[i].absolute ? vm : pct(diff[i], n, 50);
         long long d90 = ROWS[i].absolute ? v90 : pct(diff[i], n, 90);
-        printf("row\t%s\t%d\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%d\t%s\n", ROWS[i].name, n, vm, v90, v99, bm, dm,
-               d90, ROWS[i].in_floor, ROWS[i].what);
+        printf("row\t%s\t%d\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%d\t%s\n", ROWS[i].name, n, vm, v10, v90,
+               v99, bm, dm, d90, ROWS[i].in_floor, ROWS[i].what);
     }
     cleanup_dirs();
     return nuse ? 0 : 1;
