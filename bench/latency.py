@@ -23,8 +23,9 @@ Subjects, interleaved round by round (each takes one batch per round):
   CLI's script starts it: with the venv's site and the editable install's
   path hook);
 - the floor: ``bench/c/floor.c``'s "all layers" run (strict's steps done by a
-  resident C launcher, the kernel's own cost), so the distance from it is a
-  ratio within the same rounds;
+  resident C launcher, the kernel's own cost), and the same with the network
+  namespace and the cgroup leaf made ahead of the run, so the distance from
+  it is a ratio within the same rounds;
 - the peers found on PATH or under ``$SANDBOX_BENCH_PEERS`` (``bench.peers``:
   isolate, nsjail, runc, crun), each checked first; one that cannot run here
   is reported with the reason and the rest goes on.
@@ -102,9 +103,11 @@ def _py_batch(n: int) -> list[float]:
     return [int(x) / 1e9 for x in p.stdout.split()]
 
 
-def _floor_batch(exe: Path, strict: strictfilter.StrictFilter | None, n: int) -> list[float]:
-    """n runs of the floor harness's "all layers" (C, kernel only), as seconds each."""
-    argv = [str(exe), "-R", "-o", "all", "-n", str(n), "-r", "1"]
+def _floor_batch(
+    exe: Path, strict: strictfilter.StrictFilter | None, row: str, n: int
+) -> list[float]:
+    """n runs of a floor harness row (C, kernel only: "all", "all:ahead"), as seconds each."""
+    argv = [str(exe), "-R", "-o", row, "-n", str(n), "-r", "1"]
     if strict:
         argv += ["-S", str(strict.numbers), "-B", str(strict.bpf)]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=300)
@@ -138,6 +141,7 @@ def run(exe: dict[str, Path], rounds: int, targets: list[Target], results: dict[
     pyss = Series("python -I -S -c pass")
     pysite = Series("python -c pass (the venv's site, as the CLI starts)")
     floor = Series("floor: all layers in C, kernel only (bench/c/floor.c)")
+    floor_ahead = Series("floor, net ns and cgroup leaf made ahead of the run")
 
     def fork(argv: list[str], n: int) -> Callable[[], list[float]]:
         return lambda: run_forkexec(fe, argv, n)
@@ -222,7 +226,10 @@ def run(exe: dict[str, Path], rounds: int, targets: list[Target], results: dict[
         *([Guarded(bw_bin, fork(BWRAP_BIN, 40))] if bwrap_ok else []),
         Guarded(pyss, fork([str(VENV_PY), "-I", "-S", "-c", "pass"], 20)),
         Guarded(pysite, fork([str(VENV_PY), "-c", "pass"], 10)),
-        Guarded(floor, functools.partial(_floor_batch, exe["floor"], strict, 20)),
+        Guarded(floor, functools.partial(_floor_batch, exe["floor"], strict, "all", 20)),
+        Guarded(
+            floor_ahead, functools.partial(_floor_batch, exe["floor"], strict, "all:ahead", 20)
+        ),
         *[
             Guarded(s, fork([*cli_exec(launcher), "--profile", "strict", "--", "/bin/true"], 3))
             for launcher, s in clis
@@ -313,8 +320,9 @@ def run(exe: dict[str, Path], rounds: int, targets: list[Target], results: dict[
                 f"median/p90/p99 ms: library {_pcts(lib)}, bwrap {_pcts(bw_usr)}"
                 + (
                     f"; the floor (C, kernel only) {ms(floor.median):.2f} ms = "
-                    f"{ratio(floor.median, bw_usr.median):.2f}x bwrap, library "
-                    f"{ratio(lib.median, floor.median):.1f}x the floor"
+                    f"{ratio(floor.median, bw_usr.median):.2f}x bwrap "
+                    f"({ratio(floor_ahead.median, bw_usr.median):.2f}x with the net ns and "
+                    f"leaf made ahead), library {ratio(lib.median, floor.median):.1f}x the floor"
                     if floor.samples and bw_usr.samples
                     else ""
                 ),
