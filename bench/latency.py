@@ -266,6 +266,7 @@ def run(exe: dict[str, Path], rounds: int, targets: list[Target], results: dict[
             (
                 s.name,
                 ms(s.median),
+                ms(s.pct(10)),
                 ms(s.pct(90)),
                 ms(s.pct(99)),
                 len(s.samples),
@@ -273,7 +274,7 @@ def run(exe: dict[str, Path], rounds: int, targets: list[Target], results: dict[
                 ratio(s.median, bw_usr.median) if bw_usr.samples else float("nan"),
             )
         )
-    print(table(("subject", "median ms", "p90", "p99", "n", "x bare C", "x bwrap"), rows))
+    print(table(("subject", "median ms", "p10", "p90", "p99", "n", "x bare C", "x bwrap"), rows))
     print(f"bwrap, the issue's literal command: {issue_cmd or 'runs'} (not timed when failing)")
     for line in notes:
         print(line)
@@ -291,6 +292,7 @@ def run(exe: dict[str, Path], rounds: int, targets: list[Target], results: dict[
     results["latency"] = {
         g.series.name: {
             "median_ms": ms(g.series.median),
+            "p10_ms": ms(g.series.pct(10)),
             "p90_ms": ms(g.series.pct(90)),
             "p99_ms": ms(g.series.pct(99)),
             "n": len(g.series.samples),
