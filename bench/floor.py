@@ -39,6 +39,7 @@ class Row:
     var_p90: int
     var_p99: int
     base_med: int
+    base_p10: int
     diff_med: int
     diff_p90: int
     in_floor: bool
@@ -54,9 +55,9 @@ def parse(text: str) -> tuple[list[Row], list[str], list[str]]:
             info.append(f"{f[1]}: {f[2]}")
         elif f[0] == "row" and len(f) == 3:
             failed.append(f"{f[1]}: {f[2]}")
-        elif f[0] == "row" and len(f) == 12:
-            n, vm, v10, v90, v99, bm, dm, d90 = (int(x) for x in f[2:10])
-            rows.append(Row(f[1], n, vm, v10, v90, v99, bm, dm, d90, f[10] == "1", f[11]))
+        elif f[0] == "row" and len(f) == 13:
+            n, vm, v10, v90, v99, bm, b10, dm, d90 = (int(x) for x in f[2:11])
+            rows.append(Row(f[1], n, vm, v10, v90, v99, bm, b10, dm, d90, f[11] == "1", f[12]))
     return rows, info, failed
 
 
@@ -102,6 +103,9 @@ LABELS = {
     "all:netpre": "ALL LAYERS, net namespace made ahead of the run",
     "all:outer": "ALL LAYERS, a launcher process per run",
     "all:ahead": "ALL LAYERS, net namespace and cgroup leaf made ahead",
+    "bwrap": "bwrap --unshare-all, ro /usr (not us: the yardstick)",
+    "all/bwrap": "ALL LAYERS vs bwrap, run by run",
+    "all:ahead/bwrap": "ALL LAYERS, net ns + leaf ahead, vs bwrap, run by run",
 }
 
 
@@ -120,6 +124,8 @@ def run(
     tmp = Path(tempfile.mkdtemp(prefix="sbxbench-floor-"))
     try:
         argv = [str(exe["floor"]), "-n", str(runs), "-r", str(rounds)]
+        if shutil.which("bwrap"):
+            argv += ["-W", str(shutil.which("bwrap"))]
         strict = strictfilter.export(tmp)
         if isinstance(strict, str):
             print(f"strict's filter not exported ({strict}): synthetic filters only")
@@ -190,6 +196,14 @@ def run(
             f"p99 {_ms(r.var_p99):.2f}"
             + (f", {r.var_med / bare.var_med:.1f}x bare" if bare else "")
         )
+    for k in ("all/bwrap", "all:ahead/bwrap"):
+        if k in by:
+            r = by[k]
+            print(
+                f"{LABELS[k]}: {r.var_med / r.base_med:.2f}x (medians {_ms(r.var_med):.2f} vs "
+                f"{_ms(r.base_med):.2f} ms); p10 {r.var_p10 / r.base_p10:.2f}x "
+                f"({_ms(r.var_p10):.2f} vs {_ms(r.base_p10):.2f} ms)"
+            )
     results["floor"] = {
         "rows": [r.__dict__ for r in rows],
         "failed": failed,
@@ -197,6 +211,7 @@ def run(
         "floor_sum_ms": _ms(floor_ns),
     }
     all_r = whole.get("all")
+    vs = by.get("all/bwrap"), by.get("all:ahead/bwrap")
     targets.append(
         Target(
             "floor: all layers, kernel only (C, resident)",
@@ -211,6 +226,12 @@ def run(
                 f"{all_r.var_med / bare.var_med:.1f}x bare fork+exec in the same rounds"
                 if all_r and bare
                 else ""
+            )
+            + "".join(
+                f"; {'ahead' if 'ahead' in r.name else 'all'} vs bwrap run by run "
+                f"{r.var_med / r.base_med:.2f}x"
+                for r in vs
+                if r
             )
             + (
                 f"; net ns and leaf made ahead: {_ms(whole['all:ahead'].var_med):.2f} ms"

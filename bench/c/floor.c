@@ -1,11 +1,12 @@
 /* The floor: the kernel's own cost of what one fully isolated run needs, timed without us.
  *
  *   floor [-n RUNS] [-r ROUNDS] [-S SYSCALLS_FILE] [-B BPF_FILE] [-c CG_PARENT] [-o ROW,ROW...] [-l]
+ *         [-R] [-W BWRAP]
  *
  * A resident C launcher (this process) runs /bin/true many times, each run a
  * combination of steps, and prints one tab-separated line per row:
  *
- *   row  name  n  var_med  var_p10  var_p90  var_p99  base_med  diff_med  diff_p90  in_floor  baseline
+ *   row  name  n  var_med  var_p10  var_p90  var_p99  base_med  base_p10  diff_med  diff_p90  in_floor  baseline
  *
  * (nanoseconds). Each row pairs a variant with its baseline (the same steps
  * without the one measured): run k of the variant and run k of the baseline
@@ -37,7 +38,9 @@
  * synthetic filters (default: 200 common ones); -B: a raw BPF program (struct
  * sock_filter array, e.g. `sandbox seccomp export --format bpf strict`) for
  * the strict-filter rows. -c: the cgroup parent (default: this process's own
- * cgroup in each hierarchy). Needs root. */
+ * cgroup in each hierarchy). -W: bubblewrap's path, for the rows that pair
+ * all layers with `bwrap --unshare-all` run by run (the target's ratio with
+ * the least drift between the two). Needs root. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -163,7 +166,8 @@ enum {
     X_NETPRE = 1 << 29,  /* network namespace (with lo up) made before the run, entered around clone */
     X_FORK = 1 << 30,    /* plain fork() instead of clone3 (the bare row) */
 };
-#define X_CGPRE (1u << 31) /* the leaf (mkdir, limits, join fds) made before the run, removed after */
+#define X_CGPRE (1ull << 31) /* the leaf (mkdir, limits, join fds) made before the run, removed after */
+#define X_BWRAP (1ull << 32) /* not us: Debian's bwrap --unshare-all (-W PATH), the target's yardstick */
 #define NS_ALL (X_USER | X_PID | X_MNT | X_NET | X_IPC | X_UTS | X_CGNS | X_TIME)
 #define MOUNTS (X_SLAVE | X_OVERLAY | X_USR | X_DEV | X_PROC | X_RO | X_PIVOT)
 #define STRICT_SEC (X_SEC_FILE | X_NOTIFY)
@@ -171,7 +175,7 @@ enum {
 
 struct row {
     const char *name;
-    unsigned var, base;
+    uint64_t var, base;
     int in_floor;     /* part of strict's sum */
     int absolute;     /* base unused: the variant's own time */
     int need_file;    /* needs -B */
@@ -218,6 +222,10 @@ static struct row ROWS[] = {
     {"all:netpre", (ALL & ~(X_NET | X_LO)) | X_NETPRE, 0, 0, 1, 0, "net ns prepared ahead"},
     {"all:outer", ALL | X_OUTER, 0, 0, 1, 0, "a launcher process per run"},
     {"all:ahead", (ALL & ~(X_NET | X_LO)) | X_NETPRE | X_CGPRE, 0, 0, 1, 0, "net ns and cgroup leaf made ahead"},
+    /* all layers against bwrap, run by run: the target's ratio with the least drift between them */
+    {"bwrap", X_BWRAP, 0, 0, 1, 0, "bwrap --unshare-all, ro /usr (-W)"},
+    {"all/bwrap", ALL, X_BWRAP, 0, 0, 0, "bwrap, run by run"},
+    {"all:ahead/bwrap", (ALL & ~(X_NET | X_LO)) | X_NETPRE | X_CGPRE, X_BWRAP, 0, 0, 0, "bwrap, run by run"},
 };
 #define NROWS (sizeof ROWS / sizeof ROWS[0])
 
@@ -413,7 +421,7 @@ static int cg_make(struct prep *p) {
 }
 
 /* Before the clone, in the initial user namespace: leaf, detached mounts. */
-static int prepare(unsigned f, struct prep *p) {
+static int prepare(uint64_t f, struct prep *p) {
     memset(p, 0, sizeof *p);
     p->upper = p->root = p->usr = p->dev = p->tmpfs = p->netns = p->hostnet = -1;
     if ((f & X_CGLEAF) && (f & X_CGPRE)) {
@@ -542,7 +550,7 @@ static int recv_fd(int sock) {
     return fd;
 }
 
-static void landlock(unsigned f) {
+static void landlock(uint64_t f) {
     uint64_t fs = (1ULL << 13) - 1; /* ABI 1: 13 rights */
     if (g_ll_abi >= 2) fs |= LL_REFER;
     if (g_ll_abi >= 3) fs |= LL_TRUNCATE;
@@ -578,7 +586,7 @@ static void landlock(unsigned f) {
 }
 
 /* The payload: the last steps, then execve. */
-static void __attribute__((noreturn)) payload(unsigned f, struct prep *p, int sock) {
+static void __attribute__((noreturn)) payload(uint64_t f, struct prep *p, int sock) {
     static char *const argv[] = {"/bin/true", NULL};
     static char *const envp[] = {"PATH=/usr/bin:/bin", NULL};
     if (f & X_NNP) CHK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
@@ -616,7 +624,7 @@ static void __attribute__((noreturn)) payload(unsigned f, struct prep *p, int so
 }
 
 /* The container's first process (PID 1 with X_PID): mounts, hostname, lo, then the payload. */
-static void __attribute__((noreturn)) init(unsigned f, struct prep *p, int syncfd, int sock) {
+static void __attribute__((noreturn)) init(uint64_t f, struct prep *p, int syncfd, int sock) {
     if (f & X_MAPS) {
         char c;
         if (read(syncfd, &c, 1) != 1) child_fail("wait for id maps");
@@ -684,7 +692,7 @@ static int g_netpre = -1, g_hostnet = -1;
 
 /* A fresh network namespace with lo up, for one run (X_NETPRE): made by a helper
  * process that unshares, brings lo up and is killed once we hold the fd. */
-static int netpre(unsigned f) {
+static int netpre(uint64_t f) {
     if (!(f & X_NETPRE)) return 0;
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) { seterr("pipe: %s", strerror(errno)); return -1; }
@@ -716,7 +724,7 @@ static void netpre_done(void) {
 
 /* What a run with X_NETPRE / X_CGPRE finds made ahead of it, outside the timed
  * part (a real launcher makes these while no run waits; each serves one run). */
-static int ahead(unsigned f) {
+static int ahead(uint64_t f) {
     memset(&g_cgpre, 0, sizeof g_cgpre);
     if ((f & X_CGPRE) && cg_make(&g_cgpre) < 0) return -1;
     return netpre(f);
@@ -728,15 +736,31 @@ static void ahead_done(void) {
     g_cgpre.ncg = 0;
 }
 
+static const char *g_bwrap; /* -W */
+
 /* One run; 0 when /bin/true ran and exited 0, else -1 with g_err set. */
-static int run_once(unsigned f) {
+static int run_once(uint64_t f) {
     static char *const argv[] = {"/bin/true", NULL};
-    if (f & X_FORK) {
+    char *bw[] = {(char *)g_bwrap, "--unshare-all", "--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev",
+                  "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "/usr/bin/true", NULL};
+    if (f & (X_FORK | X_BWRAP)) {
         pid_t pid = fork();
         if (pid < 0) { seterr("fork: %s", strerror(errno)); return -1; }
-        if (pid == 0) { execv(argv[0], argv); _exit(127); }
+        if (pid == 0) {
+            if (f & X_BWRAP) {
+                int null = open("/dev/null", O_WRONLY);
+                dup2(null, 2);
+                execv(bw[0], bw);
+            } else {
+                execv(argv[0], argv);
+            }
+            _exit(127);
+        }
         int st;
-        if (waitpid(pid, &st, 0) < 0 || st != 0) { seterr("bare run: status %d", st); return -1; }
+        if (waitpid(pid, &st, 0) < 0 || st != 0) {
+            seterr("%s: status 0x%x", (f & X_BWRAP) ? "bwrap" : "bare run", st);
+            return -1;
+        }
         return 0;
     }
     if (f & X_OUTER) {
@@ -769,7 +793,7 @@ static int run_once(unsigned f) {
         goto out;
     }
     if ((f & X_NETPRE) && setns(g_netpre, CLONE_NEWNET) < 0) { seterr("setns net: %s", strerror(errno)); goto out; }
-    unsigned nsflags = f & NS_ALL;
+    uint64_t nsflags = f & NS_ALL;
     uint64_t cf = 0;
     if (nsflags & X_USER) cf |= CLONE_NEWUSER;
     if (nsflags & X_PID) cf |= CLONE_NEWPID;
@@ -972,7 +996,7 @@ static long long pct(long long *v, int n, int p) {
 int main(int argc, char **argv) {
     int runs = 100, rounds = 5, opt, list = 0, raw = 0;
     const char *nrs_file = NULL, *bpf_file = NULL, *cg_parent = NULL, *only = NULL;
-    while ((opt = getopt(argc, argv, "n:r:S:B:c:o:lR")) != -1) {
+    while ((opt = getopt(argc, argv, "n:r:S:B:c:o:lRW:")) != -1) {
         switch (opt) {
         case 'n': runs = atoi(optarg); break;
         case 'r': rounds = atoi(optarg); break;
@@ -982,8 +1006,9 @@ int main(int argc, char **argv) {
         case 'o': only = optarg; break;
         case 'l': list = 1; break;
         case 'R': raw = 1; break;
+        case 'W': g_bwrap = optarg; break;
         default:
-            fprintf(stderr, "usage: floor [-n RUNS] [-r ROUNDS] [-S NRS] [-B BPF] [-c CGPARENT] [-o ROWS] [-l] [-R]\n");
+            fprintf(stderr, "usage: floor [-n RUNS] [-r ROUNDS] [-S NRS] [-B BPF] [-c CGPARENT] [-o ROWS] [-l] [-R] [-W BWRAP]\n");
             return 64;
         }
     }
@@ -1032,11 +1057,15 @@ int main(int argc, char **argv) {
             snprintf(key, sizeof key, ",%s,", ROWS[i].name);
             if (!strstr(want, key)) continue;
         }
+        if (((ROWS[i].var | ROWS[i].base) & X_BWRAP) && !g_bwrap) {
+            printf("row\t%s\tfailed: no -W bwrap given\n", ROWS[i].name);
+            continue;
+        }
         if (ROWS[i].need_file && !g_have_file) {
             printf("row\t%s\tfailed: no -B strict BPF given\n", ROWS[i].name);
             continue;
         }
-        unsigned v = ROWS[i].var;
+        uint64_t v = ROWS[i].var;
         if (!strncmp(ROWS[i].name, "all", 3)) /* strict's own filter when given */
             ROWS[i].var = v | (g_have_file ? STRICT_SEC : X_SEC_TREE);
         int ok = ahead(ROWS[i].var) == 0 && run_once(ROWS[i].var) == 0;
@@ -1068,7 +1097,7 @@ int main(int argc, char **argv) {
                 for (int side = 0; side < 2; side++) {
                     int is_var = side == 0 ? first_var : !first_var;
                     if (!is_var && ROWS[i].absolute) continue;
-                    unsigned f = is_var ? ROWS[i].var : ROWS[i].base;
+                    uint64_t f = is_var ? ROWS[i].var : ROWS[i].base;
                     int rc = ahead(f); /* outside the timed part: made ahead in a real launcher */
                     long long t0 = now_ns();
                     if (rc == 0) rc = run_once(f);
@@ -1096,10 +1125,11 @@ int main(int argc, char **argv) {
         long long vm = pct(var[i], n, 50), v10 = pct(var[i], n, 10), v90 = pct(var[i], n, 90);
         long long v99 = pct(var[i], n, 99);
         long long bm = ROWS[i].absolute ? 0 : pct(base[i], n, 50);
+        long long b10 = ROWS[i].absolute ? 0 : pct(base[i], n, 10);
         long long dm = ROWS[i].absolute ? vm : pct(diff[i], n, 50);
         long long d90 = ROWS[i].absolute ? v90 : pct(diff[i], n, 90);
-        printf("row\t%s\t%d\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%d\t%s\n", ROWS[i].name, n, vm, v10, v90,
-               v99, bm, dm, d90, ROWS[i].in_floor, ROWS[i].what);
+        printf("row\t%s\t%d\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%d\t%s\n", ROWS[i].name, n, vm, v10,
+               v90, v99, bm, b10, dm, d90, ROWS[i].in_floor, ROWS[i].what);
     }
     cleanup_dirs();
     return nuse ? 0 : 1;

@@ -184,8 +184,9 @@ def test_floor_output_parsed() -> None:
     out = (
         "info\tseccomp\tlinear 433 instructions\n"
         "row\tseccomp:strict\tfailed: no -B strict BPF given\n"
-        "row\tbare\t10\t600000\t500000\t700000\t800000\t0\t600000\t700000\t0\tfork+exec+wait\n"
-        "row\tlo-up\t10\t1100000\t1000000\t1200000\t1300000\t1000000\t70000\t90000\t1\tnet ns\n"
+        "row\tbare\t10\t600000\t500000\t700000\t800000\t0\t0\t600000\t700000\t0\tfork+exec+wait\n"
+        "row\tlo-up\t10\t1100000\t1000000\t1200000\t1300000\t1000000\t900000\t70000\t90000\t1\t"
+        "net ns\n"
     )
     rows, info, failed = floor.parse(out)
     assert info == ["seccomp: linear 433 instructions"]
@@ -193,6 +194,7 @@ def test_floor_output_parsed() -> None:
     assert [r.name for r in rows] == ["bare", "lo-up"]
     assert rows[1].diff_med == 70000 and rows[1].in_floor and rows[1].what == "net ns"
     assert rows[0].var_p10 == 500000 and rows[0].var_p99 == 800000
+    assert rows[1].base_med == 1000000 and rows[1].base_p10 == 900000
     assert not rows[0].in_floor
 
 
