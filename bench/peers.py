@@ -140,6 +140,19 @@ def describe(seen: dict[str, str], host: dict[str, str]) -> str:
 # ------------------------------------------------------------------ isolate ---
 
 
+def _place_probe(probe: Path, dest: Path) -> None:
+    """Copy the probe into a directory a sandboxed user owns, never through a planted link.
+
+    The box is fresh after ``--init``, but its owner is the box's uid: O_EXCL
+    and O_NOFOLLOW make a name that already exists (a link left by anyone)
+    an error instead of a write through it as root.
+    """
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755)
+    with os.fdopen(fd, "wb") as f:
+        f.write(probe.read_bytes())
+        os.fchmod(f.fileno(), 0o755)
+
+
 def _isolate(exe: str, box: int, probe: Path) -> Iterator[Peer | str]:
     rc, out, err = run_cmd([exe, "--version"])
     m = re.search(r"isolator (\d+)\.(\d+)(?:\.(\d+))?", out + err)
@@ -164,20 +177,26 @@ def _isolate(exe: str, box: int, probe: Path) -> Iterator[Peer | str]:
             run_cmd([*box_args, "--cleanup"])
             yield f"{label} {' '.join(cg)}: cannot run here: {why(rc, out, err)}"
             continue
-        shutil.copy(probe, boxdir / "isoprobe")
-        os.chmod(boxdir / "isoprobe", 0o755)
+        placed = ""
+        try:
+            _place_probe(probe, boxdir / "isoprobe")
+        except OSError as e:
+            placed = f"probe not placed in the box: {e}"
         note = "" if cg else "no --cg: its cgroup set-up fails here (see above), so no limits"
         teardown = [[*box_args, "--cleanup"]]
         cgs = " --cg" if cg else ""
-        yield Peer(
+        peer = Peer(
             f"{label}{cgs} --run (box made ahead)",
             [*run, "/bin/true"],
-            [*run, "/box/isoprobe"],
+            [] if placed else [*run, "/box/isoprobe"],
             20,
             note,
             teardown,
             family="isolate",
         )
+        if placed:
+            peer.isolation = placed
+        yield peer
         # The whole cycle on a box of its own (its --cleanup must not take the other's box).
         cycle = [exe, *cg, f"--box-id={box + 1}"]
         run_c = [*cycle, *limits, *mem, "--run", "--", "/bin/true"]
@@ -423,7 +442,8 @@ def probe_all(peers: list[Peer], host: dict[str, str]) -> None:
     """Run each peer's probe command; record what isolation it showed."""
     for p in peers:
         if not p.probe:
-            p.isolation = "as the row above"
+            if p.isolation == "not probed":
+                p.isolation = "as the row above"
             continue
         rc, out, err = run_cmd(p.probe)
         p.isolation = (

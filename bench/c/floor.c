@@ -42,6 +42,7 @@
  * all layers with `bwrap --unshare-all` run by run (the target's ratio with
  * the least drift between the two). Needs root. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/audit.h>
@@ -861,22 +862,59 @@ out:;
 }
 
 /* ---- set-up ---- */
-static void cleanup_dirs(void) {
-    rmdir(g_tstage);
-    rmdir(g_staging);
-    char path[200];
+/* Everything setup_image made under DIR (only names we make; unlink/rmdir, never recursive). */
+static void remove_dir_tree(const char *dir) {
+    char path[300];
+    const char *top[] = {"t", "root"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, top[i]);
+        rmdir(path);
+    }
     const char *names[] = {"bin", "sbin", "lib", "lib64", "lib32", "libx32"};
     for (int i = 0; i < 6; i++) {
-        snprintf(path, sizeof path, "%s/%s", g_image, names[i]);
+        snprintf(path, sizeof path, "%s/image/%s", dir, names[i]);
         unlink(path);
     }
     const char *dirs[] = {"usr", "proc", "dev", "box", "tmp", "etc"};
     for (int i = 0; i < 6; i++) {
-        snprintf(path, sizeof path, "%s/%s", g_image, dirs[i]);
+        snprintf(path, sizeof path, "%s/image/%s", dir, dirs[i]);
         rmdir(path);
     }
-    rmdir(g_image);
-    rmdir(g_dir);
+    snprintf(path, sizeof path, "%s/image", dir);
+    rmdir(path);
+    rmdir(dir);
+}
+
+static void cleanup_dirs(void) { remove_dir_tree(g_dir); }
+
+static int dead(long pid) { return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH; }
+
+/* What an earlier harness killed mid-run left: its /run directory and its leaves
+ * (its mounts lived in its own mount namespace and went with it). */
+static void sweep_stale(void) {
+    DIR *d = opendir("/run");
+    struct dirent *e;
+    char path[600];
+    while (d && (e = readdir(d))) {
+        long pid;
+        char tail;
+        if (sscanf(e->d_name, "sbxbench-floor-%ld%c", &pid, &tail) == 1 && dead(pid)) {
+            snprintf(path, sizeof path, "/run/%s", e->d_name);
+            remove_dir_tree(path);
+        }
+    }
+    if (d) closedir(d);
+    for (int i = 0; i < g_ncg; i++) {
+        d = opendir(g_cg_dirs[i]);
+        while (d && (e = readdir(d))) {
+            long pid;
+            unsigned long seq;
+            char tail;
+            if (sscanf(e->d_name, "floor-%ld-%lu%c", &pid, &seq, &tail) == 2 && dead(pid))
+                unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+        }
+        if (d) closedir(d);
+    }
 }
 
 static int setup_image(void) {
@@ -1036,6 +1074,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     setup_cgroups(cg_parent);
+    sweep_stale();
     g_hostnet = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     printf("info\tseccomp\tlinear %u instructions, tree %u, strict %u (%d syscalls)\n", g_lin.len, g_tree.len,
            g_have_file ? g_file.len : 0, g_nnrs);

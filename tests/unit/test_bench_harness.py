@@ -223,3 +223,18 @@ def test_launcher_option_passed_only_when_accepted(monkeypatch: pytest.MonkeyPat
     assert made == [("strict", "python"), ("strict",)]
     assert common.cli_exec("native")[-2:] == ["--launcher", "native"]
     assert common.cli_exec(None)[-1] == "exec"
+
+
+def test_probe_is_never_written_through_a_planted_link(tmp_path: Path) -> None:
+    probe = _script(tmp_path / "isoprobe", "exit 0\n")
+    box = tmp_path / "box"
+    box.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("root's file")
+    os.symlink(victim, box / "isoprobe")  # left by the box's owner
+    with pytest.raises(FileExistsError):
+        peers._place_probe(probe, box / "isoprobe")
+    assert victim.read_text() == "root's file"
+    peers._place_probe(probe, box / "fresh")
+    assert (box / "fresh").read_bytes() == probe.read_bytes()
+    assert (box / "fresh").stat().st_mode & 0o777 == 0o755
