@@ -196,11 +196,11 @@ def run(
             f"p99 {_ms(r.var_p99):.2f}"
             + (f", {r.var_med / bare.var_med:.1f}x bare" if bare else "")
         )
-    for k in ("all/bwrap", "all:ahead/bwrap"):
-        if k in by:
-            r = by[k]
+    for pair in ("all/bwrap", "all:ahead/bwrap"):
+        if pair in by:
+            r = by[pair]
             print(
-                f"{LABELS[k]}: {r.var_med / r.base_med:.2f}x (medians {_ms(r.var_med):.2f} vs "
+                f"{LABELS[pair]}: {r.var_med / r.base_med:.2f}x (medians {_ms(r.var_med):.2f} vs "
                 f"{_ms(r.base_med):.2f} ms); p10 {r.var_p10 / r.base_p10:.2f}x "
                 f"({_ms(r.var_p10):.2f} vs {_ms(r.base_p10):.2f} ms)"
             )
