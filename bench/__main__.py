@@ -1,15 +1,19 @@
-"""``make bench``: every benchmark of issue 7, then the targets in one table.
+"""``make bench``: every benchmark of issues 7 and 12, then the targets in one table.
 
     .venv/bin/python -m bench                      # everything (10,000-run leak check)
     .venv/bin/python -m bench --quick              # fewer rounds, 500-run leak check
     .venv/bin/python -m bench --only latency,seccomp
+    .venv/bin/python -m bench --only floor         # the kernel's own cost, step by step
     .venv/bin/python -m bench --breakdown          # only: where one run's time goes
     .venv/bin/python -m bench --leak-runs 2000 --json results.json
 
-Sections: latency, throughput, seccomp, accounting, leaks, breakdown. The
-leak check and the breakdown run in processes of their own (a clean
+Sections: latency, throughput, seccomp, accounting, leaks, floor, breakdown.
+The leak check and the breakdown run in processes of their own (a clean
 supervisor; patches that must not touch the other figures). Needs root, a
 cgroup hierarchy the sandbox can use, gcc and bubblewrap (scripts/setup.sh).
+Peers (isolate, nsjail, runc, crun) are timed when found on PATH or under
+``$SANDBOX_BENCH_PEERS`` (see bench/peers.py); a peer that cannot run here
+is reported with the reason and the rest goes on.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ import subprocess
 import sys
 import time
 
-from bench import accounting, latency, seccomp_overhead, throughput
+from bench import accounting, floor, latency, seccomp_overhead, throughput
 from bench import leaks as leaks_mod
 from bench.common import ROOT, VENV_PY, Target, build_c, header, machine, table, targets_table
 
-SECTIONS = ("latency", "throughput", "seccomp", "accounting", "leaks", "breakdown")
+SECTIONS = ("latency", "throughput", "seccomp", "accounting", "leaks", "floor", "breakdown")
 
 
 def _sub(module: str, *args: str) -> int:
@@ -116,11 +120,13 @@ def main(argv: list[str] | None = None) -> int:
                 + (f"; {sum(leaks['failures'].values())} runs failed" if leaks["failures"] else ""),
             ),
         ]
+    if "floor" in only:
+        floor.run(exe, 10 if args.quick else 40, rounds if args.quick else 5, targets, results)
     runs = "10" if args.quick else "30"
     if "breakdown" in only and _sub("bench.breakdown", "--runs", runs, "--cli", "3") != 0:
         failed.append("breakdown")
 
-    header(f"targets (issue 7), {time.monotonic() - t0:.0f} s of benchmarks")
+    header(f"targets (issues 7 and 12), {time.monotonic() - t0:.0f} s of benchmarks")
     print(f"machine: {info['cores']} cores, kernel {info['kernel']}, load at start {info['load']}")
     if targets:
         print(targets_table(targets))

@@ -18,12 +18,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CSRC = ROOT / "bench" / "c"
 BUILD = ROOT / "bench" / "build"
 VENV_PY = ROOT / ".venv" / "bin" / "python"
 VENV_SANDBOX = ROOT / ".venv" / "bin" / "sandbox"
+
+
+def build_flags(src: Path) -> list[str]:
+    """Extra gcc flags a source asks for on a ``bench-build: FLAGS`` line (e.g. -static)."""
+    for line in src.read_text().splitlines()[:40]:
+        if "bench-build:" in line:
+            return line.split("bench-build:", 1)[1].replace("*/", "").split()
+    return []
 
 
 def build_c() -> dict[str, Path]:
@@ -34,7 +43,17 @@ def build_c() -> dict[str, Path]:
         exe = BUILD / src.stem
         if not exe.exists() or exe.stat().st_mtime < src.stat().st_mtime:
             subprocess.run(
-                ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(src)],
+                [
+                    "gcc",
+                    "-O2",
+                    "-Wall",
+                    "-Wextra",
+                    "-Werror",
+                    *build_flags(src),
+                    "-o",
+                    str(exe),
+                    str(src),
+                ],
                 check=True,
             )
         out[src.stem] = exe
@@ -119,6 +138,22 @@ def interleave(subjects: Sequence[tuple[Series, Callable[[], list[float]]]], rou
             series.samples += batch()
 
 
+class Guarded:
+    """A subject's batch that stops the subject (with the reason) instead of the bench."""
+
+    def __init__(self, series: Series, batch: Callable[[], list[float]]) -> None:
+        self.series, self.batch, self.failed = series, batch, ""
+
+    def __call__(self) -> list[float]:
+        if self.failed:
+            return []
+        try:
+            return self.batch()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            self.failed = " ".join(str(e).split())[:300] or repr(e)
+            return []
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A plain-text table (right-aligned numbers)."""
     cells = [[str(h) for h in headers]] + [[_fmt(c) for c in row] for row in rows]
@@ -149,7 +184,7 @@ def run_forkexec(exe: Path, argv: Sequence[str], n: int, quiet: bool = True) -> 
     cmd = [str(exe), *(["-q"] if quiet else []), "-n", str(n), "--", *argv]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {p.stderr.strip()}")
+        raise RuntimeError(f"{p.stderr.strip() or f'exit {p.returncode}'}: {' '.join(argv)}")
     return [int(x) / 1e9 for x in p.stdout.split()]
 
 
@@ -193,3 +228,54 @@ def targets_table(targets: Sequence[Target]) -> str:
 
 def header(title: str) -> None:
     print(f"\n== {title} ==  (load {loadavg()})", flush=True)
+
+
+# ------------------------------------------------------------- launchers ---
+# The library and the CLI may offer a choice of launcher (issue 12: "native",
+# the C launcher, and "python", the reference). The bench passes the option
+# through only when the installed library accepts it, and measures each.
+
+LAUNCHERS = ("native", "python")
+
+
+def library_launchers() -> list[str | None]:
+    """The launchers ``Sandbox(..., launcher=...)`` accepts here; [None] when it has no choice."""
+    import inspect
+
+    import sandbox
+
+    cls: Any = sandbox.Sandbox
+    if "launcher" not in inspect.signature(cls).parameters:
+        return [None]
+    return list(LAUNCHERS)
+
+
+def cli_launchers() -> list[str | None]:
+    """The launchers ``sandbox exec --launcher`` accepts here; [None] when it has no option."""
+    p = subprocess.run(
+        [str(VENV_SANDBOX), "exec", "--help"], capture_output=True, text=True, timeout=120
+    )
+    return list(LAUNCHERS) if "--launcher" in p.stdout else [None]
+
+
+def launcher_label(launcher: str | None) -> str:
+    return launcher or "python, the only one"
+
+
+def open_sandbox(launcher: str | None, profile: str = "strict") -> Any:
+    """A ``Sandbox`` with this launcher (the library's default when None)."""
+    import sandbox
+
+    cls: Any = sandbox.Sandbox
+    return cls(profile) if launcher is None else cls(profile, launcher=launcher)
+
+
+def cli_exec(launcher: str | None) -> list[str]:
+    """``sandbox exec`` with this launcher, up to the profile option."""
+    return [str(VENV_SANDBOX), "exec", *(["--launcher", launcher] if launcher else [])]
+
+
+def server_pid(sb: Any) -> int:
+    """The fork server's pid of a Sandbox, 0 when it has none (another launcher)."""
+    client = getattr(sb, "_client", None)
+    return int(getattr(client, "server_pid", 0) or 0)

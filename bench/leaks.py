@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Any
 
-from bench.common import header, loadavg, table
+from bench.common import header, loadavg, server_pid, table
 from bench.resources import leftovers, rollup_kib, snapshot, status_kib
 
 # Counters that must not grow at all (host-wide ones may move with other users' work).
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for i in range(50):
             _one(sb, i, [])
-        server = sb._client.server_pid
+        server = server_pid(sb)  # 0 with a launcher that has no fork server
         fresh = rollup_kib(server)
         gc.collect()
         before = snapshot(server)
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         pending = run_ids = []
         gc.collect()
         after = snapshot(server)
-        if sb._client.server_pid != server:
+        if server_pid(sb) != server:
             print("fork server was restarted during the runs (it died)!")
     finally:
         sb.close()

@@ -16,6 +16,9 @@ cd "$ROOT"
 PKGS=(libseccomp2 libapparmor1 apparmor gcc libc6-dev python3 python3-dev
       python3-venv bubblewrap util-linux e2fsprogs procps make clang libclang-rt-14-dev)
 
+# The bench's OCI peers (about 10 MB): runc, and crun (which refuses hybrid
+# cgroup hosts; the bench reports that and goes on).
+PKGS+=(runc crun)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

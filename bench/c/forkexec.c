@@ -4,10 +4,13 @@
  *   forkexec [-q] -j W -t SECS -- PROG... W workers loop for SECS; prints "runs N secs S"
  *   forkexec -r -- PROG ARGS...           one run; after its output, a last line
  *                                         "rusage MAXRSS_KIB UTIME_NS STIME_NS" (wait4)
+ *   forkexec -n N -- A ARGS ::: B ARGS    each timed run is A, then B (then ...), in order:
+ *                                         a peer's whole cycle (isolate's init, run, cleanup)
  *
  * -q sends the child's stdout/stderr to /dev/null. A run whose exit status is
- * not 0 stops the loop with status 2 and "failed: status S" on stderr, so a
- * broken command (bwrap without a loader, say) is never timed as a fast one.
+ * not 0 (any command of a sequence) stops the loop with status 2 and "failed:
+ * status S" on stderr, so a broken command (bwrap without a loader, say) is
+ * never timed as a fast one.
  * Clock: CLOCK_MONOTONIC, the same clock Python's time.monotonic() reads. */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -41,7 +44,10 @@ static int rusage_once(char **argv) {
     return status == 0 ? 0 : 2;
 }
 
-static int run_once(char **argv) {
+static char **cmds[64];
+static int ncmds;
+
+static int run_one(char **argv) {
     pid_t pid = fork();
     if (pid < 0) { perror("fork"); exit(3); }
     if (pid == 0) {
@@ -56,6 +62,19 @@ static int run_once(char **argv) {
     int status;
     if (waitpid(pid, &status, 0) < 0) { perror("waitpid"); exit(3); }
     return status;
+}
+
+/* One timed run: every command of the sequence, stopping at the first failure. */
+static int run_once(char **argv) {
+    (void)argv;
+    for (int i = 0; i < ncmds; i++) {
+        int st = run_one(cmds[i]);
+        if (st != 0) {
+            if (ncmds > 1) fprintf(stderr, "command %d of %d (%s) ", i + 1, ncmds, cmds[i][0]);
+            return st;
+        }
+    }
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -78,6 +97,14 @@ int main(int argc, char **argv) {
     }
     char **cmd = argv + optind;
     if (rusage) return rusage_once(cmd);
+    cmds[ncmds++] = cmd;
+    for (int i = optind; i < argc; i++) {
+        if (strcmp(argv[i], ":::") == 0) {
+            argv[i] = NULL;
+            if (i + 1 >= argc || ncmds == 64) { fprintf(stderr, "forkexec: empty command after :::\n"); return 64; }
+            cmds[ncmds++] = argv + i + 1;
+        }
+    }
     if (n > 0) {
         long long *t = calloc(n, sizeof *t);
         for (long i = 0; i < n; i++) {
