@@ -27,7 +27,7 @@ import stat
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from sandbox import ablation, codec, enforce
@@ -53,6 +53,12 @@ if TYPE_CHECKING:
     from sandbox.policy.frozen import Policy
 
 IMAGE_KEY_TTL = 2.0
+# A compiled run is reused for the same request (same policy digest, argv,
+# cwd, files, collect, ablations, host) for this long, and only while the
+# program's file is the same one (device, inode, size, mtime, mode); the
+# image key and bind sources are looked at again after it.
+COMPILE_TTL = IMAGE_KEY_TTL
+MAX_REMEMBERED = 256
 _BOX_NAME = re.compile(r"^[A-Za-z0-9_.+-][A-Za-z0-9_.+/-]{0,254}$")
 # Controllers a run cannot do without: accounting, the kill, memory and process limits.
 REQUIRED_CONTROLLERS = ("cpuacct", "freezer", "memory", "pids")
@@ -109,6 +115,7 @@ class CompiledRun:
     cgroup: CgroupRequest | None
     supervision: Supervision
     ablate: frozenset[str] = frozenset()
+    _memo: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def policy(self) -> Policy:
@@ -117,6 +124,9 @@ class CompiledRun:
 
     def artifacts_digest(self) -> str:
         """sha256 over exactly what the kernel will be given: the key of a verification."""
+        hit = self._memo.get("digest")
+        if hit is not None:
+            return hit
         parts = {
             "policy": self.profile.digest,
             "seccomp": hashlib.sha256(self.seccomp.bpf).hexdigest() if self.seccomp else None,
@@ -130,7 +140,9 @@ class CompiledRun:
             "ns": self.plan.unshare_flags,
             "rlimits": codec.dumps(self.plan.rlimits),
         }
-        return hashlib.sha256(codec.dumps(parts).encode()).hexdigest()
+        digest = hashlib.sha256(codec.dumps(parts).encode()).hexdigest()
+        self._memo["digest"] = digest
+        return digest
 
 
 class Artifacts:
@@ -148,7 +160,24 @@ class Artifacts:
         self._landlock: dict[object, LandlockArtifact] = {}
         self._apparmor: dict[object, AppArmorArtifact] = {}
         self._aa_host: AppArmorHost | None = None
+        self._runs: dict[object, tuple[CompiledRun, tuple[object, ...], float]] = {}
         self.seccomp_cache = state_dir() / "seccomp" if host.is_root else None
+
+    def remembered(self, key: object) -> CompiledRun | None:
+        """A run compiled for the same inputs within COMPILE_TTL, if its program is unchanged."""
+        with self._lock:
+            hit = self._runs.get(key)
+        if hit is None or time.monotonic() - hit[2] > COMPILE_TTL:
+            return None
+        compiled, identity, _ = hit
+        return compiled if _identity(compiled.program) == identity else None
+
+    def remember(self, key: object, compiled: CompiledRun) -> None:
+        """Keep a compiled run for later runs of the same request."""
+        with self._lock:
+            if len(self._runs) >= MAX_REMEMBERED:
+                self._runs.pop(next(iter(self._runs)))
+            self._runs[key] = (compiled, _identity(compiled.program), time.monotonic())
 
     def apparmor_host(self) -> AppArmorHost:
         """AppArmor's state on this host and the parser's features (probed once)."""
@@ -413,7 +442,39 @@ def _mounts(
     return replace(mounts, rootless=not host.is_root), image
 
 
+def _identity(program: Program) -> tuple[object, ...]:
+    """What must not have changed for a remembered run: the program file (and copy source)."""
+    out: list[object] = []
+    for path in (program.host_path, program.copy_from):
+        if path is None:
+            out.append(None)
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append("missing")
+            continue
+        out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode))
+    return tuple(out)
+
+
 def compile_run(
+    profile: LoadedProfile, host: HostFacts, request: Request, arts: Artifacts
+) -> CompiledRun:
+    """Compile one run, or take the one compiled for the same inputs moments ago.
+
+    A judge's back-to-back runs of one program compile once per COMPILE_TTL
+    seconds; the artifacts themselves are cached longer, by their own keys.
+    """
+    key = (profile.digest, profile.source, request, host)
+    compiled = arts.remembered(key)
+    if compiled is None:
+        compiled = _compile_run(profile, host, request, arts)
+        arts.remember(key, compiled)
+    return compiled
+
+
+def _compile_run(
     profile: LoadedProfile, host: HostFacts, request: Request, arts: Artifacts
 ) -> CompiledRun:
     """Compile one run (see module docstring).

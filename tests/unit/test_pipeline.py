@@ -9,6 +9,7 @@ supervisor calls each stage once, in order.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from sandbox.apparmor import lifetime
 from sandbox.apparmor.host import AppArmorHost
 from sandbox.apparmor.parser import probe_parser
 from sandbox.compile import Artifacts, Request, compile_run
-from sandbox.errors import VerificationError
+from sandbox.errors import ProgramNotFound, VerificationError
 from sandbox.host import probe
 from sandbox.policy.load import load_profile
 from sandbox.runner import state
@@ -125,3 +126,23 @@ def test_the_supervisor_calls_each_stage_once_in_order(monkeypatch):
         client.close()
     assert r.exit_code == 3 and r.verification.startswith("sha256:")
     assert calls == ["compile", "verify", "acquire", "launch", "supervise", "release"]
+
+
+def test_a_repeated_request_reuses_its_compiled_run_until_the_program_changes(tmp_path: Path):
+    host = probe()
+    arts = Artifacts(host)
+    prog = tmp_path / "a.out"
+    prog.write_text("#!/bin/sh\nexit 0\n")
+    prog.chmod(0o755)
+    profile = load_profile("strict")
+    req = Request((str(prog),))
+    first = compile_run(profile, host, req, arts)
+    assert compile_run(profile, host, req, arts) is first  # a judge's next run: no work
+    assert compile_run(profile, host, Request((str(prog), "x")), arts) is not first
+    prog.write_text("#!/bin/sh\nexit 1\n")  # a new submission under the same name
+    os.utime(prog, ns=(1, 1))
+    again = compile_run(profile, host, req, arts)
+    assert again is not first and again.artifacts_digest() == first.artifacts_digest()
+    prog.unlink()
+    with pytest.raises(ProgramNotFound):
+        compile_run(profile, host, req, arts)
