@@ -21,8 +21,9 @@ from sandbox.errors import PolicyError
 if TYPE_CHECKING:
     from sandbox.policy.frozen import Policy
 
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
-
+# Package data (pyproject's package-data): in a source tree, sandbox/_data/
+# links to the top-level profiles/; an installed wheel carries the files.
+PROFILES_DIR = (Path(__file__).resolve().parents[1] / "_data" / "profiles").resolve()
 
 def dump(obj: Any) -> Any:
     """JSON-ready data of a policy (or one of its tables), pydantic or snapshot."""

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-POLICIES_DIR = Path(__file__).resolve().parents[2] / "seccomp_policies"
+# Package data, like the shipped profiles (see sandbox.policy.profile.PROFILES_DIR).
+POLICIES_DIR = (Path(__file__).resolve().parents[1] / "_data" / "seccomp_policies").resolve()
 TABLES_DIR = POLICIES_DIR / "tables"
 
 AUDIT_ARCH_X86_64 = 0xC000003E
