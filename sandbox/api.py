@@ -13,6 +13,7 @@ safe to call from many threads at once. ``run()`` is the one-shot form.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.host import HostFacts, probe
-from sandbox.policy.load import load_profile, merge
+from sandbox.policy.load import load_profile, merge, with_overrides
 from sandbox.policy.profile import LoadedProfile
 from sandbox.runner.control import RunControl
 from sandbox.runner.launchers import make_client
@@ -98,14 +99,20 @@ class Sandbox:
     ) -> LoadedProfile:
         """Load (and cache) a profile with this sandbox's overrides plus ``overrides``."""
         prof = self._default if profile is None else profile
-        if isinstance(prof, LoadedProfile):
-            return prof
         merged = merge(self._overrides, overrides or {})
-        key = f"{os.fspath(prof)}\0{sorted(merged.items())!r}"
+        if isinstance(prof, LoadedProfile) and not merged:
+            return prof
+        name = f"loaded:{prof.digest}" if isinstance(prof, LoadedProfile) else os.fspath(prof)
+        key = f"{name}\0{json.dumps(merged, sort_keys=True, default=str)}"
         with self._lock:
             cached = self._profiles.get(key)
         if cached is None:
-            cached = load_profile(os.fspath(prof), merged or None)
+            if isinstance(prof, LoadedProfile):
+                # Never drop what the caller passed (limits, env): apply it, or the
+                # PolicyError says why it cannot be applied.
+                cached = with_overrides(prof, merged)
+            else:
+                cached = load_profile(os.fspath(prof), merged or None)
             with self._lock:
                 self._profiles[key] = cached
         return cached
@@ -164,7 +171,7 @@ class Sandbox:
         self,
         argv: Sequence[str],
         *,
-        profile: str | os.PathLike[str] | None = None,
+        profile: str | os.PathLike[str] | LoadedProfile | None = None,
         limits: Mapping[str, Any] | None = None,
         stdin: Stdin = None,
         stdout: Output = None,
@@ -209,7 +216,7 @@ class Sandbox:
     def _run(
         self,
         argv: Sequence[str],
-        profile: str | os.PathLike[str] | None,
+        profile: str | os.PathLike[str] | LoadedProfile | None,
         extra: dict[str, Any],
         stdin: Stdin,
         stdout: Output,

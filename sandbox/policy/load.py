@@ -11,6 +11,10 @@ Resolution rules, applied on the raw tables before validation:
 - ``seccomp.deny`` and ``capabilities.deny`` accumulate like every list and are
   subtracted when artifacts are built, so no child can re-allow what an
   ancestor denied;
+- a profile without ``extends`` starts from the models' defaults, so a list it
+  sets (``filesystem.read_paths = ["/opt/x"]``) *extends* the default list
+  (``/usr``, ``/etc``, ...) like any child layer: adding one path never
+  removes the defaults (issue 15 item 4). Replacing is explicit:
 - ``replace = ["seccomp.groups", ...]`` names lists of this profile that
   replace the inherited ones instead of adding to them (a learned profile
   states exactly what it allows). A child could always add items, so
@@ -28,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from sandbox import codec
 from sandbox.errors import PolicyError
@@ -159,6 +163,8 @@ def _resolve(
         if node is not None and not isinstance(node, list):
             raise PolicyError(f"{path}: replace: {'.'.join(key)} is not a list")
     raw.setdefault("name", path.stem)
+    if not parents:
+        merged = _default_lists()
     return merge(merged, raw, replace=replace), (*chain, str(path))
 
 
@@ -174,6 +180,21 @@ def parent_ref(parent: str, child: Path) -> str:
         return parent
     ref = Path(parent)
     return str(ref if ref.is_absolute() else child.parent / ref)
+
+
+def _default_lists() -> dict[str, Any]:
+    """The models' non-empty default lists, as the base layer of a profile without
+    ``extends`` (see the module docstring: lists extend, ``replace`` replaces)."""
+    out: dict[str, Any] = {}
+    for section, field in Policy.model_fields.items():
+        model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        for key, sub in model.model_fields.items():
+            value = sub.get_default(call_default_factory=True)
+            if isinstance(value, list) and value and (section, key) not in _REPLACE_LISTS:
+                out.setdefault(section, {})[key] = value
+    return out
 
 
 def _replace_keys(path: Path, value: object) -> frozenset[tuple[str, ...]]:
@@ -245,12 +266,47 @@ def load_profile(name_or_path: str, overrides: Mapping[str, Any] | None = None) 
     raw, chain = _resolve(path, 0, ())
     if overrides:
         check_nesting(overrides, "command line")
-        raw = merge(raw, overrides)
+        raw = _apply(raw, overrides, path)
     policy = snapshot(validate(raw, path, overrides))
     from sandbox.policy.names import check_names  # late: keeps the error path light
 
     check_names(policy, str(path))
     return LoadedProfile(policy=policy, source=str(path), chain=chain)
+
+
+def _apply(raw: Mapping[str, Any], overrides: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """Overrides as one more child layer; their own ``replace`` list replaces lists."""
+    over = dict(overrides)
+    replace = _replace_keys(path, over.pop("replace", []))
+    return merge(raw, over, replace=replace)
+
+
+def with_overrides(profile: LoadedProfile, overrides: Mapping[str, Any]) -> LoadedProfile:
+    """An already loaded profile with ``overrides`` applied as one more layer.
+
+    For callers that hold a :class:`LoadedProfile` and still pass limits or
+    an environment (``Sandbox(loaded).run(limits=...)``): nothing a caller
+    passes is dropped (issue 15 item 3). The digest covers the overrides.
+
+    Raises:
+        PolicyError: an override that does not validate.
+    """
+    if not overrides:
+        return profile
+    source = Path(profile.source)
+    raw = _apply(dump_policy(profile), overrides, source)
+    policy = snapshot(validate(raw, source, overrides))
+    from sandbox.policy.names import check_names
+
+    check_names(policy, profile.source)
+    return LoadedProfile(policy=policy, source=profile.source, chain=profile.chain)
+
+
+def dump_policy(profile: LoadedProfile) -> dict[str, Any]:
+    """The resolved policy of a loaded profile as raw profile tables."""
+    from sandbox.policy.profile import dump
+
+    return dict(dump(profile.policy))
 
 
 def snapshot(policy: Policy) -> frozen.Policy:

@@ -54,20 +54,29 @@ class LoadedProfile:
         return self.known_digest
 
 
+# ``strict``, ``learned/sh``: a name (never starting with '.' or '/', no '..', no
+# ``.toml``); anything else is a path.
+_SHIPPED_NAME = re.compile(
+    r"(?!.*\.toml$)[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)?"
+)
+
+
 def find_profile(name_or_path: str, base_dir: Path | None = None) -> Path:
-    """Map ``strict`` to ``profiles/strict.toml``; a value with ``/`` or ``.toml`` is a path.
+    """Map ``strict`` (or ``learned/sh``) to ``profiles/<name>.toml``; anything else, a value
+    ending in ``.toml`` or starting with ``.`` or ``/``, is a path.
 
     Raises:
         PolicyError: when no such profile exists.
     """
-    if "/" in name_or_path or name_or_path.endswith(".toml"):
+    if _SHIPPED_NAME.fullmatch(name_or_path):
+        # A shipped profile's name, also under a subdirectory: ``learned/sh``.
+        path = PROFILES_DIR / f"{name_or_path}.toml"
+    elif "/" in name_or_path or name_or_path.endswith(".toml"):
         path = Path(name_or_path)
         if not path.is_absolute() and base_dir is not None and not path.exists():
             path = base_dir / path
     else:
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name_or_path):
-            raise PolicyError(f"bad profile name {name_or_path!r}")
-        path = PROFILES_DIR / f"{name_or_path}.toml"
+        raise PolicyError(f"bad profile name {name_or_path!r}")
     try:
         found = path.is_file()
     except OSError as e:
