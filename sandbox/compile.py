@@ -261,6 +261,19 @@ def check_box_name(name: str) -> str:
     return name
 
 
+def stack_limit(policy: Policy) -> int | None:
+    """RLIMIT_STACK in bytes: ``"memory"`` follows the memory limit (the smaller of
+    the cgroup and address-space limits; unlimited without either), as isolate lets
+    the stack grow to the memory limit; None leaves the caller's own limit."""
+    lim = policy.limits
+    if lim.stack == "unlimited":
+        return resource.RLIM_INFINITY
+    if lim.stack == "memory":
+        bounds = [v for v in (lim.memory, lim.address_space) if v is not None]
+        return min(bounds) if bounds else resource.RLIM_INFINITY
+    return lim.stack
+
+
 def rlimits(policy: Policy) -> tuple[Rlimit, ...]:
     """RLIMIT_CORE=0 and the profile's limits; RLIMIT_CPU only as a backstop to polling."""
     lim = policy.limits
@@ -269,7 +282,8 @@ def rlimits(policy: Policy) -> tuple[Rlimit, ...]:
         (resource.RLIMIT_NOFILE, lim.open_files),
         (resource.RLIMIT_NPROC, lim.processes),
         (resource.RLIMIT_FSIZE, lim.file_size),
-        (resource.RLIMIT_STACK, lim.stack),
+        (resource.RLIMIT_STACK, stack_limit(policy)),
+        (resource.RLIMIT_AS, lim.address_space),
         (resource.RLIMIT_MEMLOCK, lim.memlock),
         (resource.RLIMIT_MSGQUEUE, lim.msgqueue),
         (resource.RLIMIT_SIGPENDING, lim.sigpending),

@@ -81,6 +81,7 @@ def _exec_parser(sub: Any) -> None:
         ("--file-size", "file_size", str),
         ("--open-files", "open_files", _number),
         ("--stack", "stack", str),
+        ("--address-space", "address_space", str),
         ("--cpuset", "cpuset", str),
         ("--cpu-quota", "cpu_quota", _number),
     ):

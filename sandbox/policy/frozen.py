@@ -100,7 +100,8 @@ class Limits(Snapshot):
     output: int | None
     file_size: int | None
     open_files: int | None
-    stack: int | None
+    stack: int | Literal["memory", "unlimited"] | None
+    address_space: int | None
     memlock: int | None
     msgqueue: int | None
     sigpending: int | None

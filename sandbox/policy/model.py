@@ -242,7 +242,17 @@ class Limits(_Model):
     output: Size | None = Field(default=None, description="Bytes of stdout and stderr together.")
     file_size: Size | None = Field(default=None, description="RLIMIT_FSIZE.")
     open_files: Files | None = Field(default=None, description="RLIMIT_NOFILE.")
-    stack: Size | None = Field(default=None, description="RLIMIT_STACK.")
+    stack: Size | Literal["memory", "unlimited"] | None = Field(
+        default=None,
+        description="RLIMIT_STACK: bytes, 'memory' (as large as the memory limit, so deep "
+        "recursion is bounded only by it, as in isolate) or 'unlimited'. Left out: the "
+        "caller's own stack limit.",
+    )
+    address_space: Size | None = Field(
+        default=None,
+        description="RLIMIT_AS: bytes of address space of each process (isolate's -m, "
+        "DMOJ's limit): an allocation past it fails, touched or not.",
+    )
     memlock: Size | None = Field(default=None, description="RLIMIT_MEMLOCK.")
     msgqueue: Size | None = Field(default=None, description="RLIMIT_MSGQUEUE.")
     sigpending: Rlimit | None = Field(default=None, description="RLIMIT_SIGPENDING.")

@@ -36,14 +36,16 @@ class Violation:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Accounting figures. ``memory_peak`` is the cgroup's; ``max_rss`` is wait4's."""
+    """Accounting figures. ``memory_peak`` is the run's memory figure: the cgroup leaf's
+    peak, all the run's processes, none of the launcher's pages. (There is no
+    ``max_rss``: wait4's figure carries the launcher's pre-exec pages across execve,
+    16 MiB for ``sh -c echo``, so it said nothing about the payload.)"""
 
     cpu_time: float | None = None
     cpu_user: float | None = None
     cpu_system: float | None = None
     wall_time: float | None = None
     memory_peak: int | None = None
-    max_rss: int | None = None
     oom_killed: bool = False
     csw_voluntary: int | None = None
     csw_forced: int | None = None
@@ -77,6 +79,8 @@ class RunResult:
     collect_errors: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     verification: str = ""  # hash of the verification report the run was admitted on
+    # The limits the run was held to (the policy's, overrides included; unset ones left out).
+    limits: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> int:
@@ -104,6 +108,7 @@ class RunResult:
             "message": self.message,
             "collect_errors": dict(self.collect_errors),
             "notes": list(self.notes),
+            "limits": dict(self.limits),
         }
         rec.update(asdict(self.usage))
         return rec

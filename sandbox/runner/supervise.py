@@ -10,11 +10,13 @@ raises :class:`SpawnError` here.
 
 from __future__ import annotations
 
+import resource
 import signal
 import time
+from typing import TYPE_CHECKING, Any
 
 from sandbox import ablation
-from sandbox.compile import CompiledRun
+from sandbox.compile import CompiledRun, stack_limit
 from sandbox.errors import SpawnError
 from sandbox.launcher.protocol import collect_reason, decode_failure
 from sandbox.runner import accounting
@@ -25,6 +27,9 @@ from sandbox.runner.result import RunResult, Verdict, Violation
 from sandbox.runner.verdict import Observation, classify, exit_and_signal
 from sandbox.runner.watch import Watch, arch_name, syscall_name
 from sandbox.syscalls.notify import KmsgReader
+
+if TYPE_CHECKING:
+    from sandbox.policy.frozen import Policy
 
 
 def supervise(
@@ -91,6 +96,7 @@ def _result(compiled: CompiledRun, res: Resources, watch: Watch, kmsg: KmsgReade
         files=files,
         collect_errors=_collect_errors(plan.collect, watch.files),
         notes=ablation.notes(compiled.ablate),
+        limits=limits_record(compiled.policy),
     )
 
 
@@ -103,6 +109,15 @@ def _collect_errors(names: tuple[str, ...], got: dict[str, bytes | int]) -> dict
             out[name] = collect_reason(v)
         elif v is None:
             out[name] = "not reported: the container's init ended without it"
+    return out
+
+
+def limits_record(policy: Policy) -> dict[str, Any]:
+    """The policy's limits as the record shows them: set ones only, the stack in bytes."""
+    out = {k: v for k, v in policy.limits.model_dump().items() if v not in (None, {})}
+    if "stack" in out:
+        stack = stack_limit(policy)
+        out["stack"] = None if stack == resource.RLIM_INFINITY else stack
     return out
 
 

@@ -151,7 +151,17 @@ def _maps(layer: str, a: Mapping[str, str], b: Mapping[str, str]) -> list[Change
 
 # Keys holding byte counts, shown as 64M rather than 67108864.
 SIZE_KEYS = frozenset(
-    {"memory", "output", "file_size", "stack", "memlock", "msgqueue", "disk", "size"}
+    {
+        "memory",
+        "output",
+        "file_size",
+        "stack",
+        "address_space",
+        "memlock",
+        "msgqueue",
+        "disk",
+        "size",
+    }
 )
 
 
