@@ -2,8 +2,10 @@
 
 - ``PROGRAM`` containing ``/`` is a host path. If the container sees the same
   file at the same path (it lies under a read-only host bind such as /usr, or
-  the default image's merged-usr links), it runs in place; otherwise it is
-  copied read-only into ``/box``. The caller's cwd is never bound in.
+  the default image's merged-usr links), or the file lies under a bind's
+  source, it runs in place (at the bind's target); otherwise it is copied
+  read-only into ``/box``. An absolute path that only the container has (under
+  a bind's target) runs there. The caller's cwd is never bound in.
 - A bare name is looked up on the inside PATH by mapping each inside
   directory to where it lives on the host: a bind's source or a lower layer.
 """
@@ -46,14 +48,19 @@ def _to_host(path: str, binds: tuple[BindMount, ...], lowers: tuple[str, ...]) -
         host = _host_of("/" + "/".join(done), binds, lowers)
         if host is None:
             return None
-        if os.path.islink(host):
+        if host and os.path.islink(host):
             hops += 1
             if hops > _MAX_LINKS:
                 return None
             target = os.readlink(host)
             done = [] if target.startswith("/") else done[:-1]
             parts = [p for p in target.split("/") if p] + parts
-    return _host_of("/" + "/".join(done), binds, lowers)
+    return _host_of("/" + "/".join(done), binds, lowers) or None
+
+
+# A directory the mount code creates as a bind's mount point (or its parent):
+# it exists inside though no lower layer has it.
+_MOUNT_POINT_DIR = ""
 
 
 def _host_of(inside: str, binds: tuple[BindMount, ...], lowers: tuple[str, ...]) -> str | None:
@@ -64,6 +71,18 @@ def _host_of(inside: str, binds: tuple[BindMount, ...], lowers: tuple[str, ...])
         cand = os.path.join(layer, inside.lstrip("/"))
         if os.path.lexists(cand):
             return cand
+    if any(b.target.startswith(inside.rstrip("/") + "/") for b in binds):
+        return _MOUNT_POINT_DIR
+    return None
+
+
+def _under_bind(host: str, binds: tuple[BindMount, ...]) -> str | None:
+    """The inside path of a host file that lies under a bind's source, or None."""
+    real = os.path.realpath(host)
+    for b in sorted(binds, key=lambda b: -len(b.source)):
+        src = b.source.rstrip("/")
+        if real == src or real.startswith(src + "/"):
+            return b.target.rstrip("/") + real[len(src) :]
     return None
 
 
@@ -89,14 +108,25 @@ def resolve(
     """
     if "/" in program:
         host = os.path.abspath(os.path.join(cwd or os.getcwd(), program))
+        if os.path.isabs(program) and not os.path.exists(host):
+            # Only the container has it: a path under a bind's target.
+            seen = _to_host(program, binds, lowers)
+            if seen is not None and os.path.isfile(seen):
+                return Program(program, None, seen)
         if not os.path.exists(host):
             raise ProgramNotFound(f"program {program!r} not found (no such file {host})")
         if not os.path.isfile(host):
             raise ProgramNotFound(f"program {program!r} is not a regular file")
-        if os.path.isabs(program):
-            seen = _to_host(program, binds, lowers)
-            if seen is not None and os.path.realpath(seen) == os.path.realpath(host):
-                return Program(program, None, host)
+        real = os.path.realpath(host)
+        # In place when the container sees this very file: at the same path, or
+        # under a bind whose source holds it (a compiler keeps finding its own
+        # libraries beside it).
+        for inside in (program if os.path.isabs(program) else None, _under_bind(host, binds)):
+            if inside is None:
+                continue
+            seen = _to_host(inside, binds, lowers)
+            if seen is not None and os.path.realpath(seen) == real:
+                return Program(inside, None, host)
         return Program(f"/box/{os.path.basename(host)}", host, host)
     for d in search_path.split(":"):
         if not d.startswith("/"):
