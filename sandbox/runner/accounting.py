@@ -2,8 +2,9 @@
 
 CPU and memory come from the leaf (every task of the run; the launcher's own
 pages are not billed, since the payload joins its leaf just before execve).
-``max_rss`` is wait4's figure for the payload, which carries the pre-exec
-high-water mark across execve. Without a leaf, every figure is wait4's.
+Without a leaf, CPU and context switches are wait4's and there is no memory
+figure: wait4's ``ru_maxrss`` carries the launcher's pre-exec high-water
+mark across execve, so it is not the payload's and is not reported.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ def base_usage(st: PayloadStatus | None, wall: float | None) -> Usage:
         cpu_user=st.utime,
         cpu_system=st.stime,
         wall_time=wall,
-        max_rss=st.maxrss_kib * 1024,
         csw_voluntary=st.nvcsw,
         csw_forced=st.nivcsw,
         rchar=st.rchar if st.rchar >= 0 else None,
@@ -33,7 +33,7 @@ def base_usage(st: PayloadStatus | None, wall: float | None) -> Usage:
 
 
 def usage(leaf: Leaf | None, st: PayloadStatus | None, wall: float | None) -> Usage:
-    """The run's figures: CPU and memory from the leaf (all its tasks), max RSS from wait4."""
+    """The run's figures: CPU and memory from the leaf (all its tasks), the rest from wait4."""
     base = base_usage(st, wall)
     if leaf is None:
         return base

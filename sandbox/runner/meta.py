@@ -34,8 +34,10 @@ def isolate_meta(record: dict[str, Any]) -> str:
     cpu, wall = record.get("cpu_time"), record.get("wall_time")
     put("time", f"{cpu:.3f}" if cpu is not None else None)
     put("time-wall", f"{wall:.3f}" if wall is not None else None)
-    put("max-rss", record["max_rss"] // 1024 if record.get("max_rss") is not None else None)
-    put("cg-mem", record["memory_peak"] // 1024 if record.get("memory_peak") is not None else None)
+    # max-rss: the run's memory peak (cgroup), not wait4's figure (see Usage).
+    peak = record["memory_peak"] // 1024 if record.get("memory_peak") is not None else None
+    put("max-rss", peak)
+    put("cg-mem", peak)
     put("csw-voluntary", record.get("csw_voluntary"))
     put("csw-forced", record.get("csw_forced"))
     if record.get("signal") is not None:
