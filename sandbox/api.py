@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox.errors import ProgramNotFound, SpawnError
 from sandbox.host import HostFacts, probe
 from sandbox.policy.load import load_profile, merge, with_overrides
 from sandbox.policy.profile import LoadedProfile
@@ -196,9 +197,14 @@ class Sandbox:
             collect: names of files in ``/box`` to return in ``result.files``.
             cwd: directory against which a relative ``PROGRAM`` path is resolved.
 
+        Returns:
+            The result; a program that is missing or cannot be started is a
+            SPAWN_ERROR result (``status`` 127, 126 or 125), not an exception.
+
         Raises:
-            SandboxError: subclasses for a bad profile, a missing program, a layer
-                that cannot be enforced, or a spawn failure.
+            SandboxError: subclasses for a bad profile or request, a failed
+                verification, a layer that cannot be enforced, a resource that
+                cannot be made.
         """
         extra: dict[str, Any] = {}
         if limits:
@@ -241,6 +247,9 @@ class Sandbox:
                 control=control,
             )
             return self._supervisor.run(req)
+        except (ProgramNotFound, SpawnError) as e:
+            # A result, as documented: the program could not be started.
+            return spawn_failure(prof, e)
         finally:
             for fd in opened:
                 os.close(fd)
@@ -254,6 +263,22 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def spawn_failure(prof: LoadedProfile, err: ProgramNotFound | SpawnError) -> RunResult:
+    """SPAWN_ERROR for a program that could not be started (127 not found, 126 cannot
+    execute, 125 a launcher step failed), with the record's every key."""
+    from sandbox.runner.supervise import limits_record
+
+    return RunResult.failure(
+        Verdict.SPAWN_ERROR,
+        profile=prof.policy.name,
+        policy_digest=prof.digest,
+        message=str(err),
+        status=err.exit_status,
+        enforcement=getattr(err, "enforcement", None),
+        limits=limits_record(prof.policy),
+    )
 
 
 def _open_in(stdin: Stdin, opened: list[int]) -> bytes | int | None:
@@ -334,8 +359,8 @@ class RunHandle:
         """Thaw the run."""
         self.control.resume()
 
-    def cancel(self, reason: KillReason = "wall") -> None:
-        """Kill the run; ``reason`` decides the verdict."""
+    def cancel(self, reason: KillReason = "cancel") -> None:
+        """Kill the run: verdict CANCELLED (``reason="wall"``: WALL_TIME_LIMIT)."""
         self.control.cancel(reason)
 
     def wait(self, timeout: float | None = None) -> RunResult:

@@ -35,10 +35,11 @@ from sandbox.apparmor.render import AppArmorArtifact
 from sandbox.caps.names import CAPS, normalize
 from sandbox.cgroups.model import CgroupLimits, IoLimit
 from sandbox.errors import PolicyError
+from sandbox.fs.exe import ExecFiles, exec_files
 from sandbox.fs.image import ImageSpec, image_key, read_allowlist
 from sandbox.fs.image import ensure as ensure_image
 from sandbox.fs.ops import MountPlan, plan_mounts
-from sandbox.fs.resolve import Program, interpreter_of, resolve
+from sandbox.fs.resolve import Program, resolve
 from sandbox.host import HostFacts
 from sandbox.landlock.rules import LandlockArtifact
 from sandbox.layers import Enforcement
@@ -73,6 +74,24 @@ class Request:
     files: tuple[str, ...] = ()  # names under /box the acquire stage will stage
     collect: tuple[str, ...] = ()
     ablate: frozenset[str] = frozenset()
+    # The first bytes of a staged program (PROGRAM names one of ``files``): its
+    # #! interpreter and ELF loader are read from them.
+    program_head: bytes = b""
+
+
+def staged_name(argv0: str, files: tuple[str, ...]) -> str | None:
+    """The staged file ``./NAME`` or ``/box/NAME`` names, if it is one of ``files``."""
+    for prefix in ("./", "/box/"):
+        if argv0.startswith(prefix) and argv0[len(prefix) :] in files:
+            return argv0[len(prefix) :]
+    return None
+
+
+def staged_program(request: Request) -> Program | None:
+    """A PROGRAM that names a file staged into /box runs there (``files={"a.out": ...}``
+    with ``["./a.out"]``), before any host file of that name."""
+    name = staged_name(request.argv[0], request.files)
+    return Program(f"/box/{name}", None, None) if name is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,21 +430,21 @@ def _seccomp(
 
 
 def _landlock(
-    policy: Policy, program: Program, states: dict[str, Enforcement], arts: Artifacts
+    policy: Policy, exe: ExecFiles, states: dict[str, Enforcement], arts: Artifacts
 ) -> LandlockArtifact | None:
     if states["landlock"].state == "off":
         return None
     # The program and its interpreter run whatever exec_paths says (AppArmor
-    # grants them mrix): both file layers must agree on that.
-    interp = interpreter_of(program.host_path) if program.host_path else None
-    files = tuple(p for p in (program.inside_path, interp) if p and p.startswith("/"))
-    art = arts.landlock(policy, files)
+    # grants them mrix): both file layers must agree on that. The ELF loader is
+    # opened for execution by the kernel during the program's execve: Landlock
+    # checks EXECUTE there (AppArmor does not mediate that open).
+    art = arts.landlock(policy, exe.landlock_files())
     states["landlock"] = Enforcement(art.state, art.detail or f"ABI {art.abi}")
     return art if art.state != "off" else None
 
 
 def _apparmor(
-    profile: LoadedProfile, program: Program, states: dict[str, Enforcement], arts: Artifacts
+    profile: LoadedProfile, exe: ExecFiles, states: dict[str, Enforcement], arts: Artifacts
 ) -> AppArmorArtifact | None:
     if states["apparmor"].state == "off":
         return None
@@ -433,8 +452,7 @@ def _apparmor(
     if not (aa.enabled and aa.can_load and aa.parser is not None):
         states["apparmor"] = Enforcement("off", aa.reason)
         return None
-    interp = interpreter_of(program.host_path) if program.host_path else None
-    art = arts.apparmor(profile.policy, profile.digest, program.inside_path, interp)
+    art = arts.apparmor(profile.policy, profile.digest, exe.program, exe.interpreter)
     skipped = f"; left out: {', '.join(art.skipped_rules)}" if art.skipped_rules else ""
     states["apparmor"] = Enforcement("full", f"profile {art.name}{skipped}")
     return art
@@ -507,12 +525,15 @@ def _compile_run(
     states = enforce.static_states(policy, host, request.ablate)
     enforce.check(policy, states, request.ablate, host, warn=False, pending=frozenset({"cgroups"}))
     mounts, image = _mounts(policy, arts, host)
-    program = resolve(request.argv[0], policy.env.path, mounts.binds, mounts.lowers, request.cwd)
+    program = staged_program(request) or resolve(
+        request.argv[0], policy.env.path, mounts.binds, mounts.lowers, request.cwd
+    )
+    exe = exec_files(program, mounts, request.program_head)
     if program.copy_from:
         mounts = replace(mounts, program=(program.copy_from, os.path.basename(program.inside_path)))
-    landlock = _landlock(policy, program, states, arts)
+    landlock = _landlock(policy, exe, states, arts)
     seccomp, verify_policy = _seccomp(policy, states, arts)
-    apparmor = _apparmor(profile, program, states, arts)
+    apparmor = _apparmor(profile, exe, states, arts)
     cgroup = None if states["cgroups"].detail != "not set up yet" else cgroup_request(policy)
     enforce.check(policy, states, request.ablate, host, warn=False, pending=frozenset({"cgroups"}))
     argv0 = program.inside_path if "/" in request.argv[0] else request.argv[0]

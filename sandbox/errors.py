@@ -64,6 +64,8 @@ class SpawnError(SandboxError):
         self.step = step
         self.errno = errno
         self.message = message
+        # The layers' states when the child failed (set by the supervisor), for the record.
+        self.enforcement: dict[str, Any] | None = None
 
     @property
     def exit_status(self) -> int:  # type: ignore[override]

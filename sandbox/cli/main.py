@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import stat
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -52,6 +53,25 @@ def _number(text: str) -> int | float | str:
     return text
 
 
+def _file_arg(value: str) -> tuple[str, str]:
+    """``NAME=PATH``, or ``PATH`` staged under its base name."""
+    if "=" in value:
+        name, path = value.split("=", 1)
+    else:
+        name, path = os.path.basename(value.rstrip("/")), value
+    if not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH or PATH, got {value!r}")
+    return name, path
+
+
+def _collect_arg(value: str) -> tuple[str, str]:
+    """``NAME=PATH``, or ``NAME`` written to its base name in the current directory."""
+    name, _, path = value.partition("=")
+    if not name:
+        raise argparse.ArgumentTypeError(f"expected NAME or NAME=PATH, got {value!r}")
+    return name, path or os.path.basename(name)
+
+
 def _exec_parser(sub: Any) -> None:
     p = sub.add_parser(
         "exec",
@@ -90,6 +110,28 @@ def _exec_parser(sub: Any) -> None:
     p.add_argument("--disk-inodes", type=_number, metavar="N")
     p.add_argument("--io-read-bps", metavar="DEV=SIZE", type=_pair, action="append", default=[])
     p.add_argument("--io-write-bps", metavar="DEV=SIZE", type=_pair, action="append", default=[])
+    p.add_argument(
+        "--file",
+        metavar="NAME=PATH",
+        type=_file_arg,
+        action="append",
+        default=[],
+        help="copy PATH into /box/NAME before the run (PATH alone: NAME is its base name)",
+    )
+    p.add_argument(
+        "--collect",
+        metavar="NAME[=PATH]",
+        type=_collect_arg,
+        action="append",
+        default=[],
+        help="after the run, write /box/NAME to PATH (default: ./NAME's base name)",
+    )
+    p.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no verdict line and no warnings on stderr (errors only)",
+    )
     p.add_argument("--stdin", metavar="FILE")
     p.add_argument("--stdout", metavar="FILE")
     p.add_argument("--stderr", metavar="FILE")
@@ -152,6 +194,17 @@ def cmd_exec(ns: argparse.Namespace) -> int:
         _die(str(e), e.exit_status)
     except OSError as e:  # e.g. a profile path we may not read
         _die(str(e), 125)
+    if ns.meta_fd is not None:
+        # Checked before the run: a record that cannot be written must not cost a run.
+        import fcntl
+
+        try:
+            mode = os.fstat(ns.meta_fd).st_mode
+            access = fcntl.fcntl(ns.meta_fd, fcntl.F_GETFL) & os.O_ACCMODE
+        except OSError as e:
+            _die(f"--meta-fd {ns.meta_fd}: {e.strerror}", 125)
+        if stat.S_ISDIR(mode) or access == os.O_RDONLY:
+            _die(f"--meta-fd {ns.meta_fd}: not open for writing", 125)
     stdio: dict[str, int] = {}
     try:
         for name, flags in (
@@ -177,6 +230,8 @@ def cmd_exec(ns: argparse.Namespace) -> int:
             stderr=stdio.get("stderr", STDIO_INHERIT),
             ablate=frozenset(ns.test_ablate),
             cwd=os.getcwd(),
+            files=tuple(ns.file),
+            collect=tuple(name for name, _ in ns.collect),
         )
         result = sup.run(req)
     except SandboxError as e:
@@ -192,21 +247,46 @@ def cmd_exec(ns: argparse.Namespace) -> int:
         return 128 + t.signum
     client.close()
     _write_meta(ns, result.record())
-    return result.status
+    _write_collected(ns, result.files)
+    if not ns.quiet and result.verdict != "OK":
+        print(f"sandbox: {result.summary()}", file=sys.stderr)
+    return result.cli_status
+
+
+def _write_collected(ns: argparse.Namespace, files: dict[str, bytes]) -> None:
+    """``--collect``: each file read from /box written to its host path (never through a
+    symlink at the last component); a missing one is named on stderr."""
+    for name, path in ns.collect:
+        data = files.get(name)
+        if data is None:
+            print(f"sandbox: --collect {name}: not a regular file in /box", file=sys.stderr)
+            continue
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags, 0o644)
+        except OSError as e:
+            print(f"sandbox: --collect {name}: {path}: {e.strerror}", file=sys.stderr)
+            continue
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
 
 
 def _failure_record(profile: Any, err: Exception) -> dict[str, Any]:
-    from sandbox.errors import SpawnError
+    """The record of a run that never started: every key a record has."""
+    from sandbox.errors import ProgramNotFound, SpawnError
+    from sandbox.runner.result import RunResult, Verdict
+    from sandbox.runner.supervise import limits_record
 
-    return {
-        "verdict": "SPAWN_ERROR" if isinstance(err, SpawnError) else "INTERNAL_ERROR",
-        "exit_code": None,
-        "signal": None,
-        "policy_digest": profile.digest,
-        "profile": profile.policy.name,
-        "message": str(err),
-        "status": getattr(err, "exit_status", 125),
-    }
+    spawn = isinstance(err, ProgramNotFound | SpawnError)
+    return RunResult.failure(
+        Verdict.SPAWN_ERROR if spawn else Verdict.INTERNAL_ERROR,
+        profile=profile.policy.name,
+        policy_digest=profile.digest,
+        message=str(err),
+        status=getattr(err, "exit_status", 125),
+        enforcement=getattr(err, "enforcement", None),
+        limits=limits_record(profile.policy),
+    ).record()
 
 
 def _write_meta(ns: argparse.Namespace, record: dict[str, Any]) -> None:
@@ -267,7 +347,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ns = parser.parse_args(argv)
     import logging
 
-    logging.basicConfig(format="sandbox: %(levelname)s: %(message)s", level=logging.WARNING)
+    level = logging.ERROR if getattr(ns, "quiet", False) else logging.WARNING
+    logging.basicConfig(format="sandbox: %(levelname)s: %(message)s", level=level)
     handlers = {"exec": cmd_exec, "doctor": cmd_doctor}
     handler = getattr(ns, "handler", None) or handlers[ns.cmd]
     sys.exit(handler(ns))

@@ -33,6 +33,21 @@ class Program:
 
 def _to_host(path: str, binds: tuple[BindMount, ...], lowers: tuple[str, ...]) -> str | None:
     """Host path of an inside path (following symlinks inside the container), or None."""
+    walked = _walk(path, binds, lowers)
+    return walked[1] if walked else None
+
+
+def inside_realpath(path: str, binds: tuple[BindMount, ...], lowers: tuple[str, ...]) -> str | None:
+    """An inside path with every symlink resolved as the container sees it (what
+    AppArmor matches an exec against: ``/usr/bin/python3`` is ``/usr/bin/python3.11``)."""
+    walked = _walk(path, binds, lowers)
+    return walked[0] if walked else None
+
+
+def _walk(
+    path: str, binds: tuple[BindMount, ...], lowers: tuple[str, ...]
+) -> tuple[str, str] | None:
+    """(real inside path, host path) of an inside path, or None when it does not exist."""
     parts = [p for p in path.split("/") if p]
     done: list[str] = []
     hops = 0
@@ -55,7 +70,9 @@ def _to_host(path: str, binds: tuple[BindMount, ...], lowers: tuple[str, ...]) -
             target = os.readlink(host)
             done = [] if target.startswith("/") else done[:-1]
             parts = [p for p in target.split("/") if p] + parts
-    return _host_of("/" + "/".join(done), binds, lowers) or None
+    inside = "/" + "/".join(done)
+    host = _host_of(inside, binds, lowers)
+    return (inside, host) if host else None
 
 
 # A directory the mount code creates as a bind's mount point (or its parent):
@@ -149,3 +166,8 @@ def interpreter_of(host_path: str) -> str | None:
         return None
     words = head[2:].split(b"\n", 1)[0].split()
     return words[0].decode(errors="replace") if words else None
+
+
+def host_of_inside(path: str, binds: tuple[BindMount, ...], lowers: tuple[str, ...]) -> str | None:
+    """Host path of an inside path, symlinks followed as the container sees them, or None."""
+    return _to_host(path, binds, lowers)

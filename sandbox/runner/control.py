@@ -47,8 +47,9 @@ class RunControl:
         """Thaw a paused run."""
         self._need(self._thaw, "resume", timeout)()
 
-    def cancel(self, reason: KillReason = "wall") -> None:
-        """Kill the run; ``reason`` decides its verdict (default: wall-time limit)."""
+    def cancel(self, reason: KillReason = "cancel") -> None:
+        """Kill the run; ``reason`` decides its verdict (default: CANCELLED; "wall" makes
+        it a wall-time limit, as an interactive pair's grace period does)."""
         if self.reason is None:
             self.reason = reason
         try:

@@ -22,6 +22,21 @@ class Verdict(enum.StrEnum):
     SECURITY_VIOLATION = "SECURITY_VIOLATION"
     SPAWN_ERROR = "SPAWN_ERROR"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    CANCELLED = "CANCELLED"  # ended by the caller (RunHandle.cancel), not by a limit
+
+
+# Verdicts for which the sandbox ended the program (or would have): a CLI run that
+# ends with one of them never exits 0.
+ENDED_BY_SANDBOX = frozenset(
+    {
+        Verdict.TIME_LIMIT,
+        Verdict.WALL_TIME_LIMIT,
+        Verdict.MEMORY_LIMIT,
+        Verdict.OUTPUT_LIMIT,
+        Verdict.SECURITY_VIOLATION,
+        Verdict.CANCELLED,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +97,59 @@ class RunResult:
     # The limits the run was held to (the policy's, overrides included; unset ones left out).
     limits: dict[str, Any] = field(default_factory=dict)
 
+    # Status of a run that never started (SPAWN_ERROR: 127 not found, 126 cannot
+    # execute, 125 the sandbox failed); None for a run that did.
+    failure_status: int | None = None
+
     @property
     def status(self) -> int:
         """Shell-style status: the exit code, or 128+N when killed by signal N."""
         if self.signal is not None:
             return 128 + self.signal
-        return self.exit_code if self.exit_code is not None else 125
+        if self.exit_code is not None:
+            return self.exit_code
+        return self.failure_status if self.failure_status is not None else 125
+
+    @property
+    def cli_status(self) -> int:
+        """``sandbox exec``'s exit status: :attr:`status`, except that a run the sandbox
+        ended (a limit, a violation, a cancel) never reads as success: 128+N of the
+        signal that ended it, 137 (SIGKILL's) when the program was not signalled."""
+        if self.verdict in ENDED_BY_SANDBOX and self.signal is None:
+            return 137
+        return self.status
+
+    def summary(self) -> str:
+        """One line saying why the run ended: ``TIME_LIMIT: CPU time 1.01 s > limit 1 s``."""
+        return f"{self.verdict.value}: {_reason(self)}"
+
+    @classmethod
+    def failure(
+        cls,
+        verdict: Verdict,
+        *,
+        profile: str,
+        policy_digest: str,
+        message: str,
+        status: int,
+        enforcement: dict[str, Enforcement] | None = None,
+        limits: dict[str, Any] | None = None,
+    ) -> RunResult:
+        """The result of a run that never started, with every key a record has."""
+        return cls(
+            verdict=verdict,
+            exit_code=None,
+            signal=None,
+            policy_digest=policy_digest,
+            profile=profile,
+            run_id="",
+            host_uid=None,
+            id_mode="",
+            enforcement=dict(enforcement or {}),
+            message=message,
+            limits=dict(limits or {}),
+            failure_status=status,
+        )
 
     def record(self) -> dict[str, Any]:
         """The JSON run record (flat usage keys, as the CLI's --meta writes it)."""
@@ -116,3 +178,50 @@ class RunResult:
     def to_json(self) -> str:
         """The record as indented JSON."""
         return json.dumps(self.record(), indent=2, sort_keys=False)
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("G", 30), ("M", 20), ("K", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift}{unit}"
+    return f"{n} bytes"
+
+
+def _signal_name(sig: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def _reason(r: RunResult) -> str:
+    """Why the run ended, in words, from the verdict, the figures and the limits."""
+    lim, u = r.limits, r.usage
+    v = r.verdict
+    if v is Verdict.TIME_LIMIT:
+        cpu = f"{u.cpu_time:.3f} s" if u.cpu_time is not None else "?"
+        return f"CPU time {cpu}, limit {lim.get('cpu_time', '?')} s"
+    if v is Verdict.WALL_TIME_LIMIT:
+        wall = f"{u.wall_time:.3f} s" if u.wall_time is not None else "?"
+        return f"wall time {wall}, limit {lim.get('wall_time', '?')} s"
+    if v is Verdict.MEMORY_LIMIT:
+        peak = f", peak {_size(u.memory_peak)}" if u.memory_peak is not None else ""
+        cap = _size(lim["memory"]) if "memory" in lim else "?"
+        return f"memory limit {cap} reached (out-of-memory kill{peak})"
+    if v is Verdict.OUTPUT_LIMIT:
+        if r.signal == 25:  # SIGXFSZ: RLIMIT_FSIZE
+            return f"file size limit {_size(lim.get('file_size', 0))} (SIGXFSZ)"
+        return f"output limit {_size(lim['output']) if 'output' in lim else '?'} reached"
+    if v is Verdict.SECURITY_VIOLATION:
+        return r.message or "denied syscall"
+    if v is Verdict.CANCELLED:
+        return "cancelled by the caller"
+    if v is Verdict.RUNTIME_ERROR:
+        if r.signal is not None:
+            return f"killed by {_signal_name(r.signal)}"
+        return f"exited with status {r.exit_code}"
+    if v is Verdict.OK:
+        return "exited with status 0"
+    return r.message or "the sandbox failed"

@@ -24,7 +24,9 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from sandbox.compile import Artifacts, Request, compile_run
+from sandbox.compile import Artifacts, Request, compile_run, staged_name
+from sandbox.errors import SpawnError
+from sandbox.fs.exe import HEAD_SIZE, read_head
 from sandbox.host import HostFacts
 from sandbox.policy.profile import LoadedProfile
 from sandbox.runner.acquire import Acquirer, FileContent
@@ -68,13 +70,29 @@ class RunRequest:
 
     def compile_request(self) -> Request:
         """What the compile stage needs of this request."""
+        names = tuple(name for name, _ in self.files)
         return Request(
             argv=tuple(self.argv),
             cwd=self.cwd,
-            files=tuple(name for name, _ in self.files),
+            files=names,
             collect=tuple(self.collect),
             ablate=self.ablate,
+            program_head=self._program_head(names),
         )
+
+    def _program_head(self, names: tuple[str, ...]) -> bytes:
+        """The first bytes of PROGRAM when it names a staged file (see compile.staged_name)."""
+        if not self.argv:
+            return b""
+        name = staged_name(self.argv[0], names)
+        for staged, content in self.files:
+            if staged != name:
+                continue
+            if isinstance(content, bytes):
+                return content[:HEAD_SIZE]
+            if isinstance(content, str):
+                return read_head(content)
+        return b""
 
 
 class Supervisor:
@@ -119,6 +137,9 @@ class Supervisor:
                 on_notification=req.on_notification,
             )
             result = supervise(launched, compiled, res, req.control)
+        except SpawnError as e:
+            e.enforcement = dict(res.states)  # what was in force when the child failed
+            raise
         finally:
             release(res)
         return replace(result, verification=report.hash)

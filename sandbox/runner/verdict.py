@@ -15,7 +15,7 @@ from typing import Literal
 
 from sandbox.runner.result import Verdict
 
-KillReason = Literal["time", "wall", "output", "violation", "memory"]
+KillReason = Literal["time", "wall", "output", "violation", "memory", "cancel"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,8 @@ def classify(o: Observation) -> Verdict:
         return Verdict.TIME_LIMIT
     if o.killed_for == "wall":
         return Verdict.WALL_TIME_LIMIT
+    if o.killed_for == "cancel":
+        return Verdict.CANCELLED
     if o.killed_for == "output":
         return Verdict.OUTPUT_LIMIT
     if o.oom_killed or o.killed_for == "memory":
