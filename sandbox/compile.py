@@ -280,15 +280,20 @@ def check_box_name(name: str) -> str:
     return name
 
 
+# "memory" stacks end a little above the cgroup limit, so a runaway recursion
+# reaches the memory limit first (MEMORY_LIMIT, not a SIGSEGV at the rlimit).
+STACK_HEADROOM = 16 << 20
+
+
 def stack_limit(policy: Policy) -> int | None:
-    """RLIMIT_STACK in bytes: ``"memory"`` follows the memory limit (the smaller of
-    the cgroup and address-space limits; unlimited without either), as isolate lets
-    the stack grow to the memory limit; None leaves the caller's own limit."""
+    """RLIMIT_STACK in bytes: ``"memory"`` follows the memory limit (unlimited without
+    one, as isolate lets the stack grow to the memory limit; never above an
+    address-space limit); None leaves the caller's own limit."""
     lim = policy.limits
     if lim.stack == "unlimited":
         return resource.RLIM_INFINITY
     if lim.stack == "memory":
-        bounds = [v for v in (lim.memory, lim.address_space) if v is not None]
+        bounds = [v for v in (lim.memory and lim.memory + STACK_HEADROOM, lim.address_space) if v]
         return min(bounds) if bounds else resource.RLIM_INFINITY
     return lim.stack
 

@@ -13,6 +13,8 @@ What the profile grants, and nothing else (AppArmor denies what no rule allows):
 - the program and its interpreter: ``mrix`` (run under this same profile);
 - ``filesystem.exec_paths``: ``mix`` (mmap and exec under this profile; never
   ``ux``/``px``/``cx``, so no exec escapes the profile);
+- ``filesystem.map_paths``: ``mr`` (shared libraries: mapped as code, never
+  executed);
 - ``filesystem.read_paths``: ``r``; ``filesystem.list_paths``: ``r`` on the
   directory itself; ``filesystem.writable``: ``rwlk``;
 - the minimal ``/dev`` nodes; kept capabilities only; unix/inet sockets only
@@ -268,6 +270,9 @@ def _files(policy: Policy, program: str, interpreter: str | None) -> list[str]:
         out.append(f"  {quote_path(interpreter, 'interpreter')} mrix,")
     out.append("  # filesystem.exec_paths: mmap PROT_EXEC and exec (ix only).")
     out += [f"  {_subject(p, dir_itself=False)} mix," for p in sorted(set(fs.exec_paths))]
+    if fs.map_paths:
+        out.append("  # filesystem.map_paths: mmap PROT_EXEC (shared libraries), never exec.")
+        out += [f"  {_subject(p, dir_itself=False)} mr," for p in sorted(set(fs.map_paths))]
     out.append("  # filesystem.read_paths: read only.")
     out += [f"  {_subject(p)} r," for p in sorted(set(fs.read_paths))]
     if fs.list_paths:

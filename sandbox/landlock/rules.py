@@ -18,6 +18,8 @@ Semantics (STYLE B8 "Landlock", issue 3 item 2):
   component (``libz.so.1.*``: a learned library that survives a minor
   upgrade), expanded by the child inside the new root;
 - ``list_paths``: list directories (READ_DIR) without reading their files;
+- ``map_paths`` (shared libraries mapped as code, never executed): read, since
+  Landlock does not mediate mmap(PROT_EXEC);
 - writable trees (``writable``, writable binds, tmpfs): read plus create,
   write, remove, truncate and REFER (rename/link). Never MAKE_CHAR/MAKE_BLOCK:
   the payload has no CAP_MKNOD, and Landlock says no as well;
@@ -251,7 +253,7 @@ def _wanted(
         grant(dev, DEVICE, required=False, is_dir=False)
     for p in fs.list_paths:
         grant(p, LIST, required=False)
-    for p in fs.read_paths:
+    for p in (*fs.read_paths, *fs.map_paths):  # Landlock cannot see mmap(PROT_EXEC)
         grant(p, READ, required=False)
     for p in fs.exec_paths:
         grant(p, READ | EXECUTE, required=False)

@@ -86,6 +86,7 @@ class Filesystem(Snapshot):
     proc: Literal["pid", "full"]
     workdir: str
     exec_paths: list[str]
+    map_paths: list[str]
     read_paths: list[str]
     list_paths: list[str]
 

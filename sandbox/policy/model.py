@@ -218,6 +218,12 @@ class Filesystem(_Model):
         description="Trees or single files the payload may execute or map as code "
         "(Landlock/AppArmor).",
     )
+    map_paths: list[GlobPath] = Field(
+        default_factory=list,
+        description="Trees or single files the payload may map as code (mmap PROT_EXEC: "
+        "shared libraries, extension modules) without executing them: AppArmor 'm'; "
+        "Landlock cannot tell mapping from reading and grants read.",
+    )
     read_paths: list[GlobPath] = Field(
         default_factory=lambda: ["/usr", "/etc", "/box", "/tmp", "/dev", "/proc"],
         description="Trees or single files the payload may read (Landlock/AppArmor); a "

@@ -72,7 +72,7 @@ def test_wheel_carries_the_profiles_and_policies(installed):
     )
     r = subprocess.run([str(py), "-I", "-c", code], capture_output=True, text=True, cwd="/")
     assert r.returncode == 0, r.stderr
-    assert {"strict", "interp", "compile"} <= set(r.stdout.split())
+    assert {"strict", "interp", "compile", "judge", "judge-python"} <= set(r.stdout.split())
 
 
 def test_cli_runs_strict_from_any_directory(installed, tmp_path):
