@@ -234,11 +234,14 @@ class Artifacts:
         """Landlock rules for the policy's file system and the program's own files."""
         from sandbox.landlock.rules import prepare
 
-        key = (policy.filesystem.model_dump_json(), self.host.landlock_abi, files)
+        ports = tuple(policy.network.tcp_ports)
+        key = (policy.filesystem.model_dump_json(), self.host.landlock_abi, files, ports)
         with self._lock:
             art = self._landlock.get(key)
         if art is None:
-            art = prepare(policy.filesystem, self.host.landlock_abi, program_files=files)
+            art = prepare(
+                policy.filesystem, self.host.landlock_abi, program_files=files, tcp_ports=ports
+            )
             with self._lock:
                 self._landlock[key] = art
         return art

@@ -412,7 +412,9 @@ def _landlock_state(r: _Resolved, policy: Policy, state: Enforcement) -> Enforce
         return state
     from sandbox.landlock.rules import prepare
 
-    art = prepare(policy.filesystem, r.host.landlock_abi)
+    art = prepare(
+        policy.filesystem, r.host.landlock_abi, tcp_ports=tuple(policy.network.tcp_ports)
+    )
     return Enforcement(art.state, art.detail)
 
 

@@ -190,21 +190,32 @@ def _inet_sockets(policy: Policy) -> bool:
     ``allow`` or an allowing default lets every family through.
     """
     sc = policy.seccomp
-    return sc.default_action in ("allow", "log") or bool({"socket", "socketcall"} & set(sc.allow))
+    return (
+        sc.default_action in ("allow", "log")
+        or bool({"socket", "socketcall"} & set(sc.allow))
+        or "sockets_tcp" in sc.groups
+    )
 
 
 def _network(policy: Policy, abi: int) -> list[Difference]:
     mode = policy.network.mode
     inet = _inet_sockets(policy)
+    ports = policy.network.tcp_ports
     if mode == "loopback" and abi >= 4 and inet:
+        granted = ", ".join(str(p) for p in sorted(set(ports)))
         return [
             Difference(
                 "tcp",
-                "Landlock (ABI >= 4) denies every TCP bind and connect; AppArmor allows "
-                "inet sockets on the loopback-only network",
-                "allows TCP on lo",
-                "denies TCP bind/connect (EACCES); UDP is not mediated",
-                "connect(2) to 127.0.0.1 over TCP",
+                (
+                    f"Landlock (ABI >= 4) allows TCP bind and connect on ports {granted} only; "
+                    if ports
+                    else "Landlock (ABI >= 4) denies every TCP bind and connect; "
+                )
+                + "AppArmor allows inet sockets on the loopback-only network",
+                "allows TCP on lo, any port",
+                (f"allows ports {granted}, denies the others" if ports else "denies TCP")
+                + " (EACCES); UDP is not mediated",
+                "connect(2) to 127.0.0.1 over TCP" + (" on an unlisted port" if ports else ""),
             )
         ]
     if mode == "none" and (inet or "sockets_local" in policy.seccomp.groups):

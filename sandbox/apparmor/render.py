@@ -250,8 +250,18 @@ def _network(policy: Policy) -> list[str]:
             "  # network.mode = none: no socket of any family, unix included.",
             "  deny network,",
         ]
+    ports = policy.network.tcp_ports
+    tcp = (
+        [
+            f"  # network.tcp_ports {', '.join(str(p) for p in sorted(set(ports)))}: TCP on lo "
+            "(AppArmor names no port: Landlock closes every other one).",
+        ]
+        if ports
+        else []
+    )
     return [
         "  # network.mode = loopback: the payload's network namespace has only lo.",
+        *tcp,
         "  network unix,",
         "  network inet stream,",
         "  network inet dgram,",

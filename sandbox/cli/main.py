@@ -106,6 +106,14 @@ def _exec_parser(sub: Any) -> None:
         ("--cpu-quota", "cpu_quota", _number),
     ):
         p.add_argument(flag, dest=f"limit_{key}", type=kind, metavar=key.upper())
+    p.add_argument(
+        "--tcp-port",
+        metavar="PORT",
+        type=int,
+        action="append",
+        default=[],
+        help="let the payload bind and connect to this TCP port on its loopback",
+    )
     p.add_argument("--disk", metavar="SIZE")
     p.add_argument("--disk-inodes", type=_number, metavar="N")
     p.add_argument("--io-read-bps", metavar="DEV=SIZE", type=_pair, action="append", default=[])
@@ -172,6 +180,8 @@ def overrides(ns: argparse.Namespace) -> dict[str, Any]:
         out["filesystem"] = fs
     if ns.env:
         out["env"] = {"vars": dict(ns.env)}
+    if ns.tcp_port:
+        out["network"] = {"tcp_ports": list(ns.tcp_port)}
     return out
 
 

@@ -28,7 +28,8 @@ Semantics (STYLE B8 "Landlock", issue 3 item 2):
   /dev/urandom``: read and IOCTL_DEV only (as the AppArmor profile). Landlock
   grants IOCTL_DEV on no other path (these ioctls are harmless: ENOTTY, or
   CAP_SYS_ADMIN-only entropy ioctls);
-- no TCP bind/connect (ABI >= 4) and scoped abstract unix sockets and signals
+- no TCP bind/connect (ABI >= 4) except on ``network.tcp_ports`` (one NET_PORT
+  rule each, bind and connect), and scoped abstract unix sockets and signals
   (ABI >= 6): the payload has no network and no business outside its domain.
 
 Rights accumulate down a tree (Landlock unions the rules of a path's ancestors),
@@ -48,6 +49,7 @@ from sandbox.landlock.abi import (
     FILE_RIGHTS,
     LATEST_ABI,
     AccessFs,
+    AccessNet,
     missing_names,
     names,
     rights_for,
@@ -81,6 +83,7 @@ DEVICE = (
 # Read-only devices: reading randomness needs no write, and the AppArmor
 # profile grants these two 'r' only; the same decision on both layers.
 READ_ONLY_DEVICE = _FS.LANDLOCK_ACCESS_FS_READ_FILE | _FS.LANDLOCK_ACCESS_FS_IOCTL_DEV
+TCP = int(AccessNet.LANDLOCK_ACCESS_NET_BIND_TCP | AccessNet.LANDLOCK_ACCESS_NET_CONNECT_TCP)
 SAFE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 READ_ONLY_DEVICES = ("/dev/random", "/dev/urandom")
 
@@ -177,6 +180,7 @@ def prepare(
     *,
     program_dir: str | None = None,
     program_files: tuple[str, ...] = (),
+    tcp_ports: tuple[int, ...] = (),
 ) -> LandlockArtifact:
     """Compile the filesystem policy into a Landlock ruleset for ABI ``abi``.
 
@@ -189,6 +193,8 @@ def prepare(
             (inside paths), each granted read and execute on that file alone,
             as the AppArmor profile grants them ``mrix`` whatever
             ``exec_paths`` says. Skipped when missing (exec then fails anyway).
+        tcp_ports: ``network.tcp_ports``: TCP ports granted bind and connect (one
+            NET_PORT rule each); every other port stays denied.
 
     Returns:
         The artifact; ``state`` says whether the ruleset is full, partial or off.
@@ -225,15 +231,22 @@ def prepare(
         for path, (acc, req, is_dir) in sorted(wanted.items())
     )
     state: State = "partial" if missing else "full"
+    # BIND_TCP/CONNECT_TCP are handled: a port no rule grants is denied.
+    net_access = int(have.net) & TCP
+    net_rules = tuple(NetRule(p, net_access) for p in sorted(set(tcp_ports))) if net_access else ()
+    tcp = f"TCP only on ports {_ports(tcp_ports)}" if net_rules else "no TCP"
     detail = (
-        f"Landlock ABI {have.abi}: {len(rules)} path rules, no TCP, scoped IPC"
+        f"Landlock ABI {have.abi}: {len(rules)} path rules, {tcp}, scoped IPC"
         if state == "full"
         else f"Landlock ABI {have.abi} < {LATEST_ABI}: cannot mediate {', '.join(missing)}"
     )
-    # No net rule: with BIND_TCP/CONNECT_TCP handled and none granted, all TCP is denied.
     return _artifact(
-        have.abi, have.fs, int(have.net), int(have.scope), rules, state, missing, detail
+        have.abi, have.fs, int(have.net), int(have.scope), rules, state, missing, detail, net_rules
     )
+
+
+def _ports(ports: tuple[int, ...]) -> str:
+    return ", ".join(str(p) for p in sorted(set(ports)))
 
 
 def _wanted(
@@ -314,6 +327,7 @@ def _artifact(
     state: State,
     missing: tuple[str, ...],
     detail: str,
+    net_rules: tuple[NetRule, ...] = (),
 ) -> LandlockArtifact:
     body = {
         "abi": abi,
@@ -321,12 +335,12 @@ def _artifact(
         "net": handled_net,
         "scoped": scoped,
         "rules": [[r.path, r.access, r.file_access, r.required, r.is_dir, r.glob] for r in rules],
-        "net_rules": [],
+        "net_rules": [[n.port, n.access] for n in net_rules],
         "state": state,
     }
     key = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
     return LandlockArtifact(
-        abi, int(handled_fs), handled_net, scoped, rules, (), state, missing, key, detail
+        abi, int(handled_fs), handled_net, scoped, rules, net_rules, state, missing, key, detail
     )
 
 

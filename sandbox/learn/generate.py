@@ -33,6 +33,7 @@ REPLACED = (
     "filesystem.list_paths",
     "filesystem.exec_paths",
     "capabilities.keep",
+    "network.tcp_ports",
 )
 REMOVED_PREFIX = "# removed: "
 
@@ -54,6 +55,8 @@ class Meta:
     minimize_runs: int | None = None
     refused: list[str] = field(default_factory=list)
     network: list[str] = field(default_factory=list)
+    # TCP ports the program bound or connected to (network.tcp_ports, with why)
+    tcp_ports: dict[int, str] = field(default_factory=dict)
     caps: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -117,8 +120,8 @@ def _header(meta: Meta) -> list[str]:
         out += [f"#   {comment(line, 300)}" for line in meta.refused]
     if meta.network:
         out.append(
-            "# Network seen (the base's network mode and Landlock decide; ports are not "
-            "a profile key):"
+            "# Network seen (the base's network mode decides; TCP ports bound or connected "
+            "to become network.tcp_ports):"
         )
         out += [f"#   {comment(line, 300)}" for line in meta.network]
     out += [f"# Note: {comment(line, 300)}" for line in meta.notes]
@@ -184,6 +187,13 @@ def render(d: Derived, kept: Collection[Unit], meta: Meta) -> str:
     for key, kind in (("read_paths", "read"), ("list_paths", "list"), ("exec_paths", "exec")):
         items = [(u.key, d.why.get(u, "")) for u in d.units if u.kind == kind and u in keep]
         lines += _list(key, items)
+    lines += ["", "[network]"]
+    if meta.tcp_ports:
+        lines.append("tcp_ports = [")
+        lines += [f"    {p},  # {comment(why)}" for p, why in sorted(meta.tcp_ports.items())]
+        lines.append("]")
+    else:
+        lines.append("tcp_ports = []")
     lines += ["", "[capabilities]"]
     lines += _list(
         "keep", [(u.key, d.why.get(u, "")) for u in d.units if u.kind == "cap" and u in keep]

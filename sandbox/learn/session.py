@@ -38,7 +38,7 @@ from sandbox.caps.names import DANGEROUS, normalize
 from sandbox.errors import SandboxError
 from sandbox.host import HostFacts
 from sandbox.learn.checks import verify_profile
-from sandbox.learn.decode import LiveTask, TaskView
+from sandbox.learn.decode import AF_INET, AF_INET6, LiveTask, TaskView
 from sandbox.learn.generate import Meta, comment, render
 from sandbox.learn.minimize import minimize
 from sandbox.learn.observe import Answer, Observer
@@ -254,6 +254,10 @@ def _meta(
         for u, runs in sorted(record.net.items(), key=lambda kv: repr(kv[0]))
     ]
     caps = [f"{c}: granted, {why}" for c, why in sorted(granted.items())] + caps_lines
+    ports: dict[int, str] = {}
+    for u, runs in sorted(record.net.items(), key=lambda kv: repr(kv[0])):
+        if u.op in ("bind", "connect") and u.family in (AF_INET, AF_INET6) and u.port is not None:
+            ports.setdefault(u.port, f"{u.op} {u.address or '?'} port {u.port} ({runs_text(runs)})")
     return Meta(
         name=opts.name,
         extends=opts.extends or opts.base,
@@ -265,6 +269,7 @@ def _meta(
         description=f"Learned for {comment(' '.join(opts.argv), 120)} from {base.policy.name}",
         refused=refused,
         network=net,
+        tcp_ports=ports,
         caps=caps,
     )
 

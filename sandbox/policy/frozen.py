@@ -148,6 +148,7 @@ class Network(Snapshot):
     """Snapshot of ``sandbox.policy.model.Network``."""
 
     mode: Literal["none", "loopback"]
+    tcp_ports: list[int]
 
 @dataclass(frozen=True)
 class AppArmor(Snapshot):

@@ -20,7 +20,9 @@ Resolution rules, applied on the raw tables before validation:
   states exactly what it allows). A child could always add items, so
   replacing can only narrow a list, except a deny list, which cannot be named;
 - command-line overrides are one more child layer, so they are part of the
-  policy digest.
+  policy digest;
+- ``network.tcp_ports`` implies the ``sockets_tcp`` syscall group in place of
+  ``sockets_local`` (inet sockets; Landlock keeps other ports closed).
 """
 
 from __future__ import annotations
@@ -267,11 +269,27 @@ def load_profile(name_or_path: str, overrides: Mapping[str, Any] | None = None) 
     if overrides:
         check_nesting(overrides, "command line")
         raw = _apply(raw, overrides, path)
-    policy = snapshot(validate(raw, path, overrides))
+    policy = snapshot(validate(implied(raw), path, overrides))
     from sandbox.policy.names import check_names  # late: keeps the error path light
 
     check_names(policy, str(path))
     return LoadedProfile(policy=policy, source=str(path), chain=chain)
+
+
+def implied(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """What a resolved profile implies: ``network.tcp_ports`` needs inet sockets, so the
+    ``sockets_tcp`` group takes the place of ``sockets_local`` (Landlock keeps every
+    port but the listed ones closed)."""
+    out = dict(raw)
+    net, sec = out.get("network"), out.get("seccomp")
+    if isinstance(net, Mapping) and net.get("tcp_ports") and isinstance(sec, Mapping):
+        groups = sec.get("groups")
+        if isinstance(groups, list) and "sockets_local" in groups:
+            swapped = [g for g in groups if g != "sockets_local"]
+            if "sockets_tcp" not in swapped:
+                swapped.append("sockets_tcp")
+            out["seccomp"] = {**sec, "groups": swapped}
+    return out
 
 
 def _apply(raw: Mapping[str, Any], overrides: Mapping[str, Any], path: Path) -> dict[str, Any]:
@@ -295,7 +313,7 @@ def with_overrides(profile: LoadedProfile, overrides: Mapping[str, Any]) -> Load
         return profile
     source = Path(profile.source)
     raw = _apply(dump_policy(profile), overrides, source)
-    policy = snapshot(validate(raw, source, overrides))
+    policy = snapshot(validate(implied(raw), source, overrides))
     from sandbox.policy.names import check_names
 
     check_names(policy, profile.source)

@@ -15,7 +15,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from sandbox.layers import LAYERS  # noqa: F401 - re-exported
 from sandbox.policy.snapshot import env_resolved
@@ -325,10 +332,26 @@ class Capabilities(_Model):
     deny: list[str] = Field(default_factory=list)
 
 
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
 class Network(_Model):
     """Only loopback exists in the payload's network namespace."""
 
     mode: Literal["none", "loopback"] = "loopback"
+    tcp_ports: list[Port] = Field(
+        default_factory=list,
+        description="TCP ports the payload may bind and connect to on its loopback (a "
+        "client/server task): Landlock NET_PORT rules, AF_INET/AF_INET6 sockets in "
+        "seccomp (the sockets_tcp group in place of sockets_local), AppArmor inet stream "
+        "rules. 0 lets bind() pick an ephemeral port. Needs mode = 'loopback'.",
+    )
+
+    @model_validator(mode="after")
+    def _ports_need_loopback(self) -> Network:
+        if self.tcp_ports and self.mode != "loopback":
+            raise ValueError("tcp_ports needs network.mode = 'loopback'")
+        return self
 
 
 class AppArmor(_Model):

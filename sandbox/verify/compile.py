@@ -217,7 +217,13 @@ def landlock(
     if policy.layers.landlock == "disabled":
         out.layers.append(LayerResult("landlock", "", "skipped", "disabled by the profile"))
         return
-    art = given if given is not None else prepare(policy.filesystem, host.landlock_abi)
+    art = (
+        given
+        if given is not None
+        else prepare(
+            policy.filesystem, host.landlock_abi, tcp_ports=tuple(policy.network.tcp_ports)
+        )
+    )
     out.landlock = art
     states: dict[str, State] = {"full": "ok", "partial": "partial", "off": "skipped"}
     out.layers.append(LayerResult("landlock", "", states[art.state], art.detail, art.key))

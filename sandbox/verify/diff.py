@@ -190,10 +190,12 @@ def _landlock_rules(out: comp.Compiled) -> dict[str, str]:
     if out.landlock is None:
         return {}
     short = "LANDLOCK_ACCESS_FS_"
-    return {
+    rules = {
         r.path: ",".join(n.removeprefix(short).lower() for n in names(r.access, AccessFs))
         for r in out.landlock.rules
     }
+    rules |= {f"tcp port {n.port}": "bind,connect" for n in out.landlock.net_rules}
+    return rules
 
 
 def _apparmor_lines(out: comp.Compiled) -> set[str]:

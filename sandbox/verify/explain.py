@@ -127,7 +127,10 @@ def _landlock(out: comp.Compiled) -> list[str]:
         return lines
     lines.append("handled (denied unless a rule grants):")
     lines += _wrap(n.removeprefix(short).lower() for n in names(art.handled_fs, AccessFs))
-    if art.handled_net:
+    if art.handled_net and art.net_rules:
+        ports = ", ".join(str(n.port) for n in art.net_rules)
+        lines.append(f"  TCP bind and connect: handled; granted on ports {ports} only")
+    elif art.handled_net:
         lines.append("  TCP bind and connect: handled, no port granted")
     if art.scoped:
         lines.append("  scoped: " + ", ".join(names(art.scoped, Scope)))
