@@ -331,6 +331,7 @@ MODULES = {
     "diff": "what changes between two profiles, layer by layer",
     "seccomp": "import/export Docker and OCI seccomp JSON",
     "learn": "learn a per-program profile from what a program does",
+    "isolate": "ioi/isolate's command line (--init/--run/--cleanup) on the sandbox's layers",
 }
 
 
@@ -348,6 +349,10 @@ def _register_modules(sub: Any, argv: Sequence[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``sandbox`` command."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["isolate"]:  # isolate's own command line (-p120, --run -- cmd)
+        from sandbox.isolate.main import main as isolate_main
+
+        isolate_main(argv[1:])
     parser = argparse.ArgumentParser(prog="sandbox", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     _exec_parser(sub)

@@ -75,9 +75,16 @@ class Acquirer:
         state.sweep(_remove_staged)
 
     def acquire(
-        self, compiled: CompiledRun, files: tuple[tuple[str, FileContent], ...] = ()
+        self,
+        compiled: CompiledRun,
+        files: tuple[tuple[str, FileContent], ...] = (),
+        slot: int | None = None,
     ) -> Resources:
         """Take every resource of one run; on failure, release what was taken and raise.
+
+        ``slot``: a host uid of the slot range that the caller holds (``state.id_slot``)
+        and keeps for the run, as isolate's boxes keep theirs; otherwise the run
+        takes a free one.
 
         Raises:
             SetupError: a resource could not be made (state dir, slot, leaf, profile load).
@@ -86,7 +93,7 @@ class Acquirer:
         """
         stack = ExitStack()
         try:
-            return self._acquire(compiled, files, stack)
+            return self._acquire(compiled, files, stack, slot)
         except BaseException:
             stack.close()
             raise
@@ -96,6 +103,7 @@ class Acquirer:
         compiled: CompiledRun,
         files: tuple[tuple[str, FileContent], ...],
         stack: ExitStack,
+        held_slot: int | None = None,
     ) -> Resources:
         run_id = state.new_run_id()
         lock = state.acquire_run_lock(run_id)
@@ -104,7 +112,9 @@ class Acquirer:
             spec, key = compiled.image
             _, image_lock = ensure_image(spec, state_dir(), key)  # pinned for the run
             stack.callback(os.close, image_lock)
-        if self.host.is_root:  # a run slot of its own, never the caller's, never an identity map
+        if self.host.is_root and held_slot is not None:  # a slot the caller holds (a box)
+            host_ids = (held_slot, held_slot)
+        elif self.host.is_root:  # a run slot of its own, never the caller's, never an identity map
             slot = stack.enter_context(state.id_slot())
             host_ids = (slot, slot)
         else:  # the caller's own ids: one uid and one gid are all it may map

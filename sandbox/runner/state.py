@@ -101,12 +101,16 @@ def uid_range() -> tuple[int, int]:
 
 
 @contextmanager
-def id_slot(runtime: Path | None = None) -> Iterator[int]:
-    """Hold a free slot of the reserved range for the block; yields its host uid (= gid)."""
+def id_slot(runtime: Path | None = None, prefer: int | None = None) -> Iterator[int]:
+    """Hold a free slot of the reserved range for the block; yields its host uid (= gid).
+
+    ``prefer``: an index tried first (modulo the range), so a caller such as an
+    isolate box gets the same uid run after run while that slot is free.
+    """
     lo, hi = uid_range()
     slots = _private_dir((runtime or runtime_dir()) / "slots")
     n = hi - lo + 1
-    start = secrets.randbelow(n)
+    start = prefer % n if prefer is not None else secrets.randbelow(n)
     for i in range(n):
         uid = lo + (start + i) % n
         fd = os.open(slots / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -64,6 +64,7 @@ class RunRequest:
     files: tuple[tuple[str, FileContent], ...] = ()
     collect: tuple[str, ...] = ()
     control: RunControl | None = None
+    slot: int | None = None  # a run slot the caller holds (isolate's boxes), see Acquirer
     # Learning mode: each seccomp notification goes to this handler (see Watch); a
     # Violation it returns stops the run as a security violation.
     on_notification: Callable[[Notification, int], Violation | None] | None = None
@@ -126,7 +127,7 @@ class Supervisor:
 
         compiled = compile_run(req.profile, self.host, req.compile_request(), self.artifacts)
         report = verify_run(compiled, self.host)
-        res = self.acquirer.acquire(compiled, req.files)
+        res = self.acquirer.acquire(compiled, req.files, req.slot)
         try:
             launched = launch(
                 compiled,
