@@ -2,6 +2,6 @@
 
 ``options`` parses isolate's command line, ``box`` keeps its box directory and
 lock, ``rules`` maps its directory and environment rules onto a policy,
-``meta`` renders a run record as isolate's meta file and status, ``main``
-runs the modes (``--init``, ``--run``, ``--cleanup``).
+``main`` runs the modes (``--init``, ``--run``, ``--cleanup``); the meta file
+and status line come from ``sandbox.runner.meta``.
 """

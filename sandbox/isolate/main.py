@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sandbox.isolate.box import Box, BoxError, BoxState, chowntree
-from sandbox.isolate.meta import Outcome, failure, outcome
 from sandbox.isolate.options import Options, parse, usage_error
 from sandbox.isolate.rules import Mounts, environment, mounts, open_inside, rule_list
+from sandbox.runner.meta import Outcome, failure, outcome
 
 VERSION_TEXT = "The process isolator 2.0 (sandbox's isolate-compatible front end, sandbox {v})"
 

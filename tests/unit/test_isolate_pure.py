@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from sandbox.isolate.main import limits
-from sandbox.isolate.meta import outcome
 from sandbox.isolate.options import parse
 from sandbox.isolate.rules import environment, mounts, parse_rule, rule_list
+from sandbox.runner.meta import outcome
 
 
 def test_options_as_judges_write_them():
