@@ -27,9 +27,14 @@ do not edit. Unknown keys are errors. Sizes are byte counts or strings with
 `K`, `M`, `G`, `T`; every limit must be positive (leave a key out for no
 limit). `extends = "name"` (or a list) merges other profiles first: tables
 merge, scalars override, lists are sets that accumulate, and `deny` lists
-always win. `replace = ["seccomp.groups", ...]` names lists of the profile
-that replace the inherited ones instead (never a `deny` list), so a profile
-such as a learned one can state exactly what it allows.
+always win. A profile without `extends` starts from the defaults below, so a
+list it sets extends the default list (`read_paths = ["/data"]` keeps `/usr`,
+`/etc`, ...). `replace = ["seccomp.groups", ...]` names lists of the profile
+(or of the library's `overrides`) that replace the inherited ones instead
+(never a `deny` list), so a profile such as a learned one can state exactly
+what it allows. Arrays of tables (`[[filesystem.binds]]`,
+`[[filesystem.tmpfs]]`, `[[seccomp.rules]]`) have their keys listed after
+their table.
 """
 
 
@@ -88,10 +93,15 @@ def render() -> str:
                 f"| `{name}` | {_type_name(tp)}{_size_hint(name, f)} | {_default(f)} | "
                 f"{(f.description or '').replace('|', '/')} |"
             )
+            where = name if key == "(top level)" else f"{key.strip('[]')}.{name}"
             if isinstance(tp, type) and issubclass(tp, BaseModel):
-                nested.append((tp, name if key == "(top level)" else f"{key}.{name}"))
+                nested.append((tp, f"[{where}]"))
+            elif typing.get_origin(tp) is list:
+                (item,) = typing.get_args(tp)
+                if isinstance(item, type) and issubclass(item, BaseModel):
+                    nested.append((item, f"[[{where}]]"))  # an array of tables
         for sub, subkey in nested:
-            section(sub, f"[{subkey}]" if not subkey.startswith("[") else subkey)
+            section(sub, subkey)
 
     section(Policy, "(top level)")
     return "\n".join(out) + "\n"

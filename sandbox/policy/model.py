@@ -182,9 +182,9 @@ class Identity(_Model):
 class Bind(_Model):
     """A host path made visible inside (read-only unless ``writable``)."""
 
-    source: AbsPath
-    target: AbsPath
-    writable: bool = False
+    source: AbsPath = Field(description="Host path (a directory); symlinks only root's.")
+    target: AbsPath = Field(description="Where the payload sees it.")
+    writable: bool = Field(default=False, description="Read-write instead of read-only.")
     exec: bool = Field(default=True, description="Allow executing files from this bind.")
     optional: bool = Field(default=False, description="Skip instead of failing when missing.")
 
@@ -192,8 +192,8 @@ class Bind(_Model):
 class Tmpfs(_Model):
     """An empty tmpfs, writable by the payload, with a size limit."""
 
-    target: AbsPath
-    size: Size = 16 << 20
+    target: AbsPath = Field(description="Where the payload sees it.")
+    size: Size = Field(default=16 << 20, description="Bytes it may hold.")
 
 
 class Filesystem(_Model):
@@ -298,12 +298,12 @@ class SeccompRule(_Model):
     error), and ``deny`` still wins over any rule.
     """
 
-    syscall: str
-    arg: int = Field(ge=0, le=5)
-    mask: int = Field(ge=1, le=0xFFFFFFFFFFFFFFFF)
-    values: list[int] = Field(min_length=1)
-    match: str = Field(pattern=_OUTCOME)
-    otherwise: str = Field(pattern=_OUTCOME)
+    syscall: str = Field(description="The syscall's name (x86_64 spelling).")
+    arg: int = Field(ge=0, le=5, description="Which argument (0-5).")
+    mask: int = Field(ge=1, le=0xFFFFFFFFFFFFFFFF, description="Bits of it compared.")
+    values: list[int] = Field(min_length=1, description="args[arg] & mask in these: match.")
+    match: str = Field(pattern=_OUTCOME, description="'allow', 'default' or an errno name.")
+    otherwise: str = Field(pattern=_OUTCOME, description="The same, for other values.")
 
 
 class Seccomp(_Model):

@@ -66,3 +66,32 @@ def test_a_bad_or_missing_name_is_a_one_line_error():
         load_profile("learned/nothing")
     with pytest.raises(PolicyError, match="bad profile name"):
         load_profile("no such")
+
+
+def test_schema_md_names_every_key_of_every_table_and_array_of_tables():
+    """Issue 15 item 15: SCHEMA.md left out the keys of binds, tmpfs and seccomp rules."""
+    import typing
+    from pathlib import Path
+
+    from pydantic import BaseModel
+
+    from sandbox.policy.model import Policy
+
+    text = (Path(__file__).resolve().parents[3] / "profiles" / "SCHEMA.md").read_text()
+    sections = {s.split("`")[1]: s for s in text.split("\n## ")[1:]}
+    todo: list[tuple[type[BaseModel], str]] = [(Policy, "(top level)")]
+    while todo:
+        model, key = todo.pop()
+        assert key in sections, key
+        for name, f in model.model_fields.items():
+            assert f"| `{name}` |" in sections[key], (key, name)
+            where = name if key == "(top level)" else f"{key.strip('[]')}.{name}"
+            tp = f.annotation
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                todo.append((tp, f"[{where}]"))
+            elif typing.get_origin(tp) is list:
+                (item,) = typing.get_args(tp)
+                if isinstance(item, type) and issubclass(item, BaseModel):
+                    todo.append((item, f"[[{where}]]"))
+    for key in ("[[filesystem.binds]]", "[[filesystem.tmpfs]]", "[[seccomp.rules]]"):
+        assert key in sections
