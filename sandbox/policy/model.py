@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     model_validator,
 )
 
@@ -80,6 +81,21 @@ def _within(high: float, unit: str = "") -> AfterValidator:
     return AfterValidator(check)
 
 
+STACK_WORDS = ("memory", "unlimited")
+
+
+def _stack(value: object) -> object:
+    """``limits.stack``: a size within MAX_BYTES, or ``"memory"`` / ``"unlimited"``."""
+    if value in STACK_WORDS:
+        return value
+    size = parse_size(value)
+    if size <= 0:
+        raise ValueError(f"{size} must be greater than 0; omit the key for no limit")
+    if size > MAX_BYTES:
+        raise ValueError(f"{size} is above {MAX_BYTES} bytes, the most the kernel takes as a limit")
+    return size
+
+
 def _abs_path(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError(f"path {value!r} must be absolute")
@@ -117,6 +133,8 @@ def _glob_path(value: str) -> str:
 
 
 Size = Annotated[int, BeforeValidator(parse_size), _within(MAX_BYTES, " bytes")]
+# Checked whole by one validator: a union would report each branch's error.
+StackSize = Annotated[int | Literal["memory", "unlimited"], PlainValidator(_stack)]
 Seconds = Annotated[float, Field(allow_inf_nan=False), _within(MAX_SECONDS, " s")]
 Cpus = Annotated[float, Field(allow_inf_nan=False), _within(MAX_CPUS, " CPUs")]
 Tasks = Annotated[int, _within(MAX_TASKS)]
@@ -255,7 +273,7 @@ class Limits(_Model):
     output: Size | None = Field(default=None, description="Bytes of stdout and stderr together.")
     file_size: Size | None = Field(default=None, description="RLIMIT_FSIZE.")
     open_files: Files | None = Field(default=None, description="RLIMIT_NOFILE.")
-    stack: Size | Literal["memory", "unlimited"] | None = Field(
+    stack: StackSize | None = Field(
         default=None,
         description="RLIMIT_STACK: bytes, 'memory' (as large as the memory limit, so deep "
         "recursion is bounded only by it, as in isolate) or 'unlimited'. Left out: the "
