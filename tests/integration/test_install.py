@@ -10,6 +10,7 @@ it the test is skipped, except under ``CI=true``.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -35,8 +36,29 @@ def _pip(py: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def installed(tmp_path_factory) -> Path:
     """A fresh venv with the wheel built from this checkout installed in it."""
     tmp = tmp_path_factory.mktemp("wheel")
+    # A copy of the source without build outputs: setuptools reuses a build/ it finds.
+    src = tmp / "src"
+    shutil.copytree(
+        ROOT,
+        src,
+        symlinks=True,  # sandbox/_data links to profiles/ and seccomp_policies/
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            "build",
+            "*.egg-info",
+            "__pycache__",
+            "tests",
+            "bench",
+            "fuzz",
+            ".hypothesis",
+            ".mypy_cache",
+            ".ruff_cache",
+            ".pytest_cache",
+        ),
+    )
     built = _pip(
-        Path(sys.executable), "wheel", "-q", "--no-deps", "-w", str(tmp), str(ROOT), cwd=tmp
+        Path(sys.executable), "wheel", "-q", "--no-deps", "-w", str(tmp), str(src), cwd=tmp
     )
     assert built.returncode == 0, built.stderr
     wheels = list(tmp.glob("sandbox-*.whl"))
@@ -82,6 +104,7 @@ def test_cli_runs_strict_from_any_directory(installed, tmp_path):
             "exec",
             "--profile",
             "strict",
+            "--quiet",
             "--",
             "/bin/sh",
             "-c",
@@ -95,6 +118,7 @@ def test_cli_runs_strict_from_any_directory(installed, tmp_path):
     )
     assert r.returncode == 3, r.stderr
     assert r.stdout == "hello from the wheel\n"
+    assert r.stderr == ""  # --quiet: no verdict line, no warnings
 
 
 def test_library_runs_strict_from_any_directory(installed, tmp_path):
@@ -114,3 +138,32 @@ def test_library_runs_strict_from_any_directory(installed, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["OK", "library"]
+
+
+def test_isolate_executable_is_installed(installed, tmp_path):
+    isolate = installed / "bin" / "isolate"
+    r = subprocess.run(
+        [str(isolate), "--version"],
+        cwd=tmp_path,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "isolate" in r.stdout.lower()
+    env = {**_clean_env(), "SANDBOX_ISOLATE_ROOT": str(tmp_path / "boxes")}
+    (tmp_path / "boxes").mkdir(mode=0o755)
+    init = subprocess.run(
+        [str(isolate), "-b", "3", "--init"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert init.returncode == 0, init.stderr
+    ran = subprocess.run(
+        [str(isolate), "-b", "3", "--run", "--", "/bin/echo", "boxed"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0 and ran.stdout == "boxed\n", ran.stderr
+    assert subprocess.run([str(isolate), "-b", "3", "--cleanup"], env=env).returncode == 0
