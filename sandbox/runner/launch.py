@@ -138,7 +138,7 @@ def launch(
     )
     stack.callback(watch.close)
     try:
-        _stdio(stdio, sup.output, watch, mine, theirs)
+        _stdio(stdio, sup.output, watch, mine, theirs, (plan.host_uid, plan.host_gid))
         theirs += [("errpipe", err_w), ("status", st_w)]
         if plan.seccomp is not None and plan.seccomp.notify:
             ours, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -164,11 +164,30 @@ def _close_all(fds: list[int]) -> None:
 
 
 def _stdio(
-    stdio: Stdio, limit: int | None, watch: Watch, mine: list[int], theirs: list[tuple[str, int]]
+    stdio: Stdio,
+    limit: int | None,
+    watch: Watch,
+    mine: list[int],
+    theirs: list[tuple[str, int]],
+    owner: tuple[int, int],
 ) -> None:
-    """Child ends of stdin/stdout/stderr into ``theirs``; our ends into ``watch``/``mine``."""
-    if isinstance(stdio.stdin, bytes):
+    """Child ends of stdin/stdout/stderr into ``theirs``; our ends into ``watch``/``mine``.
+
+    The pipes made here are the run's: their inodes are given to the run's host
+    ids, so the payload can reopen its own stdio (``/dev/stdin``, ``freopen``,
+    ``> /dev/stdout``); a root-owned 0600 pipe is an unmapped owner inside, and
+    the reopen is EACCES (issue 15 item 1). Fds the caller passes are its own.
+    """
+
+    def pipe() -> tuple[int, int]:
         r, w = os.pipe2(os.O_CLOEXEC)
+        if owner[0] >= 0:
+            for fd in (r, w):
+                os.fchown(fd, *owner)
+        return r, w
+
+    if isinstance(stdio.stdin, bytes):
+        r, w = pipe()
         os.set_blocking(w, False)
         watch.stdin_fd, watch.stdin_data = w, memoryview(stdio.stdin)
         theirs.append(("stdin", r))
@@ -185,7 +204,7 @@ def _stdio(
         if target is None or limit is not None:
             # Captured, or forwarded through us so the output limit can be counted
             # (through our own dup: the caller may close its fd once the run started).
-            r, w = os.pipe2(os.O_CLOEXEC)
+            r, w = pipe()
             mine.append(r)
             if target is not None:
                 target = os.dup(target)

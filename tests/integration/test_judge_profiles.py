@@ -171,3 +171,25 @@ def test_javac_in_judge_compile_then_java_in_judge_java(tmp_path):
         )
     assert r.verdict is Verdict.OK, (r, r.stderr)
     assert r.stdout == b"42\nno exec\n"
+
+
+FREOPEN = r"""
+#include <stdio.h>
+int main(void) {
+    if (!freopen("/dev/stdin", "r", stdin)) { perror("freopen stdin"); return 1; }
+    if (!freopen("/dev/stdout", "w", stdout)) { perror("freopen stdout"); return 2; }
+    long a, b;
+    if (scanf("%ld %ld", &a, &b) != 2) return 3;
+    printf("%ld\n", a + b);
+    fprintf(fopen("/dev/stderr", "w"), "done\n");
+    return 0;
+}
+"""
+
+
+def test_a_submission_reopens_its_stdio(sb, tmp_path):
+    """Issue 15 item 1: contest solutions freopen("/dev/stdin") routinely."""
+    prog = build(tmp_path, "freopen", FREOPEN)
+    r = sb.run([str(prog)], stdin=b"40 2\n")
+    assert r.verdict is Verdict.OK, (r, r.stderr)
+    assert r.stdout == b"42\n" and r.stderr == b"done\n"
