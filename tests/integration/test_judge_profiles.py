@@ -124,14 +124,16 @@ def test_python_runs_with_extension_modules(tmp_path):
 
 
 @pytest.mark.skipif(not HAS_GXX, reason="no g++")
-def test_gcc_compiles_template_heavy_cpp_needing_a_big_stack(tmp_path):
-    """cc1plus recursing 20000 template levels deep needs more than 8 MiB of stack."""
+@pytest.mark.parametrize("profile", ["compile", "judge-compile"])
+def test_gcc_compiles_template_heavy_cpp_needing_a_big_stack(tmp_path, profile):
+    """cc1plus recursing 20000 template levels deep needs more than 8 MiB of stack
+    (issue 15 item 7: the compile profile's 8 MiB stack made g++ segfault)."""
     src = (
         "template <int N> struct F { static constexpr long v = F<N - 1>::v + N; };\n"
         "template <> struct F<0> { static constexpr long v = 0; };\n"
         "int main() { return F<20000>::v % 7; }\n"
     )
-    with Sandbox("judge-compile") as s:
+    with Sandbox(profile) as s:
         r = s.run(
             ["/usr/bin/g++", "-ftemplate-depth=100000", "-o", "/box/deep", "/box/deep.cpp"],
             files={"deep.cpp": src.encode()},
