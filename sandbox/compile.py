@@ -178,6 +178,7 @@ class Artifacts:
         self._image_keys: dict[ImageSpec, tuple[str, float]] = {}
         self._landlock: dict[object, LandlockArtifact] = {}
         self._apparmor: dict[object, AppArmorArtifact] = {}
+        self._exec_files: dict[object, ExecFiles] = {}
         self._aa_host: AppArmorHost | None = None
         self._runs: dict[object, tuple[CompiledRun, tuple[object, ...], float]] = {}
         self.seccomp_cache = state_dir() / "seccomp" if host.is_root else None
@@ -197,6 +198,33 @@ class Artifacts:
             if len(self._runs) >= MAX_REMEMBERED:
                 self._runs.pop(next(iter(self._runs)))
             self._runs[key] = (compiled, _identity(compiled.program), time.monotonic())
+
+    def exec_files(self, program: Program, mounts: MountPlan, head: bytes) -> ExecFiles:
+        """The program's interpreter and loader (``sandbox.fs.exe``), kept while the
+        program's host file is unchanged (same inode, size and mtime) and the mounts
+        that resolve it are the same: a judge's thousandth run reads nothing."""
+        if head or not program.host_path:
+            return exec_files(program, mounts, head)
+        try:
+            st = os.stat(program.host_path)
+        except OSError:
+            return exec_files(program, mounts, head)
+        key = (
+            program.inside_path,
+            program.host_path,
+            (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns),
+            mounts.binds,
+            mounts.lowers,
+        )
+        with self._lock:
+            hit = self._exec_files.get(key)
+        if hit is None:
+            hit = exec_files(program, mounts, head)
+            with self._lock:
+                if len(self._exec_files) > 256:
+                    self._exec_files.clear()
+                self._exec_files[key] = hit
+        return hit
 
     def apparmor_host(self) -> AppArmorHost:
         """AppArmor's state on this host and the parser's features (probed once)."""
@@ -536,7 +564,7 @@ def _compile_run(
     program = staged_program(request) or resolve(
         request.argv[0], policy.env.path, mounts.binds, mounts.lowers, request.cwd
     )
-    exe = exec_files(program, mounts, request.program_head)
+    exe = arts.exec_files(program, mounts, request.program_head)
     if program.copy_from:
         mounts = replace(mounts, program=(program.copy_from, os.path.basename(program.inside_path)))
     landlock = _landlock(policy, exe, states, arts)
