@@ -156,7 +156,7 @@ def _launch(
     supervisor; the record turned into isolate's outcome."""
     from sandbox.errors import ProgramNotFound, SandboxError, SpawnError
     from sandbox.host import probe
-    from sandbox.runner.client import ForkServerClient
+    from sandbox.runner.launchers import make_client
     from sandbox.runner.supervisor import STDIO_INHERIT, RunRequest, Supervisor
 
     fds: list[int] = []
@@ -171,7 +171,7 @@ def _launch(
         argv = list(opts.command)
         if "/" in argv[0] and not argv[0].startswith("/"):
             argv[0] = os.path.normpath(os.path.join(workdir, argv[0]))  # isolate: inside path
-        client = ForkServerClient(mode="fork")
+        client = make_client(opts.launcher, mode="fork")
         old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             result = Supervisor(probe(), client).run(

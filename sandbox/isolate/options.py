@@ -56,6 +56,7 @@ class Options:
     as_gid: int | None = None
     syscalls: int | None = None
     profile: str = "isolate"
+    launcher: str | None = None
     command: list[str] = field(default_factory=list)
 
 
@@ -133,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--as-uid", type=_uint)
     p.add_argument("--as-gid", type=_uint)
     p.add_argument("--profile", default="isolate")  # ours: the layers around the box
+    p.add_argument("--launcher", choices=("native", "python"))  # ours, as sandbox exec's
     p.add_argument("words", nargs="*")
     return p
 
@@ -199,6 +201,7 @@ def parse(argv: Sequence[str]) -> Options:
         as_gid=ns.as_gid,
         syscalls=ns.syscalls,
         profile=ns.profile,
+        launcher=ns.launcher,
         command=command,
     )
 
