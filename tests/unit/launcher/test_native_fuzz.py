@@ -80,7 +80,6 @@ def test_decoder_fuzzed_under_asan_and_ubsan(tmp_path, engine):
 @pytest.mark.requires("root")
 def test_runs_under_asan_and_ubsan(tmp_path):
     from sandbox import Sandbox, Verdict
-    from sandbox.errors import SpawnError
     from sandbox.launcher.native import NativeLauncherClient
 
     exe = nativebuild.compile_launcher(tmp_path / "sandbox-launcher-asan", tuple(SAN))
@@ -99,8 +98,9 @@ def test_runs_under_asan_and_ubsan(tmp_path):
         assert r.files == {"f": b"x\n"} and r.collect_errors == {"nope": "no such file"}
         r = sb.run(["/bin/sleep", "10"], limits={"wall_time": 0.2})
         assert r.verdict is Verdict.WALL_TIME_LIMIT
-        with pytest.raises(SpawnError):
-            sb.run(["/bin/true"], cwd="/", profile=None, env={"A": "1"}, limits={"open_files": 1})
+        # A failed spawn is a SPAWN_ERROR result (issue 15 item 15), not an exception.
+        r = sb.run(["/bin/true"], cwd="/", profile=None, env={"A": "1"}, limits={"open_files": 1})
+        assert r.verdict is Verdict.SPAWN_ERROR, r
     finally:
         sb.close()
         logging.disable(logging.NOTSET)
