@@ -115,7 +115,11 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
     sc.mkdirat(upper, "upper", 0o755)
     sc.mkdirat(upper, "work", 0o700)
     for e in plan.upper_entries:
-        sc.mkdirat(upper, f"upper/{e.path}", e.mode)
+        if e.file:  # a single-file bind's mount point
+            made = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            sc.close(sc.openat(upper, f"upper/{e.path}", made, e.mode))
+        else:
+            sc.mkdirat(upper, f"upper/{e.path}", e.mode)
         sc.fchmodat(upper, f"upper/{e.path}", e.mode)  # mkdir applies the umask
         if e.owner == "payload" and not plan.rootless:  # rootless: ours = the payload's
             sc.fchownat(upper, f"upper/{e.path}", *host_ids)

@@ -42,6 +42,9 @@ class UpperEntry:
     path: str  # relative to the root, no leading slash
     mode: int
     owner: Literal["root", "payload"]
+    # An empty file, not a directory: the mount point of a single-file bind
+    # (a bind of a file needs a file to land on; issue 15 item 9).
+    file: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +199,8 @@ def plan_mounts(
             raise PolicyError(f"bind source {b.source!r} does not exist")
         binds.append(BindMount(checked_source(b.source), b.target, b.writable, b.exec))
     targets = [b.target for b in binds] + [t.target for t in fs.tmpfs]
+    # Binds of a single file land on an empty file the plan creates.
+    file_targets = {b.target for b in binds if os.path.isfile(b.source)}
     for t in targets:
         if any(_under(t, f) for f in FORBIDDEN_TARGETS[1:]) or t == "/":
             raise PolicyError(f"mount target {t!r} would cover /, /proc or /dev")
@@ -231,7 +236,10 @@ def plan_mounts(
         add("/box", 0o755, "root")
     for t in targets:
         if not any(_under(t, h.target) for h in hbinds):
-            entries.setdefault(t.strip("/"), UpperEntry(t.strip("/"), 0o755, "root"))
+            if t in file_targets:
+                entries[t.strip("/")] = UpperEntry(t.strip("/"), 0o644, "root", file=True)
+            else:
+                entries.setdefault(t.strip("/"), UpperEntry(t.strip("/"), 0o755, "root"))
             for parent in _parents(t)[:-1]:
                 entries.setdefault(parent, UpperEntry(parent, 0o755, "root"))
     ordered = tuple(sorted(entries.values(), key=lambda e: (e.path.count("/"), e.path)))

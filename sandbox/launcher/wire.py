@@ -15,6 +15,7 @@ cannot carry (a NUL inside a string, a negative id, a list over its bound).
 
 from __future__ import annotations
 
+import stat
 import struct
 from collections.abc import Iterable, Sequence
 
@@ -185,7 +186,7 @@ def _mounts(w: Writer, plan: LaunchPlan) -> None:
     w.u32(len(m.upper_entries))
     for e in m.upper_entries:
         w.text(e.path)
-        w.u32(e.mode)
+        w.u32(e.mode | (stat.S_IFREG if e.file else 0))  # a file: a single-file bind's point
         w.flag(e.owner == "payload")
     w.field = "mounts.binds"
     w.u32(len(m.binds))

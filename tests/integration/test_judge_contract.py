@@ -306,3 +306,52 @@ def test_a_bad_meta_destination_is_refused_before_the_run(tmp_path):
     assert bad.rc == 125 and "--meta-fd 57" in bad.err
     assert "Traceback" not in bad.err
     assert not marker.exists()
+
+
+# -- item 9: a single file can be bound ----------------------------------------------------
+
+
+def test_a_single_file_binds_read_only_as_judges_bind_an_input(tmp_path):
+    data = tmp_path / "input.txt"
+    data.write_text("7 35\n")
+    script = tmp_path / "x.py"
+    script.write_text("a, b = map(int, open('/box/input.txt').read().split())\nprint(a + b)\n")
+    r = run_cli(
+        [
+            "exec",
+            "--profile",
+            "interp",
+            "--ro-bind",
+            str(data),
+            "/box/input.txt",
+            "--ro-bind",
+            str(script),
+            "/box/x.py",
+            "--",
+            "python3",
+            "/box/x.py",
+        ],
+        tmp=tmp_path,
+    )
+    assert r.rc == 0, r.err
+    assert r.out == "42\n"
+    over = {"filesystem": {"binds": [{"source": str(data), "target": "/data/in.txt"}]}}
+    with Sandbox("strict", overrides=over) as s:
+        got = s.run(["/bin/sh", "-c", "cat /data/in.txt; echo x > /data/in.txt"])
+    assert got.stdout == b"7 35\n" and got.verdict is Verdict.RUNTIME_ERROR  # read-only
+    assert data.read_text() == "7 35\n"
+
+
+# -- item 13: small open-file limits are the program's ---------------------------------------
+
+
+def test_a_small_open_files_limit_is_the_programs(tmp_path):
+    prog = cc(
+        tmp_path,
+        "opens",
+        "#include <fcntl.h>\n#include <stdio.h>\n"
+        'int main(void){int n=0;while(open("/dev/null",O_RDONLY)>=0)n++;printf("%d\\n",n);}\n',
+    )
+    r = run_cli(["exec", "--open-files", "5", "--", str(prog)], tmp=tmp_path)
+    assert r.rc == 0, r.err
+    assert r.out == "2\n"  # 5 minus stdin, stdout and stderr

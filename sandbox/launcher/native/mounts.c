@@ -128,8 +128,15 @@ static int prepare(struct sbx_ctx *c, struct sbx_err *e) {
     for (uint32_t i = 0; i < m->n_entries; i++) {
         const struct sbx_entry *x = &m->entries[i];
         path_join(p, sizeof p, "upper/", x->path);
-        if (mkdirat(upper, p, x->mode) < 0) return sbx_error(e, errno, "mkdirat(upper, %q)", p);
-        if (fchmodat(upper, p, x->mode, 0) < 0) return sbx_error(e, errno, "fchmodat(upper, %q)", p);
+        mode_t perm = x->mode & 07777;
+        if ((x->mode & S_IFMT) == S_IFREG) { /* a single-file bind lands on a file */
+            int f = openat(upper, p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, perm);
+            if (f < 0) return sbx_error(e, errno, "openat(upper, %q, O_CREAT|O_EXCL)", p);
+            close(f);
+        } else if (mkdirat(upper, p, perm) < 0) {
+            return sbx_error(e, errno, "mkdirat(upper, %q)", p);
+        }
+        if (fchmodat(upper, p, perm, 0) < 0) return sbx_error(e, errno, "fchmodat(upper, %q)", p);
         if (x->payload_owned && !m->rootless &&
             fchownat(upper, p, host_ids[0], host_ids[1], AT_SYMLINK_NOFOLLOW) < 0)
             return sbx_error(e, errno, "fchownat(upper, %q)", p);

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int bad(struct sbx_rd *r, struct sbx_err *e, const char *what) {
     return sbx_error(e, EINVAL, "malformed plan: field %s at byte %lu: %s",
@@ -129,7 +130,9 @@ static int rd_mounts(struct sbx_rd *r, struct sbx_mounts *m, struct sbx_arena *a
         TRY(rd_str(r, &x->path, SBX_MAX_STR, e));
         if (!x->path[0] || x->path[0] == '/') return bad(r, e, "upper entry must be relative");
         TRY(rd_u32(r, &x->mode, e));
-        if (x->mode > 07777) return bad(r, e, "mode above 07777");
+        /* Permission bits, and S_IFREG for a file (a single-file bind's mount point). */
+        if ((x->mode & ~(uint32_t)(S_IFREG | 07777)) != 0)
+            return bad(r, e, "mode above 07777 (or a type other than S_IFREG)");
         TRY(rd_bool(r, &x->payload_owned, e));
     }
     F("mounts.binds");

@@ -161,3 +161,15 @@ def test_bind_source_symlink_planted_by_another_user_is_refused(tmp_path):
     assert checked_source(str(tmp_path / "real" / ".." / "real")) == str(tmp_path / "real")
     with pytest.raises(PolicyError, match="gone: No such file"):
         checked_source(str(tmp_path / "real" / "gone" / "x"))
+
+
+def test_a_single_file_bind_gets_a_file_to_land_on(tmp_path):
+    """Issue 15 item 9: a file bind needs a file mount point, not a directory."""
+    src = tmp_path / "in.txt"
+    src.write_text("x")
+    fs = Filesystem(binds=[{"source": str(src), "target": "/box/in.txt"}])
+    plan = plan_mounts(fs, str(tmp_path), None)
+    (entry,) = [e for e in plan.upper_entries if e.path == "box/in.txt"]
+    assert entry.file and entry.mode == 0o644 and entry.owner == "root"
+    assert not next(e for e in plan.upper_entries if e.path == "box").file
+
