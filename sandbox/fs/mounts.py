@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass, field
@@ -158,6 +159,8 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
         if not b.exec:
             attrs |= A.MOUNT_ATTR_NOEXEC
         sc.mount_setattr(fd, "", _SETATTR, attrs)
+        if b.writable and b.owner is not None and not plan.rootless and b.owner != host_ids:
+            _idmap(sc, fd, b.owner, host_ids)
         out.binds.append((b.target, fd))
     for t in plan.tmpfs:
         fd = _tmpfs(
@@ -185,6 +188,52 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
     # The overlay holds its own private clone of the upper: detach ours.
     sc.umount2(staging, UmountFlag.MNT_DETACH)
     return out
+
+
+def _idmap(sc: Syscalls, fd: int, owner: tuple[int, int], host_ids: tuple[int, int]) -> None:
+    """Idmap a detached writable bind: the run's host ids act there as the source's owner.
+
+    The mapping lives in a user namespace made for it: a child unshares one,
+    we write ``owner host 1`` as its uid and gid maps, keep a handle on it and
+    let the child go. On the mount, on-disk ``owner`` reads as the run's host
+    id and the run's writes are stored as ``owner`` (mount_setattr(2),
+    MOUNT_ATTR_IDMAP; Linux 5.12+). A file system that cannot idmap (EINVAL,
+    EOPNOTSUPP: tmpfs before 6.3, 9p) keeps the run's own ids: the one
+    tolerated failure, which changes ownership, not what the payload may do.
+    """
+    ready_r, ready_w = sc.pipe(True)  # blocking: the reads below wait
+    hold_r, hold_w = sc.pipe(True)
+    pid = sc.fork()
+    if pid == 0:
+        try:
+            sc.close(ready_r)
+            sc.close(hold_w)
+            sc.unshare(CloneFlag.CLONE_NEWUSER)
+            sc.write(ready_w, b"r")
+            sc.read(hold_r, 1)  # until the parent is done with us
+        finally:
+            sc.exit(0)
+    ns = -1
+    try:
+        sc.close(ready_w)
+        sc.close(hold_r)
+        if not sc.read(ready_r, 1):  # EOF: the helper died before its unshare
+            raise OSError(71, "idmap helper: no user namespace")  # EPROTO
+        sc.write_file(f"/proc/{pid}/uid_map", f"{owner[0]} {host_ids[0]} 1\n".encode())
+        sc.write_file(f"/proc/{pid}/setgroups", b"deny")
+        sc.write_file(f"/proc/{pid}/gid_map", f"{owner[1]} {host_ids[1]} 1\n".encode())
+        ns = sc.openat(AT_FDCWD, f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        sc.close(ready_r)
+        sc.close(hold_w)
+        sc.wait4(pid)
+    try:
+        sc.mount_setattr(fd, "", _SETATTR, A.MOUNT_ATTR_IDMAP, 0, ns)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+    finally:
+        sc.close(ns)
 
 
 def _open_source(sc: Syscalls, path: str, flags: int = 0) -> int:

@@ -221,9 +221,15 @@ class LinuxSyscalls:
         )
 
     def mount_setattr(
-        self, fd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0
+        self,
+        fd: int,
+        path: str,
+        flags: int,
+        attr_set: int,
+        attr_clr: int = 0,
+        userns_fd: int = 0,
     ) -> None:
-        attr = struct.pack("QQQQ", attr_set, attr_clr, 0, 0)
+        attr = struct.pack("QQQQ", attr_set, attr_clr, 0, userns_fd)
         buf = ctypes.create_string_buffer(attr, len(attr))
         _sys(
             "mount_setattr",
@@ -363,8 +369,8 @@ class LinuxSyscalls:
         if _sendmsg(sock, ctypes.byref(msg), 0) < 0:
             _fail("sendmsg", f"sendmsg({sock}, SCM_RIGHTS [{fd}])")
 
-    def pipe(self) -> tuple[int, int]:
-        return os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    def pipe(self, blocking: bool = False) -> tuple[int, int]:
+        return os.pipe2(os.O_CLOEXEC | (0 if blocking else os.O_NONBLOCK))
 
     def dup2(self, fd: int, fd2: int) -> None:
         os.dup2(fd, fd2, inheritable=True)

@@ -59,6 +59,11 @@ class _Tracer(RecordingSyscalls):
         self._next += 1
         return self._next
 
+    def fork(self) -> int:
+        # The trace is the parent's view (the idmap helper's child runs no mount code).
+        self._record("fork")
+        return 2
+
     def fsopen(self, fstype: str) -> int:
         self._record("fsopen", fstype)
         fd = self._fd()
@@ -89,9 +94,15 @@ class _Tracer(RecordingSyscalls):
         return fd
 
     def mount_setattr(
-        self, fd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0
+        self,
+        fd: int,
+        path: str,
+        flags: int,
+        attr_set: int,
+        attr_clr: int = 0,
+        userns_fd: int = 0,
     ) -> None:
-        self._record("mount_setattr", fd, path, flags, attr_set, attr_clr)
+        self._record("mount_setattr", fd, path, flags, attr_set, attr_clr, userns_fd)
         source, old = self._mnt[fd]
         self._mnt[fd] = (source, (old | attr_set) & ~attr_clr & _PER_MOUNT)
 

@@ -355,3 +355,48 @@ def test_a_small_open_files_limit_is_the_programs(tmp_path):
     r = run_cli(["exec", "--open-files", "5", "--", str(prog)], tmp=tmp_path)
     assert r.rc == 0, r.err
     assert r.out == "2\n"  # 5 minus stdin, stdout and stderr
+
+
+# -- item 11: writable binds write as the directory's owner ---------------------------------
+
+
+def test_two_runs_write_the_same_file_in_a_writable_bind(tmp_path):
+    """Each run has a host uid of its own; the bind is idmapped to its directory's owner,
+    so the second run can overwrite the first one's file and the files are the owner's."""
+    out = tmp_path / "out"
+    out.mkdir()
+    os.chown(out, 1234, 1234)  # a judge's (or a user's) own directory, 0755
+    for i in (1, 2):
+        r = run_cli(
+            ["exec", "--bind", str(out), "/out", "--", "/bin/sh", "-c", f"echo run{i} > /out/f"],
+            tmp=tmp_path,
+        )
+        assert r.rc == 0, r.err
+        assert r.record["host_uid"] != 1234
+    st = (out / "f").stat()
+    assert (out / "f").read_text() == "run2\n"
+    assert (st.st_uid, st.st_gid) == (1234, 1234)
+
+
+def test_a_writable_bind_gives_only_the_owners_rights(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    os.chown(out, 1234, 1234)
+    secret = out / "secret"
+    secret.write_text("root's\n")
+    secret.chmod(0o600)  # root's, inside the user's tree: not the user's to read
+    r = run_cli(
+        [
+            "exec",
+            "--bind",
+            str(out),
+            "/out",
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /out/secret; echo mine > /out/mine; cat /out/mine",
+        ],
+        tmp=tmp_path,
+    )
+    assert "Permission denied" in r.err and r.out == "mine\n", (r.out, r.err)
+    assert (out / "mine").stat().st_uid == 1234

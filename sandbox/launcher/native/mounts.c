@@ -19,7 +19,9 @@
 #include <sys/mount.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define CLONE_TREE (OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)
@@ -103,6 +105,75 @@ static int copy_into(const char *src, int dirfd, const char *dst, unsigned mode,
     close(d);
     close(s);
     if (rc < 0) return sbx_error(e, err, "copy %q into the sandbox", src);
+    return 0;
+}
+
+/* Idmap a detached writable bind (fs/mounts.py _idmap): the run's host ids act
+ * there as the source's owner. A child unshares a user namespace, we write
+ * "owner host 1" as its maps, keep a handle on it and let the child go. A file
+ * system that cannot idmap (EINVAL, EOPNOTSUPP) keeps the run's own ids: the
+ * one tolerated failure, which changes ownership, not what the payload may do. */
+static int mount_setattr_idmap(int fd, int userns_fd) {
+    uint64_t attr[4] = {MOUNT_ATTR_IDMAP, 0, 0, (uint64_t)userns_fd};
+    return (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attr,
+                        sizeof attr);
+}
+
+static int idmap(int fd, uint32_t uid, uint32_t gid, const uint32_t *host, struct sbx_err *e) {
+    int ready[2], hold[2];
+    if (pipe2(ready, O_CLOEXEC) < 0) return sbx_error(e, errno, "pipe2 (idmap)");
+    if (pipe2(hold, O_CLOEXEC) < 0) {
+        int err = errno;
+        close(ready[0]), close(ready[1]);
+        return sbx_error(e, err, "pipe2 (idmap)");
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        char b;
+        close(ready[0]), close(hold[1]);
+        if (unshare(CLONE_NEWUSER) == 0 && write(ready[1], "r", 1) == 1)
+            while (read(hold[0], &b, 1) < 0 && errno == EINTR) {}
+        _exit(0);
+    }
+    int err = errno;
+    close(ready[1]), close(hold[0]);
+    int ns = -1, rc = 0;
+    char b = 0, path[64], line[64];
+    if (pid < 0) {
+        rc = sbx_error(e, err, "fork (idmap helper)");
+        goto out;
+    }
+    ssize_t n;
+    while ((n = read(ready[0], &b, 1)) < 0 && errno == EINTR) {}
+    if (n != 1) {
+        rc = sbx_error(e, EPROTO, "idmap helper: no user namespace");
+        goto out;
+    }
+    size_t len;
+    sbx_fmt(path, sizeof path, "/proc/%d/uid_map", (int)pid);
+    len = sbx_fmt(line, sizeof line, "%u %u 1\n", uid, host[0]);
+    if ((rc = sbx_write_file(path, line, len, e))) goto out;
+    sbx_fmt(path, sizeof path, "/proc/%d/setgroups", (int)pid);
+    if ((rc = sbx_write_file(path, "deny", 4, e))) goto out;
+    sbx_fmt(path, sizeof path, "/proc/%d/gid_map", (int)pid);
+    len = sbx_fmt(line, sizeof line, "%u %u 1\n", gid, host[1]);
+    if ((rc = sbx_write_file(path, line, len, e))) goto out;
+    sbx_fmt(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+    if ((ns = open(path, O_RDONLY | O_CLOEXEC)) < 0) rc = sbx_error(e, errno, "open(%q)", path);
+out:
+    close(ready[0]), close(hold[1]);
+    if (pid > 0)
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    if (rc) {
+        if (ns >= 0) close(ns);
+        return rc;
+    }
+    if (mount_setattr_idmap(fd, ns) < 0 && errno != EINVAL && errno != EOPNOTSUPP) {
+        err = errno;
+        close(ns);
+        return sbx_error(e, err, "mount_setattr(MOUNT_ATTR_IDMAP)");
+    }
+    close(ns);
     return 0;
 }
 
@@ -200,6 +271,10 @@ static int prepare(struct sbx_ctx *c, struct sbx_err *e) {
         if (sys_mount_setattr(fd, "", SETATTR, attrs, 0) < 0)
             return sbx_error(e, errno, "mount_setattr(%q, AT_RECURSIVE, %lx)", b->target,
                              (unsigned long)attrs);
+        if (b->has_owner && !m->rootless &&
+            (b->owner_uid != host_ids[0] || b->owner_gid != host_ids[1]) &&
+            idmap(fd, b->owner_uid, b->owner_gid, host_ids, e))
+            return -1;
     }
     for (uint32_t i = 0; i < m->n_tmpfs; i++) {
         int fd = tmpfs(m->tmpfs[i].size, 1 << 16, m->tmpfs[i].mode,

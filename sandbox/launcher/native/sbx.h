@@ -20,7 +20,7 @@
 
 /* Versions: the plan encoding (must equal sandbox/launcher/wire.py
  * PLAN_VERSION) and the server protocol (wire.py PROTOCOL_VERSION). */
-#define SBX_PLAN_VERSION 1
+#define SBX_PLAN_VERSION 2
 #define SBX_PROTOCOL_VERSION 1
 #define SBX_EXIT_SPAWN_FAILED 125
 
@@ -65,7 +65,12 @@ const char *sbx_strerror(int err);
 /* ------------------------------------------------------------- plan --- */
 
 struct sbx_entry { const char *path; uint32_t mode; uint8_t payload_owned; };
-struct sbx_bind { const char *source, *target; uint8_t writable, exec; };
+struct sbx_bind {
+    const char *source, *target;
+    uint8_t writable, exec;
+    uint8_t has_owner; /* a writable bind idmapped to its source's owner (uid, gid) */
+    uint32_t owner_uid, owner_gid;
+};
 struct sbx_tmpfs { const char *target; uint64_t size; uint32_t mode; };
 struct sbx_dev { const char *name; uint32_t major, minor; };
 struct sbx_link { const char *name, *target; };

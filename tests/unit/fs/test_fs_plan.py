@@ -173,3 +173,20 @@ def test_a_single_file_bind_gets_a_file_to_land_on(tmp_path):
     assert entry.file and entry.mode == 0o644 and entry.owner == "root"
     assert not next(e for e in plan.upper_entries if e.path == "box").file
 
+
+
+def test_writable_binds_carry_their_sources_owner_for_the_idmap(tmp_path):
+    """Issue 15 item 11: the launcher idmaps a writable bind to its directory's owner."""
+    rw, ro = tmp_path / "rw", tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    os.chown(rw, 1234, 4321)
+    fs = Filesystem(
+        binds=[
+            {"source": str(rw), "target": "/out", "writable": True},
+            {"source": str(ro), "target": "/in"},
+        ]
+    )
+    plan = plan_mounts(fs, str(tmp_path), None)
+    got = {b.target: b.owner for b in plan.binds if b.target in ("/out", "/in")}
+    assert got == {"/out": (1234, 4321), "/in": None}
