@@ -152,6 +152,7 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
     for b in plan.binds:
         src_fd = _open_source(sc, b.source)
         fd = sc.open_tree(src_fd, "", _CLONE | OpenTree.AT_EMPTY_PATH)
+        st = sc.fstat(src_fd)
         sc.close(src_fd)
         attrs = A.MOUNT_ATTR_NODEV | (A.MOUNT_ATTR_NOSUID if plan.nosuid else 0)
         if not b.writable:
@@ -159,8 +160,9 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
         if not b.exec:
             attrs |= A.MOUNT_ATTR_NOEXEC
         sc.mount_setattr(fd, "", _SETATTR, attrs)
-        if b.writable and b.owner is not None and not plan.rootless and b.owner != host_ids:
-            _idmap(sc, fd, b.owner, host_ids)
+        owner = (st.st_uid, st.st_gid)  # what is bound, as it is now
+        if b.idmap and b.writable and not plan.rootless and owner != host_ids:
+            _idmap(sc, fd, owner, host_ids)
         out.binds.append((b.target, fd))
     for t in plan.tmpfs:
         fd = _tmpfs(

@@ -51,17 +51,18 @@ class UpperEntry:
 class BindMount:
     """A host path bound in; re-flagged (ro unless writable, nosuid, nodev) with its submounts.
 
-    ``owner``: for a writable bind, the (uid, gid) of its source. The launcher
-    (as root) idmaps the mount so that the run's host ids read and write there
-    as that owner: files the payload writes are the owner's, not a run slot's,
-    and the next run (another slot) can overwrite them (issue 15 item 11).
+    ``idmap``: a writable bind the launcher (as root) idmaps to the owner of its
+    source, read from the source it opens (so never a stale one): the run's
+    host ids read and write there as that owner, files the payload writes are
+    the owner's, not a run slot's, and the next run (another slot) can
+    overwrite them (issue 15 item 11).
     """
 
     source: str
     target: str
     writable: bool
     exec: bool
-    owner: tuple[int, int] | None = None
+    idmap: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,12 +205,9 @@ def plan_mounts(
             if b.optional:
                 continue
             raise PolicyError(f"bind source {b.source!r} does not exist")
-        source = checked_source(b.source)
-        owner = None
-        if b.writable:
-            st = os.stat(source)
-            owner = (st.st_uid, st.st_gid)
-        binds.append(BindMount(source, b.target, b.writable, b.exec, owner))
+        binds.append(
+            BindMount(checked_source(b.source), b.target, b.writable, b.exec, idmap=b.writable)
+        )
     targets = [b.target for b in binds] + [t.target for t in fs.tmpfs]
     # Binds of a single file land on an empty file the plan creates.
     file_targets = {b.target for b in binds if os.path.isfile(b.source)}

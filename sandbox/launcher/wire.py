@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 
 from sandbox.plan import LaunchPlan
 
-PLAN_VERSION = 2  # 2: a writable bind's owner (idmapped mounts)
+PLAN_VERSION = 2  # 2: a writable bind's idmap flag
 PROTOCOL_VERSION = 1
 MAGIC = b"SBXP"
 # Bounds (sbx.h has the same numbers).
@@ -195,9 +195,7 @@ def _mounts(w: Writer, plan: LaunchPlan) -> None:
         w.text(b.target)
         w.flag(b.writable)
         w.flag(b.exec)
-        w.flag(b.owner is not None)  # idmap the bind to its source's owner
-        w.u32(b.owner[0] if b.owner else 0)
-        w.u32(b.owner[1] if b.owner else 0)
+        w.flag(b.idmap)  # idmapped to its source's owner (read by the launcher)
     w.field = "mounts.tmpfs"
     w.u32(len(m.tmpfs))
     for t in m.tmpfs:

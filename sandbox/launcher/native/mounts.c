@@ -262,6 +262,12 @@ static int prepare(struct sbx_ctx *c, struct sbx_err *e) {
         if (src < 0) return -1;
         int fd = sys_open_tree(src, "", CLONE_TREE | AT_EMPTY_PATH);
         int err = errno;
+        struct stat st; /* the owner of what is bound, as it is now (for the idmap) */
+        if (fd >= 0 && fstat(src, &st) < 0) {
+            err = errno;
+            close(fd);
+            fd = -1;
+        }
         close(src);
         if (fd < 0) return sbx_error(e, err, "open_tree(%q, OPEN_TREE_CLONE|AT_RECURSIVE)", b->source);
         out->binds[out->n_binds++] = fd;
@@ -271,9 +277,9 @@ static int prepare(struct sbx_ctx *c, struct sbx_err *e) {
         if (sys_mount_setattr(fd, "", SETATTR, attrs, 0) < 0)
             return sbx_error(e, errno, "mount_setattr(%q, AT_RECURSIVE, %lx)", b->target,
                              (unsigned long)attrs);
-        if (b->has_owner && !m->rootless &&
-            (b->owner_uid != host_ids[0] || b->owner_gid != host_ids[1]) &&
-            idmap(fd, b->owner_uid, b->owner_gid, host_ids, e))
+        if (b->idmap && b->writable && !m->rootless &&
+            (st.st_uid != host_ids[0] || st.st_gid != host_ids[1]) &&
+            idmap(fd, st.st_uid, st.st_gid, host_ids, e))
             return -1;
     }
     for (uint32_t i = 0; i < m->n_tmpfs; i++) {

@@ -146,10 +146,8 @@ static int rd_mounts(struct sbx_rd *r, struct sbx_mounts *m, struct sbx_arena *a
         TRY(absolute(r, b->target, e));
         TRY(rd_bool(r, &b->writable, e));
         TRY(rd_bool(r, &b->exec, e));
-        TRY(rd_bool(r, &b->has_owner, e));
-        TRY(rd_u32(r, &b->owner_uid, e));
-        TRY(rd_u32(r, &b->owner_gid, e));
-        if (b->has_owner && !b->writable) return bad(r, e, "an owner on a read-only bind");
+        TRY(rd_bool(r, &b->idmap, e));
+        if (b->idmap && !b->writable) return bad(r, e, "an idmap on a read-only bind");
     }
     F("mounts.tmpfs");
     TRY(rd_count(r, &m->n_tmpfs, SBX_MAX_TMPFS, e));

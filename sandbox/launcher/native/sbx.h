@@ -68,8 +68,7 @@ struct sbx_entry { const char *path; uint32_t mode; uint8_t payload_owned; };
 struct sbx_bind {
     const char *source, *target;
     uint8_t writable, exec;
-    uint8_t has_owner; /* a writable bind idmapped to its source's owner (uid, gid) */
-    uint32_t owner_uid, owner_gid;
+    uint8_t idmap; /* a writable bind idmapped to its source's owner (fstat at mount time) */
 };
 struct sbx_tmpfs { const char *target; uint64_t size; uint32_t mode; };
 struct sbx_dev { const char *name; uint32_t major, minor; };
