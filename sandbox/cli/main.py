@@ -204,8 +204,12 @@ def cmd_exec(ns: argparse.Namespace) -> int:
         _die(str(e), e.exit_status)
     except OSError as e:  # e.g. a profile path we may not read
         _die(str(e), 125)
-    if ns.meta_fd is not None:
+    if ns.meta is not None:
         # Checked before the run: a record that cannot be written must not cost a run.
+        parent = os.path.dirname(os.path.abspath(ns.meta))
+        if not os.path.isdir(parent):
+            _die(f"--meta {ns.meta}: {parent} is not a directory", 125)
+    if ns.meta_fd is not None:
         import fcntl
 
         try:

@@ -306,6 +306,14 @@ def test_a_bad_meta_destination_is_refused_before_the_run(tmp_path):
     assert bad.rc == 125 and "--meta-fd 57" in bad.err
     assert "Traceback" not in bad.err
     assert not marker.exists()
+    nodir = run_cli(
+        ["exec", "--meta", "/nonexistent/run.json", "--", "/bin/sh", "-c", f"touch {marker}"],
+        tmp=tmp_path,
+        meta=False,
+    )
+    assert nodir.rc == 125 and "--meta /nonexistent/run.json" in nodir.err
+    assert "Traceback" not in nodir.err
+    assert not marker.exists()
 
 
 # -- item 9: a single file can be bound ----------------------------------------------------
