@@ -19,6 +19,10 @@ PKGS=(libseccomp2 libapparmor1 apparmor gcc libc6-dev python3 python3-dev
 # The bench's OCI peers (about 10 MB): runc, and crun (which refuses hybrid
 # cgroup hosts; the bench reports that and goes on).
 PKGS+=(runc crun)
+# The judge tests' languages (tests/integration/test_judge_problemset.py and the
+# judge profiles' tests): C++ (g++) and Java (Debian's headless JDK, whose
+# conf/ links into /etc/java-17-openjdk).
+PKGS+=(g++ openjdk-17-jdk-headless)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
