@@ -65,8 +65,9 @@ class CliResult:
 
 
 def sandbox_cmd() -> list[str]:
-    """How to start the CLI (the venv's interpreter, not the pyenv shim)."""
-    return [sys.executable, "-m", "sandbox.cli.main"]
+    """How to start the CLI as its entry point does (the venv's interpreter, not the pyenv
+    shim): ``exec`` through the zygote (``SANDBOX_ZYGOTE=0`` runs it in-process)."""
+    return [sys.executable, "-m", "sandbox.cli.fast"]
 
 
 def run_cli(
@@ -153,7 +154,15 @@ def host_snapshot() -> dict[str, Any]:
 
 
 def _is_sandbox_cmd(pid: str) -> bool:
-    return "sandbox.cli.main" in _read(f"/proc/{pid}/cmdline").replace("\0", " ")
+    """A CLI, or a zygote's fork running one (the zygote itself outlives calls on purpose)."""
+    cmd = _read(f"/proc/{pid}/cmdline").replace("\0", " ")
+    if "sandbox.cli.main" in cmd or "sandbox.cli.fast" in cmd:
+        return True
+    if "sandbox.cli.zygote" not in cmd:
+        return False
+    stat = _read(f"/proc/{pid}/stat")
+    ppid = stat.rsplit(")", 1)[1].split()[1] if ")" in stat else "0"
+    return "sandbox.cli.zygote" in _read(f"/proc/{ppid}/cmdline")
 
 
 def _in_slot_range(pid: str) -> bool:

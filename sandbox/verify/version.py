@@ -10,29 +10,13 @@ modification times of the package's ``.py`` files and of
 from __future__ import annotations
 
 import functools
-import hashlib
-import os
 from pathlib import Path
 
+from sandbox.fingerprint import fingerprint
 from sandbox.seccomp.tables import POLICIES_DIR
 
 VERIFY_FORMAT = 1  # bump when the meaning of a report changes without a source change
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-_SUFFIXES = (".py", ".toml", ".tsv")
-
-
-def _fingerprint(*bases: Path) -> str:
-    h = hashlib.sha256()
-    for base in bases:
-        for dirpath, dirnames, files in os.walk(base):
-            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-            for name in sorted(files):
-                if name.endswith(_SUFFIXES):
-                    path = os.path.join(dirpath, name)
-                    st = os.stat(path)
-                    rel = os.path.relpath(path, base.parent)
-                    h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
 
 
 @functools.cache
@@ -40,4 +24,4 @@ def library_id() -> str:
     """``sandbox 0.1.0 verify 1 src <16 hex>``."""
     from sandbox import __version__ as version  # not importlib.metadata: 10 ms per CLI start
 
-    return f"sandbox {version} verify {VERIFY_FORMAT} src {_fingerprint(PACKAGE_DIR, POLICIES_DIR)}"
+    return f"sandbox {version} verify {VERIFY_FORMAT} src {fingerprint(PACKAGE_DIR, POLICIES_DIR)}"

@@ -1,0 +1,260 @@
+"""The CLI's zygote: a warm process that forks one ``sandbox exec`` per call (STYLE B4).
+
+A ``sandbox exec`` started from nothing spends most of its time importing
+(the pipeline, the cgroup code, the launcher client): tens of milliseconds
+before anything is isolated. The zygote has done those imports once; each
+call of the thin client (``sandbox.cli.fast``) is a fork of it that runs
+exactly the ordinary command (``sandbox.cli.main.main``) with the caller's
+argv, working directory, environment, umask and standard descriptors, and
+reports the exit status back. The fork is single-threaded (the zygote has no
+threads), so everything a one-shot CLI may do, the child may do.
+
+Identity: a zygote serves one key (``sandbox.cli.fast.key``): the caller's
+uid, mount namespace, cgroup, rlimits, the sandbox's environment variables,
+the interpreter and a fingerprint of the package's sources. A run is thus
+placed in the caller's own cgroup and sees the caller's file system, and an
+edited or upgraded package starts a new zygote. Its socket lives in a 0700
+directory of the runtime directory, mode 0600, and a peer whose uid differs
+is refused. It exits after IDLE seconds without a call.
+
+When the client goes away (SIGKILL, closed socket) the child gets SIGTERM
+and tears its run down as the CLI does on a signal; signals the client
+receives (SIGINT, SIGTERM, SIGHUP) are forwarded to the child.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import marshal
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+IDLE = float(os.environ.get("SANDBOX_ZYGOTE_IDLE", "60"))  # seconds without a call
+MAX_MSG = 1 << 20
+MAX_FDS = 8
+
+
+@dataclass(eq=False)
+class _Call:
+    """One client's call: its connection (None once closed) and the forked child."""
+
+    conn: socket.socket | None
+    pid: int = 0
+    pidfd: int = -1
+    reaped: bool = False
+
+    @property
+    def over(self) -> bool:
+        """Nothing of the call is left: connection closed, child (if any) reaped."""
+        return self.conn is None and (self.pid == 0 or self.reaped)
+
+
+def _recv(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    fds = array.array("i")
+    data, anc, _flags, _ = sock.recvmsg(MAX_MSG, socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
+    for level, kind, payload in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    msg = marshal.loads(data)  # noqa: S302 - from a peer of our own uid only (checked at accept)
+    if not isinstance(msg, dict):
+        raise ValueError("not a request")
+    return msg, list(fds)
+
+
+def _send(sock: socket.socket, msg: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):
+        sock.send(marshal.dumps(msg))
+
+
+def _child(call: _Call, req: dict[str, Any], fds: list[int], listener: socket.socket) -> None:
+    """In the forked child: become the caller's ``sandbox exec`` and report its status."""
+    status = 125
+    assert call.conn is not None
+    conn = call.conn
+    try:
+        listener.close()
+        for fd, target in zip(fds, req["fds"], strict=True):
+            if fd != target:
+                os.dup2(fd, target, inheritable=True)
+        for fd in fds:
+            if fd not in req["fds"]:
+                os.close(fd)
+        os.chdir(req["cwd"])
+        os.umask(req["umask"])
+        os.environ.clear()
+        os.environ.update(req["env"])
+        sys.argv = ["sandbox", *req["argv"]]
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        from sandbox.cli.main import main
+
+        try:
+            main(req["argv"])
+            status = 0
+        except SystemExit as e:
+            status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        # Done: once the client has the status it hangs up, and the zygote then
+        # signals whatever is still running under it; nothing of ours is.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+    except BaseException as e:  # report, never return into the zygote's loop
+        with contextlib.suppress(Exception):
+            os.write(2, f"sandbox: zygote: {type(e).__name__}: {e}\n".encode())
+    finally:
+        _send(conn, {"status": status})
+        os._exit(0)
+
+
+def _warm() -> None:
+    """Import what a ``sandbox exec`` imports, so that every fork starts with it."""
+    import importlib
+
+    for name in (
+        "sandbox.cli.main",
+        "sandbox.compile",
+        "sandbox.host",
+        "sandbox.policy.cache",
+        "sandbox.runner.launchers",
+        "sandbox.runner.supervisor",
+        "sandbox.verify.cache",
+        "sandbox.launcher.native",
+    ):
+        importlib.import_module(name)
+    from sandbox.verify.version import library_id
+
+    library_id()  # the walk of the sources, once: the key already pins them
+
+
+def serve(path: str, key: str) -> None:
+    """Listen on ``path`` (inside a private directory) until IDLE seconds pass without a call."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    old = os.umask(0o077)
+    try:
+        listener.bind(path)
+    except OSError:
+        return  # another zygote took the key first
+    finally:
+        os.umask(old)
+    listener.listen(64)
+    _warm()
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ, None)
+    calls: set[_Call] = set()
+    last = time.monotonic()
+    try:
+        while True:
+            events = sel.select(timeout=IDLE)
+            for event, _ in events:
+                if event.data is None:
+                    _accept(listener, sel, calls)
+                else:
+                    kind, call = event.data
+                    if kind == "conn":
+                        _on_conn(call, sel, listener, key)
+                    else:
+                        _on_exit(call, sel)
+                    if call.over:
+                        calls.discard(call)
+            if calls or events:
+                last = time.monotonic()
+            elif time.monotonic() - last >= IDLE:
+                return
+    finally:
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_ino == os.fstat(listener.fileno()).st_ino:
+                os.unlink(path)
+                os.unlink(path + ".lock")
+        listener.close()
+
+
+def _accept(listener: socket.socket, sel: selectors.BaseSelector, calls: set[_Call]) -> None:
+    conn, _ = listener.accept()
+    if _peer_uid(conn) != os.geteuid():
+        conn.close()  # only the zygote's own user: it runs calls with its rights
+        return
+    call = _Call(conn)
+    calls.add(call)
+    sel.register(conn, selectors.EVENT_READ, ("conn", call))
+
+
+def _peer_uid(conn: socket.socket) -> int:
+    import struct
+
+    raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", raw)[1])
+
+
+def _close_conn(call: _Call, sel: selectors.BaseSelector) -> None:
+    if call.conn is not None:
+        with contextlib.suppress(KeyError, ValueError):
+            sel.unregister(call.conn)
+        call.conn.close()
+        call.conn = None
+
+
+def _on_conn(
+    call: _Call, sel: selectors.BaseSelector, listener: socket.socket, key: str
+) -> None:
+    assert call.conn is not None
+    try:
+        msg, fds = _recv(call.conn)
+    except (OSError, ValueError):
+        msg, fds = None, []
+    if msg is None:  # the client is gone: end its run as a signal to the CLI would
+        if call.pid and not call.reaped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(call.pid, signal.SIGTERM)
+        _close_conn(call, sel)
+        return
+    if "argv" in msg and not call.pid and msg.get("key") != key:
+        _send(call.conn, {"refused": True})  # a name collision: the caller runs it itself
+    elif "argv" in msg and not call.pid:
+        pid = os.fork()
+        if pid == 0:
+            sel.close()
+            _child(call, msg, fds, listener)
+        for fd in fds:
+            os.close(fd)
+        call.pid = pid
+        call.pidfd = os.pidfd_open(pid)
+        sel.register(call.pidfd, selectors.EVENT_READ, ("exit", call))
+    elif "signal" in msg and call.pid and not call.reaped:
+        sig = int(msg["signal"])
+        if sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(call.pid, sig)
+    for fd in fds if call.pid == 0 else ():
+        os.close(fd)
+
+
+def _on_exit(call: _Call, sel: selectors.BaseSelector) -> None:
+    """The child ended (it sent its status itself): reap it, close the connection."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(call.pid, 0)
+    call.reaped = True
+    sel.unregister(call.pidfd)
+    os.close(call.pidfd)
+    call.pidfd = -1
+    _close_conn(call, sel)
+
+
+def main() -> None:
+    """``python -I -c ... zygote.main() PATH KEY``: serve PATH for callers of KEY."""
+    path, key = sys.argv[1], sys.argv[2]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    serve(path, key)
