@@ -73,6 +73,8 @@ class Request:
     files: tuple[str, ...] = ()  # names under /box the acquire stage will stage
     collect: tuple[str, ...] = ()
     ablate: frozenset[str] = frozenset()
+    # argv[0] and cwd are paths inside the container (an OCI bundle), never the host's
+    inside: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,7 +495,14 @@ def _compile_run(
     states = enforce.static_states(policy, host, request.ablate)
     enforce.check(policy, states, request.ablate, host, warn=False, pending=frozenset({"cgroups"}))
     mounts, image = _mounts(policy, arts, host)
-    program = resolve(request.argv[0], policy.env.path, mounts.binds, mounts.lowers, request.cwd)
+    program = resolve(
+        request.argv[0],
+        policy.env.path,
+        mounts.binds,
+        mounts.lowers,
+        request.cwd,
+        inside=request.inside,
+    )
     if program.copy_from:
         mounts = replace(mounts, program=(program.copy_from, os.path.basename(program.inside_path)))
     landlock = _landlock(policy, program, states, arts)

@@ -115,7 +115,15 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
     sc.mkdirat(upper, "upper", 0o755)
     sc.mkdirat(upper, "work", 0o700)
     for e in plan.upper_entries:
-        sc.mkdirat(upper, f"upper/{e.path}", e.mode)
+        if e.file:  # the mount point of a bound file
+            sc.close(
+                sc.openat(
+                    upper, f"upper/{e.path}", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                    e.mode,
+                )
+            )
+        else:
+            sc.mkdirat(upper, f"upper/{e.path}", e.mode)
         sc.fchmodat(upper, f"upper/{e.path}", e.mode)  # mkdir applies the umask
         if e.owner == "payload" and not plan.rootless:  # rootless: ours = the payload's
             sc.fchownat(upper, f"upper/{e.path}", *host_ids)
@@ -290,7 +298,8 @@ def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls) -> None:
     )
     if not plan.proc_subset_pid and plan.proc_masks:
         _mask_proc(sc, staging + "/proc", staging + "/dev/null")
-    if plan.overlay:  # without it (test hook), the lower layer stays writable
+    if plan.overlay and plan.read_only_root:  # without the overlay (test hook) or with a
+        # writable root (OCI root.readonly = false), writes land in the upper layer
         sc.mount(
             None, staging, None, M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV
         )

@@ -42,6 +42,7 @@ class UpperEntry:
     path: str  # relative to the root, no leading slash
     mode: int
     owner: Literal["root", "payload"]
+    file: bool = False  # an empty file (the mount point of a bound file), not a directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,9 @@ class MountPlan:
     overlay: bool = True
     nosuid: bool = True
     proc_masks: bool = True  # False only through the test hook
+    # False: the whole root stays writable (writes still land in the per-run
+    # upper layer; an OCI bundle whose root.readonly is false).
+    read_only_root: bool = True
     # Where the child assembles the root (an empty directory of the host; only
     # ever mounted on inside the run's own mount namespaces).
     staging: str = STAGING
@@ -229,9 +233,13 @@ def plan_mounts(
         )
     if "/box" not in fs.writable:
         add("/box", 0o755, "root")
+    files = {b.target for b in binds if os.path.isfile(b.source)}
     for t in targets:
         if not any(_under(t, h.target) for h in hbinds):
-            entries.setdefault(t.strip("/"), UpperEntry(t.strip("/"), 0o755, "root"))
+            entries.setdefault(
+                t.strip("/"),
+                UpperEntry(t.strip("/"), 0o644 if t in files else 0o755, "root", file=t in files),
+            )
             for parent in _parents(t)[:-1]:
                 entries.setdefault(parent, UpperEntry(parent, 0o755, "root"))
     ordered = tuple(sorted(entries.values(), key=lambda e: (e.path.count("/"), e.path)))

@@ -81,12 +81,24 @@ def resolve(
     binds: tuple[BindMount, ...],
     lowers: tuple[str, ...],
     cwd: str | None = None,
+    *,
+    inside: bool = False,
 ) -> Program:
     """Map the command line's PROGRAM to a :class:`Program`.
+
+    ``inside``: a PROGRAM with ``/`` names a path inside the container (an OCI
+    bundle's ``process.args[0]``, relative to ``cwd`` inside), never a host path:
+    nothing is copied in.
 
     Raises:
         ProgramNotFound: when the host path or the name on the inside PATH does not exist.
     """
+    if "/" in program and inside:
+        path = os.path.normpath(os.path.join(cwd or "/", program))
+        found = _to_host(path, binds, lowers)
+        if found is None or not _is_exec_file(found):
+            raise ProgramNotFound(f"program {program!r} not found in the container ({path})")
+        return Program(path, None, found)
     if "/" in program:
         host = os.path.abspath(os.path.join(cwd or os.getcwd(), program))
         if not os.path.exists(host):

@@ -50,6 +50,8 @@ from sandbox.landlock.restrict import apply_in_child as landlock_apply
 from sandbox.launcher.protocol import (
     COLLECTOR_FAILED,
     EXIT_SPAWN_FAILED,
+    GATE_OPEN,
+    GATE_READY,
     MAPS_WRITTEN,
     NOT_REGULAR,
     NOTIFY_TAKEN,
@@ -89,6 +91,7 @@ class LaunchFds:
     cgroup_join: tuple[int, ...] = ()
     notify: int = -1  # to the supervisor: the seccomp listener's fd number, then its ack
     netns: int = -1  # a network namespace prepared ahead (the native server's pool only)
+    gate: int = -1  # start barrier: the payload says GATE_READY, waits for GATE_OPEN
 
 
 @dataclass
@@ -203,6 +206,26 @@ def step_join_netns(ctx: Ctx) -> None:
     (off the run's critical path, each for exactly one run): here, never."""
     if ctx.fds.netns >= 0:
         raise OSError(22, "the Python launcher takes no prepared network namespace")  # EINVAL
+_NS_FLAGS = {
+    "network": CloneFlag.CLONE_NEWNET,
+    "ipc": CloneFlag.CLONE_NEWIPC,
+    "uts": CloneFlag.CLONE_NEWUTS,
+}
+
+
+def step_join_namespaces(ctx: Ctx) -> None:
+    """Join namespaces handed over by path (an engine's network namespace).
+
+    Before ``unshare``: they belong to the initial user namespace, and setns
+    needs CAP_SYS_ADMIN over their owner, which only this (outer, host root)
+    process has. The payload later holds no capability over them.
+    """
+    for kind, path in ctx.plan.join_ns:
+        fd = ctx.sc.openat(AT_FDCWD, path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            ctx.sc.setns(fd, _NS_FLAGS[kind])
+        finally:
+            ctx.sc.close(fd)
 
 
 def step_unshare(ctx: Ctx) -> None:
@@ -225,6 +248,7 @@ OUTER_STEPS: tuple[Step, ...] = (
     step_drop_groups,
     step_prepare_mounts,
     step_join_netns,
+    step_join_namespaces,
     step_unshare,
     step_wait_idmaps,
     step_time_offsets,
@@ -232,6 +256,13 @@ OUTER_STEPS: tuple[Step, ...] = (
 )
 
 # ----------------------------------------------------------------- init ----
+
+
+def step_sysctl(ctx: Ctx) -> None:
+    """Sysctls of the run's own net/ipc namespaces, through the host's /proc while it is
+    still there (net and ipc entries resolve to the writer's namespaces)."""
+    for name, value in ctx.plan.sysctl:
+        ctx.sc.write_file("/proc/sys/" + name.replace(".", "/"), value.encode())
 
 
 def step_mounts(ctx: Ctx) -> None:
@@ -296,6 +327,7 @@ INIT_STEPS: tuple[Step, ...] = (
     step_outer_alive,
     step_init_signals,
     step_init_cmdline,
+    step_sysctl,
     step_mounts,
     step_hostname,
     step_loopback,
@@ -386,6 +418,19 @@ def step_chdir(ctx: Ctx) -> None:
     ctx.sc.chdir(ctx.plan.workdir)
 
 
+def step_wait_gate(ctx: Ctx) -> None:
+    """Start barrier (an OCI ``create``): everything is set up, execve waits for ``start``.
+
+    Before seccomp, so the filter need not allow the barrier's socket calls;
+    after the fds are marked close-on-exec, so the gate itself closes at execve.
+    """
+    if ctx.fds.gate < 0:
+        return
+    ctx.sc.write(ctx.fds.gate, GATE_READY)
+    if ctx.sc.read(ctx.fds.gate, 1) != GATE_OPEN:
+        raise OSError(125, "the container was deleted before it started")  # ECANCELED
+
+
 def step_seccomp(ctx: Ctx) -> None:
     """Last before execve, so the filter need only allow execve (and read/write/exit).
 
@@ -424,6 +469,7 @@ PAYLOAD_STEPS: tuple[Step, ...] = (
     step_rlimits,
     step_close_fds,
     step_chdir,
+    step_wait_gate,
     step_seccomp,
 )
 
@@ -501,6 +547,7 @@ def outer_main(ctx: Ctx) -> NoReturn:
         ctx.fds.status,
         ctx.fds.sync,
         ctx.fds.notify,
+        ctx.fds.gate,
         0,
         1,
         2,
@@ -518,7 +565,10 @@ def init_main(ctx: Ctx) -> NoReturn:
     if pid == 0:
         run_steps(ctx, PAYLOAD_STEPS)
         step_exec(ctx)
-    _close(ctx, ctx.fds.errpipe, ctx.fds.sync, ctx.fds.notify, 0, 1, 2, *ctx.fds.cgroup_join)
+    _close(
+        ctx, ctx.fds.errpipe, ctx.fds.sync, ctx.fds.notify, ctx.fds.gate, 0, 1, 2,
+        *ctx.fds.cgroup_join,
+    )
     # The payload's exit, then its I/O counters while it is still a zombie, then reap.
     ctx.sc.wait_exited(pid)
     rchar, wchar = _io_counters(ctx, pid)

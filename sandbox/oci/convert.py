@@ -1,0 +1,242 @@
+"""A checked bundle -> the profile, request and plan adjustments of one container run.
+
+Supervisor side, pure apart from reading profiles. The bundle drives the
+same pipeline as a profile: its root, mounts, limits, capabilities and
+seccomp filter become a policy, validated at the same trust boundary
+(``sandbox.policy.load.validate``) and compiled and verified like any
+other. What a profile cannot say (the process's exact argv, env, ids,
+rlimits, the writable root, a sysctl) adjusts the compiled LaunchPlan
+*before* verification, so the verified digest covers it.
+
+With a ``run.sandbox.profile`` annotation the named profile is the base and
+the result never allows more than either side, by construction:
+
+- syscalls: the profile's filter with every syscall the bundle's filter does
+  not allow added to ``seccomp.deny`` (deny always wins, ``policy.load``);
+- capabilities: the profile's ``keep`` intersected with the bundle's sets;
+- limits: the smaller of each; namespaces: all of them;
+- files: the bundle's root and mounts, under the profile's Landlock and
+  AppArmor path rules; the root read-only except the profile's writable trees.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sandbox.compile import CompiledRun, Request
+from sandbox.errors import PolicyError
+from sandbox.fs.ops import DEV_NODES
+from sandbox.oci.bundle import Bundle
+from sandbox.plan import Rlimit
+from sandbox.policy.profile import LoadedProfile, dump
+from sandbox.syscalls.consts import CloneFlag
+
+BASE_PROFILE = "oci"
+TTY_NODE = ("tty", 5, 0)
+_JOINED = {
+    "network": CloneFlag.CLONE_NEWNET,
+    "ipc": CloneFlag.CLONE_NEWIPC,
+    "uts": CloneFlag.CLONE_NEWUTS,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Converted:
+    """The container's profile and run request, and the notes for its record."""
+
+    profile: LoadedProfile
+    request: Request
+    notes: tuple[str, ...]
+
+
+def _min(a: Any, b: Any) -> Any:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _allowed(seccomp: dict[str, Any]) -> set[str]:
+    """Every syscall a seccomp table lets run under some argument values."""
+    from sandbox.policy.load import snapshot, validate
+    from sandbox.seccomp.groups import resolve
+
+    pol = snapshot(validate({"name": "probe", "seccomp": seccomp}))
+    spec = resolve(pol.seccomp)
+    return set(spec.allow) | {r.syscall for r in spec.rules}
+
+
+def _bundle_seccomp(bundle: Bundle) -> tuple[dict[str, Any] | None, list[str]]:
+    if bundle.seccomp is None:
+        return None, []
+    from sandbox.seccomp.oci import import_oci
+
+    caps = frozenset(bundle.process.caps)
+    kernel = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
+    imported = import_oci(
+        dict(bundle.seccomp), source="config.json: linux.seccomp", kernel=kernel, caps=caps
+    )
+    return imported.seccomp, [f"seccomp: {n}" for n in imported.notes]
+
+
+# clone's namespace flags (CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET): moby's mask.
+CLONE_NS_MASK = 0x7E020000
+
+
+def _clone_rule(sec: dict[str, Any]) -> dict[str, Any]:
+    """Narrow what engines allow outright and our floor does not (the lint's reasons).
+
+    clone without namespace flags, clone3 answering ENOSYS (its flags sit in
+    memory a filter cannot read; libc falls back to clone): engines resolve
+    moby's conditional clone rule away for a container without CAP_SYS_ADMIN,
+    our floor forbids new namespaces from inside (SBX116). ioctl without
+    TIOCSTI/TIOCLINUX, as the basic_io group (SBX122).
+    """
+    allow = set(sec.get("allow", []))
+    if not allow & {"clone", "clone3", "ioctl"}:
+        return sec
+    errno = dict(sec.get("errno", {}))
+    if "clone3" in allow:
+        errno["clone3"] = "ENOSYS"
+    rules = list(sec.get("rules", []))
+    if "clone" in allow:
+        rules.append(
+            {
+                "syscall": "clone",
+                "arg": 0,
+                "mask": CLONE_NS_MASK,
+                "values": [0],
+                "match": "allow",
+                "otherwise": "EPERM",
+            }
+        )
+    if "ioctl" in allow:  # the terminal-injection requests, as the basic_io group (SBX122)
+        rules.append(
+            {
+                "syscall": "ioctl",
+                "arg": 1,
+                "mask": 0xFFFFFFFF,
+                "values": [0x5412, 0x541C],
+                "match": "EPERM",
+                "otherwise": "allow",
+            }
+        )
+    narrowed = {"clone", "clone3", "ioctl"}
+    return sec | {"allow": sorted(allow - narrowed), "errno": errno, "rules": rules}
+
+
+def convert(bundle: Bundle) -> Converted:
+    """The profile (base ``oci`` or the annotation's) and request for ``bundle``.
+
+    Raises:
+        PolicyError: the annotation names no profile, or the result is invalid.
+    """
+    from sandbox.policy.load import load_profile, snapshot, validate
+
+    named = bundle.profile
+    base = load_profile(named or BASE_PROFILE)
+    raw: dict[str, Any] = dump(base.policy)
+    notes = list(bundle.notes)
+    proc = bundle.process
+    res = bundle.resources
+    fs = raw["filesystem"]
+    fs.update(
+        rootfs=[bundle.root],
+        host_dirs=[],
+        binds=[
+            {"source": m.source, "target": m.target, "writable": not m.readonly, "exec": m.exec}
+            for m in bundle.mounts
+            if m.kind == "bind"
+        ],
+        tmpfs=[{"target": m.target, "size": m.size} for m in bundle.mounts if m.kind == "tmpfs"],
+        workdir=proc.cwd,
+    )
+    if not named:
+        fs["writable"] = []
+    lim = raw["limits"]
+    lim["memory"] = _min(lim.get("memory"), res.memory)
+    lim["processes"] = _min(lim.get("processes"), res.pids)
+    lim["cpu_quota"] = _min(lim.get("cpu_quota"), res.cpu_quota)
+    if res.cpuset is not None:
+        if lim.get("cpuset") not in (None, res.cpuset):
+            raise PolicyError(
+                f"linux.resources.cpu.cpus {res.cpuset!r} differs from the profile's cpuset "
+                f"{lim['cpuset']!r}"
+            )
+        lim["cpuset"] = res.cpuset
+    for dev, key, value in res.io:
+        table = lim.setdefault(f"io_{'read' if key[0] == 'r' else 'write'}_{key[1:]}", {})
+        table[dev] = _min(table.get(dev), value)
+    if res.hugetlb:
+        lim["hugetlb"] = {
+            size: _min(lim.get("hugetlb", {}).get(size), v) for size, v in res.hugetlb
+        }
+    if res.net_classid is not None:
+        lim["net_classid"] = res.net_classid
+    if res.net_prio:
+        lim["net_prio"] = dict(res.net_prio)
+    raw["namespaces"].update(pid=True, mount=True, net=True, ipc=True, uts=True, cgroup=True)
+    if bundle.hostname:
+        raw["identity"]["hostname"] = bundle.hostname
+    kept = sorted(proc.caps)
+    if named:
+        kept = sorted(set(raw["capabilities"]["keep"]) & proc.caps)
+    raw["capabilities"]["keep"] = kept
+    path = dict(proc.env).get("PATH")
+    if path:
+        raw["env"]["path"] = path
+    sec, sec_notes = _bundle_seccomp(bundle)
+    notes += sec_notes
+    if sec is not None:
+        sec = _clone_rule(sec)
+    if sec is not None and not named:
+        # The base's deny stays (see oci.toml), except where the bundle refuses with an errno.
+        floor = set(raw["seccomp"].get("deny", [])) - set(sec.get("errno", {}))
+        raw["seccomp"] = sec | {"deny": sorted(set(sec.get("deny", [])) | floor)}
+    elif sec is not None:
+        extra = _allowed(raw["seccomp"]) - _allowed(sec) - set(raw["seccomp"].get("errno", {}))
+        raw["seccomp"]["deny"] = sorted(set(raw["seccomp"].get("deny", [])) | extra)
+    raw["name"] = (raw["name"] if named else "oci")[:64]
+    raw["description"] = f"OCI bundle {bundle.path}" + (f" under {named}" if named else "")
+    policy = snapshot(validate(raw))
+    source = os.path.join(bundle.path, "config.json")
+    profile = LoadedProfile(policy=policy, source=source, chain=(*base.chain, source))
+    request = Request(argv=proc.args, cwd=proc.cwd, inside=True)
+    return Converted(profile, request, tuple(notes))
+
+
+def adjust(compiled: CompiledRun, bundle: Bundle) -> CompiledRun:
+    """What the policy cannot say, written into the compiled plan before verification."""
+    proc = bundle.process
+    plan = compiled.plan
+    limits: dict[int, Rlimit] = {r.resource: r for r in plan.rlimits}
+    for res, soft, hard in proc.rlimits:
+        have = limits.get(res)
+        if have is not None:
+            soft, hard = min(soft, have.soft), min(hard, have.hard)
+        limits[res] = Rlimit(res, soft, hard)
+    mounts = replace(
+        plan.mounts,
+        read_only_root=bundle.readonly or bool(bundle.profile),
+        dev_nodes=(*DEV_NODES, TTY_NODE),
+    )
+    joined = 0
+    for kind, _ in bundle.ns_paths:
+        joined |= int(_JOINED[kind])
+    plan = replace(
+        plan,
+        unshare_flags=plan.unshare_flags & ~joined,
+        inside_uid=proc.uid,
+        inside_gid=proc.gid,
+        env=proc.env,
+        workdir=proc.cwd,
+        hostname=bundle.hostname or plan.hostname,
+        rlimits=tuple(limits[k] for k in sorted(limits)),
+        mounts=mounts,
+        sysctl=bundle.sysctl,
+        join_ns=bundle.ns_paths,
+    )
+    return replace(compiled, plan=plan)
