@@ -351,7 +351,10 @@ def cmd_run(args: Args) -> int:
     del pid
     if code is None:
         return 255
-    return os.waitstatus_to_exitcode(code) if code >= 0 else 255
+    if code < 0:
+        return 255
+    code = os.waitstatus_to_exitcode(code)
+    return 128 - code if code < 0 else code  # killed by signal N: 128+N, as a shell says
 
 
 def _with(args: Args, opts: dict[str, Any]) -> Args:

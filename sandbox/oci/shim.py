@@ -98,6 +98,7 @@ def create(opts: Options) -> int:
         except BaseException as e:  # never return into the create command's stack
             with contextlib.suppress(OSError):
                 os.write(w, f"err {type(e).__name__}: {e}".encode())
+            _log_failure(opts.root, opts.id, e)
         finally:
             os._exit(code)
     os.close(w)
@@ -112,6 +113,16 @@ def create(opts: Options) -> int:
     if opts.pid_file:
         _write_pid_file(opts.pid_file, pid)
     return 0
+
+
+def _log_failure(root: Path, cid: str, e: BaseException) -> None:
+    """A supervisor that fails after create returned leaves one line in the records."""
+    import traceback
+
+    with contextlib.suppress(OSError):
+        d = private_dir(root / "records")
+        with open(d / f"{cid}.error", "a") as f:
+            f.write("".join(traceback.format_exception(e)))
 
 
 def _write_pid_file(path: str, pid: int) -> None:
@@ -476,7 +487,8 @@ def _exit_like(status: int | None) -> int:
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         sys.stdout.flush()
-        signal.signal(sig, signal.SIG_DFL)
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):  # those cannot be caught anyway
+            signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
         os.kill(os.getpid(), sig)
         time.sleep(0.1)
