@@ -658,7 +658,9 @@ def _resources(r: Mapping[str, Any]) -> Resources:
         ),
         "linux.resources.cpu",
     )
-    for k in ("shares", "realtimeRuntime", "realtimePeriod", "idle", "burst"):
+    if cpu.get("shares") not in (None, 0, 1024):  # 1024: the kernel's default weight, a no-op
+        raise _err("linux.resources.cpu.shares", "cpu weights are not supported")
+    for k in ("realtimeRuntime", "realtimePeriod", "idle", "burst"):
         if cpu.get(k):
             raise _err(f"linux.resources.cpu.{k}", "not supported by sandbox-runtime")
     quota = None
