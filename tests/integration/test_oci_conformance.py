@@ -139,9 +139,8 @@ def test_hook_order(rt: Runtime, tmp_path: Path) -> None:
     each gets the state on stdin (config.md, runtime.md)."""
     log = tmp_path / "hooks.log"
     hook = tmp_path / "hook.sh"
-    hook.write_text(
-        f'#!/bin/sh\nread -r s\necho "$1 $(echo "$s" | grep -oE \'running|created|stopped\')" >> {log}\n'
-    )
+    states = "'running|created|stopped'"
+    hook.write_text(f'#!/bin/sh\nread -r s\necho "$1 $(echo "$s" | grep -oE {states})" >> {log}\n')
     hook.chmod(0o755)
 
     def h(name: str) -> list[dict]:
