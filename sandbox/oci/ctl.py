@@ -44,6 +44,14 @@ def recv(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     return msg, list(fds)
 
 
+def unix_addr(path: str) -> tuple[str, int]:
+    """An AF_UNIX address for ``path`` short enough for sun_path (108 bytes): through
+    an O_PATH fd of its directory (engines' ids alone are 64 characters). Returns
+    (address, fd to close once bound or connected)."""
+    d = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/self/fd/{d}/{os.path.basename(path)}", d
+
+
 def request(
     path: str, msg: dict[str, Any], fds: list[int] | None = None, timeout: float | None = TIMEOUT
 ) -> dict[str, Any]:
@@ -54,7 +62,11 @@ def request(
     """
     with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC) as s:
         s.settimeout(timeout)
-        s.connect(path)
+        addr, d = unix_addr(path)
+        try:
+            s.connect(addr)
+        finally:
+            os.close(d)
         send(s, msg, fds)
         reply, got = recv(s)
         for fd in got:

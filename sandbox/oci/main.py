@@ -311,10 +311,40 @@ def _wait_gone(c: Container, st: dict[str, Any]) -> None:
         time.sleep(0.002)
 
 
+def _logging(glob: dict[str, Any]) -> None:
+    """The library's log records go to --log (never to stderr: engines read the runtime's
+    stderr as its error message)."""
+    import logging
+
+    logger = logging.getLogger("sandbox")
+    logger.propagate = False
+    path = glob.get("--log")
+    if not path:
+        logger.addHandler(logging.NullHandler())
+        return
+    handler = logging.FileHandler(path)
+    if glob.get("--log-format") == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    logger.addHandler(handler)
+
+
+class _JsonFormatter:
+    """One JSON object a line, runc's --log-format json (level, msg, time)."""
+
+    def format(self, record: Any) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+        level = record.levelname.lower()
+        return json.dumps({"level": level, "msg": record.getMessage(), "time": stamp})
+
+
 def cmd_create(args: Args) -> int:
     """Create a container from a bundle; the payload waits for ``start``."""
     from sandbox.oci.shim import CreateError, Options, create
 
+    _logging(args.glob)
     c = _container(args, need=False)
     opts = Options(
         root=c.root,

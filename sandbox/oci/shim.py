@@ -349,7 +349,11 @@ class Supervisor:
     # ---------------------------------------------------------- control ----
     def _serve(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        sock.bind(self.c.ctl_path)
+        addr, d = ctl.unix_addr(self.c.ctl_path)
+        try:
+            sock.bind(addr)
+        finally:
+            os.close(d)
         os.chmod(self.c.ctl_path, 0o600)
         sock.listen(8)
         threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
