@@ -252,20 +252,11 @@ def containerd(tmp_path_factory):
     sock = base / "sock"
     cfg = base / "config.toml"
     cfg.write_text('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n')
+    log = (base / "log").open("w")
     proc = subprocess.Popen(
-        [
-            "containerd",
-            "--config",
-            str(cfg),
-            "--root",
-            str(base / "root"),
-            "--state",
-            str(base / "state"),
-            "--address",
-            str(sock),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(base / "log", "w"),
+        ["containerd", "--config", str(cfg), "--root", str(base / "root"),
+         "--state", str(base / "state"), "--address", str(sock)],
+        stdout=subprocess.DEVNULL, stderr=log,
     )
     end = time.monotonic() + 30
     while not sock.exists():
@@ -275,6 +266,7 @@ def containerd(tmp_path_factory):
     yield base, sock
     proc.terminate()
     proc.wait(timeout=30)
+    log.close()
 
 
 def test_containerd_runc_shim_runs_and_removes(containerd, no_leftovers) -> None:
