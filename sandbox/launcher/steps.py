@@ -92,6 +92,9 @@ class LaunchFds:
     notify: int = -1  # to the supervisor: the seccomp listener's fd number, then its ack
     netns: int = -1  # a network namespace prepared ahead (the native server's pool only)
     gate: int = -1  # start barrier: the payload says GATE_READY, waits for GATE_OPEN
+    # join path (an OCI exec): (fd, CLONE_NEW* flag) of a running container's namespaces,
+    # its user namespace first
+    join_ns: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -554,6 +557,53 @@ def outer_main(ctx: Ctx) -> NoReturn:
         *ctx.fds.cgroup_join,
     )
     res = ctx.sc.wait4(pid)
+    ctx.sc.exit(_exit_code(res.status))
+
+
+# ----------------------------------------------------------------- join ----
+
+
+def step_join_container(ctx: Ctx) -> None:
+    """Enter a running container's namespaces (an OCI exec), its user namespace first.
+
+    setns(CLONE_NEWUSER) gives this process every capability *in the container's*
+    user namespace (and none outside), which the other setns calls need. Joining
+    the pid namespace places only our children in it, hence the fork that follows.
+    """
+    for fd, flag in ctx.fds.join_ns:
+        ctx.sc.setns(fd, CloneFlag(flag))
+        ctx.sc.close(fd)
+
+
+JOIN_STEPS: tuple[Step, ...] = (
+    step_parent_death,
+    step_check_parent,
+    step_stdio,
+    step_new_session,
+    step_drop_groups,
+    step_join_container,
+)
+
+
+def join_main(ctx: Ctx) -> NoReturn:
+    """A process joining a running container (OCI exec): JOIN_STEPS, then the payload's
+    own PAYLOAD_STEPS in a child (every layer, as for the container's first process);
+    this process reaps it and reports its status, as the container's init does."""
+    run_steps(ctx, JOIN_STEPS)
+    pid = ctx.sc.fork()
+    if pid == 0:
+        run_steps(ctx, PAYLOAD_STEPS)
+        step_exec(ctx)
+    _close(
+        ctx, ctx.fds.errpipe, ctx.fds.notify, ctx.fds.gate, 0, 1, 2, *ctx.fds.cgroup_join,
+    )
+    ctx.sc.wait_exited(pid)
+    rchar, wchar = _io_counters(ctx, pid)
+    res = ctx.sc.wait4(pid)
+    status = PayloadStatus(
+        res.status, res.utime, res.stime, res.maxrss_kib, res.nvcsw, res.nivcsw, rchar, wchar
+    )
+    ctx.sc.write(ctx.fds.status, status.encode())
     ctx.sc.exit(_exit_code(res.status))
 
 

@@ -15,7 +15,7 @@ import socket
 from typing import Any
 
 MAX_MSG = 1 << 16
-MAX_FDS = 8
+MAX_FDS = 64
 TIMEOUT = 30.0
 
 

@@ -66,7 +66,7 @@ def create(opts: Options) -> int:
         CreateError: anything that stops the container from being created.
     """
     from sandbox.compile import Artifacts, compile_run
-    from sandbox.errors import SandboxError
+    from sandbox.errors import ProgramNotFound, SandboxError
     from sandbox.host import probe
     from sandbox.oci import bundle as bundle_mod
     from sandbox.oci.convert import adjust, convert
@@ -82,6 +82,8 @@ def create(opts: Options) -> int:
         conv = convert(bundle)
         compiled = adjust(compile_run(conv.profile, host, conv.request, Artifacts(host)), bundle)
         report = verify_run(compiled, host)
+    except ProgramNotFound as e:  # engines map runc's wording to exit status 127
+        raise CreateError(f"{e}: executable file not found") from None
     except SandboxError as e:
         raise CreateError(str(e)) from None
     if bundle.process.terminal and not opts.console_socket:
@@ -161,6 +163,7 @@ class Supervisor:
         self.control: Any = None
         self.started = False
         self.lock = threading.Lock()
+        self.pending_fds: list[int] = []  # fds sent with the reply being made
 
     # ----------------------------------------------------------- setup ----
     def main(self) -> int:
@@ -377,8 +380,13 @@ class Supervisor:
                             os.close(fd)
                 except Exception as e:
                     reply = {"error": f"{e}"}
-                with contextlib.suppress(OSError):
-                    ctl.send(conn, reply)
+                out, self.pending_fds = self.pending_fds, []
+                try:
+                    with contextlib.suppress(OSError):
+                        ctl.send(conn, reply, out)
+                finally:
+                    for fd in out:
+                        os.close(fd)
 
     def _handle(self, msg: dict[str, Any], fds: list[int]) -> dict[str, Any]:
         op = msg.get("op")
@@ -396,7 +404,17 @@ class Supervisor:
             return {"ok": True}
         if op == "ps":
             return {"pids": self._pids()}
+        if op == "join":
+            return self._join(msg)
         return {"error": f"unknown request {op!r}"}
+
+    def _join(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """The plan and fds for a process joining this container (``exec``)."""
+        from sandbox.oci.join import join_plan
+
+        if not self.started or self.launched.watch.status is not None:
+            return {"error": "the container is not running"}
+        return join_plan(self, msg.get("process"))
 
     def _start(self) -> dict[str, Any]:
         from sandbox.launcher.protocol import GATE_OPEN

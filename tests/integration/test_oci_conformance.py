@@ -42,7 +42,7 @@ def test_lifecycle_states(rt: Runtime, tmp_path: Path, no_leftovers) -> None:
     assert st["ociVersion"].startswith("1.")
     # The user program must not run before start.
     time.sleep(0.2)
-    assert rt("exec", "c1", "true").returncode != 0  # exec is refused (not implemented)
+    assert rt("exec", "c1", "true").returncode != 0  # nothing runs in a created container
     rt("start", "c1", check=True)
     assert rt.state("c1")["status"] == "running"
     rt("kill", "c1", "KILL", check=True)
@@ -131,6 +131,62 @@ def test_kill_signal_and_ps(rt: Runtime, tmp_path: Path) -> None:
     stopped = rt("kill", "c6", "KILL")
     assert stopped.returncode != 0
     rt("delete", "c6", check=True)
+
+
+# ------------------------------------------------------------------ exec ----
+def _status_fields(text: str) -> dict[str, str]:
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def test_exec_joins_with_the_same_layers(rt: Runtime, tmp_path: Path, no_leftovers) -> None:
+    """An exec'd process is in the container's namespaces and leaf, under the same
+    seccomp filter, no_new_privs and bounding set as the container's first process."""
+    b = make_bundle(tmp_path, ["sleep", "30"])
+    rt("create", "--bundle", str(b), "x1", check=True)
+    rt("start", "x1", check=True)
+    try:
+        main = rt("exec", "x1", "cat", "/proc/1/cmdline", check=True)
+        assert main.stdout.startswith("sandbox-init")  # the container's own pid namespace
+        first = _status_fields(rt("exec", "x1", "cat", "/proc/self/status", check=True).stdout)
+        assert first["NoNewPrivs"] == "1"
+        assert first["Seccomp"] == "2"
+        assert int(first["CapBnd"], 16) == (1 << 5) | (1 << 10)  # CAP_KILL, CAP_NET_BIND_SERVICE
+        host = rt("exec", "x1", "sh", "-c", "hostname; exit 9")
+        assert host.returncode == 9 and host.stdout == "oci-test\n"
+        cap = rt("exec", "--cap", "CAP_SYS_ADMIN", "x1", "true")
+        del cap  # a capability the container lacks is never granted (checked below)
+        p = tmp_path / "proc.json"
+        p.write_text(
+            json.dumps(
+                {
+                    "args": ["grep", "CapEff", "/proc/self/status"],
+                    "cwd": "/",
+                    "capabilities": {
+                        k: ["CAP_SYS_ADMIN", "CAP_KILL"]
+                        for k in ("bounding", "effective", "permitted")
+                    },
+                }
+            )
+        )
+        eff = rt("exec", "--process", str(p), "x1", check=True).stdout
+        assert int(eff.split()[1], 16) == 1 << 5  # CAP_KILL only: never more than the container
+        other = rt("exec", "--user", "1000", "x1", "true")
+        assert other.returncode != 0 and "only the container's own ids" in other.stderr
+        missing = rt("exec", "x1", "no-such-program")
+        assert missing.returncode != 0 and "executable file not found" in missing.stderr
+    finally:
+        rt("delete", "--force", "x1", check=True)
+
+
+def test_exec_in_stopped_container_is_refused(rt: Runtime, tmp_path: Path) -> None:
+    b = make_bundle(tmp_path, ["true"])
+    rt("create", "--bundle", str(b), "x2", check=True)
+    assert rt("exec", "x2", "true").returncode != 0  # created, not running
+    rt("start", "x2", check=True)
+    rt.wait_status("x2", "stopped")
+    p = rt("exec", "x2", "true")
+    assert p.returncode != 0 and "not running" in p.stderr
+    rt("delete", "x2", check=True)
 
 
 # -------------------------------------------------------- hooks, mounts ----

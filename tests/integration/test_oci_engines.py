@@ -239,6 +239,14 @@ def test_podman_exec(podman: Podman) -> None:
         e = podman("exec", "sbx-e", "sh", "-c", "echo in; exit 3")
         assert e.returncode == 3, e.stderr
         assert e.stdout == "in\n"
+        cmd = podman.cmd("exec", "-t", "sbx-e", "sh", "-c", "[ -t 0 ] && echo tty-yes")
+        t = subprocess.run(
+            ["script", "-qec", shlex.join(cmd), "/dev/null"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert "tty-yes" in t.stdout, t.stdout + t.stderr
     finally:
         podman("rm", "-f", "sbx-e")
 
@@ -254,9 +262,19 @@ def containerd(tmp_path_factory):
     cfg.write_text('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n')
     log = (base / "log").open("w")
     proc = subprocess.Popen(
-        ["containerd", "--config", str(cfg), "--root", str(base / "root"),
-         "--state", str(base / "state"), "--address", str(sock)],
-        stdout=subprocess.DEVNULL, stderr=log,
+        [
+            "containerd",
+            "--config",
+            str(cfg),
+            "--root",
+            str(base / "root"),
+            "--state",
+            str(base / "state"),
+            "--address",
+            str(sock),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
     )
     end = time.monotonic() + 30
     while not sock.exists():
