@@ -351,6 +351,9 @@ def cgroup_request(policy: Policy) -> CgroupRequest:
         cpu_quota=lim.cpu_quota,
         cpuset=lim.cpuset,
         io=io_limits(policy),
+        hugetlb=dict(lim.hugetlb),
+        net_classid=lim.net_classid,
+        net_prio=dict(lim.net_prio),
     )
     required: set[str] = set()
     if policy.layers.cgroups == "required":
@@ -361,6 +364,8 @@ def cgroup_request(policy: Policy) -> CgroupRequest:
             required.add("cpuset")
         if limits.io:
             required.add("io")
+        # A limit the profile names is enforced or the run refused (fail closed).
+        required |= limits.needs() & {"hugetlb", "net_cls", "net_prio"}
     return CgroupRequest(limits, frozenset(required), policy.layers.cgroups != "required")
 
 

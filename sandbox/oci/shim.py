@@ -98,8 +98,9 @@ def create(opts: Options) -> int:
             os.close(r)
             code = Supervisor(opts, c, bundle, host, compiled, report.hash, w).main()
         except BaseException as e:  # never return into the create command's stack
+            known = isinstance(e, CreateError | SandboxError)
             with contextlib.suppress(OSError):
-                os.write(w, f"err {type(e).__name__}: {e}".encode())
+                os.write(w, f"err {e if known else f'{type(e).__name__}: {e}'}".encode())
             _log_failure(opts.root, opts.id, e)
         finally:
             os._exit(code)
