@@ -506,7 +506,7 @@ def _compile_run(
         mounts.binds,
         mounts.lowers,
         request.cwd,
-        inside=request.inside,
+        in_container=request.inside,
     )
     if program.copy_from:
         mounts = replace(mounts, program=(program.copy_from, os.path.basename(program.inside_path)))

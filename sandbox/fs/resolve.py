@@ -82,18 +82,18 @@ def resolve(
     lowers: tuple[str, ...],
     cwd: str | None = None,
     *,
-    inside: bool = False,
+    in_container: bool = False,
 ) -> Program:
     """Map the command line's PROGRAM to a :class:`Program`.
 
-    ``inside``: a PROGRAM with ``/`` names a path inside the container (an OCI
+    ``in_container``: a PROGRAM with ``/`` names a path inside the container (an OCI
     bundle's ``process.args[0]``, relative to ``cwd`` inside), never a host path:
     nothing is copied in.
 
     Raises:
         ProgramNotFound: when the host path or the name on the inside PATH does not exist.
     """
-    if "/" in program and inside:
+    if "/" in program and in_container:
         path = os.path.normpath(os.path.join(cwd or "/", program))
         found = _to_host(path, binds, lowers)
         if found is None or not _is_exec_file(found):

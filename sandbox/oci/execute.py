@@ -28,12 +28,12 @@ def _process(c: Container, opts: dict[str, Any], argv: list[str]) -> dict[str, A
     if opts.get("--process"):
         try:
             with open(opts["--process"], "rb") as f:
-                proc = json.loads(f.read(1 << 20))
+                given = json.loads(f.read(1 << 20))
         except (OSError, ValueError) as e:
             raise StateError(f"exec: --process {opts['--process']}: {e}") from None
-        if not isinstance(proc, dict):
+        if not isinstance(given, dict):
             raise StateError("exec: --process must hold a JSON object")
-        return proc
+        return given
     if not argv:
         raise StateError("exec: no command given (use --process FILE or COMMAND ARGS...)")
     proc: dict[str, Any] = {"args": argv, "terminal": bool(opts.get("--tty"))}

@@ -12,17 +12,14 @@ ours, never the payload) and fresh join fds of the container's leaf.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from sandbox import codec
-from sandbox.oci.bundle import BundleError, _process
+from sandbox.oci.bundle import BundleError, Process, _process
 from sandbox.syscalls.consts import CloneFlag
-
-if TYPE_CHECKING:
-    from sandbox.oci.shim import Supervisor
 
 # The order setns takes them: the user namespace first (it owns the others).
 NS_ORDER = (
@@ -35,11 +32,22 @@ NS_ORDER = (
 )
 
 
-def _merged(sup: Supervisor, raw: Any) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Running:
+    """What a join needs of the running container (from its supervisor)."""
+
+    process: Process  # the container's first process, as its bundle says
+    plan: Any  # its final LaunchPlan
+    leaf: Any  # its cgroups.Leaf, or None
+    outer_pid: int  # the launcher's outer process (its child is the container's init)
+    deny_errno: int | None
+
+
+def _merged(run: Running, raw: Any) -> dict[str, Any]:
     """The exec's process object over the container's own (args and env required)."""
     if not isinstance(raw, dict):
         raise BundleError("exec: the process must be a JSON object")
-    base = sup.bundle.process
+    base = run.process
     out: dict[str, Any] = {
         "user": {"uid": base.uid, "gid": base.gid},
         "cwd": base.cwd,
@@ -50,8 +58,8 @@ def _merged(sup: Supervisor, raw: Any) -> dict[str, Any]:
     return out
 
 
-def join_plan(sup: Supervisor, raw: Any) -> dict[str, Any]:
-    """Reply to a ``join`` request: the plan, ns/leaf fds named in ``fds``, the deny errno."""
+def join_plan(run: Running, raw: Any) -> tuple[dict[str, Any], list[int]]:
+    """Reply to a ``join`` request and the fds it carries (ns, leaf), named in ``fds``."""
     from sandbox.errors import SandboxError
     from sandbox.fs.resolve import resolve
     from sandbox.plan import Rlimit
@@ -59,22 +67,22 @@ def join_plan(sup: Supervisor, raw: Any) -> dict[str, Any]:
 
     notes: list[str] = []
     try:
-        proc = _process(_merged(sup, raw), notes)
+        proc = _process(_merged(run, raw), notes)
     except SandboxError as e:
-        return {"error": str(e)}
-    base = sup.res.plan
+        return {"error": str(e)}, []
+    base = run.plan
     if (proc.uid, proc.gid) != (base.inside_uid, base.inside_gid):
         return {
             "error": f"exec as {proc.uid}:{proc.gid}: only the container's own ids "
             f"({base.inside_uid}:{base.inside_gid}) exist in its user namespace"
-        }
+        }, []
     path = dict(proc.env).get("PATH", "/usr/local/bin:/usr/bin:/bin")
     try:
         program = resolve(
-            proc.args[0], path, base.mounts.binds, base.mounts.lowers, proc.cwd, inside=True
+            proc.args[0], path, base.mounts.binds, base.mounts.lowers, proc.cwd, in_container=True
         )
     except SandboxError as e:  # engines map runc's wording to 127
-        return {"error": f"{e}: executable file not found", "exit": 127}
+        return {"error": f"{e}: executable file not found", "exit": 127}, []
     caps = 0
     from sandbox.caps.names import CAPS
 
@@ -97,9 +105,9 @@ def join_plan(sup: Supervisor, raw: Any) -> dict[str, Any]:
         rlimits=tuple(limits[k] for k in sorted(limits)),
         collect=(),
     )
-    inits = child_pids(sup.launched.outer_pid)
+    inits = child_pids(run.outer_pid)
     if not inits:
-        return {"error": "the container's init is gone"}
+        return {"error": "the container's init is gone"}, []
     fds: list[int] = []
     names: list[str] = []
     # Namespaces the container joined by path belong to the host's user namespace:
@@ -112,21 +120,16 @@ def join_plan(sup: Supervisor, raw: Any) -> dict[str, Any]:
         for name, flag in order:
             fds.append(os.open(f"/proc/{inits[0]}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC))
             names.append(f"ns:{int(flag)}")
-        if sup.res.leaf is not None:
-            for fd in sup.res.leaf.open_join_fds():
+        if run.leaf is not None:
+            for fd in run.leaf.open_join_fds():
                 fds.append(fd)
                 names.append("cgroup")
     except OSError as e:
         for fd in fds:
             os.close(fd)
-        return {"error": f"exec: opening the container's namespaces: {e}"}
-    sup.pending_fds = fds  # sent with the reply, then closed (see Supervisor._accept)
-    return {
-        "plan": codec.dumps(plan),
-        "fds": names,
-        "deny_errno": sup.compiled.supervision.deny_errno,
-        "container": sup.c.id,
-    }
+        return {"error": f"exec: opening the container's namespaces: {e}"}, []
+    reply = {"plan": codec.dumps(plan), "fds": names, "deny_errno": run.deny_errno}
+    return reply, fds
 
 
 _NS_NAME = {"network": "net", "ipc": "ipc", "uts": "uts"}
@@ -137,10 +140,3 @@ def _own(plan: Any, flag: int) -> bool:
     return flag in (CloneFlag.CLONE_NEWUSER, CloneFlag.CLONE_NEWNS) or bool(
         plan.unshare_flags & flag
     )
-
-
-def close_all(fds: list[int]) -> None:
-    """Close fds, ignoring those already closed."""
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            os.close(fd)

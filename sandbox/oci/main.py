@@ -294,7 +294,7 @@ def cmd_delete(args: Args) -> int:
         try:
             ctl.request(c.ctl_path, {"op": "kill", "signal": 9, "all": True}, timeout=5.0)
         except OSError:
-            os.kill(st["pid"], signal.SIGKILL)  # no answer: end the supervisor itself
+            os.kill(int(st["pid"]), signal.SIGKILL)  # no answer: end the supervisor itself
         _wait_gone(c, st)
     from sandbox.oci.cleanup import remove
 
@@ -324,20 +324,25 @@ def _logging(glob: dict[str, Any]) -> None:
         return
     handler = logging.FileHandler(path)
     if glob.get("--log-format") == "json":
-        handler.setFormatter(_JsonFormatter())
+        handler.setFormatter(_json_formatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.WARNING)
     logger.addHandler(handler)
 
 
-class _JsonFormatter:
-    """One JSON object a line, runc's --log-format json (level, msg, time)."""
+def _json_formatter() -> Any:
+    import logging
 
-    def format(self, record: Any) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
-        level = record.levelname.lower()
-        return json.dumps({"level": level, "msg": record.getMessage(), "time": stamp})
+    class JsonFormatter(logging.Formatter):
+        """One JSON object a line, runc's --log-format json (level, msg, time)."""
+
+        def format(self, record: logging.LogRecord) -> str:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+            level = record.levelname.lower()
+            return json.dumps({"level": level, "msg": record.getMessage(), "time": stamp})
+
+    return JsonFormatter()
 
 
 def cmd_create(args: Args) -> int:

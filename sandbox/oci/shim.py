@@ -225,12 +225,12 @@ class Supervisor:
             os.set_inheritable(master, False)
             fds = (slave, slave, slave, master)
         else:
-            fds = (*(os.dup(n) for n in range(3)), -1)  # type: ignore[assignment]
+            fds = (os.dup(0), os.dup(1), os.dup(2), -1)
         null = os.open(os.devnull, os.O_RDWR)
         for n in range(3):
             os.dup2(null, n)
         os.close(null)
-        return fds  # type: ignore[return-value]
+        return fds
 
     def _await_gate(self) -> None:
         """Wait until the payload reaches the gate, or report its launcher's failure."""
@@ -411,11 +411,19 @@ class Supervisor:
 
     def _join(self, msg: dict[str, Any]) -> dict[str, Any]:
         """The plan and fds for a process joining this container (``exec``)."""
-        from sandbox.oci.join import join_plan
+        from sandbox.oci.join import Running, join_plan
 
         if not self.started or self.launched.watch.status is not None:
             return {"error": "the container is not running"}
-        return join_plan(self, msg.get("process"))
+        run = Running(
+            self.bundle.process,
+            self.res.plan,
+            self.res.leaf,
+            self.launched.outer_pid,
+            self.compiled.supervision.deny_errno,
+        )
+        reply, self.pending_fds = join_plan(run, msg.get("process"))
+        return reply
 
     def _start(self) -> dict[str, Any]:
         from sandbox.launcher.protocol import GATE_OPEN

@@ -126,7 +126,7 @@ def test_malformed_json(bdir: Path) -> None:
 
 
 def test_missing_config(tmp_path: Path) -> None:
-    with pytest.raises(B.BundleError, match="config.json"):
+    with pytest.raises(B.BundleError, match=r"config\.json"):
         B.load(str(tmp_path))
 
 
