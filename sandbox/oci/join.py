@@ -13,8 +13,7 @@ ours, never the payload) and fresh join fds of the container's leaf.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sandbox import codec
