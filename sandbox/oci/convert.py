@@ -59,12 +59,27 @@ def _min(a: Any, b: Any) -> Any:
     return min(a, b)
 
 
+def _snapshot(raw: dict[str, Any], source: str) -> Any:
+    """The frozen policy of a table built here from checked parts (see :func:`convert`)."""
+    from sandbox import codec
+    from sandbox.policy import frozen
+    from sandbox.policy.names import check_names
+
+    try:
+        policy = codec.from_data(frozen.Policy, raw)
+    except (TypeError, ValueError, KeyError) as e:
+        raise PolicyError(f"{source}: {e}") from None
+    check_names(policy, source)
+    return policy
+
+
 def _allowed(seccomp: dict[str, Any]) -> set[str]:
     """Every syscall a seccomp table lets run under some argument values."""
-    from sandbox.policy.load import snapshot, validate
+    from sandbox.policy.profile import dump
     from sandbox.seccomp.groups import resolve
 
-    pol = snapshot(validate({"name": "probe", "seccomp": seccomp}))
+    base = dump(_BASE_SECCOMP())
+    pol = _snapshot({**base, "name": "probe", "seccomp": _full_seccomp(seccomp)}, "probe")
     spec = resolve(pol.seccomp)
     return set(spec.allow) | {r.syscall for r in spec.rules}
 
@@ -128,13 +143,40 @@ def _clone_rule(sec: dict[str, Any]) -> dict[str, Any]:
     return sec | {"allow": sorted(allow - narrowed), "errno": errno, "rules": rules}
 
 
+_SECCOMP_KEYS = {
+    "default_action": "kill_process",
+    "default_errno": "EPERM",
+    "groups": [],
+    "allow": [],
+    "deny": [],
+    "errno": {},
+    "rules": [],
+}
+
+
+def _full_seccomp(table: dict[str, Any]) -> dict[str, Any]:
+    """A seccomp table with every key (frozen data has no defaults)."""
+    return {**_SECCOMP_KEYS, **table}
+
+
+def _BASE_SECCOMP() -> Any:
+    from sandbox.policy.cache import load
+
+    return load(BASE_PROFILE).policy
+
+
 def convert(bundle: Bundle) -> Converted:
     """The profile (base ``oci`` or the annotation's) and request for ``bundle``.
+
+    No pydantic here: the profile is validated where it is loaded (the cache
+    keeps its validated snapshot), and every value taken from the bundle was
+    checked by ``oci.bundle`` (types, ranges, paths), the trust boundary of this
+    path; the result is built as frozen data and its names checked.
 
     Raises:
         PolicyError: the annotation names no profile, or the result is invalid.
     """
-    from sandbox.policy.load import load_profile, snapshot, validate
+    from sandbox.policy.cache import load as load_profile
 
     named = bundle.profile
     base = load_profile(named or BASE_PROFILE)
@@ -147,7 +189,13 @@ def convert(bundle: Bundle) -> Converted:
         rootfs=[bundle.root],
         host_dirs=[],
         binds=[
-            {"source": m.source, "target": m.target, "writable": not m.readonly, "exec": m.exec}
+            {
+                "source": m.source,
+                "target": m.target,
+                "writable": not m.readonly,
+                "exec": m.exec,
+                "optional": False,
+            }
             for m in bundle.mounts
             if m.kind == "bind"
         ],
@@ -195,14 +243,14 @@ def convert(bundle: Bundle) -> Converted:
     if sec is not None and not named:
         # The base's deny stays (see oci.toml), except where the bundle refuses with an errno.
         floor = set(raw["seccomp"].get("deny", [])) - set(sec.get("errno", {}))
-        raw["seccomp"] = sec | {"deny": sorted(set(sec.get("deny", [])) | floor)}
+        raw["seccomp"] = _full_seccomp(sec | {"deny": sorted(set(sec.get("deny", [])) | floor)})
     elif sec is not None:
         extra = _allowed(raw["seccomp"]) - _allowed(sec) - set(raw["seccomp"].get("errno", {}))
         raw["seccomp"]["deny"] = sorted(set(raw["seccomp"].get("deny", [])) | extra)
     raw["name"] = (raw["name"] if named else "oci")[:64]
     raw["description"] = f"OCI bundle {bundle.path}" + (f" under {named}" if named else "")
-    policy = snapshot(validate(raw))
     source = os.path.join(bundle.path, "config.json")
+    policy = _snapshot(raw, source)
     profile = LoadedProfile(policy=policy, source=source, chain=(*base.chain, source))
     request = Request(argv=proc.args, cwd=proc.cwd, inside=True)
     return Converted(profile, request, tuple(notes))
