@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         subjects = {"runc": "runc", "sandbox-runtime": str(RUNTIME)}
         times: dict[str, list[float]] = {k: [] for k in subjects}
         run = ["run", "--rm", "--network", "none", *ULIMITS, IMAGE, "true"]
-        for name, rt in subjects.items():  # warm-up: image layers, caches, page cache
+        for rt in subjects.values():  # warm-up: image layers, caches, page cache
             _time(_podman(base, rt, *run))
         for _ in range(args.runs):
             for name, rt in subjects.items():
