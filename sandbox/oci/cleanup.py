@@ -27,6 +27,7 @@ def remove(c: Container, st: dict[str, Any]) -> None:
         and d.startswith("/sys/fs/cgroup/")
         and "/sbx-" in d
         and ".." not in d.split("/")
+        and os.path.isdir(d)  # a supervisor that ended released its own
     ]
     if dirs:
         from sandbox.cgroups.leaf import remove_dirs

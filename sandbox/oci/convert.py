@@ -28,6 +28,8 @@ from typing import Any
 from sandbox.compile import CompiledRun, Request
 from sandbox.errors import PolicyError
 from sandbox.fs.ops import DEV_NODES
+from sandbox.host import HostFacts
+from sandbox.layers import Enforcement
 from sandbox.oci.bundle import Bundle
 from sandbox.plan import Rlimit
 from sandbox.policy.profile import LoadedProfile, dump
@@ -256,8 +258,33 @@ def convert(bundle: Bundle) -> Converted:
     return Converted(profile, request, tuple(notes))
 
 
-def adjust(compiled: CompiledRun, bundle: Bundle) -> CompiledRun:
-    """What the policy cannot say, written into the compiled plan before verification."""
+def _apparmor(compiled: CompiledRun, bundle: Bundle, host: HostFacts) -> CompiledRun:
+    """process.apparmorProfile: a profile the engine loaded, entered at exec (fail closed)."""
+    name = bundle.process.apparmor
+    if name is None:
+        return compiled
+    if not host.apparmor:
+        raise PolicyError(
+            f"config.json: process.apparmorProfile {name!r}: AppArmor is not enabled in this kernel"
+        )
+    if compiled.apparmor is not None:
+        raise PolicyError(
+            f"config.json: process.apparmorProfile {name!r}: the profile "
+            f"{compiled.profile.policy.name!r} already confines the payload with its own "
+            "AppArmor profile (a task has one)"
+        )
+    states = dict(compiled.states)
+    states["apparmor"] = Enforcement("full", f"profile {name} (the bundle's, loaded by the engine)")
+    return replace(compiled, plan=replace(compiled.plan, apparmor_profile=name), states=states)
+
+
+def adjust(compiled: CompiledRun, bundle: Bundle, host: HostFacts) -> CompiledRun:
+    """What the policy cannot say, written into the compiled plan before verification.
+
+    Raises:
+        PolicyError: an AppArmor profile the kernel cannot apply.
+    """
+    compiled = _apparmor(compiled, bundle, host)
     proc = bundle.process
     plan = compiled.plan
     limits: dict[int, Rlimit] = {r.resource: r for r in plan.rlimits}

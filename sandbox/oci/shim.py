@@ -80,7 +80,9 @@ def create(opts: Options) -> int:
         bundle = bundle_mod.load(opts.bundle)
         host = probe()
         conv = convert(bundle)
-        compiled = adjust(compile_run(conv.profile, host, conv.request, Artifacts(host)), bundle)
+        compiled = adjust(
+            compile_run(conv.profile, host, conv.request, Artifacts(host)), bundle, host
+        )
         report = verify_run(compiled, host)
     except ProgramNotFound as e:  # engines map runc's wording to exit status 127
         raise CreateError(f"{e}: executable file not found") from None

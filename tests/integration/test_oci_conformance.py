@@ -286,6 +286,22 @@ def test_bad_bundle_is_refused_cleanly(rt, tmp_path: Path, mutate, message, no_l
     assert _gone(rt, "bad")
 
 
+@pytest.mark.skipif(
+    Path("/sys/module/apparmor/parameters/enabled").exists()
+    and Path("/sys/module/apparmor/parameters/enabled").read_text().strip() == "Y",
+    reason="this kernel has AppArmor (the guest stage tests the profile applied)",
+)
+def test_apparmor_profile_without_apparmor_is_refused(rt, tmp_path: Path, no_leftovers) -> None:
+    """A bundle's AppArmor profile is never dropped silently (fail closed)."""
+    b = make_bundle(tmp_path, ["true"])
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["process"]["apparmorProfile"] = "some-profile"
+    (b / "config.json").write_text(json.dumps(cfg))
+    p = rt("create", "--bundle", str(b), "aa")
+    assert p.returncode != 0 and "AppArmor is not enabled" in p.stderr
+    assert _gone(rt, "aa")
+
+
 def test_malformed_json(rt: Runtime, tmp_path: Path, no_leftovers) -> None:
     b = make_bundle(tmp_path, ["true"])
     (b / "config.json").write_text('{"ociVersion": ')

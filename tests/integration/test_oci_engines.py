@@ -222,6 +222,20 @@ def test_detached_pause_stop_rm(podman: Podman) -> None:
         podman("rm", "-f", "sbx-d")
 
 
+def test_ps_and_stop(podman: Podman) -> None:
+    script = "trap 'exit 5' TERM; while :; do sleep 0.1; done"
+    p = podman.run("-d", "--name", "sbx-s", IMAGE, "sh", "-c", script)
+    assert p.returncode == 0, p.stderr
+    try:
+        ps = podman("ps", "--format", "{{.Names}} {{.Status}}")
+        assert any(line.startswith("sbx-s Up") for line in ps.stdout.splitlines()), ps.stdout
+        assert podman("stop", "-t", "10", "sbx-s").returncode == 0
+        code = podman("inspect", "sbx-s", "--format", "{{.State.ExitCode}}").stdout.strip()
+        assert code == "5"  # SIGTERM reached the payload, which exited on its own
+    finally:
+        podman("rm", "-f", "sbx-s")
+
+
 def test_nothing_left_after_conmon_sigkill(podman: Podman, no_leftovers) -> None:
     p = podman.run("-d", "--name", "sbx-k", IMAGE, "sleep", "60")
     assert p.returncode == 0, p.stderr
