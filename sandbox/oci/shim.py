@@ -167,6 +167,7 @@ class Supervisor:
         self.started = False
         self.lock = threading.Lock()
         self.pending_fds: list[int] = []  # fds sent with the reply being made
+        self.handling = threading.Lock()  # held while a control request is answered
 
     # ----------------------------------------------------------- setup ----
     def main(self) -> int:
@@ -330,7 +331,8 @@ class Supervisor:
         finally:
             release(self.res)
             client.close()
-            server.close()
+            with self.handling:  # a request in flight (start of a short-lived payload) is answered
+                server.close()
             with contextlib.suppress(OSError):
                 os.unlink(self.c.ctl_path)
         record |= {"container": self.c.id, "bundle": self.bundle.path, "notes": self.opts.notes}
@@ -371,7 +373,7 @@ class Supervisor:
                 conn, _ = sock.accept()
             except OSError:
                 return
-            with conn:
+            with conn, self.handling:  # the supervisor ends only once this reply is sent
                 try:
                     msg, fds = ctl.recv(conn)
                     if msg is None:
