@@ -556,14 +556,19 @@ def _mounts(items: list[Any], bundle: str, notes: list[str]) -> tuple[Mount, ...
             raise _err(f"{where}.destination", f"{dest}: mounts over /, /proc or /dev are refused")
         if kind == "bind":
             src = _str(m.get("source"), f"{where}.source")
+            if ".." in src.split("/"):
+                raise _err(f"{where}.source", f"{src!r} must not contain '..'")
             if not src.startswith("/"):
                 src = os.path.normpath(os.path.join(bundle, src))
                 if not (src + "/").startswith(bundle.rstrip("/") + "/"):
                     raise _err(f"{where}.source", f"{m.get('source')!r} escapes the bundle")
+            src = os.path.normpath(src)
             if not os.path.exists(src):
                 raise _err(f"{where}.source", f"{src} does not exist")
             out.append(Mount(dest, "bind", src, readonly="ro" in flags, exec="noexec" not in flags))
         elif kind == "tmpfs":
+            if "ro" in flags:
+                raise _err(f"{where}.options", "a read-only tmpfs is not supported")
             size = _size(keys["size"], f"{where}.options") if "size" in keys else 64 << 20
             try:
                 mode = int(keys.get("mode", "755"), 8)

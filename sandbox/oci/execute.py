@@ -60,6 +60,11 @@ def execute(c: Container, opts: dict[str, Any], argv: list[str]) -> int:
     proc = _process(c, opts, argv)
     if proc.get("terminal") and not opts.get("--console-socket"):
         raise StateError("exec: a terminal needs --console-socket")
+    if not opts.get("--console-socket") and any(os.isatty(n) for n in range(3)):
+        raise StateError(
+            "exec: the process's stdio would be the caller's terminal: use --tty with "
+            "--console-socket (e.g. podman exec -t) or redirect stdio"
+        )
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:

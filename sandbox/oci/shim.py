@@ -90,6 +90,13 @@ def create(opts: Options) -> int:
         raise CreateError(str(e)) from None
     if bundle.process.terminal and not opts.console_socket:
         raise CreateError("process.terminal is true but no --console-socket was given")
+    if not opts.console_socket and any(os.isatty(n) for n in range(3)):
+        # Issue 13's terminal rule: the payload never holds the caller's terminal (its
+        # ioctls would outlive the container). Engines pass pipes or a console socket.
+        raise CreateError(
+            "the container's stdio would be the caller's terminal: give it a terminal of its "
+            "own (process.terminal with --console-socket, e.g. podman -t) or redirect stdio"
+        )
     opts.notes = [*conv.notes]
     c.dir.mkdir(mode=0o700)
     r, w = os.pipe2(os.O_CLOEXEC)

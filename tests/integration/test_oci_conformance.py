@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from ocikit import Runtime, make_bundle, supervisor_status
+from ocikit import RUNTIME, Runtime, make_bundle, supervisor_status
 
 pytestmark = pytest.mark.requires("root", "userns")
 
@@ -300,6 +301,21 @@ def test_apparmor_profile_without_apparmor_is_refused(rt, tmp_path: Path, no_lef
     p = rt("create", "--bundle", str(b), "aa")
     assert p.returncode != 0 and "AppArmor is not enabled" in p.stderr
     assert _gone(rt, "aa")
+
+
+def test_callers_terminal_is_never_the_payloads(rt: Runtime, tmp_path: Path) -> None:
+    """Issue 13's terminal rule: with stdio on a terminal and no console socket, create
+    refuses (the payload's ioctls on it would outlive the container)."""
+    import shlex
+
+    b = make_bundle(tmp_path, ["true"])
+    cmd = shlex.join([RUNTIME, "--root", str(rt.root), "create", "--bundle", str(b), "tt"])
+    p = subprocess.run(
+        ["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, timeout=60
+    )
+    assert p.returncode != 0
+    assert "caller's terminal" in p.stdout
+    assert _gone(rt, "tt")
 
 
 def test_malformed_json(rt: Runtime, tmp_path: Path, no_leftovers) -> None:

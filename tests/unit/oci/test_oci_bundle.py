@@ -91,6 +91,16 @@ def test_a_minimal_bundle(bdir: Path) -> None:
             "does not exist",
         ),
         (lambda d: d["linux"].update(sysctl={"vm.swappiness": "1"}), "own net/ipc"),
+        (
+            lambda d: d["mounts"].append(
+                {"destination": "/m", "type": "bind", "source": "/tmp/../etc"}
+            ),
+            "'..'",
+        ),
+        (
+            lambda d: d["mounts"].append({"destination": "/m", "type": "tmpfs", "options": ["ro"]}),
+            "read-only tmpfs",
+        ),
         (lambda d: d["linux"].update(resources={"unified": {"memory.max": "1"}}), "unified"),
         (lambda d: d["linux"].update(resources={"cpu": {"shares": 512}}), "weights"),
         (
