@@ -18,7 +18,7 @@ cd "$ROOT"
 # busybox-static for the images and bundles the tests build locally).
 PKGS=(libseccomp2 libapparmor1 apparmor gcc libc6-dev python3 python3-dev
       python3-venv bubblewrap util-linux e2fsprogs procps make clang libclang-rt-14-dev
-      podman conmon containerd busybox-static)
+      podman conmon containerd containernetworking-plugins busybox-static)
 
 # The bench's OCI peers (about 10 MB): runc, and crun (which refuses hybrid
 # cgroup hosts; the bench reports that and goes on).

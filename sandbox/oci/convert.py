@@ -96,7 +96,81 @@ def _bundle_seccomp(bundle: Bundle) -> tuple[dict[str, Any] | None, list[str]]:
     imported = import_oci(
         dict(bundle.seccomp), source="config.json: linux.seccomp", kernel=kernel, caps=caps
     )
-    return imported.seccomp, [f"seccomp: {n}" for n in imported.notes]
+    table = imported.seccomp
+    notes = [f"seccomp: {n}" for n in imported.notes]
+    rules, kept = _conditional_rules(bundle.seccomp, table)
+    if rules:
+        table = table | {"rules": [*table.get("rules", []), *rules]}
+        notes.append(
+            f"seccomp: {', '.join(kept)}: allowed under one of the JSON's argument "
+            "conditions (a subset of what it allows), not left to the default"
+        )
+    return table, notes
+
+
+_FULL = 0xFFFFFFFFFFFFFFFF
+
+
+def _conditional_rules(sec: Any, table: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Argument rules for syscalls the JSON allows only under conditions, never more.
+
+    The import leaves such syscalls to the default action (a profile rule holds
+    one condition on one argument). Where the JSON's allowing entries are one
+    condition each, a rule keeps what one rule can say of them: equalities on
+    one argument (``personality``) as a value list, else the first
+    ``!=``/masked condition alone (``socket``: moby allows it when
+    ``arg2 != NETLINK_AUDIT`` or when ``arg0 != AF_NETLINK``; one of the two is
+    a subset of their union). Entries with includes/excludes are left out.
+    """
+    taken = set(table.get("allow", [])) | set(table.get("errno", {})) | set(table.get("deny", []))
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for e in sec.get("syscalls") or []:
+        if not isinstance(e, dict) or e.get("includes") or e.get("excludes") or not e.get("args"):
+            continue
+        for name in e.get("names") or []:
+            by_name.setdefault(name, []).append(e)
+    rules: list[dict[str, Any]] = []
+    for name, entries in sorted(by_name.items()):
+        if name in taken:
+            continue
+        allows = [e for e in entries if e.get("action") == "SCMP_ACT_ALLOW"]
+        conds = [e["args"][0] for e in allows if len(e["args"]) == 1]
+        if not conds or any(not isinstance(c, dict) for c in conds):
+            continue
+        eqs = [c for c in conds if c.get("op") == "SCMP_CMP_EQ"]
+        idx = {c.get("index") for c in eqs}
+        rule: dict[str, Any] | None = None
+        if eqs and len(eqs) == len(conds) and len(idx) == 1:
+            rule = {
+                "arg": eqs[0]["index"],
+                "mask": _FULL,
+                "values": sorted({int(c["value"]) for c in eqs}),
+                "match": "allow",
+                "otherwise": "default",
+            }
+        else:
+            for c in conds:
+                if c.get("op") == "SCMP_CMP_NE":
+                    rule = {
+                        "arg": c["index"],
+                        "mask": _FULL,
+                        "values": [int(c["value"])],
+                        "match": "default",
+                        "otherwise": "allow",
+                    }
+                    break
+                if c.get("op") == "SCMP_CMP_MASKED_EQ" and c.get("value"):
+                    rule = {
+                        "arg": c["index"],
+                        "mask": int(c["value"]),
+                        "values": [int(c.get("valueTwo", 0))],
+                        "match": "allow",
+                        "otherwise": "default",
+                    }
+                    break
+        if rule is not None and 0 <= int(rule["arg"]) <= 5:
+            rules.append({"syscall": name, **rule})
+    return rules, [r["syscall"] for r in rules]
 
 
 # clone's namespace flags (CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET): moby's mask.

@@ -23,8 +23,13 @@ pytestmark = pytest.mark.requires("root", "userns")
 
 
 @pytest.fixture
-def rt(tmp_path: Path) -> Runtime:
-    return Runtime(tmp_path / "state")
+def rt(tmp_path: Path):
+    """A private runtime root; whatever a failed test left running is deleted after it."""
+    r = Runtime(tmp_path / "state")
+    yield r
+    for d in r.root.iterdir() if r.root.is_dir() else ():
+        if d.name != "records":
+            r("delete", "--force", d.name)
 
 
 def _gone(rt: Runtime, cid: str) -> bool:

@@ -89,6 +89,18 @@ def test_run_exit_code_stdin_stdout(podman: Podman) -> None:
     assert p.stdout == "got hi\n"
 
 
+def test_default_network_namespace_is_joined(podman: Podman) -> None:
+    """podman's own network (CNI) hands over a namespace by path: joined, and moby's
+    conditional socket rule kept as a subset (netlink works for `ip`)."""
+    cmd = ["run", "--rm", *ULIMITS, IMAGE, "busybox", "ip", "-o", "-4", "addr"]
+    base = podman(*cmd, runtime="runc")
+    if base.returncode != 0 or "eth0" not in base.stdout:
+        pytest.skip(f"podman's default network does not work here with runc: {base.stderr}")
+    p = podman(*cmd)
+    assert p.returncode == 0, p.stderr
+    assert "eth0" in p.stdout and "lo" in p.stdout
+
+
 def test_read_only_memory_pids_caps(podman: Podman) -> None:
     script = (
         "touch /x 2>/dev/null && echo rootw; touch /tmp/y && echo tmpw; "

@@ -203,6 +203,62 @@ def test_conversion_without_annotation_keeps_the_floor(bdir: Path) -> None:
     assert conv.request.inside and conv.request.argv == ("sh",)
 
 
+def test_conditional_allows_become_rules_never_wider() -> None:
+    from sandbox.oci.convert import _conditional_rules
+
+    sec = {
+        "syscalls": [
+            {
+                "names": ["personality"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": v, "op": "SCMP_CMP_EQ"}],
+            }
+            for v in (0, 8)
+        ]
+        + [
+            {
+                "names": ["socket"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": 22,
+                "args": [
+                    {"index": 0, "value": 16, "op": "SCMP_CMP_EQ"},
+                    {"index": 2, "value": 9, "op": "SCMP_CMP_EQ"},
+                ],
+            },
+            {
+                "names": ["socket"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 2, "value": 9, "op": "SCMP_CMP_NE"}],
+            },
+            {
+                "names": ["socket"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": 16, "op": "SCMP_CMP_NE"}],
+            },
+            {
+                "names": ["kill"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [
+                    {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                    {"index": 1, "value": 2, "op": "SCMP_CMP_EQ"},
+                ],
+            },
+        ]
+    }
+    rules, kept = _conditional_rules(sec, {"allow": [], "errno": {}, "deny": []})
+    by = {r["syscall"]: r for r in rules}
+    assert kept == ["personality", "socket"]  # kill: two conditions, left to the default
+    assert by["personality"]["values"] == [0, 8] and by["personality"]["match"] == "allow"
+    assert by["socket"] == {
+        "syscall": "socket",
+        "arg": 2,
+        "mask": (1 << 64) - 1,
+        "values": [9],
+        "match": "default",
+        "otherwise": "allow",
+    }
+
+
 def test_annotation_profile_never_allows_more_than_either_side(bdir: Path) -> None:
     from sandbox.oci.convert import convert
     from sandbox.seccomp.groups import resolve
