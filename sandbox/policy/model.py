@@ -118,7 +118,8 @@ Rlimit = Annotated[int, _within(MAX_RLIMIT)]
 Inodes = Annotated[int, _within(MAX_INODES)]
 Iops = Annotated[int, _within(MAX_IOPS)]
 IfName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,15}$")]
-Priority = Annotated[int, Field(ge=0, le=0xFFFFFFFF)]
+MAX_U32 = 0xFFFFFFFF
+Priority = Annotated[int, _within(MAX_U32)]
 AbsPath = Annotated[str, AfterValidator(_abs_path)]
 GlobPath = Annotated[str, AfterValidator(_abs_path), AfterValidator(_glob_path)]
 
@@ -266,10 +267,8 @@ class Limits(_Model):
         default_factory=dict,
         description="Huge page size (e.g. '2MB') -> bytes of huge pages (cgroup hugetlb).",
     )
-    net_classid: int | None = Field(
+    net_classid: Annotated[int, _within(MAX_U32)] | None = Field(
         default=None,
-        ge=1,
-        le=0xFFFFFFFF,
         description="Class id tagged on the run's packets (cgroup v1 net_cls; no v2 equivalent).",
     )
     net_prio: dict[IfName, Priority] = Field(
