@@ -128,7 +128,12 @@ static int prepare(struct sbx_ctx *c, struct sbx_err *e) {
     for (uint32_t i = 0; i < m->n_entries; i++) {
         const struct sbx_entry *x = &m->entries[i];
         path_join(p, sizeof p, "upper/", x->path);
-        if (mkdirat(upper, p, x->mode) < 0) return sbx_error(e, errno, "mkdirat(upper, %q)", p);
+        if (x->file) { /* the mount point of a bound file */
+            int f = openat(upper, p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, x->mode);
+            if (f < 0) return sbx_error(e, errno, "openat(upper, %q, O_CREAT|O_EXCL)", p);
+            close(f);
+        } else if (mkdirat(upper, p, x->mode) < 0)
+            return sbx_error(e, errno, "mkdirat(upper, %q)", p);
         if (fchmodat(upper, p, x->mode, 0) < 0) return sbx_error(e, errno, "fchmodat(upper, %q)", p);
         if (x->payload_owned && !m->rootless &&
             fchownat(upper, p, host_ids[0], host_ids[1], AT_SYMLINK_NOFOLLOW) < 0)
@@ -334,7 +339,8 @@ static int attach(struct sbx_ctx *c, struct sbx_err *e) {
         sbx_fmt(q, sizeof q, "%s/dev/null", st);
         if (mask_proc(p, q, e)) return -1;
     }
-    if (m->overlay && mount(NULL, st, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+    if (m->overlay && m->read_only_root &&
+        mount(NULL, st, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
         return sbx_error(e, errno, "mount(None, %q, MS_REMOUNT|MS_BIND|MS_RDONLY)", st);
     /* close every detached fd */
     if (d->root >= 0) close(d->root);
