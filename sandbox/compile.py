@@ -77,6 +77,8 @@ class Request:
     # The first bytes of a staged program (PROGRAM names one of ``files``): its
     # #! interpreter and ELF loader are read from them.
     program_head: bytes = b""
+    # argv[0] and cwd are paths inside the container (an OCI bundle), never the host's
+    inside: bool = False
 
 
 def staged_name(argv0: str, files: tuple[str, ...]) -> str | None:
@@ -418,6 +420,9 @@ def cgroup_request(policy: Policy) -> CgroupRequest:
         cpu_quota=lim.cpu_quota,
         cpuset=lim.cpuset,
         io=io_limits(policy),
+        hugetlb=dict(lim.hugetlb),
+        net_classid=lim.net_classid,
+        net_prio=dict(lim.net_prio),
     )
     required: set[str] = set()
     if policy.layers.cgroups == "required":
@@ -428,6 +433,8 @@ def cgroup_request(policy: Policy) -> CgroupRequest:
             required.add("cpuset")
         if limits.io:
             required.add("io")
+        # A limit the profile names is enforced or the run refused (fail closed).
+        required |= limits.needs() & {"hugetlb", "net_cls", "net_prio"}
     return CgroupRequest(limits, frozenset(required), policy.layers.cgroups != "required")
 
 
@@ -562,7 +569,12 @@ def _compile_run(
     enforce.check(policy, states, request.ablate, host, warn=False, pending=frozenset({"cgroups"}))
     mounts, image = _mounts(policy, arts, host)
     program = staged_program(request) or resolve(
-        request.argv[0], policy.env.path, mounts.binds, mounts.lowers, request.cwd
+        request.argv[0],
+        policy.env.path,
+        mounts.binds,
+        mounts.lowers,
+        request.cwd,
+        in_container=request.inside,
     )
     exe = arts.exec_files(program, mounts, request.program_head)
     if program.copy_from:

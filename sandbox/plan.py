@@ -71,5 +71,10 @@ class LaunchPlan:
     join_cgroup: bool = True
     collect: tuple[str, ...] = ()  # files of /box the init reports after the payload ends
     collect_limit: int = 16 << 20
+    # namespaces joined by path before ours are made (an engine's network namespace:
+    # ("network"|"ipc"|"uts", path)); their CLONE_NEW* flags are not in unshare_flags
+    join_ns: tuple[tuple[str, str], ...] = ()
+    # sysctls of the run's own net/ipc namespaces, written by its init (dotted names)
+    sysctl: tuple[tuple[str, str], ...] = ()
     version: int = PLAN_VERSION
     notes: tuple[str, ...] = field(default=())

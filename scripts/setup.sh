@@ -12,9 +12,13 @@ cd "$ROOT"
 # tests/bench use (gcc for probes and the bench's C harnesses, bubblewrap as the
 # benchmark's peer, make for `make bench`, e2fsprogs/util-linux for loop
 # devices, clang with its runtime for libFuzzer and ASan/UBSan over the native
-# launcher's plan decoder).
+# launcher's plan decoder), and the container engines that drive
+# sandbox-runtime in its tests and bench (podman with conmon, containerd with
+# its runc v2 shim, CNI plugins for podman's default network, and
+# busybox-static for the images and bundles the tests build locally).
 PKGS=(libseccomp2 libapparmor1 apparmor gcc libc6-dev python3 python3-dev
-      python3-venv bubblewrap util-linux e2fsprogs procps make clang libclang-rt-14-dev)
+      python3-venv bubblewrap util-linux e2fsprogs procps make clang libclang-rt-14-dev
+      podman conmon containerd containernetworking-plugins busybox-static)
 
 # The bench's OCI peers (about 10 MB): runc, and crun (which refuses hybrid
 # cgroup hosts; the bench reports that and goes on).

@@ -215,6 +215,12 @@ def _hierarchy(
     return Hierarchy(2, name, path, offered, own, parent, None, enabled, busy)
 
 
+_MOUNT_NET = (
+    "to use it, mount a v1 hierarchy: mkdir /sys/fs/cgroup/net_cls,net_prio && "
+    "mount -t cgroup -o net_cls,net_prio none /sys/fs/cgroup/net_cls,net_prio"
+)
+
+
 def _place(hierarchies: list[Hierarchy]) -> tuple[dict[str, Hierarchy], dict[str, str]]:
     placement: dict[str, Hierarchy] = {}
     missing: dict[str, str] = {}
@@ -234,9 +240,11 @@ def _place(hierarchies: list[Hierarchy]) -> tuple[dict[str, Hierarchy], dict[str
         elif any(h.version == 2 for h in hierarchies) and ctrl in ("net_cls", "net_prio"):
             missing[ctrl] = (
                 f"no cgroup v1 hierarchy mounts {ctrl} and cgroup v2 has no "
-                "equivalent; the run's network namespace (loopback only) "
-                "isolates its traffic instead"
+                "equivalent (the run's own network namespace isolates its traffic; "
+                f"classify with nftables 'socket cgroupv2' instead); {_MOUNT_NET}"
             )
+        elif ctrl in ("net_cls", "net_prio"):
+            missing[ctrl] = f"no mounted cgroup hierarchy has the {ctrl} controller; {_MOUNT_NET}"
         else:
             missing[ctrl] = f"no mounted cgroup hierarchy has the {ctrl} controller"
     return placement, missing

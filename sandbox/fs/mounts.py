@@ -345,7 +345,8 @@ def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls) -> None:
     )
     if not plan.proc_subset_pid and plan.proc_masks:
         _mask_proc(sc, staging + "/proc", staging + "/dev/null")
-    if plan.overlay:  # without it (test hook), the lower layer stays writable
+    if plan.overlay and plan.read_only_root:  # without the overlay (test hook) or with a
+        # writable root (OCI root.readonly = false), writes land in the upper layer
         sc.mount(
             None, staging, None, M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV
         )

@@ -97,6 +97,9 @@ class MountPlan:
     overlay: bool = True
     nosuid: bool = True
     proc_masks: bool = True  # False only through the test hook
+    # False: the whole root stays writable (writes still land in the per-run
+    # upper layer; an OCI bundle whose root.readonly is false).
+    read_only_root: bool = True
     # Where the child assembles the root (an empty directory of the host; only
     # ever mounted on inside the run's own mount namespaces).
     staging: str = STAGING

@@ -117,12 +117,24 @@ def resolve(
     binds: tuple[BindMount, ...],
     lowers: tuple[str, ...],
     cwd: str | None = None,
+    *,
+    in_container: bool = False,
 ) -> Program:
     """Map the command line's PROGRAM to a :class:`Program`.
+
+    ``in_container``: a PROGRAM with ``/`` names a path inside the container (an OCI
+    bundle's ``process.args[0]``, relative to ``cwd`` inside), never a host path:
+    nothing is copied in.
 
     Raises:
         ProgramNotFound: when the host path or the name on the inside PATH does not exist.
     """
+    if "/" in program and in_container:
+        path = os.path.normpath(os.path.join(cwd or "/", program))
+        found = _to_host(path, binds, lowers)
+        if found is None or not _is_exec_file(found):
+            raise ProgramNotFound(f"program {program!r} not found in the container ({path})")
+        return Program(path, None, found)
     if "/" in program:
         host = os.path.abspath(os.path.join(cwd or os.getcwd(), program))
         if os.path.isabs(program) and not os.path.exists(host):

@@ -10,6 +10,8 @@
   ``recv_msg``).
 - id-map sync: the child writes ``USERNS_READY`` after unshare(CLONE_NEWUSER);
   whoever owns the parent side writes the maps and answers ``MAPS_WRITTEN``.
+- start gate (optional, an OCI ``create``): the payload writes ``GATE_READY``
+  once set up and execs only after reading ``GATE_OPEN`` (EOF: never started).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ USERNS_READY = b"U"
 MAPS_WRITTEN = b"M"
 MAPS_FAILED = b"F"
 NOTIFY_TAKEN = b"K"
+GATE_READY = b"R"
+GATE_OPEN = b"G"
 
 EXIT_SPAWN_FAILED = 125
 MAX_MSG = 1 << 20

@@ -131,6 +131,7 @@ class ForkServer:
                 fd for n, fd in zip(names, fds, strict=True) if n.startswith("cgroup")
             ),
             notify=byname.get("notify", -1),
+            gate=byname.get("gate", -1),
         )
         pid = os.fork()
         if pid == 0:

@@ -50,6 +50,8 @@ from sandbox.landlock.restrict import apply_in_child as landlock_apply
 from sandbox.launcher.protocol import (
     COLLECTOR_FAILED,
     EXIT_SPAWN_FAILED,
+    GATE_OPEN,
+    GATE_READY,
     MAPS_WRITTEN,
     NOT_REGULAR,
     NOTIFY_TAKEN,
@@ -89,6 +91,10 @@ class LaunchFds:
     cgroup_join: tuple[int, ...] = ()
     notify: int = -1  # to the supervisor: the seccomp listener's fd number, then its ack
     netns: int = -1  # a network namespace prepared ahead (the native server's pool only)
+    gate: int = -1  # start barrier: the payload says GATE_READY, waits for GATE_OPEN
+    # join path (an OCI exec): (fd, CLONE_NEW* flag) of a running container's namespaces,
+    # its user namespace first
+    join_ns: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -203,6 +209,26 @@ def step_join_netns(ctx: Ctx) -> None:
     (off the run's critical path, each for exactly one run): here, never."""
     if ctx.fds.netns >= 0:
         raise OSError(22, "the Python launcher takes no prepared network namespace")  # EINVAL
+_NS_FLAGS = {
+    "network": CloneFlag.CLONE_NEWNET,
+    "ipc": CloneFlag.CLONE_NEWIPC,
+    "uts": CloneFlag.CLONE_NEWUTS,
+}
+
+
+def step_join_namespaces(ctx: Ctx) -> None:
+    """Join namespaces handed over by path (an engine's network namespace).
+
+    Before ``unshare``: they belong to the initial user namespace, and setns
+    needs CAP_SYS_ADMIN over their owner, which only this (outer, host root)
+    process has. The payload later holds no capability over them.
+    """
+    for kind, path in ctx.plan.join_ns:
+        fd = ctx.sc.openat(AT_FDCWD, path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            ctx.sc.setns(fd, _NS_FLAGS[kind])
+        finally:
+            ctx.sc.close(fd)
 
 
 def step_unshare(ctx: Ctx) -> None:
@@ -225,6 +251,7 @@ OUTER_STEPS: tuple[Step, ...] = (
     step_drop_groups,
     step_prepare_mounts,
     step_join_netns,
+    step_join_namespaces,
     step_unshare,
     step_wait_idmaps,
     step_time_offsets,
@@ -232,6 +259,13 @@ OUTER_STEPS: tuple[Step, ...] = (
 )
 
 # ----------------------------------------------------------------- init ----
+
+
+def step_sysctl(ctx: Ctx) -> None:
+    """Sysctls of the run's own net/ipc namespaces, through the host's /proc while it is
+    still there (net and ipc entries resolve to the writer's namespaces)."""
+    for name, value in ctx.plan.sysctl:
+        ctx.sc.write_file("/proc/sys/" + name.replace(".", "/"), value.encode())
 
 
 def step_mounts(ctx: Ctx) -> None:
@@ -296,6 +330,7 @@ INIT_STEPS: tuple[Step, ...] = (
     step_outer_alive,
     step_init_signals,
     step_init_cmdline,
+    step_sysctl,
     step_mounts,
     step_hostname,
     step_loopback,
@@ -386,6 +421,19 @@ def step_chdir(ctx: Ctx) -> None:
     ctx.sc.chdir(ctx.plan.workdir)
 
 
+def step_wait_gate(ctx: Ctx) -> None:
+    """Start barrier (an OCI ``create``): everything is set up, execve waits for ``start``.
+
+    Before seccomp, so the filter need not allow the barrier's socket calls;
+    after the fds are marked close-on-exec, so the gate itself closes at execve.
+    """
+    if ctx.fds.gate < 0:
+        return
+    ctx.sc.write(ctx.fds.gate, GATE_READY)
+    if ctx.sc.read(ctx.fds.gate, 1) != GATE_OPEN:
+        raise OSError(125, "the container was deleted before it started")  # ECANCELED
+
+
 def step_seccomp(ctx: Ctx) -> None:
     """Last before execve, so the filter need only allow execve (and read/write/exit).
 
@@ -424,6 +472,7 @@ PAYLOAD_STEPS: tuple[Step, ...] = (
     step_rlimits,
     step_close_fds,
     step_chdir,
+    step_wait_gate,
     step_seccomp,
 )
 
@@ -501,12 +550,60 @@ def outer_main(ctx: Ctx) -> NoReturn:
         ctx.fds.status,
         ctx.fds.sync,
         ctx.fds.notify,
+        ctx.fds.gate,
         0,
         1,
         2,
         *ctx.fds.cgroup_join,
     )
     res = ctx.sc.wait4(pid)
+    ctx.sc.exit(_exit_code(res.status))
+
+
+# ----------------------------------------------------------------- join ----
+
+
+def step_join_container(ctx: Ctx) -> None:
+    """Enter a running container's namespaces (an OCI exec), its user namespace first.
+
+    setns(CLONE_NEWUSER) gives this process every capability *in the container's*
+    user namespace (and none outside), which the other setns calls need. Joining
+    the pid namespace places only our children in it, hence the fork that follows.
+    """
+    for fd, flag in ctx.fds.join_ns:
+        ctx.sc.setns(fd, CloneFlag(flag))
+        ctx.sc.close(fd)
+
+
+JOIN_STEPS: tuple[Step, ...] = (
+    step_parent_death,
+    step_check_parent,
+    step_stdio,
+    step_new_session,
+    step_drop_groups,
+    step_join_container,
+)
+
+
+def join_main(ctx: Ctx) -> NoReturn:
+    """A process joining a running container (OCI exec): JOIN_STEPS, then the payload's
+    own PAYLOAD_STEPS in a child (every layer, as for the container's first process);
+    this process reaps it and reports its status, as the container's init does."""
+    run_steps(ctx, JOIN_STEPS)
+    pid = ctx.sc.fork()
+    if pid == 0:
+        run_steps(ctx, PAYLOAD_STEPS)
+        step_exec(ctx)
+    _close(
+        ctx, ctx.fds.errpipe, ctx.fds.notify, ctx.fds.gate, 0, 1, 2, *ctx.fds.cgroup_join,
+    )
+    ctx.sc.wait_exited(pid)
+    rchar, wchar = _io_counters(ctx, pid)
+    res = ctx.sc.wait4(pid)
+    status = PayloadStatus(
+        res.status, res.utime, res.stime, res.maxrss_kib, res.nvcsw, res.nivcsw, rchar, wchar
+    )
+    ctx.sc.write(ctx.fds.status, status.encode())
     ctx.sc.exit(_exit_code(res.status))
 
 
@@ -518,7 +615,10 @@ def init_main(ctx: Ctx) -> NoReturn:
     if pid == 0:
         run_steps(ctx, PAYLOAD_STEPS)
         step_exec(ctx)
-    _close(ctx, ctx.fds.errpipe, ctx.fds.sync, ctx.fds.notify, 0, 1, 2, *ctx.fds.cgroup_join)
+    _close(
+        ctx, ctx.fds.errpipe, ctx.fds.sync, ctx.fds.notify, ctx.fds.gate, 0, 1, 2,
+        *ctx.fds.cgroup_join,
+    )
     # The payload's exit, then its I/O counters while it is still a zombie, then reap.
     ctx.sc.wait_exited(pid)
     rchar, wchar = _io_counters(ctx, pid)

@@ -146,6 +146,10 @@ def encode_plan(plan: LaunchPlan) -> bytes:
     w.strs(plan.collect, 255)
     w.u64(plan.collect_limit)
     w.flag(prepared_netns_ok(plan))
+    w.field = "join_ns"
+    _pairs(w, plan.join_ns, MAX_JOIN_NS)
+    w.field = "sysctl"
+    _pairs(w, plan.sysctl, MAX_SYSCTL)
     if len(w.buf) > MAX_MSG - 4096:
         raise ValueError(f"plan of {len(w.buf)} bytes is over the launcher's limit")
     w.buf[8:12] = _U32.pack(len(w.buf))
@@ -169,6 +173,18 @@ def prepared_netns_ok(plan: LaunchPlan) -> bool:
         and plan.id_mode == "slot"
         and not plan.mounts.rootless
     )
+
+
+MAX_JOIN_NS = 3  # network, ipc, uts (launcher.steps.step_join_namespaces)
+MAX_SYSCTL = 64
+
+
+def _pairs(w: Writer, items: Sequence[tuple[str, str]], limit: int) -> None:
+    _bounded(w, items, limit)
+    w.u32(len(items))
+    for a, b in items:
+        w.text(a, 255)
+        w.text(b)
 
 
 def _bounded(w: Writer, items: Sequence[object], limit: int) -> None:
@@ -232,6 +248,7 @@ def _mounts(w: Writer, plan: LaunchPlan) -> None:
     w.field = "mounts.staging"
     w.text(m.staging, MAX_STR - 256)
     w.flag(m.rootless)
+    w.flag(m.read_only_root)
 
 
 def _landlock(w: Writer, plan: LaunchPlan) -> None:

@@ -112,6 +112,9 @@ class Limits(Snapshot):
     io_write_bps: dict[str, int]
     io_read_iops: dict[str, int]
     io_write_iops: dict[str, int]
+    hugetlb: dict[str, int]
+    net_classid: int | None
+    net_prio: dict[str, int]
 
 @dataclass(frozen=True)
 class SeccompRule(Snapshot):

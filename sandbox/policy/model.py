@@ -142,6 +142,9 @@ Files = Annotated[int, _within(MAX_NOFILE)]
 Rlimit = Annotated[int, _within(MAX_RLIMIT)]
 Inodes = Annotated[int, _within(MAX_INODES)]
 Iops = Annotated[int, _within(MAX_IOPS)]
+IfName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,15}$")]
+MAX_U32 = 0xFFFFFFFF
+Priority = Annotated[int, _within(MAX_U32)]
 AbsPath = Annotated[str, AfterValidator(_abs_path)]
 GlobPath = Annotated[str, AfterValidator(_abs_path), AfterValidator(_glob_path)]
 
@@ -301,6 +304,18 @@ class Limits(_Model):
     )
     io_read_iops: dict[str, Iops] = Field(default_factory=dict, description="Device -> reads/s.")
     io_write_iops: dict[str, Iops] = Field(default_factory=dict, description="Device -> writes/s.")
+    hugetlb: dict[Annotated[str, Field(pattern=r"^\d+[KMG]B$")], Size] = Field(
+        default_factory=dict,
+        description="Huge page size (e.g. '2MB') -> bytes of huge pages (cgroup hugetlb).",
+    )
+    net_classid: Annotated[int, _within(MAX_U32)] | None = Field(
+        default=None,
+        description="Class id tagged on the run's packets (cgroup v1 net_cls; no v2 equivalent).",
+    )
+    net_prio: dict[IfName, Priority] = Field(
+        default_factory=dict,
+        description="Interface -> priority of the run's packets (cgroup v1 net_prio).",
+    )
 
 
 SeccompAction = Literal["kill_process", "kill_thread", "trap", "errno", "notify", "log", "allow"]

@@ -29,7 +29,7 @@ from sandbox.runner.acquire import Resources
 from sandbox.runner.control import RunControl
 from sandbox.runner.result import Violation
 from sandbox.runner.verdict import KillReason
-from sandbox.runner.watch import Out, Watch
+from sandbox.runner.watch import SETUP_DEADLINE, Out, Watch
 from sandbox.syscalls.notify import KmsgReader, Notification, child_pids
 
 STDIO_INHERIT = -1
@@ -84,8 +84,14 @@ def launch(
     *,
     control: RunControl | None = None,
     on_notification: Callable[[Notification, int], Violation | None] | None = None,
+    gate: int | None = None,
 ) -> Launched:
     """Spawn the run (see module docstring); fds and the launcher's record go on ``res.stack``.
+
+    ``gate``: the payload's end of a start barrier (a SOCK_SEQPACKET socket,
+    closed here once sent): the payload stops before execve until
+    ``GATE_OPEN`` arrives on the other end (``launcher.steps.step_wait_gate``),
+    and the setup deadline does not apply.
 
     Raises:
         PolicyError: stdin is a directory.
@@ -135,11 +141,14 @@ def launch(
         listener_by_rights=plan.id_mode == "rootless",
         control=control,
         on_notification=on_notification,
+        setup_deadline=None if gate is not None else SETUP_DEADLINE,
     )
     stack.callback(watch.close)
     try:
         _stdio(stdio, sup.output, watch, mine, theirs, (plan.host_uid, plan.host_gid))
         theirs += [("errpipe", err_w), ("status", st_w)]
+        if gate is not None:
+            theirs.append(("gate", gate))
         if plan.seccomp is not None and plan.seccomp.notify:
             ours, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             watch.notify_fd = ours.detach()

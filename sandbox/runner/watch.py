@@ -93,6 +93,9 @@ class Watch:
     notify_fd: int = -1
     listener: int = -1
     control: RunControl | None = None
+    # From spawn to execve; None while a start gate holds the payload (an OCI
+    # container waits for ``start`` as long as its engine likes).
+    setup_deadline: float | None = SETUP_DEADLINE
     # When set, every notification goes here instead (``sandbox learn``): the handler
     # must answer it (notify.answer_continue / answer_errno) itself, or return a
     # Violation, which is recorded and stops the run like a denied syscall.
@@ -162,12 +165,13 @@ class Watch:
                     self.exec_at is None
                     and not self.failure
                     and self.killed_for is None
-                    and time.monotonic() - self._started >= SETUP_DEADLINE
+                    and self.setup_deadline is not None
+                    and time.monotonic() - self._started >= self.setup_deadline
                 ):
                     self.failure = encode_failure(
                         "setup",
                         errno.ETIMEDOUT,
-                        f"the launcher did not reach execve within {SETUP_DEADLINE:.0f} s",
+                        f"the launcher did not reach execve within {self.setup_deadline:.0f} s",
                     )
                     self._stop("wall")
         finally:
@@ -182,7 +186,9 @@ class Watch:
                 return None
             return max(0.0, self._killed_at + KILL_GRACE - now)
         if self.exec_at is None:
-            return max(0.0, self._started + SETUP_DEADLINE - now)
+            if self.setup_deadline is None:
+                return None
+            return max(0.0, self._started + self.setup_deadline - now)
         timeout = None
         if self.wall_limit is not None:
             timeout = max(0.0, self.exec_at + self.wall_limit - now)

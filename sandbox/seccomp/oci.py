@@ -40,7 +40,11 @@ either. The CLI checks both promises on the compiled filters
 
 **Export** writes the resolved spec for the x86_64 ABI only: our filters
 kill every other ABI, which is what listing one architecture means to
-libseccomp-based runtimes (runc, crun). Argument rules become one entry per
+libseccomp-based runtimes (runc, crun). Engines refuse ``SCMP_ACT_NOTIFY``
+where they hold no listener (a default needs one, podman and runc have
+none), so a notify default is written as what our supervisor does with
+each notification of that policy: the kill (``SCMP_ACT_KILL_PROCESS``),
+said in the document's ``comment``. Argument rules become one entry per
 alternative, computed exactly as ``seccomp.build`` does; entries whose
 action equals the default are left out (libseccomp refuses them, and they
 change nothing).
@@ -100,8 +104,15 @@ X86_SCMP = frozenset({"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"})
 
 
 # --------------------------------------------------------------------- export
+def _loadable(action: str) -> str:
+    """An action an engine can load without a listener of its own (notify -> the kill)."""
+    return "kill_process" if action == "notify" else action
+
+
 def _action(ret: int) -> dict[str, Any]:
     action = ret & SECCOMP_RET_ACTION_FULL
+    if action == SECCOMP_RET_USER_NOTIF:  # no listener in the engine: the kill (see export)
+        action = SECCOMP_RET_KILL_PROCESS
     out: dict[str, Any] = {"action": _RET_TO_OCI[action]}
     if action == SECCOMP_RET_ERRNO:
         out["errnoRet"] = ret & SECCOMP_RET_DATA
@@ -122,7 +133,14 @@ def export(spec: SeccompSpec, arch: str = "x86_64") -> dict[str, Any]:
     """
     known = set(table(arch).by_name)
     default = spec.default_ret
-    out: dict[str, Any] = {"defaultAction": TO_OCI[spec.default_action]}
+    out: dict[str, Any] = {}
+    if spec.default_action == "notify":
+        out["comment"] = (
+            "sandbox's default action is notify (its supervisor records each refused "
+            "syscall, then kills the run); engines hold no listener, so it is exported "
+            "as SCMP_ACT_KILL_PROCESS"
+        )
+    out["defaultAction"] = TO_OCI[_loadable(spec.default_action)]
     if spec.default_action == "errno":
         out["defaultErrnoRet"] = spec.default_errno
     out["architectures"] = ["SCMP_ARCH_X86_64"] if arch == "x86_64" else [f"SCMP_ARCH_{arch}"]

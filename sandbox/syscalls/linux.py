@@ -45,6 +45,8 @@ _umount2 = _libc.umount2
 _umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _unshare = _libc.unshare
 _unshare.argtypes = [ctypes.c_int]
+_setns = _libc.setns
+_setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _prctl = _libc.prctl
 _prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
@@ -184,6 +186,10 @@ class LinuxSyscalls:
     def unshare(self, flags: CloneFlag) -> None:
         if _unshare(int(flags)) < 0:
             _fail("unshare", f"unshare({CloneFlag(flags)!s})")
+
+    def setns(self, fd: int, nstype: CloneFlag) -> None:
+        if _setns(fd, int(nstype)) < 0:
+            _fail("setns", f"setns({fd}, {CloneFlag(nstype)!s})")
 
     def sethostname(self, name: str) -> None:
         socket.sethostname(name)

@@ -169,8 +169,12 @@ def test_this_build_host_runs_every_profile_with_landlock(tmp_path, capsys):
     assert set(data["profiles"]) >= {"strict", "interp", "compile"}
     for p in data["profiles"].values():
         assert p["runs"], p
-        assert p["layers"]["landlock"]["state"] == "full"
-        assert p["layers"]["apparmor"] == {"state": "off", "detail": "kernel has no AppArmor"}
+        landlock = p["layers"]["landlock"]
+        # oci (the base of OCI bundles) leaves path rules to the image's layout
+        assert landlock["state"] == "full" or landlock["detail"] == "disabled by the profile"
+        assert p["layers"]["apparmor"]["state"] == "off"
+        off = ("kernel has no AppArmor", "disabled by the profile")
+        assert p["layers"]["apparmor"]["detail"] in off
         assert p["layers"]["cgroups"]["state"] == "full"
 
 

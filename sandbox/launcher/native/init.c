@@ -134,3 +134,18 @@ __attribute__((noreturn)) void sbx_init_main(struct sbx_ctx *c) {
     }
     _exit(sbx_exit_code(status));
 }
+
+int step_sysctl(struct sbx_ctx *c, struct sbx_err *e) {
+    /* Sysctls of the run's own net/ipc namespaces, through the host's /proc while
+     * it is still there (net and ipc entries resolve to the writer's namespaces). */
+    for (uint32_t i = 0; i < c->plan->n_sysctl; i++) {
+        char path[512] = "/proc/sys/";
+        size_t n = sbx_strlen(path);
+        for (const char *q = c->plan->sysctl[i].a; *q && n + 1 < sizeof path; q++)
+            path[n++] = *q == '.' ? '/' : *q;
+        path[n] = 0;
+        const char *v = c->plan->sysctl[i].b;
+        if (sbx_write_file(path, v, sbx_strlen(v), e)) return -1;
+    }
+    return 0;
+}

@@ -422,7 +422,8 @@ static int attach(struct sbx_ctx *c, struct sbx_err *e) {
         sbx_fmt(q, sizeof q, "%s/dev/null", st);
         if (mask_proc(p, q, e)) return -1;
     }
-    if (m->overlay && mount(NULL, st, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+    if (m->overlay && m->read_only_root &&
+        mount(NULL, st, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
         return sbx_error(e, errno, "mount(None, %q, MS_REMOUNT|MS_BIND|MS_RDONLY)", st);
     /* close every detached fd */
     if (d->root >= 0) close(d->root);

@@ -10,6 +10,7 @@
 #include <grp.h>
 #include <sched.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -79,6 +80,28 @@ int step_join_netns(struct sbx_ctx *c, struct sbx_err *e) {
     close(c->fds.netns);
     c->fds.netns = -1;
     c->netns_joined = 1;
+    return 0;
+}
+
+int step_join_namespaces(struct sbx_ctx *c, struct sbx_err *e) {
+    /* Namespaces an engine hands over by path (podman's network namespace),
+     * joined before unshare: they belong to the initial user namespace and
+     * setns needs CAP_SYS_ADMIN over their owner, which only this process has.
+     * Their CLONE_NEW* flags are not in the plan's unshare_flags. */
+    for (uint32_t i = 0; i < c->plan->n_join_ns; i++) {
+        const struct sbx_pair *j = &c->plan->join_ns[i];
+        int flag = !strcmp(j->a, "network") ? CLONE_NEWNET
+                   : !strcmp(j->a, "ipc")   ? CLONE_NEWIPC
+                                            : CLONE_NEWUTS;
+        int fd = open(j->b, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return sbx_error(e, errno, "open(%q)", j->b);
+        if (setns(fd, flag) < 0) {
+            int err = errno;
+            close(fd);
+            return sbx_error(e, err, "setns(%q)", j->b);
+        }
+        close(fd);
+    }
     return 0;
 }
 

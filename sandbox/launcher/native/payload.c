@@ -74,6 +74,17 @@ int step_chdir(struct sbx_ctx *c, struct sbx_err *e) {
     return 0;
 }
 
+int step_wait_gate(struct sbx_ctx *c, struct sbx_err *e) {
+    /* Start barrier (an OCI create): set up, execve waits for start. Before seccomp,
+     * after the fds are close-on-exec. Only the Python supervisor passes a gate. */
+    if (c->fds.gate < 0) return 0;
+    char b = 0;
+    if (sbx_write_all(c->fds.gate, "R", 1) < 0) return sbx_error(e, errno, "write(gate)");
+    if (read(c->fds.gate, &b, 1) != 1 || b != 'G')
+        return sbx_error(e, ECANCELED, "the container was deleted before it started");
+    return 0;
+}
+
 __attribute__((noreturn)) void sbx_payload_main(struct sbx_ctx *c) {
     sbx_run_steps(c, SBX_PAYLOAD_STEPS, SBX_N_PAYLOAD);
     sbx_trace("execve");

@@ -97,6 +97,9 @@ static void *arena_get(struct sbx_arena *a, size_t n, size_t count) {
 
 static int nomem(struct sbx_rd *r, struct sbx_err *e) { return bad(r, e, "decoder arena exhausted"); }
 
+static int rd_pairs(struct sbx_rd *r, struct sbx_pair **out, uint32_t *n, uint32_t maxn,
+                    struct sbx_arena *a, struct sbx_err *e);
+
 static int rd_strs(struct sbx_rd *r, const char ***out, uint32_t *n, uint32_t maxn,
                    uint32_t maxlen, struct sbx_arena *a, struct sbx_err *e) {
     TRY(rd_count(r, n, maxn, e));
@@ -104,6 +107,19 @@ static int rd_strs(struct sbx_rd *r, const char ***out, uint32_t *n, uint32_t ma
     if (!v) return nomem(r, e);
     for (uint32_t i = 0; i < *n; i++) TRY(rd_str(r, &v[i], maxlen, e));
     v[*n] = NULL;
+    *out = v;
+    return 0;
+}
+
+static int rd_pairs(struct sbx_rd *r, struct sbx_pair **out, uint32_t *n, uint32_t maxn,
+                    struct sbx_arena *a, struct sbx_err *e) {
+    TRY(rd_count(r, n, maxn, e));
+    struct sbx_pair *v = ALLOC(a, struct sbx_pair, (size_t)*n + 1);
+    if (!v) return nomem(r, e);
+    for (uint32_t i = 0; i < *n; i++) {
+        TRY(rd_str(r, &v[i].a, 255, e));
+        TRY(rd_str(r, &v[i].b, SBX_MAX_STR, e));
+    }
     *out = v;
     return 0;
 }
@@ -216,6 +232,8 @@ static int rd_mounts(struct sbx_rd *r, struct sbx_mounts *m, struct sbx_arena *a
     TRY(absolute(r, m->staging, e));
     F("mounts.rootless");
     TRY(rd_bool(r, &m->rootless, e));
+    F("mounts.read_only_root");
+    TRY(rd_bool(r, &m->read_only_root, e));
     if (m->n_lowers == 0) return bad(r, e, "no lower layer");
     return 0;
 }
@@ -340,6 +358,19 @@ int sbx_plan_decode(const uint8_t *buf, size_t len, struct sbx_plan *p, struct s
     TRY(rd_u64(r, &p->collect_limit, e));
     F("prepared_netns_ok");
     TRY(rd_bool(r, &p->prepared_netns_ok, e));
+    F("join_ns");
+    TRY(rd_pairs(r, &p->join_ns, &p->n_join_ns, 3, a, e));
+    for (uint32_t i = 0; i < p->n_join_ns; i++) {
+        const char *k = p->join_ns[i].a;
+        if (strcmp(k, "network") && strcmp(k, "ipc") && strcmp(k, "uts"))
+            return bad(r, e, "join_ns: only network, ipc and uts namespaces are joined");
+        TRY(absolute(r, p->join_ns[i].b, e));
+    }
+    F("sysctl");
+    TRY(rd_pairs(r, &p->sysctl, &p->n_sysctl, 64, a, e));
+    for (uint32_t i = 0; i < p->n_sysctl; i++)
+        for (const char *q = p->sysctl[i].a; *q; q++)
+            if (*q == '/' || (q[0] == '.' && q[1] == '.')) return bad(r, e, "sysctl: bad name");
     F("end");
     if (r->off != len) return bad(r, e, "trailing bytes after the last field");
     return 0;

@@ -97,7 +97,10 @@ struct sbx_mounts {
     uint8_t overlay, nosuid, proc_masks;
     const char *staging;
     uint8_t rootless;
+    uint8_t read_only_root; /* 0: the root stays writable (an OCI root.readonly = false) */
 };
+
+struct sbx_pair { const char *a, *b; }; /* (kind, path) of join_ns; (name, value) of sysctl */
 
 struct sbx_landlock {
     uint8_t present, enforce; /* enforce: the artifact's state is not "off" */
@@ -135,6 +138,8 @@ struct sbx_plan {
     const char **collect; uint32_t n_collect;
     uint64_t collect_limit;
     uint8_t prepared_netns_ok; /* the encoder's decision (wire.py prepared_netns_ok) */
+    struct sbx_pair *join_ns; uint32_t n_join_ns; /* namespaces joined by path */
+    struct sbx_pair *sysctl; uint32_t n_sysctl;   /* of the run's own net/ipc namespaces */
 };
 
 /* A bump arena the decoder allocates from (no malloc: the fuzzer and the
@@ -162,6 +167,7 @@ struct sbx_fds {
     int in, out, err_, errpipe, status, sync, notify;
     int cgroup[SBX_MAX_CGROUP_FDS]; uint32_t n_cgroup;
     int netns; /* a network namespace prepared ahead, or -1 */
+    int gate;  /* start barrier (an OCI create), or -1: the Python supervisor's only */
 };
 
 struct sbx_detached {
@@ -212,6 +218,9 @@ int step_new_session(struct sbx_ctx *, struct sbx_err *);
 int step_drop_groups(struct sbx_ctx *, struct sbx_err *);
 int step_prepare_mounts(struct sbx_ctx *, struct sbx_err *);
 int step_join_netns(struct sbx_ctx *, struct sbx_err *);
+int step_join_namespaces(struct sbx_ctx *, struct sbx_err *);
+int step_sysctl(struct sbx_ctx *, struct sbx_err *);
+int step_wait_gate(struct sbx_ctx *, struct sbx_err *);
 int step_unshare(struct sbx_ctx *, struct sbx_err *);
 int step_wait_idmaps(struct sbx_ctx *, struct sbx_err *);
 int step_time_offsets(struct sbx_ctx *, struct sbx_err *);

@@ -285,7 +285,8 @@ static void spawn(struct sbx_rd *r, const int *fds, int nfds) {
     c->plan = &plan;
     c->fds = (struct sbx_fds){.in = fds[0], .out = fds[1], .err_ = fds[2], .errpipe = fds[3],
                               .status = fds[4], .sync = sv[1],
-                              .notify = has_notify ? fds[5] : -1, .netns = -1};
+                              .notify = has_notify ? fds[5] : -1, .netns = -1,
+                              .gate = -1};
     c->fds.n_cgroup = n_cgroup;
     for (uint32_t i = 0; i < n_cgroup; i++) c->fds.cgroup[i] = fds[5 + has_notify + i];
     c->parent_pid = getpid();

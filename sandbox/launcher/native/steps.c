@@ -12,17 +12,17 @@
 
 const struct sbx_step SBX_OUTER_STEPS[] = {
     S(parent_death), S(check_parent), S(stdio), S(new_session), S(drop_groups),
-    S(prepare_mounts), S(join_netns), S(unshare), S(wait_idmaps), S(time_offsets),
+    S(prepare_mounts), S(join_netns), S(join_namespaces), S(unshare), S(wait_idmaps), S(time_offsets),
     S(prepare_mounts_in_userns),
 };
 const struct sbx_step SBX_INIT_STEPS[] = {
-    S(parent_death), S(outer_alive), S(init_signals), S(init_cmdline), S(mounts),
+    S(parent_death), S(outer_alive), S(init_signals), S(init_cmdline), S(sysctl), S(mounts),
     S(hostname), S(loopback),
 };
 const struct sbx_step SBX_PAYLOAD_STEPS[] = {
     S(parent_death), S(signals), S(apparmor), S(no_new_privs), S(bounding_set),
     S(join_cgroup), S(cgroupns), S(ids), S(parent_death), S(capabilities), S(landlock),
-    S(rlimits), S(close_fds), S(chdir), S(seccomp),
+    S(rlimits), S(close_fds), S(chdir), S(wait_gate), S(seccomp),
 };
 const struct sbx_step SBX_COLLECT_STEPS[] = {
     S(parent_death), S(collector_privileges), S(landlock), S(collect),

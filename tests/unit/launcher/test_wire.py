@@ -133,7 +133,7 @@ def test_every_field_is_encoded():
         "id_mode", "hostname", "unshare_flags", "cgroupns", "nested_userns", "mounts",
         "exec_path", "argv", "env", "workdir", "apparmor_profile", "no_new_privs",
         "drop_caps", "caps_keep", "rlimits", "landlock", "seccomp", "join_cgroup",
-        "collect", "collect_limit",
+        "collect", "collect_limit", "join_ns", "sysctl",
         "version", "notes",  # not for the child: the wire has its own version
     }  # fmt: skip
     assert {f.name for f in dataclasses.fields(LaunchPlan)} == known

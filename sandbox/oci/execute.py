@@ -1,0 +1,244 @@
+"""``exec``: another process in a running container, under every layer the container has.
+
+The container's supervisor makes the join plan (``oci.join``: its own
+verified plan with the process fields replaced, never more than the
+container) and hands over the container init's namespaces and leaf join fds.
+This command then forks the exec's own supervisor, which, like the
+container's, holds the process's seccomp listener (denials answered or
+recorded, never inferred from an exit status) and exits with the process's
+wait status; that pid is what ``--pid-file`` names (conmon waits for it).
+The joining process itself runs ``launcher.steps.join_main``: JOIN_STEPS,
+then the same PAYLOAD_STEPS as a container's first process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from typing import Any
+
+from sandbox.oci import ctl
+from sandbox.oci.state import Container, StateError
+
+
+def _process(c: Container, opts: dict[str, Any], argv: list[str]) -> dict[str, Any]:
+    if opts.get("--process"):
+        try:
+            with open(opts["--process"], "rb") as f:
+                given = json.loads(f.read(1 << 20))
+        except (OSError, ValueError) as e:
+            raise StateError(f"exec: --process {opts['--process']}: {e}") from None
+        if not isinstance(given, dict):
+            raise StateError("exec: --process must hold a JSON object")
+        return given
+    if not argv:
+        raise StateError("exec: no command given (use --process FILE or COMMAND ARGS...)")
+    proc: dict[str, Any] = {"args": argv, "terminal": bool(opts.get("--tty"))}
+    if opts.get("--cwd"):
+        proc["cwd"] = opts["--cwd"]
+    if opts.get("--user"):
+        uid, _, gid = str(opts["--user"]).partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise StateError(f"exec: --user {opts['--user']!r}: use UID[:GID]")
+        proc["user"] = {"uid": int(uid), "gid": int(gid or 0)}
+    if opts.get("--env"):
+        proc["env"] = list(opts["--env"])
+    return proc
+
+
+def execute(c: Container, opts: dict[str, Any], argv: list[str]) -> int:
+    """Run a process in the container (see module docstring); returns its exit status.
+
+    Raises:
+        StateError: the container is not running, or the process was refused.
+    """
+    if c.read()["status"] != "running":
+        raise StateError(f"cannot exec in container {c.id!r}: it is not running")
+    proc = _process(c, opts, argv)
+    if proc.get("terminal") and not opts.get("--console-socket"):
+        raise StateError("exec: a terminal needs --console-socket")
+    if not opts.get("--console-socket") and any(os.isatty(n) for n in range(3)):
+        raise StateError(
+            "exec: the process's stdio would be the caller's terminal: use --tty with "
+            "--console-socket (e.g. podman exec -t) or redirect stdio"
+        )
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        code = 125
+        try:
+            os.close(r)
+            code = _exec_supervisor(c, proc, opts, w)
+        except BaseException as e:
+            with contextlib.suppress(OSError):
+                os.write(w, f"err {e}".encode())
+        finally:
+            os._exit(code)
+    os.close(w)
+    reply = b""
+    while chunk := os.read(r, 65536):
+        reply += chunk
+    os.close(r)
+    if not reply.startswith(b"ok"):
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        message = reply.decode(errors="replace").removeprefix("err ").strip()
+        raise StateError(message or f"exec failed ({code})")
+    if opts.get("--pid-file"):
+        tmp = f"{opts['--pid-file']}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.rename(tmp, opts["--pid-file"])
+    if opts.get("--detach"):
+        return 0
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _stdio(console: str | None) -> tuple[int, int, int, int]:
+    if console:
+        master, slave = os.openpty()
+        os.set_inheritable(master, False)
+        return slave, os.dup(slave), os.dup(slave), master  # three fds: the join closes each
+    fds = tuple(os.dup(n) for n in range(3))
+    null = os.open(os.devnull, os.O_RDWR)
+    for n in range(3):
+        os.dup2(null, n)
+    os.close(null)
+    return fds[0], fds[1], fds[2], -1
+
+
+def _exec_supervisor(c: Container, proc: dict[str, Any], opts: dict[str, Any], report: int) -> int:
+    """The exec's supervisor (a child of the exec command, single-threaded until the fork)."""
+    from sandbox import codec
+    from sandbox.caps.names import last_cap
+    from sandbox.launcher.protocol import decode_failure
+    from sandbox.launcher.steps import Ctx, LaunchFds, join_main
+    from sandbox.oci.shim import _exit_like
+    from sandbox.plan import LaunchPlan
+    from sandbox.runner.watch import Watch
+    from sandbox.syscalls.linux import LinuxSyscalls
+    from sandbox.syscalls.notify import child_pids
+
+    os.setsid()
+    sent, got = _ask_join(c, proc)
+    plan = codec.loads(LaunchPlan, sent["plan"])
+    names: list[str] = sent["fds"]
+    ns = tuple(
+        (fd, int(n.split(":")[1])) for n, fd in zip(names, got, strict=True) if n != "cgroup"
+    )
+    cg = tuple(fd for n, fd in zip(names, got, strict=True) if n == "cgroup")
+    stdin, stdout, stderr, master = _stdio(opts.get("--console-socket"))
+    pty_name = os.ttyname(stdin) if master >= 0 else ""
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    st_r, st_w = os.pipe2(os.O_CLOEXEC)
+    notify_ours = notify_theirs = -1
+    if plan.seccomp is not None and plan.seccomp.notify:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        notify_ours, notify_theirs = a.detach(), b.detach()
+    fds = LaunchFds(
+        stdin,
+        stdout,
+        stderr,
+        err_w,
+        st_w,
+        sync=-1,
+        cgroup_join=cg,
+        notify=notify_theirs,
+        join_ns=ns,
+    )
+    parent = os.getpid()
+    lc = last_cap()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            join_main(Ctx(plan=plan, fds=fds, sc=LinuxSyscalls(), parent_pid=parent, last_cap=lc))
+        finally:
+            os._exit(125)
+    for fd in {stdin, stdout, stderr, err_w, st_w, notify_theirs, *cg, *(f for f, _ in ns)}:
+        if fd >= 0:
+            os.close(fd)
+
+    def payload() -> int | None:
+        kids = child_pids(pid)
+        return kids[0] if kids else None
+
+    def kill(_reason: object) -> None:
+        p = payload()
+        if p:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, 9)
+
+    watch = Watch(
+        err_r=err_r,
+        status_r=st_r,
+        kill=kill,
+        deny_errno=sent.get("deny_errno"),
+        payload_pid=payload,
+    )
+    watch.notify_fd = notify_ours
+    if master >= 0:
+        ctl.send_console(opts["--console-socket"], master, pty_name)
+        os.close(master)
+    os.write(report, b"ok")
+    os.close(report)
+    try:
+        watch.run()
+    finally:
+        watch.close()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    if watch.failure:
+        f = decode_failure(watch.failure)
+        with contextlib.suppress(OSError):
+            os.write(2, f"sandbox-runtime: exec: {f.step}: {f.message}\n".encode())
+        return 127 if f.step == "exec" else 125
+    _record(c, watch)
+    st = watch.status
+    return _exit_like(st.status if st is not None else None)
+
+
+def _ask_join(c: Container, proc: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
+    """The container supervisor's join plan and fds (namespaces, leaf)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC) as s:
+        s.settimeout(ctl.TIMEOUT)
+        addr, d = ctl.unix_addr(c.ctl_path)
+        try:
+            s.connect(addr)
+        except OSError:
+            raise StateError(f"cannot exec in container {c.id!r}: it is not running") from None
+        finally:
+            os.close(d)
+        ctl.send(s, {"op": "join", "process": proc})
+        reply, fds = ctl.recv(s)
+    if reply is None or "error" in reply:
+        for fd in fds:
+            os.close(fd)
+        why = reply.get("error") if reply else "the container's supervisor hung up"
+        raise StateError(f"exec in {c.id}: {why}")
+    return reply, fds
+
+
+def _record(c: Container, watch: Any) -> None:
+    """The exec's violation and denials, beside the container's record."""
+    from dataclasses import asdict
+
+    if watch.violation is None and not watch.denied:
+        return
+    rec = {
+        "container": c.id,
+        "exec": True,
+        "time": time.time(),
+        "verdict": "SECURITY_VIOLATION" if watch.violation else "OK",
+        "violation": asdict(watch.violation) if watch.violation else None,
+        "denied": [asdict(d) for d in watch.denied],
+    }
+    d = c.root / "records"
+    with contextlib.suppress(OSError):
+        d.mkdir(mode=0o700, exist_ok=True)
+        with open(d / f"{c.id}.exec.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")

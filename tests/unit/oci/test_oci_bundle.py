@@ -1,0 +1,352 @@
+"""config.json checks (fail closed), the bundle -> profile conversion, the runtime's parser."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from sandbox.oci import bundle as B
+from sandbox.oci.main import UsageError, parse, parse_signal
+
+CAPS = ["CAP_KILL", "CAP_CHOWN"]
+BASE = {
+    "ociVersion": "1.0.2",
+    "process": {
+        "user": {"uid": 0, "gid": 0},
+        "args": ["sh"],
+        "env": ["PATH=/usr/bin:/bin", "HOME=/root"],
+        "cwd": "/",
+        "capabilities": {k: CAPS for k in ("bounding", "effective", "permitted")},
+    },
+    "root": {"path": "rootfs"},
+    "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+    "linux": {"namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]},
+}
+
+
+@pytest.fixture
+def bdir(tmp_path: Path) -> Path:
+    (tmp_path / "rootfs").mkdir()
+    return tmp_path
+
+
+def check(bdir: Path, mutate=None) -> B.Bundle:
+    doc = copy.deepcopy(BASE)
+    if mutate:
+        mutate(doc)
+    return B.parse(doc, str(bdir))
+
+
+def test_a_minimal_bundle(bdir: Path) -> None:
+    b = check(bdir)
+    assert b.root == str(bdir / "rootfs")
+    assert b.process.args == ("sh",)
+    assert b.process.caps == frozenset(CAPS)
+    assert b.ns_paths == ()
+    assert any("no_new_privs" in n for n in b.notes)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (lambda d: d.update(ociVersion="2.0"), "ociVersion"),
+        (lambda d: d.pop("process"), "process"),
+        (lambda d: d["root"].update(path="../x"), "escapes the bundle"),
+        (lambda d: d["linux"]["namespaces"].append({"type": "weird"}), "unknown namespace type"),
+        (lambda d: d["linux"]["namespaces"].append({"type": "pid"}), "listed twice"),
+        (lambda d: d["linux"].update(namespaces=[{"type": "pid"}]), "no network namespace"),
+        (
+            lambda d: d["linux"]["namespaces"].__setitem__(0, {"type": "pid", "path": "/x"}),
+            "joining a pid namespace",
+        ),
+        (lambda d: d["process"]["user"].update(additionalGids=[5]), "supplementary"),
+        (lambda d: d["process"]["user"].update(umask=0), "umask"),
+        (
+            lambda d: d["process"].update(rlimits=[{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]),
+            "unknown resource",
+        ),
+        (
+            lambda d: d["process"].update(
+                rlimits=[{"type": "RLIMIT_NOFILE", "soft": 9, "hard": 1}]
+            ),
+            "soft limit above",
+        ),
+        (lambda d: d["process"]["capabilities"].update(bounding=["NOPE"]), "capability name"),
+        (lambda d: d["mounts"].append({"destination": "rel", "type": "tmpfs"}), "absolute"),
+        (lambda d: d["mounts"].append({"destination": "/a/../b", "type": "tmpfs"}), "'..'"),
+        (lambda d: d["mounts"].append({"destination": "/dev/x", "type": "tmpfs"}), "/dev"),
+        (
+            lambda d: d["mounts"].append(
+                {"destination": "/m", "type": "tmpfs", "options": ["weirdopt"]}
+            ),
+            "weirdopt",
+        ),
+        (
+            lambda d: d["mounts"].append(
+                {"destination": "/m", "type": "bind", "source": "/no/such/source"}
+            ),
+            "does not exist",
+        ),
+        (lambda d: d["linux"].update(sysctl={"vm.swappiness": "1"}), "own net/ipc"),
+        (
+            lambda d: d["mounts"].append(
+                {"destination": "/m", "type": "bind", "source": "/tmp/../etc"}
+            ),
+            "'..'",
+        ),
+        (
+            lambda d: d["mounts"].append({"destination": "/m", "type": "tmpfs", "options": ["ro"]}),
+            "read-only tmpfs",
+        ),
+        (lambda d: d["linux"].update(resources={"unified": {"memory.max": "1"}}), "unified"),
+        (lambda d: d["linux"].update(resources={"cpu": {"shares": 512}}), "weights"),
+        (
+            lambda d: d["linux"].update(resources={"memory": {"disableOOMKiller": True}}),
+            "OOM killer",
+        ),
+        (
+            lambda d: d["linux"].update(
+                resources={"hugepageLimits": [{"pageSize": "2M", "limit": 1}]}
+            ),
+            "page size",
+        ),
+        (lambda d: d["linux"].update(maskedPaths=["/etc/shadow"]), "/proc and /sys"),
+        (
+            lambda d: d.update(hooks={"createContainer": [{"path": "/bin/true"}]}),
+            "inside the container",
+        ),
+        (lambda d: d.update(domainname="x"), "domainname"),
+        (lambda d: d["linux"].update(intelRdt={}), "intelRdt"),
+    ],
+)
+def test_refusals_name_the_field(bdir: Path, mutate, where: str) -> None:
+    with pytest.raises(B.BundleError) as e:
+        check(bdir, mutate)
+    assert where in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_malformed_json(bdir: Path) -> None:
+    (bdir / "config.json").write_text("[1, 2")
+    with pytest.raises(B.BundleError, match="malformed JSON"):
+        B.load(str(bdir))
+
+
+def test_missing_config(tmp_path: Path) -> None:
+    with pytest.raises(B.BundleError, match=r"config\.json"):
+        B.load(str(tmp_path))
+
+
+def test_mounts_we_do_not_make_are_noted(bdir: Path) -> None:
+    def add(d):
+        d["mounts"] += [
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs"},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm"},
+            {"destination": "/data", "type": "tmpfs", "options": ["size=1m", "mode=700"]},
+        ]
+
+    b = check(bdir, add)
+    assert [m.target for m in b.mounts] == ["/data"]
+    assert b.mounts[0].size == 1 << 20 and b.mounts[0].mode == 0o700
+    assert any(n.startswith("/sys:") for n in b.notes)
+
+
+def test_resources(bdir: Path) -> None:
+    def res(d):
+        d["linux"]["resources"] = {
+            "memory": {"limit": 1 << 26, "swap": 1 << 27},
+            "pids": {"limit": 10},
+            "cpu": {"quota": 50000, "period": 100000, "cpus": "0", "shares": 1024},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}],
+            "network": {"classID": 7, "priorities": [{"name": "lo", "priority": 2}]},
+            "blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1000}]},
+        }
+
+    r = check(bdir, res).resources
+    assert (r.memory, r.pids, r.cpu_quota, r.cpuset) == (1 << 26, 10, 0.5, "0")
+    assert r.hugetlb == (("2MB", 4 << 20),)
+    assert (r.net_classid, r.net_prio) == (7, (("lo", 2),))
+    assert r.io == (("8:0", "rbps", 1000),)
+
+
+def test_joinable_namespace_path(bdir: Path) -> None:
+    def ns(d):
+        d["linux"]["namespaces"][1] = {"type": "network", "path": "/run/netns/x"}
+
+    assert check(bdir, ns).ns_paths == (("network", "/run/netns/x"),)
+
+
+# ------------------------------------------------------------ conversion ----
+def test_conversion_without_annotation_keeps_the_floor(bdir: Path) -> None:
+    from sandbox.oci.convert import convert
+
+    def sec(d):
+        d["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [
+                {"names": ["read", "write", "ptrace", "clone", "ioctl"], "action": "SCMP_ACT_ALLOW"}
+            ],
+        }
+        d["process"]["capabilities"] = {
+            k: ["CAP_KILL", "CAP_SYS_ADMIN"] for k in ("bounding", "effective", "permitted")
+        }
+
+    conv = convert(check(bdir, sec))
+    pol = conv.profile.policy
+    assert "ptrace" in pol.seccomp.deny  # the oci floor
+    assert "clone" not in pol.seccomp.allow and "ioctl" not in pol.seccomp.allow
+    assert {r.syscall for r in pol.seccomp.rules} == {"clone", "ioctl"}
+    assert "CAP_SYS_ADMIN" in pol.capabilities.deny
+    assert conv.request.inside and conv.request.argv == ("sh",)
+
+
+def test_conditional_allows_become_rules_never_wider() -> None:
+    from sandbox.oci.convert import _conditional_rules
+
+    sec = {
+        "syscalls": [
+            {
+                "names": ["personality"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": v, "op": "SCMP_CMP_EQ"}],
+            }
+            for v in (0, 8)
+        ]
+        + [
+            {
+                "names": ["socket"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": 22,
+                "args": [
+                    {"index": 0, "value": 16, "op": "SCMP_CMP_EQ"},
+                    {"index": 2, "value": 9, "op": "SCMP_CMP_EQ"},
+                ],
+            },
+            {
+                "names": ["socket"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 2, "value": 9, "op": "SCMP_CMP_NE"}],
+            },
+            {
+                "names": ["socket"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": 16, "op": "SCMP_CMP_NE"}],
+            },
+            {
+                "names": ["kill"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [
+                    {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                    {"index": 1, "value": 2, "op": "SCMP_CMP_EQ"},
+                ],
+            },
+        ]
+    }
+    rules, kept = _conditional_rules(sec, {"allow": [], "errno": {}, "deny": []})
+    by = {r["syscall"]: r for r in rules}
+    assert kept == ["personality", "socket"]  # kill: two conditions, left to the default
+    assert by["personality"]["values"] == [0, 8] and by["personality"]["match"] == "allow"
+    assert by["socket"] == {
+        "syscall": "socket",
+        "arg": 2,
+        "mask": (1 << 64) - 1,
+        "values": [9],
+        "match": "default",
+        "otherwise": "allow",
+    }
+
+
+def test_annotation_profile_never_allows_more_than_either_side(bdir: Path) -> None:
+    from sandbox.oci.convert import convert
+    from sandbox.seccomp.groups import resolve
+
+    def sec(d):
+        d["annotations"] = {B.PROFILE_ANNOTATION: "strict"}
+        d["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [
+                {
+                    "names": ["read", "write", "exit_group", "socket", "ptrace"],
+                    "action": "SCMP_ACT_ALLOW",
+                }
+            ],
+        }
+        d["linux"]["resources"] = {"memory": {"limit": 1 << 40}, "pids": {"limit": 5}}
+
+    conv = convert(check(bdir, sec))
+    pol = conv.profile.policy
+    allowed = set(resolve(pol.seccomp).allow)
+    assert allowed <= {"read", "write", "exit_group", "socket", "ptrace"}
+    assert "ptrace" not in allowed  # strict denies it
+    assert "openat" not in allowed  # the bundle does not allow it
+    assert pol.capabilities.keep == []  # strict keeps none
+    assert pol.limits.memory == 256 << 20  # strict's, the smaller
+    assert pol.limits.processes == 5  # the bundle's, the smaller
+    assert pol.name == "strict"
+
+
+# ------------------------------------------------------------ command line ----
+def test_parse_runc_command_lines() -> None:
+    a = parse(
+        [
+            "--root",
+            "/r",
+            "--log",
+            "/l",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file=/p",
+            "id1",
+        ]
+    )
+    assert (a.cmd, a.glob["--root"], a.opts["--bundle"], a.opts["--pid-file"], a.rest) == (
+        "create",
+        "/r",
+        "/b",
+        "/p",
+        ["id1"],
+    )
+    k = parse(["kill", "--all", "id2", "KILL"])
+    assert k.opts["--all"] is True and k.rest == ["id2", "KILL"]
+    e = parse(["exec", "-t", "--env", "A=1", "-e", "B=2", "id3", "sh", "-c", "ls -l"])
+    assert e.opts["--env"] == ["A=1", "B=2"] and e.rest == ["id3", "sh", "-c", "ls -l"]
+    assert parse(["--version"]).cmd == "version"
+    for bad in (["frob"], ["create", "--nope", "x"], ["checkpoint", "x"], []):
+        with pytest.raises(UsageError):
+            parse(bad)
+
+
+def test_signals() -> None:
+    assert parse_signal("9") == parse_signal("KILL") == parse_signal("SIGKILL") == 9
+    with pytest.raises(UsageError):
+        parse_signal("SIGNOPE")
+
+
+def test_state_json_shape() -> None:
+    from sandbox.oci.state import oci_state
+
+    out = oci_state({"id": "a", "status": "stopped", "pid": 5, "bundle": "/b"})
+    assert out["pid"] == 0 and out["status"] == "stopped"
+    assert json.loads(json.dumps(out))["ociVersion"].startswith("1.")
+
+
+def test_profile_limits_reach_the_leaf() -> None:
+    """Profiles name hugetlb/net_cls/net_prio too: required controllers of the leaf."""
+    from sandbox.compile import cgroup_request
+    from sandbox.policy.load import load_profile
+
+    prof = load_profile(
+        "strict",
+        {"limits": {"hugetlb": {"2MB": "4M"}, "net_classid": 0x100001, "net_prio": {"lo": 5}}},
+    )
+    req = cgroup_request(prof.policy)
+    assert dict(req.limits.hugetlb) == {"2MB": 4 << 20}
+    assert req.limits.net_classid == 0x100001
+    assert dict(req.limits.net_prio) == {"lo": 5}
+    assert {"hugetlb", "net_cls", "net_prio"} <= req.required
