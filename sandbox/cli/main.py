@@ -10,12 +10,21 @@ found. Errors are one line on stderr naming the problem.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import stat
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from sandbox.compile import Artifacts
+    from sandbox.host import HostFacts
+    from sandbox.policy.profile import LoadedProfile
+    from sandbox.runner.acquire import Acquirer
+    from sandbox.runner.supervisor import RunRequest
 
 
 class _Terminated(BaseException):
@@ -193,10 +202,9 @@ def _die(message: str, status: int) -> NoReturn:
 def cmd_exec(ns: argparse.Namespace) -> int:
     """Run one program; returns its shell-style status."""
     from sandbox.errors import SandboxError
-    from sandbox.host import probe
     from sandbox.policy.cache import load as load_profile
     from sandbox.runner.launchers import make_client
-    from sandbox.runner.supervisor import STDIO_INHERIT, RunRequest, Supervisor
+    from sandbox.runner.supervisor import Supervisor
 
     try:
         profile = load_profile(ns.profile, overrides(ns))
@@ -235,19 +243,9 @@ def cmd_exec(ns: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        sup = Supervisor(probe(), client)
-        req = RunRequest(
-            argv=[ns.program, *ns.args],
-            profile=profile,
-            stdin=stdio.get("stdin", STDIO_INHERIT),
-            stdout=stdio.get("stdout", STDIO_INHERIT),
-            stderr=stdio.get("stderr", STDIO_INHERIT),
-            ablate=frozenset(ns.test_ablate),
-            cwd=os.getcwd(),
-            files=tuple(ns.file),
-            collect=tuple(name for name, _ in ns.collect),
-        )
-        result = sup.run(req)
+        state = exec_state()
+        sup = Supervisor(state.host, client, artifacts=state.artifacts, acquirer=state.acquirer)
+        result = sup.run(run_request(ns, profile, stdio, os.getcwd()))
     except SandboxError as e:
         client.close()
         _write_meta(ns, _failure_record(profile, e))
@@ -265,6 +263,82 @@ def cmd_exec(ns: argparse.Namespace) -> int:
     if not ns.quiet and result.verdict != "OK":
         print(f"sandbox: {result.summary()}", file=sys.stderr)
     return result.cli_status
+
+
+@dataclass
+class ExecState:
+    """What every ``exec`` of this process shares: host facts, artifact caches, the acquirer.
+
+    A one-shot CLI makes it once; the zygote makes it before it forks, so each
+    fork starts with the caches of the calls before it (compiled runs are
+    reused only while their inputs hold: ``sandbox.compile``).
+    """
+
+    host: HostFacts
+    artifacts: Artifacts
+    acquirer: Acquirer
+
+
+_STATE: ExecState | None = None
+
+
+def exec_state() -> ExecState:
+    """The process's ExecState (made, with the sweep of dead runs' leftovers, on first use)."""
+    global _STATE
+    if _STATE is None:
+        from sandbox.compile import Artifacts
+        from sandbox.host import probe
+        from sandbox.runner.acquire import Acquirer
+
+        host = probe()
+        acquirer = Acquirer(host)
+        acquirer.sweep()
+        _STATE = ExecState(host, Artifacts(host), acquirer)
+    return _STATE
+
+
+def run_request(
+    ns: argparse.Namespace, profile: LoadedProfile, stdio: dict[str, int], cwd: str
+) -> RunRequest:
+    """The RunRequest of an ``exec`` command line."""
+    from sandbox.runner.supervisor import STDIO_INHERIT, RunRequest
+
+    return RunRequest(
+        argv=[ns.program, *ns.args],
+        profile=profile,
+        stdin=stdio.get("stdin", STDIO_INHERIT),
+        stdout=stdio.get("stdout", STDIO_INHERIT),
+        stderr=stdio.get("stderr", STDIO_INHERIT),
+        ablate=frozenset(ns.test_ablate),
+        cwd=cwd,
+        files=tuple(ns.file),
+        collect=tuple(name for name, _ in ns.collect),
+    )
+
+
+def prewarm(argv: Sequence[str], cwd: str) -> None:
+    """Compile an ``exec`` command line as a call would, filling this process's caches.
+
+    For the zygote, between calls: its next fork for the same command finds
+    the profile and the compiled run ready. Refusals are the call's to report,
+    so any error here is ignored.
+    """
+    from sandbox.compile import compile_run
+    from sandbox.policy.cache import load as load_profile
+
+    try:
+        ns = parser(argv[0] if argv else None).parse_args(list(argv))
+        if ns.cmd != "exec":
+            return
+        state = exec_state()
+        profile = load_profile(ns.profile, overrides(ns))
+        req = run_request(ns, profile, {}, cwd).compile_request()
+        compiled = compile_run(profile, state.host, req, state.artifacts)
+        from sandbox.verify.cache import verify_run
+
+        verify_run(compiled, state.host)
+    except (Exception, SystemExit):  # noqa: S110 - the call itself reports what is wrong
+        pass
 
 
 def _write_collected(ns: argparse.Namespace, files: dict[str, bytes]) -> None:
@@ -339,10 +413,21 @@ MODULES = {
 }
 
 
-def _register_modules(sub: Any, argv: Sequence[str]) -> None:
+@functools.cache
+def parser(named: str | None) -> argparse.ArgumentParser:
+    """The command line's parser, with the subcommand ``named`` fully registered (made once)."""
+    top = argparse.ArgumentParser(prog="sandbox", description=__doc__.split("\n")[0])
+    sub = top.add_subparsers(dest="cmd", required=True)
+    _exec_parser(sub)
+    d = sub.add_parser("doctor", help="what this host can enforce")
+    d.add_argument("--json", action="store_true")
+    _register_modules(sub, named)
+    return top
+
+
+def _register_modules(sub: Any, named: str | None) -> None:
     import importlib
 
-    named = next((a for a in argv if not a.startswith("-")), None)
     for name, summary in MODULES.items():
         if name == named:
             importlib.import_module(f"sandbox.cli.{name}").register(sub)
@@ -357,13 +442,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         from sandbox.isolate.main import main as isolate_main
 
         isolate_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="sandbox", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    _exec_parser(sub)
-    d = sub.add_parser("doctor", help="what this host can enforce")
-    d.add_argument("--json", action="store_true")
-    _register_modules(sub, argv)
-    ns = parser.parse_args(argv)
+    named = next((a for a in argv if not a.startswith("-")), None)
+    ns = parser(named).parse_args(argv)
     import logging
 
     level = logging.ERROR if getattr(ns, "quiet", False) else logging.WARNING

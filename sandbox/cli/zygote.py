@@ -134,9 +134,47 @@ def _warm() -> None:
         "sandbox.launcher.native",
     ):
         importlib.import_module(name)
+    from sandbox.cli.main import exec_state, parser
     from sandbox.verify.version import library_id
 
     library_id()  # the walk of the sources, once: the key already pins them
+    parser("exec")
+    exec_state()
+    _prestart()
+
+
+_SERVERS: list[int] = []  # native launcher servers started ahead, reaped when they exit
+
+
+def _prestart() -> None:
+    """A native launcher server for the next fork (not when the Python one is chosen)."""
+    from sandbox.launcher import native
+    from sandbox.runner.launchers import launcher_name
+
+    try:
+        if launcher_name() == "native":
+            _SERVERS.append(native.prestart())
+    except Exception:  # noqa: S110 - the fork then starts its own and reports what fails
+        pass
+
+
+def _reap_servers() -> None:
+    for pid in list(_SERVERS):
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                continue
+        _SERVERS.remove(pid)
+
+
+def _after_fork(req: dict[str, Any]) -> None:
+    """In the zygote, while its fork serves the call: ready the next one."""
+    from sandbox.cli.main import prewarm
+    from sandbox.launcher import native
+
+    native.drop_prestarted()  # the fork holds it now; the server ends with the fork
+    _reap_servers()
+    prewarm(req["argv"], req["cwd"])
+    _prestart()
 
 
 def serve(path: str, key: str) -> None:
@@ -232,6 +270,7 @@ def _on_conn(
         call.pid = pid
         call.pidfd = os.pidfd_open(pid)
         sel.register(call.pidfd, selectors.EVENT_READ, ("exit", call))
+        _after_fork(msg)
     elif "signal" in msg and call.pid and not call.reaped:
         sig = int(msg["signal"])
         if sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -83,6 +83,18 @@ class NativeLauncherClient:
         return self._pid
 
     def _start(self) -> socket.socket:
+        spare = take_prestarted(self.binary)
+        if spare is None:
+            ours = self._launch()
+        else:
+            ours, self._pid = spare
+        threading.Thread(
+            target=self._reader, args=(ours,), daemon=True, name="sandbox-native-reader"
+        ).start()
+        return ours
+
+    def _launch(self) -> socket.socket:
+        """Start a server and check its hello (no reader yet: see :func:`prestart`)."""
         check_binary(self.binary)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with contextlib.suppress(OSError):  # large plans (root may exceed wmem_max)
@@ -121,9 +133,6 @@ class NativeLauncherClient:
                 f"the native launcher at {self.binary} was built from other sources "
                 f"(protocol/plan/build {got}, expected {want}): {FIX}",
             )
-        threading.Thread(
-            target=self._reader, args=(ours,), daemon=True, name="sandbox-native-reader"
-        ).start()
         return ours
 
     def _abandon(self, sock: socket.socket) -> None:
@@ -220,3 +229,64 @@ class NativeLauncherClient:
             sock.close()
         if self._proc is not None:
             self._proc.wait()
+
+
+# A server started ahead by a single-threaded parent that forks one client
+# process per run (the CLI's zygote): the fork takes it over, so the run does
+# not wait for a server to start (and to prepare its network namespaces).
+_PRESTARTED: tuple[Path, socket.socket, int, tuple[int, int, int]] | None = None
+
+
+def prestart(binary: Path = BINARY) -> int:
+    """Start a server now, for the next client made in a fork of this process; its pid.
+
+    The caller (the zygote) closes its own copy of the socket after the fork
+    with :func:`drop_prestarted` and reaps the server when it exits.
+
+    Raises:
+        SetupError: the native launcher is missing or stale.
+    """
+    global _PRESTARTED
+    client = NativeLauncherClient(binary=binary)
+    sock = client._launch()
+    _PRESTARTED = (binary, sock, client._pid, _file_id(binary))
+    return client._pid
+
+
+def _file_id(path: Path) -> tuple[int, int, int]:
+    """(device, inode, mtime) of the launcher binary; zeros when it is gone."""
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0, 0)
+    return (st.st_dev, st.st_ino, st.st_mtime_ns)
+
+
+def take_prestarted(binary: Path) -> tuple[socket.socket, int] | None:
+    """The server started ahead for this process and its pid, if still there (once)."""
+    global _PRESTARTED
+    spare, _PRESTARTED = _PRESTARTED, None
+    if spare is None:
+        return None
+    # Only while it is the binary installed now: a launcher removed or replaced
+    # since is never used through a server started before.
+    if spare[0] != binary or spare[3] != _file_id(binary) or _hung_up(spare[1]):
+        spare[1].close()
+        return None
+    return spare[1], spare[2]
+
+
+def drop_prestarted() -> None:
+    """Close this process's copy of the server started ahead (the fork took it)."""
+    global _PRESTARTED
+    spare, _PRESTARTED = _PRESTARTED, None
+    if spare is not None:
+        spare[1].close()
+
+
+def _hung_up(sock: socket.socket) -> bool:
+    import select
+
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLHUP)
+    return bool(poller.poll(0))

@@ -101,17 +101,32 @@ def load(
     if not usable:
         log.debug("profile cache: %s", problem)
     key = _key(path, overrides)
+    remembered = _MEMO.get(key)
+    if remembered is not None and all(_sha256(p) == d for p, d in remembered[0]):
+        return remembered[1]  # this process read it before and no file of its chain changed
     entry = cache_dir / f"{key}.json"
     if usable:
         hit = _read(entry, key)
         if hit is not None:
+            _remember(key, hit)
             return hit
     from sandbox.policy.load import load_profile
 
     prof = load_profile(name_or_path, overrides)
+    _remember(key, prof)
     if usable:
         try:
             _write(entry, key, prof)
         except (OSError, SandboxError) as e:
             log.debug("profile cache: cannot write %s: %s", entry, e)
     return prof
+
+
+# In-process layer (the CLI's zygote warms it for its forks): key -> (chain hashes, profile).
+_MEMO: dict[str, tuple[tuple[tuple[str, str], ...], LoadedProfile]] = {}
+
+
+def _remember(key: str, prof: LoadedProfile) -> None:
+    if len(_MEMO) >= 64:
+        _MEMO.pop(next(iter(_MEMO)))
+    _MEMO[key] = (tuple((p, _sha256(p)) for p in prof.chain), prof)

@@ -184,6 +184,9 @@ def test_profile_cache_hit_is_a_snapshot_and_an_edit_is_a_miss(tmp_path, monkeyp
     store = tmp_path / "cache"
     first = cache.load(str(prof), {"limits": {"memory": "32M"}}, cache_dir=store)
     assert len(misses) == 1 and isinstance(first.policy, frozen.Policy)
+    remembered = cache.load(str(prof), {"limits": {"memory": "32M"}}, cache_dir=store)
+    assert remembered is first and len(misses) == 1  # this process's own memory
+    cache._MEMO.clear()  # another process: the disk entry
     second = cache.load(str(prof), {"limits": {"memory": "32M"}}, cache_dir=store)
     assert len(misses) == 1 and isinstance(second.policy, frozen.Policy)
     assert second.digest == first.digest and second.policy.limits.cpu_time == 2.0
@@ -207,6 +210,7 @@ def test_profile_cache_ignores_a_tampered_entry(tmp_path, monkeypatch):
     data = _json.loads(entry.read_text())
     data["body"]["policy"]["seccomp"]["default_action"] = "allow"
     entry.write_text(_json.dumps(data))
+    cache._MEMO.clear()  # another process: nothing remembered, the entry is read
     again = cache.load("strict", cache_dir=store)
     assert len(misses) == 2 and again.policy.seccomp.default_action == "notify"
 
