@@ -12,7 +12,6 @@ always does.
 
 from __future__ import annotations
 
-import array
 import fcntl
 import marshal
 import os
@@ -24,6 +23,7 @@ import zlib
 
 from sandbox.fingerprint import fingerprint
 from sandbox.paths import runtime_dir
+from sandbox.syscalls.fdpass import send_fds
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT = 10.0
@@ -159,9 +159,8 @@ def via_zygote(argv: list[str]) -> int | None:
         "umask": umask,
         "fds": targets,
     }
-    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", targets))]
     try:
-        sock.sendmsg([marshal.dumps(request)], anc)
+        send_fds(sock, marshal.dumps(request), targets)
     except OSError:
         sock.close()
         return None  # nothing was started: run it here

@@ -24,7 +24,6 @@ receives (SIGINT, SIGTERM, SIGHUP) are forwarded to the child.
 
 from __future__ import annotations
 
-import array
 import contextlib
 import marshal
 import os
@@ -35,6 +34,8 @@ import sys
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from sandbox.syscalls.fdpass import recv_fds
 
 IDLE = float(os.environ.get("SANDBOX_ZYGOTE_IDLE", "60"))  # seconds without a call
 MAX_MSG = 1 << 20
@@ -57,19 +58,15 @@ class _Call:
 
 
 def _recv(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
-    fds = array.array("i")
-    data, anc, _flags, _ = sock.recvmsg(MAX_MSG, socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
-    for level, kind, payload in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    data, fds = recv_fds(sock, MAX_MSG, MAX_FDS)
     if not data:
-        for fd in fds:
-            os.close(fd)
         return None, []
     msg = marshal.loads(data)  # noqa: S302 - from a peer of our own uid only (checked at accept)
     if not isinstance(msg, dict):
+        for fd in fds:
+            os.close(fd)
         raise ValueError("not a request")
-    return msg, list(fds)
+    return msg, fds
 
 
 def _send(sock: socket.socket, msg: dict[str, Any]) -> None:

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import array
 import errno
 import json
 import os
@@ -24,6 +23,8 @@ import socket
 import struct
 from dataclasses import dataclass
 from typing import Any
+
+from sandbox.syscalls.fdpass import recv_fds, send_fds
 
 USERNS_READY = b"U"
 MAPS_WRITTEN = b"M"
@@ -155,20 +156,10 @@ def decode_files(data: bytes) -> dict[str, bytes | int]:
 
 def send_msg(sock: socket.socket, msg: dict[str, Any], fds: list[int] | None = None) -> None:
     """One JSON message, with fds attached when given."""
-    data = json.dumps(msg).encode()
-    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
-    sock.sendmsg([data], anc)
+    send_fds(sock, json.dumps(msg).encode(), fds or ())
 
 
 def recv_msg(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     """(message, fds); (None, []) at EOF."""
-    fds = array.array("i")
-    data, anc, _flags, _ = sock.recvmsg(MAX_MSG, socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
-    for level, kind, payload in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
-    if not data:
-        for fd in fds:
-            os.close(fd)
-        return None, []
-    return json.loads(data), list(fds)
+    data, fds = recv_fds(sock, MAX_MSG, MAX_FDS)
+    return (json.loads(data), fds) if data else (None, [])

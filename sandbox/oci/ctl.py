@@ -8,11 +8,12 @@ console protocol of runc: the pty master sent over ``--console-socket``.
 
 from __future__ import annotations
 
-import array
 import json
 import os
 import socket
 from typing import Any
+
+from sandbox.syscalls.fdpass import recv_fds, send_fds
 
 MAX_MSG = 1 << 16
 MAX_FDS = 64
@@ -21,27 +22,20 @@ TIMEOUT = 30.0
 
 def send(sock: socket.socket, msg: dict[str, Any], fds: list[int] | None = None) -> None:
     """One JSON message, with fds when given."""
-    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
-    sock.sendmsg([json.dumps(msg).encode()], anc)
+    send_fds(sock, json.dumps(msg).encode(), fds or ())
 
 
 def recv(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     """(message, fds); (None, []) at EOF."""
-    fds = array.array("i")
-    data, anc, _flags, _ = sock.recvmsg(MAX_MSG, socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
-    for level, kind, payload in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    data, fds = recv_fds(sock, MAX_MSG, MAX_FDS)
     if not data:
-        for fd in fds:
-            os.close(fd)
         return None, []
     msg = json.loads(data)
     if not isinstance(msg, dict):
         for fd in fds:
             os.close(fd)
         raise ValueError("a control message must be a JSON object")
-    return msg, list(fds)
+    return msg, fds
 
 
 def unix_addr(path: str) -> tuple[str, int]:
@@ -81,6 +75,4 @@ def send_console(path: str, master: int, name: str) -> None:
     with the slave's name as the data."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
         s.connect(path)
-        s.sendmsg(
-            [name.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [master]))]
-        )
+        send_fds(s, name.encode(), [master])
