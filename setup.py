@@ -54,4 +54,5 @@ class BuildNative(build_ext):
         return [*super().get_outputs(), str(self._target())]
 
 
-setup(distclass=NativeDistribution, cmdclass={"build_ext": BuildNative})
+# bin/sandbox: the command, a plain script (see its docstring) so its start stays lean.
+setup(distclass=NativeDistribution, cmdclass={"build_ext": BuildNative}, scripts=["bin/sandbox"])

@@ -22,7 +22,7 @@ import time
 import zlib
 
 from sandbox.fingerprint import fingerprint
-from sandbox.paths import runtime_dir
+from sandbox.paths import runtime_path
 from sandbox.syscalls.fdpass import send_fds
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,8 +110,10 @@ def _zygote(path: str, wanted: str) -> socket.socket | None:
         try:
             os.posix_spawn(
                 sys.executable,
-                [sys.executable, "-I", "-c", code, os.path.dirname(PACKAGE_DIR), path, wanted],
-                dict(os.environ),
+                [sys.executable, "-I", "-c", code, os.path.dirname(PACKAGE_DIR), path],
+                # The key names the caller's cgroup, variables and paths: never in argv,
+                # which every user of the host can read (/proc/PID/cmdline).
+                {**os.environ, "SANDBOX_ZYGOTE_KEY": wanted},
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, null, 0),
                     (os.POSIX_SPAWN_DUP2, null, 1),
@@ -135,7 +137,7 @@ def _zygote(path: str, wanted: str) -> socket.socket | None:
 def via_zygote(argv: list[str]) -> int | None:
     """Run ``sandbox exec`` in a fork of the zygote; its exit status, or None to run it here."""
     try:
-        directory = str(runtime_dir() / "zygote")
+        directory = os.path.join(runtime_path(), "zygote")
         os.makedirs(directory, mode=0o700, exist_ok=True)
         st = os.stat(directory)
         if st.st_uid != os.geteuid() or st.st_mode & 0o077:

@@ -25,6 +25,7 @@ receives (SIGINT, SIGTERM, SIGHUP) are forwarded to the child.
 from __future__ import annotations
 
 import contextlib
+import gc
 import marshal
 import os
 import selectors
@@ -77,6 +78,7 @@ def _send(sock: socket.socket, msg: dict[str, Any]) -> None:
 def _child(call: _Call, req: dict[str, Any], fds: list[int], listener: socket.socket) -> None:
     """In the forked child: become the caller's ``sandbox exec`` and report its status."""
     status = 125
+    gc.disable()  # a short-lived fork: collections would only copy shared pages
     assert call.conn is not None
     conn = call.conn
     try:
@@ -186,6 +188,11 @@ def serve(path: str, key: str) -> None:
         os.umask(old)
     listener.listen(64)
     _warm()
+    # Everything made so far lives as long as the zygote: out of the collector's
+    # reach, so that neither the zygote's collections nor a fork's touch (and
+    # copy) those pages (gc.freeze's purpose, in the gc module's docs).
+    gc.collect()
+    gc.freeze()
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ, None)
     calls: set[_Call] = set()
@@ -289,8 +296,8 @@ def _on_exit(call: _Call, sel: selectors.BaseSelector) -> None:
 
 
 def main() -> None:
-    """``python -I -c ... zygote.main() PATH KEY``: serve PATH for callers of KEY."""
-    path, key = sys.argv[1], sys.argv[2]
+    """``python -I -c ... zygote.main() PATH`` (key in $SANDBOX_ZYGOTE_KEY): serve PATH."""
+    path, key = sys.argv[1], os.environ.pop("SANDBOX_ZYGOTE_KEY")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     serve(path, key)

@@ -88,13 +88,20 @@ class NativeLauncherClient:
             ours = self._launch()
         else:
             ours, self._pid = spare
+            self._hello(ours)  # it has been starting while the fork was made
         threading.Thread(
             target=self._reader, args=(ours,), daemon=True, name="sandbox-native-reader"
         ).start()
         return ours
 
     def _launch(self) -> socket.socket:
-        """Start a server and check its hello (no reader yet: see :func:`prestart`)."""
+        """Start a server and check its hello (no reader yet)."""
+        ours = self._spawn_server()
+        self._hello(ours)
+        return ours
+
+    def _spawn_server(self) -> socket.socket:
+        """Start a server process; our end of its socket (its hello not read yet)."""
         check_binary(self.binary)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with contextlib.suppress(OSError):  # large plans (root may exceed wmem_max)
@@ -117,6 +124,10 @@ class NativeLauncherClient:
         finally:
             theirs.close()
         self._pid = self._proc.pid
+        return ours
+
+    def _hello(self, ours: socket.socket) -> None:
+        """Read and check the server's hello: protocol, plan version and build id."""
         ours.settimeout(10.0)
         try:
             hello = wire.decode_reply(ours.recv(4096))
@@ -133,7 +144,6 @@ class NativeLauncherClient:
                 f"the native launcher at {self.binary} was built from other sources "
                 f"(protocol/plan/build {got}, expected {want}): {FIX}",
             )
-        return ours
 
     def _abandon(self, sock: socket.socket) -> None:
         sock.close()  # EOF: the server exits
@@ -238,7 +248,8 @@ _PRESTARTED: tuple[Path, socket.socket, int, tuple[int, int, int]] | None = None
 
 
 def prestart(binary: Path = BINARY) -> int:
-    """Start a server now, for the next client made in a fork of this process; its pid.
+    """Start a server now (without waiting for it), for the next client made in a fork
+    of this process; its pid.
 
     The caller (the zygote) closes its own copy of the socket after the fork
     with :func:`drop_prestarted` and reaps the server when it exits.
@@ -248,7 +259,7 @@ def prestart(binary: Path = BINARY) -> int:
     """
     global _PRESTARTED
     client = NativeLauncherClient(binary=binary)
-    sock = client._launch()
+    sock = client._spawn_server()  # its hello is read by the fork that takes it
     _PRESTARTED = (binary, sock, client._pid, _file_id(binary))
     return client._pid
 
@@ -288,5 +299,5 @@ def _hung_up(sock: socket.socket) -> bool:
     import select
 
     poller = select.poll()
-    poller.register(sock, select.POLLIN | select.POLLHUP)
-    return bool(poller.poll(0))
+    poller.register(sock, 0)  # only hang-ups and errors: its hello may be waiting to be read
+    return any(ev & (select.POLLHUP | select.POLLERR) for _, ev in poller.poll(0))

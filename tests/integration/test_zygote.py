@@ -64,10 +64,10 @@ def test_a_caller_with_another_key_is_refused(tmp_path):
         [
             sys.executable,
             "-c",
-            f"import sys; sys.argv = ['z', {path!r}, 'the-right-key']; "
+            f"import sys; sys.argv = ['z', {path!r}]; "
             "from sandbox.cli.zygote import main; main()",
         ],
-        env={**os.environ, "SANDBOX_ZYGOTE_IDLE": "3"},
+        env={**os.environ, "SANDBOX_ZYGOTE_IDLE": "3", "SANDBOX_ZYGOTE_KEY": "the-right-key"},
     )
     try:
         deadline = time.monotonic() + 20
