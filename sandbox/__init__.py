@@ -19,6 +19,8 @@ _EXPORTS = {
     "Usage": "sandbox.runner.result",
     "Enforcement": "sandbox.layers",
     "Violation": "sandbox.runner.result",
+    "File": "sandbox.fs.staging",
+    "Symlink": "sandbox.fs.staging",
     "SandboxError": "sandbox.errors",
     "PolicyError": "sandbox.errors",
     "UnsupportedError": "sandbox.errors",

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.errors import ProgramNotFound, SpawnError
+from sandbox.fs.hostpath import open_path
+from sandbox.fs.staging import FileContent
 from sandbox.host import HostFacts, probe
 from sandbox.policy.load import load_profile, merge, with_overrides
 from sandbox.policy.profile import LoadedProfile
@@ -178,7 +180,7 @@ class Sandbox:
         stdout: Output = None,
         stderr: Output = None,
         env: Mapping[str, str] | None = None,
-        files: Mapping[str, bytes | str | os.PathLike[str]] | None = None,
+        files: Mapping[str, FileContent] | None = None,
         collect: Sequence[str] = (),
         cwd: str | None = None,
         control: RunControl | None = None,
@@ -193,7 +195,10 @@ class Sandbox:
             stdout, stderr: None captures into the result (capped by the output
                 limit); a path or an fd receives the stream.
             env: extra environment variables (the environment is otherwise clean).
-            files: files to place in ``/box`` before the run: name -> bytes or host path.
+            files: files to place in ``/box`` before the run: name -> bytes (0644),
+                a host path (a regular file keeps its mode; a symlink is staged
+                as a symlink, never followed), ``File(content, mode=0o755)`` or
+                ``Symlink(target)``. Names may be in any script (``нет.java``).
             collect: names of files in ``/box`` to return in ``result.files``.
             cwd: directory against which a relative ``PROGRAM`` path is resolved.
 
@@ -227,7 +232,7 @@ class Sandbox:
         stdin: Stdin,
         stdout: Output,
         stderr: Output,
-        files: Mapping[str, bytes | str | os.PathLike[str]] | None,
+        files: Mapping[str, FileContent] | None,
         collect: Sequence[str],
         cwd: str | None,
         control: RunControl | None,
@@ -284,7 +289,7 @@ def spawn_failure(prof: LoadedProfile, err: ProgramNotFound | SpawnError) -> Run
 def _open_in(stdin: Stdin, opened: list[int]) -> bytes | int | None:
     if stdin is None or isinstance(stdin, bytes | int):
         return stdin
-    fd = os.open(os.fspath(stdin), os.O_RDONLY | os.O_CLOEXEC)
+    fd = open_path(os.fspath(stdin), os.O_RDONLY, "stdin")  # no planted symlink followed
     opened.append(fd)
     return fd
 
@@ -292,18 +297,13 @@ def _open_in(stdin: Stdin, opened: list[int]) -> bytes | int | None:
 def _open_out(out: Output, opened: list[int]) -> int | None:
     if out is None or isinstance(out, int):
         return out
-    fd = os.open(os.fspath(out), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd = open_path(os.fspath(out), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "output")
     opened.append(fd)
     return fd
 
 
-def _files(
-    files: Mapping[str, bytes | str | os.PathLike[str]] | None,
-) -> tuple[tuple[str, bytes | str], ...]:
-    out: list[tuple[str, bytes | str]] = []
-    for name, content in (files or {}).items():
-        out.append((name, content if isinstance(content, bytes) else os.fspath(content)))
-    return tuple(out)
+def _files(files: Mapping[str, FileContent] | None) -> tuple[tuple[str, FileContent], ...]:
+    return tuple((files or {}).items())
 
 
 @dataclass(frozen=True, slots=True)

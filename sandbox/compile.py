@@ -40,6 +40,7 @@ from sandbox.fs.image import ImageSpec, image_key, read_allowlist
 from sandbox.fs.image import ensure as ensure_image
 from sandbox.fs.ops import MountPlan, plan_mounts
 from sandbox.fs.resolve import Program, resolve
+from sandbox.fs.staging import check_name
 from sandbox.host import HostFacts
 from sandbox.landlock.rules import LandlockArtifact
 from sandbox.layers import Enforcement
@@ -60,7 +61,6 @@ IMAGE_KEY_TTL = 2.0
 # image key and bind sources are looked at again after it.
 COMPILE_TTL = IMAGE_KEY_TTL
 MAX_REMEMBERED = 256
-_BOX_NAME = re.compile(r"^[A-Za-z0-9_.+-][A-Za-z0-9_.+/-]{0,254}$")
 # Controllers a run cannot do without: accounting, the kill, memory and process limits.
 REQUIRED_CONTROLLERS = ("cpuacct", "freezer", "memory", "pids")
 
@@ -303,14 +303,12 @@ class Artifacts:
 
 
 def check_box_name(name: str) -> str:
-    """A file name under /box: relative, no '..', no NUL.
+    """A file name under /box: relative, any script, no '..', '.', empty part or control char.
 
     Raises:
         PolicyError: naming the bad name.
     """
-    if not _BOX_NAME.match(name) or ".." in name.split("/") or "//" in name:
-        raise PolicyError(f"file name {name!r} must be a relative path inside /box")
-    return name
+    return check_name(name)
 
 
 # "memory" stacks end a little above the cgroup limit, so a runaway recursion

@@ -227,8 +227,12 @@ def cmd_exec(ns: argparse.Namespace) -> int:
             _die(f"--meta-fd {ns.meta_fd}: {e.strerror}", 125)
         if stat.S_ISDIR(mode) or access == os.O_RDONLY:
             _die(f"--meta-fd {ns.meta_fd}: not open for writing", 125)
+    from sandbox.fs.hostpath import open_path
+
     stdio: dict[str, int] = {}
     try:
+        # These paths may lie where an earlier run's payload wrote: opened
+        # without following a symlink it could have planted (issue 13 item 2).
         for name, flags in (
             ("stdin", os.O_RDONLY),
             ("stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
@@ -236,9 +240,13 @@ def cmd_exec(ns: argparse.Namespace) -> int:
         ):
             path = getattr(ns, name)
             if path:
-                stdio[name] = os.open(path, flags | os.O_CLOEXEC, 0o644)
-    except OSError as e:
-        _die(f"{e.filename}: {e.strerror}", 125)
+                stdio[name] = open_path(path, flags, f"--{name}")
+        meta_fd = (
+            open_path(ns.meta, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "--meta") if ns.meta else None
+        )
+    except SandboxError as e:
+        _die(str(e), 125)
+    ns.meta_opened = meta_fd
     client = make_client(ns.launcher, mode="fork")
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -385,8 +393,16 @@ def _write_meta(ns: argparse.Namespace, record: dict[str, Any]) -> None:
         from sandbox.runner.meta import isolate_meta
 
         text = isolate_meta(record)
-    if ns.meta:
-        with open(ns.meta, "w") as f:
+    fd = getattr(ns, "meta_opened", None)
+    if fd is not None:
+        with os.fdopen(fd, "w") as f:  # opened before the run, no symlink followed
+            f.write(text)
+        ns.meta_opened = None
+    elif ns.meta:
+        from sandbox.fs.hostpath import open_path
+
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        with os.fdopen(open_path(ns.meta, flags, "--meta"), "w") as f:
             f.write(text)
     if ns.meta_fd is not None:
         os.write(ns.meta_fd, text.encode())

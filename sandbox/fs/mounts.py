@@ -32,10 +32,13 @@ from dataclasses import dataclass, field
 
 from sandbox.fs.mountopts import join_lowerdirs
 from sandbox.fs.ops import MountPlan
+from sandbox.fs.staging import parents
 from sandbox.syscalls.api import Syscalls
 from sandbox.syscalls.consts import (
+    RESOLVE_BENEATH,
     RESOLVE_NO_MAGICLINKS,
     RESOLVE_NO_SYMLINKS,
+    RESOLVE_NO_XDEV,
     CloneFlag,
     MoveMount,
     OpenTree,
@@ -48,6 +51,7 @@ from sandbox.syscalls.consts import MountFlag as M
 AT_FDCWD = -100
 _CLONE = OpenTree.OPEN_TREE_CLONE | OpenTree.OPEN_TREE_CLOEXEC | OpenTree.AT_RECURSIVE
 _SETATTR = OpenTree.AT_EMPTY_PATH | OpenTree.AT_RECURSIVE
+_BENEATH = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV
 
 
 @dataclass
@@ -124,13 +128,8 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
         sc.fchmodat(upper, f"upper/{e.path}", e.mode)  # mkdir applies the umask
         if e.owner == "payload" and not plan.rootless:  # rootless: ours = the payload's
             sc.fchownat(upper, f"upper/{e.path}", *host_ids)
-    if plan.program is not None:
-        src, name = plan.program
-        sc.copy_into(src, upper, f"upper/box/{name}", 0o555)  # root's: read-only for the payload
-    for src, name in plan.copy_in:
-        sc.copy_into(src, upper, f"upper/box/{name}", 0o644)
-        if not plan.rootless:
-            sc.fchownat(upper, f"upper/box/{name}", *host_ids)
+    if plan.program is not None or plan.copy_in:
+        _stage_box(plan, sc, upper, None if plan.rootless else host_ids)
     lowers = []
     for layer in plan.lowers:
         fd = _open_source(sc, layer, os.O_DIRECTORY)
@@ -236,6 +235,49 @@ def _idmap(sc: Syscalls, fd: int, owner: tuple[int, int], host_ids: tuple[int, i
             raise
     finally:
         sc.close(ns)
+
+
+def _stage_box(
+    plan: MountPlan, sc: Syscalls, upper: int, owner: tuple[int, int] | None
+) -> None:
+    """The program copy and the staged files, written beneath a /box fd of the new upper.
+
+    Every source is a host path opened without following any symlink
+    (``copy_into``: a payload of an earlier run may have shaped it); every
+    destination is opened beneath /box with no symlink, magic link or mount
+    crossing. Directories come first, files next, symlinks last (the plan's
+    order), so nothing written here passes through a link made here.
+    ``owner``: the payload's host ids (None rootless: ours are the payload's).
+    """
+    box = sc.openat2(upper, "upper/box", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, _BENEATH)
+    try:
+        if plan.program is not None:
+            src, name = plan.program
+            sc.copy_into(src, box, name, 0o555, None)  # root's: read-only for the payload
+        made: set[str] = set()
+        for f in plan.copy_in:
+            for d in parents(f.name):
+                if d not in made:
+                    _mkdir_payload(sc, box, d, owner)
+                    made.add(d)
+            if f.link is None:
+                sc.copy_into(f.source, box, f.name, f.mode, owner)
+            else:
+                sc.symlinkat(f.link, box, f.name)
+                if owner is not None:
+                    sc.fchownat(box, f.name, *owner)  # the link itself (AT_SYMLINK_NOFOLLOW)
+    finally:
+        sc.close(box)
+
+
+def _mkdir_payload(sc: Syscalls, box: int, name: str, owner: tuple[int, int] | None) -> None:
+    try:
+        sc.mkdirat(box, name, 0o755)
+    except FileExistsError:
+        return  # e.g. /box/sub made by the plan's own entries
+    sc.fchmodat(box, name, 0o755)  # mkdir applies the umask
+    if owner is not None:
+        sc.fchownat(box, name, *owner)
 
 
 def _open_source(sc: Syscalls, path: str, flags: int = 0) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from sandbox.errors import PolicyError
+from sandbox.fs.staging import BoxFile
 from sandbox.paths import STAGING
 
 if TYPE_CHECKING:  # the launcher imports this module: no pydantic at run time
@@ -89,8 +90,9 @@ class MountPlan:
     dev_nodes: tuple[tuple[str, int, int], ...] = DEV_NODES
     dev_links: tuple[tuple[str, str], ...] = DEV_LINKS
     program: tuple[str, str] | None = None  # (host path, file name in /box)
-    # (host path, path under /box): data files placed for the payload, owned by it
-    copy_in: tuple[tuple[str, str], ...] = ()
+    # Files and symlinks placed in /box for the payload, owned by it (files first,
+    # links last; see sandbox.fs.staging)
+    copy_in: tuple[BoxFile, ...] = ()
     # Both True in every real run; False only through the test hook
     # (sandbox.ablation): the lower layer bound read-write as the root,
     # binds without nosuid.
@@ -109,18 +111,22 @@ class MountPlan:
 
 
 def _trusted_link(link: str, st: os.stat_result) -> bool:
-    """A symlink only root or the caller could have put there (and cannot be swapped)."""
-    if st.st_uid not in (0, os.geteuid()):
+    """A symlink only root could have put there (and nobody else can swap).
+
+    Root's only, also for a rootless caller: there the payload's files are the
+    caller's own on the host, so a link the caller owns may be the payload's.
+    """
+    if st.st_uid != 0:
         return False
     parent = os.stat(os.path.dirname(link) or "/")
-    if parent.st_uid not in (0, os.geteuid()):
+    if parent.st_uid != 0:
         return False
     # Group/other-writable parents are fine only when sticky (/tmp): nobody else may
     # rename or replace an entry they do not own there.
     return not parent.st_mode & 0o022 or bool(parent.st_mode & stat.S_ISVTX)
 
 
-def checked_source(path: str, max_links: int = 40) -> str:
+def checked_source(path: str, max_links: int = 40, what: str = "bind source") -> str:
     """The real path of a bind source, refusing symlinks another user could have planted.
 
     Binds are made by root: a symlink an earlier run's payload left in a shared
@@ -147,15 +153,15 @@ def checked_source(path: str, max_links: int = 40) -> str:
         try:
             st = os.lstat(here)
         except OSError as e:
-            raise PolicyError(f"bind source {path!r}: {here}: {e.strerror}") from None
+            raise PolicyError(f"{what} {path!r}: {here}: {e.strerror}") from None
         if not stat.S_ISLNK(st.st_mode):
             done.append(part)
             continue
         links += 1
         if links > max_links or not _trusted_link(here, st):
             raise PolicyError(
-                f"bind source {path!r}: {here} is a symlink that a user other than root "
-                "or you could have placed (or changed); name the real path instead"
+                f"{what} {path!r}: {here} is a symlink that a user other than root could have "
+                "placed (or changed); name the real path instead"
             )
         target = os.readlink(here)
         if target.startswith("/"):

@@ -17,7 +17,9 @@ import stat
 from dataclasses import dataclass
 
 from sandbox.errors import ProgramNotFound
-from sandbox.fs.ops import BindMount
+from sandbox.fs.ops import BindMount, checked_source
+from sandbox.syscalls.consts import RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
+from sandbox.syscalls.linux import LinuxSyscalls
 
 _MAX_LINKS = 40
 
@@ -137,14 +139,22 @@ def resolve(
         return Program(path, None, found)
     if "/" in program:
         host = os.path.abspath(os.path.join(cwd or os.getcwd(), program))
-        if os.path.isabs(program) and not os.path.exists(host):
+        if os.path.isabs(program) and not os.path.lexists(host):
             # Only the container has it: a path under a bind's target.
             seen = _to_host(program, binds, lowers)
             if seen is not None and os.path.isfile(seen):
                 return Program(program, None, seen)
-        if not os.path.exists(host):
+        if not os.path.lexists(host):
             raise ProgramNotFound(f"program {program!r} not found (no such file {host})")
-        if not os.path.isfile(host):
+        # Copied in by root: a symlink on the way that a payload of an earlier
+        # run could have planted (a writable bind) must not pick the file; the
+        # launcher then opens the result without following any symlink.
+        host = checked_source(host, what="program")
+        try:
+            st = os.lstat(host)
+        except OSError as e:
+            raise ProgramNotFound(f"program {program!r}: {host}: {e.strerror}") from None
+        if not stat.S_ISREG(st.st_mode):
             raise ProgramNotFound(f"program {program!r} is not a regular file")
         real = os.path.realpath(host)
         # In place when the container sees this very file: at the same path, or
@@ -170,10 +180,23 @@ def resolve(
 def interpreter_of(host_path: str) -> str | None:
     """The ``#!`` interpreter of a script (as written, an inside path), or None."""
     try:
-        with open(host_path, "rb") as f:
-            head = f.read(256)
+        # The program may lie where a payload wrote: never through a symlink.
+        fd = LinuxSyscalls().openat2(
+            -100,
+            host_path,
+            os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC,
+            RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        )
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        head = os.read(fd, 256)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     if not head.startswith(b"#!"):
         return None
     words = head[2:].split(b"\n", 1)[0].split()

@@ -27,7 +27,19 @@ from sandbox import ablation, cgroups, enforce
 from sandbox.cgroups import CgroupLayout
 from sandbox.compile import CgroupRequest, CompiledRun
 from sandbox.errors import PolicyError, SetupError
+from sandbox.fs.hostpath import stage_source
 from sandbox.fs.image import ensure as ensure_image
+from sandbox.fs.staging import (
+    DEFAULT_MODE,
+    BoxFile,
+    File,
+    FileContent,
+    Symlink,
+    check_link_target,
+    check_mode,
+    check_name,
+    order,
+)
 from sandbox.host import HostFacts
 from sandbox.layers import Enforcement
 from sandbox.paths import runtime_dir, staging_dir, state_dir
@@ -36,7 +48,6 @@ from sandbox.runner import state
 
 log = logging.getLogger(__name__)
 
-FileContent = bytes | str  # bytes, or a host path to copy
 
 
 @dataclass
@@ -89,7 +100,9 @@ class Acquirer:
         Raises:
             SetupError: a resource could not be made (state dir, slot, leaf, profile load).
             UnsupportedError: a required layer (cgroups) cannot be enforced here.
-            PolicyError: a staged file's host path is not a regular file.
+            PolicyError: a staged file's name, mode or host path is refused (a
+                symlink on the way that a payload could have planted, not a
+                regular file or a symlink).
         """
         stack = ExitStack()
         try:
@@ -202,22 +215,33 @@ def leaf_state(leaf: cgroups.Leaf, req: CgroupRequest, memory: int | None) -> En
 
 def _stage_files(
     files: tuple[tuple[str, FileContent], ...], run_id: str, stack: ExitStack
-) -> tuple[tuple[str, str], ...]:
-    """Host paths of the files to copy into /box; bytes go through a private temp dir."""
-    staged: list[tuple[str, str]] = []
+) -> tuple[BoxFile, ...]:
+    """The plan's /box entries: bytes through a private temp dir, host paths inspected
+    without following a planted symlink (see ``sandbox.fs.staging`` and ``hostpath``)."""
+    entries: list[BoxFile] = []
     tmp = _staged_dir(run_id)
     stack.callback(shutil.rmtree, tmp, True)
     for i, (name, content) in enumerate(files):
-        if isinstance(content, bytes):
+        check_name(name)
+        mode = content.mode if isinstance(content, File) else None
+        if isinstance(content, File):
+            content = content.content
+        if isinstance(content, Symlink):
+            entries.append(BoxFile(name, link=check_link_target(name, content.target)))
+        elif isinstance(content, bytes):
             tmp.mkdir(mode=0o700, exist_ok=True)
             path = tmp / str(i)
             path.write_bytes(content)
-            staged.append((str(path), name))
+            bits = DEFAULT_MODE if mode is None else check_mode(name, mode)
+            entries.append(BoxFile(name, source=str(path), mode=bits))
+        elif isinstance(content, str | os.PathLike):
+            entries.append(stage_source(name, os.fspath(content), mode))
         else:
-            if not os.path.isfile(content):
-                raise PolicyError(f"file for /box/{name}: {content!r} is not a regular file")
-            staged.append((os.path.abspath(content), name))
-    return tuple(staged)
+            raise PolicyError(
+                f"file for /box/{name}: {type(content).__name__} is not bytes, a path, "
+                "a File or a Symlink"
+            )
+    return order(entries)
 
 
 def _close_all(fds: list[int]) -> None:

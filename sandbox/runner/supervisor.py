@@ -27,9 +27,10 @@ from dataclasses import dataclass, replace
 from sandbox.compile import Artifacts, Request, compile_run, staged_name
 from sandbox.errors import SpawnError
 from sandbox.fs.exe import HEAD_SIZE, read_head
+from sandbox.fs.staging import FileContent
 from sandbox.host import HostFacts
 from sandbox.policy.profile import LoadedProfile
-from sandbox.runner.acquire import Acquirer, FileContent
+from sandbox.runner.acquire import Acquirer
 from sandbox.runner.control import RunControl
 from sandbox.runner.launch import STDIO_INHERIT, LauncherClient, Stdio, launch
 from sandbox.runner.release import release

@@ -15,6 +15,7 @@ import os
 import resource
 import signal
 import socket
+import stat
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
@@ -22,6 +23,10 @@ from typing import NoReturn
 from sandbox.syscalls.api import WaitResult
 from sandbox.syscalls.consts import (
     NR,
+    RESOLVE_BENEATH,
+    RESOLVE_NO_MAGICLINKS,
+    RESOLVE_NO_SYMLINKS,
+    RESOLVE_NO_XDEV,
     SECCOMP_SET_MODE_FILTER,
     CloneFlag,
     FsconfigCmd,
@@ -30,6 +35,7 @@ from sandbox.syscalls.consts import (
     UmountFlag,
 )
 
+AT_FDCWD_ = -100
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
@@ -297,8 +303,8 @@ class LinuxSyscalls:
     def openat(self, dirfd: int, path: str, flags: int, mode: int = 0) -> int:
         return os.open(path, flags, mode, dir_fd=None if dirfd == -100 else dirfd)
 
-    def openat2(self, dirfd: int, path: str, flags: int, resolve: int) -> int:
-        how = struct.pack("QQQ", flags, 0, resolve)
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+        how = struct.pack("QQQ", flags, mode, resolve)
         return _sys(
             "openat2",
             lambda: f"openat2({dirfd}, {path!r}, {flags:#x}, resolve={resolve:#x})",
@@ -323,14 +329,28 @@ class LinuxSyscalls:
     def fchmodat(self, dirfd: int, path: str, mode: int) -> None:
         os.chmod(path, mode, dir_fd=None if dirfd == -100 else dirfd)
 
-    def copy_into(self, src: str, dirfd: int, dst: str, mode: int) -> None:
+    def copy_into(
+        self, src: str, dirfd: int, dst: str, mode: int, owner: tuple[int, int] | None = None
+    ) -> None:
+        # The source may have been shaped by a payload (a file in a writable bind
+        # an earlier run had): no symlink or magic link is followed, and only a
+        # regular file is read. The destination is created beneath dirfd (the
+        # new /box) with nothing followed or crossed on the way.
+        sfd = self.openat2(
+            AT_FDCWD_,
+            src,
+            os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC,
+            RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        )
         try:
-            sfd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as e:
-            raise OSError(e.errno, f"open({src!r}): {e.strerror}", src) from None
-        try:
-            dfd = os.open(
-                dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode, dir_fd=dirfd
+            if not stat.S_ISREG(os.fstat(sfd).st_mode):
+                _fail("open", f"copy {src!r} into the sandbox: not a regular file", E.EINVAL)
+            dfd = self.openat2(
+                dirfd,
+                dst,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+                mode,
             )
             try:
                 size = os.fstat(sfd).st_size
@@ -341,6 +361,8 @@ class LinuxSyscalls:
                         break
                     done += n
                 os.fchmod(dfd, mode)
+                if owner is not None:
+                    os.fchown(dfd, *owner)
             except OSError as e:
                 raise OSError(e.errno, f"copy {src!r} into the sandbox: {e.strerror}") from None
             finally:
@@ -432,7 +454,13 @@ class LinuxSyscalls:
         )
 
     def setrlimit(self, res: int, soft: int, hard: int) -> None:
-        resource.setrlimit(res, (soft, hard))
+        try:
+            resource.setrlimit(res, (soft, hard))
+        except (ValueError, OverflowError) as e:
+            # CPython reports EPERM (raising a hard limit) and EINVAL as ValueError:
+            # an OSError with the errno, like every other call here.
+            err = E.EPERM if "not allowed" in str(e) else E.EINVAL
+            raise OSError(err, f"setrlimit({res}, soft={soft}, hard={hard}): {e}") from None
 
     # --- seccomp and Landlock ---
     def seccomp_set_filter(self, bpf: bytes, flags: int) -> int:

@@ -87,7 +87,7 @@ class _Tracer(RecordingSyscalls):
         self._record("openat", dirfd, path, flags, mode)
         return self._fd()
 
-    def openat2(self, dirfd: int, path: str, flags: int, resolve: int) -> int:
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
         self._record("openat2", dirfd, path, flags, resolve)
         fd = self._fd()
         self._paths[fd] = path
