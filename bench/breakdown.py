@@ -126,7 +126,6 @@ def install() -> None:
     from sandbox.fs import image
     from sandbox.launcher import server, steps
     from sandbox.runner import acquire, client, launch, state, supervise, supervisor, watch
-    from sandbox.syscalls import notify
     from sandbox.verify import cache as vcache
 
     sup = supervisor.Supervisor
@@ -152,7 +151,6 @@ def install() -> None:
     _wrap(acquire.cgroups, "create", "cgroups.create (leaf + limits)")
     _wrap(cgleaf.Leaf, "open_join_fds", "cgroups: open join fds")
     _wrap(supervisor, "launch", "stage: launch")
-    _wrap(launch, "KmsgReader", "KmsgReader open")
     _wrap(launch, "_stdio", "stdio pipes")
     _wrap(client.ForkServerClient, "spawn", "client.spawn (encode + send)")
     _wrap(codec, "dumps", "codec.dumps LaunchPlan")
@@ -169,7 +167,6 @@ def install() -> None:
     _wrap(cgleaf.Leaf, "stats", "cgroups: leaf stats")
     _wrap(cgleaf.Leaf, "remove", "cleanup: cgroups leaf remove")
     _wrap(state.RunLock, "release", "cleanup: run lock release")
-    _wrap(notify.KmsgReader, "close", "cleanup: KmsgReader close")
     _wrap(watch.Watch, "close", "cleanup: watch close")
     # The fork server (inherited by the fork-mode server).
     _wrap(server.ForkServer, "_spawn", "server: spawn (decode, fork)", "server")
@@ -510,7 +507,6 @@ _LEAVES = (
     "cleanup",
     "enforce",
     "state.",
-    "KmsgReader",
     "watch: take",
     "LaunchPlan",
 )

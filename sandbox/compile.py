@@ -448,23 +448,31 @@ def deny_errno(policy: Policy) -> int | None:
 def _seccomp(
     policy: Policy, states: dict[str, Enforcement], arts: Artifacts
 ) -> tuple[SeccompArtifact | None, Policy]:
-    """The filter and the policy it was compiled from (errno default -> notify)."""
+    """The filter and the policy it was compiled from (errno and kill_process defaults -> notify).
+
+    Every refusal that ends a run goes to the supervisor's listener, the one
+    channel the payload can neither write nor flood: a kernel kill would be
+    known only from an exit status (which a program forges with kill(2)) or the
+    kernel log (which any task on the host can flood; issue 13 item 4).
+    """
     if states["seccomp"].state == "off":
         return None, policy
     sec = policy.seccomp
     how = {
         "notify": "recorded by the supervisor, the run killed",
+        "kill_process": "recorded by the supervisor, the run killed",
         "errno": f"answered {sec.default_errno} and listed by the supervisor",
     }.get(sec.default_action, sec.default_action)
     compiled = policy
-    if sec.default_action == "errno":
-        # The supervisor answers the errno itself, so it can list each denial.
+    if sec.default_action in ("errno", "kill_process"):
+        # The supervisor answers the errno itself, so it can list each denial;
+        # a kill it does itself, through the run's cgroup (the whole run).
         notify = sec.model_copy(update={"default_action": "notify"})
         compiled = policy.model_copy(update={"seccomp": notify})
     art = arts.seccomp(compiled)
     states["seccomp"] = Enforcement(
         "full",
-        f"denied syscalls {how}; {len(art.allowed)} allowed; foreign ABIs killed "
+        f"denied syscalls {how}; {len(art.allowed)} allowed; foreign ABIs recorded, killed "
         f"({art.instructions} BPF instructions)",
     )
     return art, compiled

@@ -30,7 +30,8 @@ from sandbox.runner.control import RunControl
 from sandbox.runner.result import Violation
 from sandbox.runner.verdict import KillReason
 from sandbox.runner.watch import SETUP_DEADLINE, Out, Watch
-from sandbox.syscalls.notify import KmsgReader, Notification, child_pids
+from sandbox.seccomp.tables import arch_info
+from sandbox.syscalls.notify import Notification, child_pids
 
 STDIO_INHERIT = -1
 SPAWN_TIMEOUT = 30.0
@@ -73,7 +74,6 @@ class Launched:
 
     watch: Watch
     outer_pid: int
-    kmsg: KmsgReader
 
 
 def launch(
@@ -104,8 +104,6 @@ def launch(
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     st_r, st_w = os.pipe2(os.O_CLOEXEC)
     mine += [err_r, st_r]
-    kmsg = KmsgReader()
-    stack.callback(kmsg.close)
     outer: list[int] = []
     sup = compiled.supervision
 
@@ -143,6 +141,9 @@ def launch(
         on_notification=on_notification,
         setup_deadline=None if gate is not None else SETUP_DEADLINE,
     )
+    if compiled.seccomp is not None:
+        abi = arch_info(compiled.seccomp.arch)
+        watch.native_arch, watch.native_nr_bit = abi.audit_arch, abi.nr_bit
     stack.callback(watch.close)
     try:
         _stdio(stdio, sup.output, watch, mine, theirs, (plan.host_uid, plan.host_gid))
@@ -164,7 +165,7 @@ def launch(
     if reply["op"] != "spawned":
         raise SandboxInternalError(f"launcher: {reply.get('error', reply['op'])}")
     outer.append(int(reply["pid"]))
-    return Launched(watch=watch, outer_pid=outer[0], kmsg=kmsg)
+    return Launched(watch=watch, outer_pid=outer[0])
 
 
 def _close_all(fds: list[int]) -> None:

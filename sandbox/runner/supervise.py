@@ -11,7 +11,6 @@ raises :class:`SpawnError` here.
 from __future__ import annotations
 
 import resource
-import signal
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +24,7 @@ from sandbox.runner.control import RunControl
 from sandbox.runner.launch import Launched
 from sandbox.runner.result import RunResult, Verdict, Violation
 from sandbox.runner.verdict import Observation, classify, exit_and_signal
-from sandbox.runner.watch import Watch, arch_name, syscall_name
-from sandbox.syscalls.notify import KmsgReader
+from sandbox.runner.watch import Watch
 
 if TYPE_CHECKING:
     from sandbox.policy.frozen import Policy
@@ -55,18 +53,19 @@ def supervise(
     if watch.failure:
         f = decode_failure(watch.failure)
         raise SpawnError(f.step, f.errno, f.message)
-    return _result(compiled, res, watch, launched.kmsg)
+    return _result(compiled, res, watch)
 
 
-def _result(compiled: CompiledRun, res: Resources, watch: Watch, kmsg: KmsgReader) -> RunResult:
+def _result(compiled: CompiledRun, res: Resources, watch: Watch) -> RunResult:
     plan = res.plan
     st = watch.status
     wall = (watch.ended_at or time.monotonic()) - watch.exec_at if watch.exec_at else None
     usage = accounting.usage(res.leaf, st, wall)
+    # Only the supervisor's own record (the run's seccomp listener) makes a
+    # violation: never an exit status (SIGSYS is one kill(2) away) nor the
+    # kernel log (any task on the host can flood it; issue 13 item 4).
     violation = watch.violation
     code, sig = exit_and_signal(st.status if st else None)
-    if violation is None and sig == signal.SIGSYS:
-        violation = _kernel_kill(kmsg, plan.host_uid)
     obs = Observation(
         status=st.status if st else None,
         killed_for=watch.killed_for,
@@ -119,13 +118,6 @@ def limits_record(policy: Policy) -> dict[str, Any]:
         stack = stack_limit(policy)
         out["stack"] = None if stack == resource.RLIM_INFINITY else stack
     return out
-
-
-def _kernel_kill(kmsg: KmsgReader, uid: int) -> Violation | None:
-    """A seccomp kill the kernel logged for this run's host uid (foreign ABI or kill action)."""
-    for k in kmsg.kills(uid):
-        return Violation(syscall_name(k.nr, k.arch), k.nr, arch_name(k.arch, k.nr))
-    return None
 
 
 def _message(verdict: Verdict, watch: Watch, violation: Violation | None) -> str:

@@ -12,7 +12,10 @@ reported and the outputs are drained:
 - the **notify channel**: the payload reports its seccomp listener's fd
   number, we copy the fd with pidfd_getfd and acknowledge; then each denied
   syscall arrives as a notification: a violation kills the run, an errno
-  denial is answered and listed;
+  denial is answered and listed; a call in a foreign ABI (i386, x32) is
+  always a violation. This listener is the only source of a
+  SECURITY_VIOLATION: the payload can neither write to it nor flood it for
+  another run (each run has its own), unlike an exit status or the kernel log;
 - timers: wall clock, and the leaf's CPU usage polled every POLL_INTERVAL.
 """
 
@@ -34,6 +37,7 @@ from sandbox.launcher.protocol import (
 from sandbox.runner.control import RunControl
 from sandbox.runner.result import Violation
 from sandbox.runner.verdict import KillReason
+from sandbox.seccomp.tables import X32_SYSCALL_BIT
 from sandbox.syscalls import notify
 
 POLL_INTERVAL = 0.005
@@ -87,6 +91,10 @@ class Watch:
     deny_errno: int | None = None  # answer denials with this errno (listed), else a violation
     payload_pid: Callable[[], int | None] = lambda: None
     listener_by_rights: bool = False  # rootless: the payload sends the fd itself
+    # seccomp_data.arch of the filter's own ABI (and the x32 bit it must not carry):
+    # a notification for any other ABI is a violation whatever the handler says.
+    native_arch: int = 0xC000003E
+    native_nr_bit: int = 0
     outs: dict[int, Out] = field(default_factory=dict)
     stdin_fd: int = -1
     stdin_data: memoryview | None = None
@@ -297,6 +305,15 @@ class Watch:
         sel.register(self.listener, selectors.EVENT_READ, self._on_notification)
         os.write(fd, NOTIFY_TAKEN)
 
+    def _foreign(self, n: notify.Notification) -> bool:
+        """Whether a notification comes from another ABI than the filter's (i386, x32)."""
+        if n.arch != self.native_arch:
+            return True
+        nr = n.nr & 0xFFFFFFFF
+        if self.native_nr_bit:
+            return not nr & self.native_nr_bit
+        return X32_SYSCALL_BIT <= nr < 0xFFFFFFFF
+
     def _on_notification(self, sel: selectors.BaseSelector, fd: int) -> None:
         if notify.hung_up(fd):
             # Every task of the filter has exited. Checked first: on 6.1 the receive
@@ -309,6 +326,16 @@ class Watch:
             sel.unregister(fd)
             return
         if n is None:
+            return
+        if self._foreign(n):
+            # Never continued or answered (learning included): a CONTINUE would
+            # run the foreign call unfiltered. Recorded from the listener, the
+            # one channel the payload cannot write: this is the verdict.
+            if self.violation is None:
+                self.violation = Violation(
+                    syscall_name(n.nr, n.arch), n.nr, arch_name(n.arch, n.nr), n.args
+                )
+            self._stop("violation")
             return
         if self.on_notification is not None:
             refused = self.on_notification(n, fd)

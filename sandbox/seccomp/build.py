@@ -8,8 +8,10 @@ before ``execve``. The child never links libseccomp.
 
 Choices made here, each checked by the simulation and the kernel tests:
 
-- bad-arch action set explicitly to KILL_PROCESS (libseccomp's default is
-  KILL_THREAD, which leaves the rest of a multi-threaded process running);
+- bad-arch action set explicitly to USER_NOTIF (libseccomp's default is
+  KILL_THREAD, which leaves the rest of a multi-threaded process running):
+  the supervisor's listener records the ABI and the syscall and kills the
+  whole run, so the verdict never depends on the kernel log (issue 13 item 4);
 - optimisation level 2 (binary tree), so a syscall costs O(log n) compares;
 - no rule is added whose action equals the default (libseccomp refuses those
   with EACCES, and they change nothing);

@@ -8,7 +8,7 @@ shows up as a disagreement with the interpreter instead of being reproduced.
 ABI handling (``tables`` explains the three x86 ABIs):
 
 - a filter is built for one target ABI; any other ``seccomp_data.arch``
-  gets the bad-arch action (KILL_PROCESS);
+  gets the bad-arch action (USER_NOTIF: the supervisor records and kills);
 - on an x86_64 filter, numbers with the x32 bit are another ABI and get the
   bad-arch action too, except ``-1`` (``0xffffffff``: a tracer skipping the
   syscall), which is just an unknown number;

@@ -24,7 +24,7 @@ from typing import Any
 from sandbox.seccomp.actions import (
     REFUSING,
     SECCOMP_RET_ALLOW,
-    SECCOMP_RET_KILL_PROCESS,
+    SECCOMP_RET_USER_NOTIF,
     action_ret,
     errno_ret,
 )
@@ -42,7 +42,10 @@ class SeccompSpec:
     enosys: frozenset[str]
     rules: tuple[ArgRule, ...]  # sorted by syscall, at most one per syscall
     deny: frozenset[str]
-    bad_arch_action: str = "kill_process"
+    # Foreign ABIs (i386 int 0x80, x32 on x86_64) go to the supervisor's listener,
+    # which records arch and syscall and kills the run: a kernel kill would be
+    # known only through the kernel log, which any task can flood (issue 13 item 4).
+    bad_arch_action: str = "notify"
     _errno_map: Mapping[str, int] = field(init=False, repr=False, compare=False)
     _rule_map: Mapping[str, ArgRule] = field(init=False, repr=False, compare=False)
 
@@ -62,14 +65,15 @@ class SeccompSpec:
 
     @property
     def deny_ret(self) -> int:
-        """What a denied syscall gets: the default when it refuses, else KILL_PROCESS.
+        """What a denied syscall gets: the default when it refuses, else USER_NOTIF.
 
         A policy whose default lets syscalls run (``log``, ``allow``) still
-        never runs a denied one.
+        never runs a denied one: the supervisor records it and kills the run
+        (a kernel kill would leave no record the payload cannot forge).
         """
         if self.default_action in REFUSING:
             return self.default_ret
-        return SECCOMP_RET_KILL_PROCESS
+        return SECCOMP_RET_USER_NOTIF
 
     def errno_of(self, name: str) -> int | None:
         """The errno ``name`` is answered with, if any."""

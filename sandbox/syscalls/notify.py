@@ -1,14 +1,16 @@
-"""Supervisor-side kernel calls for recording violations: seccomp user notification,
-pidfd_getfd, and the kernel's seccomp audit records in /dev/kmsg.
+"""Supervisor-side kernel calls for recording violations: seccomp user notification
+and pidfd_getfd.
 
 Runs in the supervisor (root). The payload loads its filter with
 SECCOMP_FILTER_FLAG_NEW_LISTENER and reports the listener's fd number; the
 supervisor copies that fd out of the payload with pidfd_getfd (needs
 PTRACE_MODE_ATTACH: root has it) and then receives one notification per denied
-syscall. Foreign-ABI calls are KILL_PROCESS in the filter; the kernel logs each
-such kill as an audit record (type 1326) with the task's host uid, which is
-the run slot's own, so the supervisor attributes it without trusting anything
-the payload wrote.
+syscall, foreign-ABI calls (i386 ``int 0x80``, x32) included: the filter
+answers them USER_NOTIF, not a kernel kill. That listener is the run's only
+violation channel: nothing the payload writes reaches it, and each run has
+its own, so no other run can flood or forge it. (The kernel's audit records
+in /dev/kmsg were one once: rate-limited host-wide, floodable by any task,
+and attributable only by host uid; issue 13 item 4.)
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import ctypes
 import errno
 import fcntl
 import os
-import re
 import select
 import struct
 from dataclasses import dataclass
@@ -151,66 +152,3 @@ def child_pids(pid: int) -> list[int]:
             return [int(x) for x in f.read().split()]
     except OSError:
         return []
-
-
-_AUDIT = re.compile(
-    rb"type=1326 .*?\buid=(\d+) .*?\bpid=(\d+) .*?\bsig=(\d+) arch=([0-9a-f]+) "
-    rb"syscall=(\d+) compat=(\d)"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class SeccompKill:
-    """A seccomp kill the kernel logged: which task (host uid/pid), ABI and syscall."""
-
-    uid: int
-    pid: int
-    arch: int
-    nr: int
-    compat: bool
-
-
-class KmsgReader:
-    """Reads seccomp audit records logged after it was opened (one per run)."""
-
-    def __init__(self) -> None:
-        try:
-            self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            os.lseek(self.fd, 0, os.SEEK_END)
-        except OSError:
-            self.fd = -1
-
-    def kills(self, uid: int) -> list[SeccompKill]:
-        """Seccomp kill records of tasks running as host ``uid`` since the open."""
-        out: list[SeccompKill] = []
-        if self.fd < 0:
-            return out
-        while True:
-            try:
-                rec = os.read(self.fd, 8192)
-            except BlockingIOError:
-                break
-            except OSError as e:
-                if e.errno == errno.EPIPE:  # overwritten records: keep reading
-                    continue
-                break
-            if not rec:
-                break
-            m = _AUDIT.search(rec)
-            if m and int(m.group(1)) == uid:
-                out.append(
-                    SeccompKill(
-                        int(m.group(1)),
-                        int(m.group(2)),
-                        int(m.group(4), 16),
-                        int(m.group(5)),
-                        m.group(6) == b"1",
-                    )
-                )
-        return out
-
-    def close(self) -> None:
-        """Release the /dev/kmsg fd."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1

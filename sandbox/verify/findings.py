@@ -21,7 +21,7 @@ SIMULATION_IDS: Mapping[str, str] = MappingProxyType(
     {
         "SBX201": "the compiled BPF does not do what the policy says for a syscall",
         "SBX202": "the compiled BPF would be refused by the kernel",
-        "SBX203": "a foreign ABI is not killed (bad-arch action is not KILL_PROCESS)",
+        "SBX203": "a foreign ABI does not go to the supervisor (bad-arch action is not USER_NOTIF)",
         "SBX204": "the artifact was not built from this spec (key mismatch)",
     }
 )

@@ -129,14 +129,15 @@ def simulate(artifact: SeccompArtifact, spec: SeccompSpec) -> list[Finding]:
                 "rebuild the artifact from this policy",
             )
         )
-    if spec.bad_arch_action != "kill_process":
+    if spec.bad_arch_action != "notify":
         findings.append(
             Finding(
                 "SBX203",
                 "error",
                 "seccomp",
                 f"bad-arch action is {spec.bad_arch_action}",
-                "foreign ABIs (i386 int 0x80, x32) must be KILL_PROCESS",
+                "foreign ABIs (i386 int 0x80, x32) must go to the supervisor (USER_NOTIF), "
+                "which records them and kills the run",
             )
         )
     try:

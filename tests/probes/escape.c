@@ -14,8 +14,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/io_uring.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -34,6 +37,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define CAP_SYS_ADMIN 21
@@ -314,6 +318,67 @@ static int filecap(const char *self, const char *path, int stage)
     return fail("execve(file-cap binary)");
 }
 
+/* Forge a violation: a filter of our own kills us with SIGSYS on getppid, a
+ * call the sandbox allows. Only the supervisor's own record may say
+ * SECURITY_VIOLATION (issue 13 item 4): ours must read as a runtime error. */
+static int self_filter(void)
+{
+    struct sock_filter insns[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof insns / sizeof insns[0], insns};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return fail("prctl(PR_SET_NO_NEW_PRIVS)");
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+        return fail("prctl(PR_SET_SECCOMP)");
+    syscall(SYS_getppid);
+    return BAD + 2; /* our own filter did not kill us */
+}
+
+/* Change the terminal on fds 0-2 for good: line discipline N_NULL, echo and
+ * canonical mode off, exclusive mode (issue 13 item 3). 0 when every fd that
+ * is a terminal took all three; the first refusal's errno otherwise. */
+static int tty_clobber(void)
+{
+    int done = 0;
+    for (int fd = 0; fd <= 2; fd++) {
+        struct termios t;
+        int ldisc = 27; /* N_NULL: the terminal then drops all input */
+        if (!isatty(fd))
+            continue;
+        if (tcgetattr(fd, &t) != 0)
+            return fail("tcgetattr");
+        t.c_lflag &= ~(tcflag_t)(ECHO | ICANON);
+        if (tcsetattr(fd, TCSANOW, &t) != 0)
+            return fail("tcsetattr");
+        if (ioctl(fd, TIOCEXCL) != 0)
+            return fail("ioctl(TIOCEXCL)");
+        if (ioctl(fd, TIOCSETD, &ldisc) != 0)
+            return fail("ioctl(TIOCSETD)");
+        done++;
+    }
+    printf("clobbered %d\n", done);
+    return done ? 0 : BAD + 3; /* no terminal at all: nothing proven */
+}
+
+/* Hold an exclusive flock on a file of the shared lower layer (issue 13
+ * item 7): say so on stdout, then keep it for SECONDS. */
+static int hold_flock(const char *path, const char *seconds)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail("open");
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+        return fail("flock");
+    printf("locked\n");
+    fflush(stdout);
+    sleep((unsigned)atoi(seconds));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "";
@@ -321,6 +386,12 @@ int main(int argc, char **argv)
     errno = 0;
     if (!strcmp(cmd, "read-parent"))
         return read_parent();
+    if (!strcmp(cmd, "self-filter"))
+        return self_filter();
+    if (!strcmp(cmd, "tty-clobber"))
+        return tty_clobber();
+    if (!strcmp(cmd, "flock") && argc > 3)
+        return hold_flock(arg, argv[3]);
     if (!strcmp(cmd, "reopen-write"))
         return reopen_write();
     if (!strcmp(cmd, "write"))

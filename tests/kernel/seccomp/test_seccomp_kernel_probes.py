@@ -7,7 +7,6 @@ half of bubblewrap's test-seccomp.py).
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import signal
 from pathlib import Path
@@ -16,8 +15,7 @@ import pytest
 from seccomp_kernel import requires_seccomp, run_filtered
 
 from sandbox.policy.model import Seccomp
-from sandbox.seccomp.build import compile_spec, prepare
-from sandbox.seccomp.groups import resolve
+from sandbox.seccomp.build import prepare
 from sandbox.seccomp.tables import table
 
 pytestmark = requires_seccomp
@@ -88,8 +86,10 @@ CASES = [
     ("personality query", ["native", NR["personality"], 0xFFFFFFFF], 0, 0),
     ("personality READ_IMPLIES_EXEC", ["native", NR["personality"], 0x0400000], SIGSYS, 0),
     ("personality 0 with high bits", ["native", NR["personality"], 1 << 32], SIGSYS, 0),
-    ("int 0x80 getpid", ["int80", 20], SIGSYS, 0),
-    ("x32 getpid", ["x32", 39], SIGSYS, errno.ENOSYS),
+    # Foreign ABIs go to the supervisor's listener (which records and kills the
+    # run); with none attached, as here, the kernel answers ENOSYS: never run.
+    # (x32 is not enabled in this kernel, so its case is the interpreter's.)
+    ("int 0x80 getpid", ["int80", 20], errno.ENOSYS, 0),
     ("unknown number", ["native", 1000], SIGSYS, errno.ENOSYS),
     ("unshare(0)", ["native", NR["unshare"], 0], SIGSYS, 0),
     ("ptrace(PEEKDATA, pid 0)", ["native", NR["ptrace"], 2, 0, 0, 0], SIGSYS, errno.ESRCH),
@@ -149,13 +149,3 @@ def test_clone_with_namespace_flags_is_refused(
     high = 0xFFFFFFFF00000000
     assert run_probe(probes, strict, "native", NR["clone"], flags | high) == errno.EPERM
     assert run_probe(probes, strict, "native", NR["clone"], high | 17) == 0
-
-
-def test_bad_arch_kills_the_process_not_only_the_thread(probes: dict[str, Path]) -> None:
-    # A second thread makes an i386 call. KILL_PROCESS ends everything;
-    # libseccomp's default KILL_THREAD would let the main thread exit 0.
-    spec = resolve(STRICT)
-    ours = compile_spec(spec).bpf
-    lenient = compile_spec(dataclasses.replace(spec, bad_arch_action="kill_thread")).bpf
-    assert run_probe(probes, ours, "thread-int80", 20) == SIGSYS
-    assert run_probe(probes, lenient, "thread-int80", 20) == 0

@@ -87,10 +87,12 @@ def test_deny_survives_a_child_profile_that_allows() -> None:
 
 
 def test_deny_action_refuses_even_when_the_default_allows() -> None:
-    from sandbox.seccomp.actions import SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_USER_NOTIF
+    from sandbox.seccomp.actions import SECCOMP_RET_USER_NOTIF
 
+    # To the supervisor, which records it and kills the run (never a kernel kill
+    # whose only record would be the kernel log).
     assert resolve(Seccomp(default_action="log", deny=["ptrace"])).deny_ret == (
-        SECCOMP_RET_KILL_PROCESS
+        SECCOMP_RET_USER_NOTIF
     )
     assert resolve(Seccomp(default_action="notify")).deny_ret == SECCOMP_RET_USER_NOTIF
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -136,7 +137,9 @@ def test_export_builds_to_the_same_filter_semantics(name: str) -> None:
     for case in cases(spec):
         if case.abi != "x86_64":
             continue
-        want = reference.expected(spec, "x86_64", info.audit_arch, case.nr, case.args)
+        # An OCI runtime has no listener of ours: it kills foreign ABIs itself.
+        oci_spec = dataclasses.replace(spec, bad_arch_action="kill_process")
+        want = reference.expected(oci_spec, "x86_64", info.audit_arch, case.nr, case.args)
         if want == SECCOMP_RET_USER_NOTIF:  # no listener in an engine: exported as the kill
             want = SECCOMP_RET_KILL_PROCESS
         assert prog.evaluate(case.nr, info.audit_arch, case.args) == want, case.label

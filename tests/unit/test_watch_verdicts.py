@@ -1,0 +1,54 @@
+"""The watch's violation channel (issue 13 item 4): a foreign-ABI notification is a
+violation whatever the run's handler would do with it, learning included (a CONTINUE
+would run the foreign call unfiltered), and errno profiles never answer it."""
+
+from __future__ import annotations
+
+import selectors
+
+import pytest
+
+from sandbox.runner import watch as watch_mod
+from sandbox.runner.watch import Watch
+from sandbox.syscalls.notify import Notification
+
+X86_64, I386 = 0xC000003E, 0x40000003
+
+
+def _deliver(monkeypatch, w: Watch, n: Notification) -> None:
+    monkeypatch.setattr(watch_mod.notify, "hung_up", lambda fd: False)
+    monkeypatch.setattr(watch_mod.notify, "recv", lambda fd: n)
+    answered = []
+    monkeypatch.setattr(watch_mod.notify, "answer_errno", lambda *a: answered.append(a))
+    sel = selectors.DefaultSelector()
+    try:
+        w._on_notification(sel, 0)
+    finally:
+        sel.close()
+    assert not answered, "a foreign call was answered instead of stopping the run"
+
+
+@pytest.mark.parametrize(
+    ("arch", "nr", "name", "abi"),
+    [(I386, 20, "getpid", "i386"), (X86_64, 0x40000000 | 39, "getpid", "x32")],
+)
+@pytest.mark.parametrize("mode", ["learn", "errno", "violation"])
+def test_foreign_abi_is_always_a_violation(monkeypatch, arch, nr, name, abi, mode):
+    killed, handled = [], []
+    w = Watch(err_r=-1, status_r=-1, kill=killed.append)
+    if mode == "learn":
+        w.on_notification = lambda n, fd: handled.append(n)
+    elif mode == "errno":
+        w.deny_errno = 1
+    _deliver(monkeypatch, w, Notification(7, 100, nr, arch, 0, (0,) * 6))
+    assert not handled
+    assert killed == ["violation"]
+    assert w.violation is not None and (w.violation.syscall, w.violation.arch) == (name, abi)
+
+
+def test_native_notifications_still_go_to_the_handler(monkeypatch):
+    killed, handled = [], []
+    w = Watch(err_r=-1, status_r=-1, kill=killed.append)
+    w.on_notification = lambda n, fd: handled.append(n)
+    _deliver(monkeypatch, w, Notification(7, 100, 39, X86_64, 0, (0,) * 6))
+    assert len(handled) == 1 and not killed and w.violation is None
