@@ -1,8 +1,10 @@
 """Wire formats between the launcher child, its fork server and the supervisor.
 
-- errpipe (CLOEXEC, written by the child on failure): ``step:hexerrno:message``;
-  EOF with no data means the payload's execve succeeded (CPython's
-  _execute_child protocol).
+- errpipe (CLOEXEC, written by the child): ``EXEC_READY`` once every step
+  but seccomp and execve has passed, then on failure ``step:hexerrno:message``.
+  EOF after ``EXEC_READY`` alone means the payload's execve succeeded
+  (CPython's _execute_child protocol); EOF without it means the launcher died
+  before execve, however quietly: never a good start (issue 13 item 6).
 - status pipe (written once by the container's init when the payload ends):
   the raw wait status and the payload's rusage from wait4.
 - launcher requests and replies (supervisor <-> fork server): one JSON object
@@ -26,6 +28,7 @@ from typing import Any
 
 from sandbox.syscalls.fdpass import recv_fds, send_fds
 
+EXEC_READY = b"\x01"  # cannot begin a failure record (those begin with a step name)
 USERNS_READY = b"U"
 MAPS_WRITTEN = b"M"
 MAPS_FAILED = b"F"

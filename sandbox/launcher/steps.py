@@ -49,6 +49,7 @@ from sandbox.fs.mounts import DetachedMounts, attach, prepare_detached
 from sandbox.landlock.restrict import apply_in_child as landlock_apply
 from sandbox.launcher.protocol import (
     COLLECTOR_FAILED,
+    EXEC_READY,
     EXIT_SPAWN_FAILED,
     GATE_OPEN,
     GATE_READY,
@@ -122,7 +123,11 @@ def fail(ctx: Ctx, step: str, errno: int, message: str) -> NoReturn:
 
 
 def run_steps(ctx: Ctx, steps: Sequence[Step]) -> None:
-    """Run steps in order; the first failure ends the process."""
+    """Run steps in order; the first failure ends the process.
+
+    Any exception is a failure with its step's name, not only OSError: an
+    exception that escaped would end the child with no record (issue 13 item 6).
+    """
     for step in steps:
         try:
             step(ctx)
@@ -434,6 +439,16 @@ def step_wait_gate(ctx: Ctx) -> None:
         raise OSError(125, "the container was deleted before it started")  # ECANCELED
 
 
+def step_exec_ready(ctx: Ctx) -> None:
+    """Tell the supervisor every step before seccomp passed: an errpipe EOF without this
+    mark is a launcher that died before execve, never a good start (issue 13 item 6).
+
+    Before the filter, which need not allow the write; a failure of seccomp or
+    execve still comes after it as a record.
+    """
+    ctx.sc.write(ctx.fds.errpipe, EXEC_READY)
+
+
 def step_seccomp(ctx: Ctx) -> None:
     """Last before execve, so the filter need only allow execve (and read/write/exit).
 
@@ -473,6 +488,7 @@ PAYLOAD_STEPS: tuple[Step, ...] = (
     step_close_fds,
     step_chdir,
     step_wait_gate,
+    step_exec_ready,
     step_seccomp,
 )
 

@@ -3,8 +3,9 @@
 A single ``selectors`` loop per run handles, until the container's init has
 reported and the outputs are drained:
 
-- the **errpipe** (data: a launcher step failed; EOF: the payload's execve
-  succeeded, which starts the wall clock);
+- the **errpipe** (the ready mark, then data if a launcher step failed; EOF
+  after the mark alone: the payload's execve succeeded, which starts the wall
+  clock; EOF without it: the launcher died before execve);
 - the **status pipe** (the payload's wait status and rusage, then any
   collected files of /box);
 - **stdin** fed from bytes, **stdout/stderr** captured or forwarded while the
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sandbox.launcher.protocol import (
+    EXEC_READY,
     NOTIFY_TAKEN,
     PayloadStatus,
     decode_files,
@@ -119,6 +121,7 @@ class Watch:
     denied: list[Violation] = field(default_factory=list)
     out_total: int = 0
     _status_buf: bytearray = field(default_factory=bytearray)
+    _err_buf: bytearray = field(default_factory=bytearray)
     _started: float = field(default_factory=time.monotonic)
     _killed_at: float | None = None
     _status_done: bool = False
@@ -225,11 +228,23 @@ class Watch:
     def _on_err(self, sel: selectors.BaseSelector, fd: int) -> None:
         data = os.read(fd, 4096)
         if data:
-            self.failure += data
+            self._err_buf += data
             return
         sel.unregister(fd)
-        if not self.failure:
+        # EOF: only EXEC_READY, then nothing, is a good start (the protocol's docstring).
+        buf = bytes(self._err_buf)
+        ready = buf.startswith(EXEC_READY)
+        record = buf[len(EXEC_READY) :] if ready else buf
+        if record:
+            self.failure = record
+        elif ready:
             self.exec_at = time.monotonic()
+        elif self.killed_for is None:
+            self.failure = encode_failure(
+                "setup",
+                errno.EPROTO,
+                "the launcher ended before the payload's execve without reporting a step",
+            )
 
     def _on_status(self, sel: selectors.BaseSelector, fd: int) -> None:
         data = os.read(fd, 1 << 16)

@@ -52,3 +52,51 @@ def test_native_notifications_still_go_to_the_handler(monkeypatch):
     w.on_notification = lambda n, fd: handled.append(n)
     _deliver(monkeypatch, w, Notification(7, 100, 39, X86_64, 0, (0,) * 6))
     assert len(handled) == 1 and not killed and w.violation is None
+
+
+def _errpipe(data: bytes) -> Watch:
+    """A watch whose errpipe carried ``data`` and then reached EOF."""
+    import os
+
+    r, w = os.pipe()
+    os.write(w, data)
+    os.close(w)
+    watch = Watch(err_r=r, status_r=-1, kill=lambda reason: None)
+    sel = selectors.DefaultSelector()
+    sel.register(r, selectors.EVENT_READ)
+    try:
+        while watch.exec_at is None and not watch.failure:
+            watch._on_err(sel, r)
+            if r not in sel.get_map():
+                break
+    finally:
+        sel.close()
+        os.close(r)
+    return watch
+
+
+def test_errpipe_ready_mark_alone_is_a_good_start():
+    from sandbox.launcher.protocol import EXEC_READY
+
+    w = _errpipe(EXEC_READY)
+    assert w.exec_at is not None and not w.failure
+
+
+def test_errpipe_eof_without_the_mark_is_a_failure_not_a_start():
+    """The launcher died before execve without a word (issue 13 item 6: a closed
+    errpipe was read as a good start, so the record said RUNTIME_ERROR)."""
+    from sandbox.launcher.protocol import decode_failure
+
+    w = _errpipe(b"")
+    assert w.exec_at is None
+    f = decode_failure(w.failure)
+    assert f.step == "setup" and "before the payload's execve" in f.message
+
+
+@pytest.mark.parametrize("ready", [False, True])
+def test_errpipe_record_is_the_failure(ready):
+    from sandbox.launcher.protocol import EXEC_READY, decode_failure, encode_failure
+
+    rec = encode_failure("exec", 2, "execve('/box/x'): No such file or directory")
+    w = _errpipe((EXEC_READY if ready else b"") + rec)
+    assert w.exec_at is None and decode_failure(w.failure).step == "exec"
