@@ -27,7 +27,9 @@ Knobs that are not layers of the record:
 
 - ``nosuid``: bind mounts without MS_NOSUID (to show no_new_privs on its own);
 - ``rlimit_nproc``: no RLIMIT_NPROC (to show the cgroup's pids.max on its own);
-- ``proc_masks``: a full /proc without its masks (read-only /proc/sys ...).
+- ``proc_masks``: a full /proc without its masks (read-only /proc/sys ...);
+- ``tty_relay``: the caller's terminal handed to the payload as it is, not
+  relayed through a pty of the run's own (sandbox.runner.terminal).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ KNOBS: dict[str, str] = {
     "nosuid": "bind mounts without nosuid",
     "rlimit_nproc": "no RLIMIT_NPROC",
     "proc_masks": "/proc without its masks",
+    "tty_relay": "the caller's terminal given to the payload as it is",
 }
 NAMES = (*LAYERS, *KNOBS)
 

@@ -28,6 +28,7 @@ from sandbox.plan import LaunchPlan
 from sandbox.runner.acquire import Resources
 from sandbox.runner.control import RunControl
 from sandbox.runner.result import Violation
+from sandbox.runner.terminal import is_terminal, reopen
 from sandbox.runner.verdict import KillReason
 from sandbox.runner.watch import SETUP_DEADLINE, Out, Watch
 from sandbox.seccomp.tables import arch_info
@@ -146,7 +147,8 @@ def launch(
         watch.native_arch, watch.native_nr_bit = abi.audit_arch, abi.nr_bit
     stack.callback(watch.close)
     try:
-        _stdio(stdio, sup.output, watch, mine, theirs, (plan.host_uid, plan.host_gid))
+        relay = "tty_relay" not in compiled.ablate
+        _stdio(stdio, sup.output, watch, mine, theirs, (plan.host_uid, plan.host_gid), relay)
         theirs += [("errpipe", err_w), ("status", st_w)]
         if gate is not None:
             theirs.append(("gate", gate))
@@ -180,13 +182,17 @@ def _stdio(
     mine: list[int],
     theirs: list[tuple[str, int]],
     owner: tuple[int, int],
+    relay_terminal: bool = True,
 ) -> None:
     """Child ends of stdin/stdout/stderr into ``theirs``; our ends into ``watch``/``mine``.
 
     The pipes made here are the run's: their inodes are given to the run's host
     ids, so the payload can reopen its own stdio (``/dev/stdin``, ``freopen``,
     ``> /dev/stdout``); a root-owned 0600 pipe is an unmapped owner inside, and
-    the reopen is EACCES (issue 15 item 1). Fds the caller passes are its own.
+    the reopen is EACCES (issue 15 item 1). Fds the caller passes are its own,
+    except the caller's terminal: the payload gets a pipe the watch relays
+    (``runner.terminal``); ``relay_terminal`` is False only through the test
+    hook (``--test-ablate tty_relay``), which hands the terminal over as it is.
     """
 
     def pipe() -> tuple[int, int]:
@@ -206,14 +212,18 @@ def _stdio(
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             # A directory fd would hand the payload a handle on the host's tree.
             raise PolicyError("stdin is a directory: give a file, a pipe or a terminal")
-        theirs.append(("stdin", os.dup(fd)))
+        if relay_terminal and is_terminal(fd):
+            theirs.append(("stdin", _relay_input(fd, watch, mine, pipe)))
+        else:
+            theirs.append(("stdin", os.dup(fd)))
     else:
         theirs.append(("stdin", os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)))
     for n, name, want in ((1, "stdout", stdio.stdout), (2, "stderr", stdio.stderr)):
         target = None if want is None else (n if want == STDIO_INHERIT else want)
-        if target is None or limit is not None:
-            # Captured, or forwarded through us so the output limit can be counted
-            # (through our own dup: the caller may close its fd once the run started).
+        if target is None or limit is not None or (relay_terminal and is_terminal(target)):
+            # Captured, forwarded through us so the output limit can be counted, or
+            # the caller's terminal, which the payload must never hold (through our
+            # own dup: the caller may close its fd once the run started).
             r, w = pipe()
             mine.append(r)
             if target is not None:
@@ -223,6 +233,20 @@ def _stdio(
             theirs.append((name, w))
         else:
             theirs.append((name, os.dup(target)))
+
+
+def _relay_input(
+    tty: int, watch: Watch, mine: list[int], pipe: Callable[[], tuple[int, int]]
+) -> int:
+    """The payload's stdin for the caller's terminal ``tty``: a pipe the watch fills."""
+    reader = reopen(tty)
+    if reader < 0:
+        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    mine.append(reader)
+    r, w = pipe()
+    os.set_blocking(w, False)
+    watch.tty_reader, watch.tty_writer = reader, w  # the watch closes w at the end of input
+    return r
 
 
 def _await(

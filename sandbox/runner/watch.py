@@ -100,6 +100,13 @@ class Watch:
     outs: dict[int, Out] = field(default_factory=dict)
     stdin_fd: int = -1
     stdin_data: memoryview | None = None
+    # The caller's terminal, relayed (runner.terminal): typed input is read from
+    # tty_reader and written to tty_writer, the payload's stdin pipe, closed at the
+    # end of input.
+    tty_reader: int = -1
+    tty_writer: int = -1
+    _tty_pending: bytearray = field(default_factory=bytearray)
+    _tty_ended: bool = False
     notify_fd: int = -1
     listener: int = -1
     control: RunControl | None = None
@@ -135,10 +142,10 @@ class Watch:
 
     def close(self) -> None:
         """Close what the watch still holds."""
-        for fd in (self.stdin_fd, self.listener, self.notify_fd):
+        for fd in (self.stdin_fd, self.listener, self.notify_fd, self.tty_writer):
             if fd >= 0:
                 os.close(fd)
-        self.stdin_fd = self.listener = self.notify_fd = -1
+        self.stdin_fd = self.listener = self.notify_fd = self.tty_writer = -1
 
     # ------------------------------------------------------------ loop ----
     def run(self) -> None:
@@ -150,6 +157,8 @@ class Watch:
             sel.register(fd, selectors.EVENT_READ, self._on_output)
         if self.stdin_fd >= 0:
             sel.register(self.stdin_fd, selectors.EVENT_WRITE, self._on_stdin)
+        if self.tty_reader >= 0 and self.tty_writer >= 0:
+            sel.register(self.tty_reader, selectors.EVENT_READ, self._on_tty_input)
         if self.notify_fd >= 0:
             sel.register(self.notify_fd, selectors.EVENT_READ, self._on_notify_channel)
         if self.control is not None:
@@ -272,6 +281,45 @@ class Watch:
             sel.unregister(fd)
             os.close(fd)  # EOF for the payload
             self.stdin_fd = -1
+
+    def _on_tty_input(self, sel: selectors.BaseSelector, fd: int) -> None:
+        """Typed input from the caller's terminal, for the payload's stdin (never blocks)."""
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""  # the terminal hung up: end of input
+        sel.unregister(fd)  # read more once this is written
+        if not data:  # ^D on the caller's terminal: the payload's end of input
+            self._tty_ended = True
+            if not self._tty_pending:
+                self._close_tty_writer()
+            return
+        self._tty_pending += data
+        sel.register(self.tty_writer, selectors.EVENT_WRITE, self._on_tty_output)
+
+    def _on_tty_output(self, sel: selectors.BaseSelector, fd: int) -> None:
+        try:
+            n = os.write(fd, self._tty_pending)
+        except BlockingIOError:
+            return  # the payload is not reading: wait
+        except OSError:  # EPIPE: nobody reads the payload's stdin any more
+            n = len(self._tty_pending)
+            self._tty_ended = True
+        del self._tty_pending[:n]
+        if self._tty_pending:
+            return
+        sel.unregister(fd)
+        if self._tty_ended:
+            self._close_tty_writer()
+        else:
+            sel.register(self.tty_reader, selectors.EVENT_READ, self._on_tty_input)
+
+    def _close_tty_writer(self) -> None:
+        if self.tty_writer >= 0:
+            os.close(self.tty_writer)
+            self.tty_writer = -1
 
     def _on_output(self, sel: selectors.BaseSelector, fd: int) -> None:
         data = os.read(fd, 1 << 16)

@@ -338,12 +338,19 @@ static int self_filter(void)
     return BAD + 2; /* our own filter did not kill us */
 }
 
-/* Change the terminal on fds 0-2 for good: line discipline N_NULL, echo and
- * canonical mode off, exclusive mode (issue 13 item 3). 0 when every fd that
- * is a terminal took all three; the first refusal's errno otherwise. */
+/* Change the terminal on the first of fds 0-2 that is one, for good: line
+ * discipline N_NULL, echo and canonical mode off, exclusive mode (issue 13
+ * item 3). 0 when it took all three; the first refusal's errno otherwise. */
 static int tty_clobber(void)
 {
-    int done = 0;
+    int done = 0, ttys = 0;
+    char msg[32];
+    for (int fd = 0; fd <= 2; fd++)
+        ttys += isatty(fd);
+    /* said before: a terminal set to N_NULL drops what is written to it, too */
+    snprintf(msg, sizeof msg, "terminals %d\n", ttys);
+    if (write(1, msg, strlen(msg)) < 0)
+        return BAD;
     for (int fd = 0; fd <= 2; fd++) {
         struct termios t;
         int ldisc = 27; /* N_NULL: the terminal then drops all input */
@@ -359,9 +366,16 @@ static int tty_clobber(void)
         if (ioctl(fd, TIOCSETD, &ldisc) != 0)
             return fail("ioctl(TIOCSETD)");
         done++;
+        break; /* the first one is the terminal (all three usually are) */
     }
-    printf("clobbered %d\n", done);
-    return done ? 0 : BAD + 3; /* no terminal at all: nothing proven */
+    if (!done) { /* no terminal to change: the errno says so (ENOTTY) */
+        struct termios t;
+        errno = 0;
+        if (tcgetattr(0, &t) != 0)
+            return fail("tcgetattr(0)");
+        return BAD + 3;
+    }
+    return 0;
 }
 
 /* Hold an exclusive flock on a file of the shared lower layer (issue 13
