@@ -1,15 +1,17 @@
 """RunControl: a handle on a run in flight, from another thread (library side).
 
 Pause and resume use the leaf's freezer (v1 freezer.state, v2 cgroup.freeze);
-``cancel`` wakes the run's watch loop through a pipe and kills the run with a
-reason that becomes its verdict. Interactive pairs use it to end one side a
-grace period after the other.
+the time a run spends paused is not charged as wall time (its limit and its
+figure; issue 13 item 15). ``cancel`` wakes the run's watch loop through a pipe
+and kills the run with a reason that becomes its verdict. Interactive pairs use
+it to end one side a grace period after the other.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 
 from sandbox.errors import SandboxError
@@ -26,6 +28,9 @@ class RunControl:
         self.reason: KillReason | None = None
         self._freeze: Callable[[], None] | None = None
         self._thaw: Callable[[], None] | None = None
+        self._lock = threading.Lock()
+        self._paused_at: float | None = None  # time.monotonic() of the pause in force
+        self._pauses: list[tuple[float, float]] = []  # (start, end) of the pauses that ended
 
     def attach(self, freeze: Callable[[], None] | None, thaw: Callable[[], None] | None) -> None:
         """Called by the supervisor once the run's leaf exists and the payload runs."""
@@ -40,12 +45,28 @@ class RunControl:
         return fn
 
     def pause(self, timeout: float = 30.0) -> None:
-        """Freeze every task of the run (they stop using CPU until resumed)."""
+        """Freeze every task of the run: no CPU used, no wall time charged, until resumed."""
         self._need(self._freeze, "pause", timeout)()
+        with self._lock:
+            if self._paused_at is None:
+                self._paused_at = time.monotonic()
 
     def resume(self, timeout: float = 30.0) -> None:
         """Thaw a paused run."""
-        self._need(self._thaw, "resume", timeout)()
+        thaw = self._need(self._thaw, "resume", timeout)
+        with self._lock:
+            if self._paused_at is not None:
+                self._pauses.append((self._paused_at, time.monotonic()))
+                self._paused_at = None
+        thaw()
+
+    def paused_time(self, since: float, now: float) -> float:
+        """Seconds the run spent paused between ``since`` and ``now`` (time.monotonic())."""
+        with self._lock:
+            spans = list(self._pauses)
+            if self._paused_at is not None:
+                spans.append((self._paused_at, now))
+        return sum(max(0.0, min(end, now) - max(start, since)) for start, end in spans)
 
     def cancel(self, reason: KillReason = "cancel") -> None:
         """Kill the run; ``reason`` decides its verdict (default: CANCELLED; "wall" makes

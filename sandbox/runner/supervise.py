@@ -11,7 +11,6 @@ raises :class:`SpawnError` here.
 from __future__ import annotations
 
 import resource
-import time
 from typing import TYPE_CHECKING, Any
 
 from sandbox import ablation
@@ -59,7 +58,7 @@ def supervise(
 def _result(compiled: CompiledRun, res: Resources, watch: Watch) -> RunResult:
     plan = res.plan
     st = watch.status
-    wall = (watch.ended_at or time.monotonic()) - watch.exec_at if watch.exec_at else None
+    wall = watch.wall_elapsed(watch.ended_at)  # paused time is not charged
     usage = accounting.usage(res.leaf, st, wall)
     # Only the supervisor's own record (the run's seccomp listener) makes a
     # violation: never an exit status (SIGSYS is one kill(2) away) nor the

@@ -197,6 +197,14 @@ class Watch:
         finally:
             sel.close()
 
+    def wall_elapsed(self, now: float | None = None) -> float | None:
+        """Wall time charged since execve: paused time (RunControl.pause) is not."""
+        if self.exec_at is None:
+            return None
+        now = time.monotonic() if now is None else now
+        paused = self.control.paused_time(self.exec_at, now) if self.control is not None else 0.0
+        return max(0.0, now - self.exec_at - paused)
+
     def _timeout(self, drain_until: float | None) -> float | None:
         now = time.monotonic()
         if drain_until is not None:
@@ -211,7 +219,8 @@ class Watch:
             return max(0.0, self._started + self.setup_deadline - now)
         timeout = None
         if self.wall_limit is not None:
-            timeout = max(0.0, self.exec_at + self.wall_limit - now)
+            elapsed = self.wall_elapsed(now) or 0.0
+            timeout = max(0.0, self.wall_limit - elapsed)
         if self.cpu_limit is not None and self.cpu_usage is not None:
             timeout = POLL_INTERVAL if timeout is None else min(timeout, POLL_INTERVAL)
         return timeout
@@ -224,7 +233,7 @@ class Watch:
 
     def _check_limits(self) -> None:
         assert self.exec_at is not None
-        if self.wall_limit is not None and time.monotonic() - self.exec_at >= self.wall_limit:
+        if self.wall_limit is not None and (self.wall_elapsed() or 0.0) >= self.wall_limit:
             self._stop("wall")
         elif (
             self.cpu_limit is not None

@@ -278,3 +278,19 @@ def test_writes_to_the_tmpfs_upper_layer_are_charged_to_the_run(sb):
     )
     assert r.verdict is Verdict.MEMORY_LIMIT and r.usage.oom_killed
     assert "tmpfs upper layer" in r.enforcement["cgroups"].detail
+
+
+def test_a_paused_run_is_not_charged_wall_time(sb):
+    """Issue 13 item 15: paused at 0.3 s of a 1 s wall limit, for longer than the rest
+    of it, the run is still there; resumed, it gets its remaining time, and its wall
+    figure leaves the pause out."""
+    h = sb.start(["/bin/sleep", "30"], limits={"wall_time": 1.0})
+    h.started_or_done(30)
+    time.sleep(0.3)
+    h.pause()
+    time.sleep(1.5)
+    assert not h.control.finished.is_set(), "killed for wall time while paused"
+    h.resume()
+    r = h.wait(30)
+    assert r.verdict is Verdict.WALL_TIME_LIMIT
+    assert 1.0 <= r.usage.wall_time < 2.0, r.usage  # 1 s charged, not 1 s + 1.5 s paused
