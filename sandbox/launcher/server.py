@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import shutil
 import signal
 import socket
 import sys
@@ -206,6 +207,8 @@ class ForkServer:
         for run in list(self.runs.values()):
             self._forget(run)
             remove_dirs(run.cleanup.get("cgroup_dirs", []))
+            for path in run.cleanup.get("dirs", []):  # staged files: before the lock
+                shutil.rmtree(path, ignore_errors=True)
             for path in run.cleanup.get("files", []):
                 with contextlib.suppress(OSError):
                     os.unlink(path)

@@ -61,6 +61,7 @@ class Resources:
     leaf: cgroups.Leaf | None = None
     cgroup_join: list[int] = field(default_factory=list)
     cgroup_dirs: list[str] = field(default_factory=list)
+    staged_dir: str | None = None  # the run's private copies of bytes staged in /box
 
 
 class Acquirer:
@@ -78,12 +79,18 @@ class Acquirer:
         return self._layout
 
     def sweep(self) -> None:
-        """Remove leaves and run locks of runs whose supervisor died (their flock is free)."""
+        """Remove leaves, run locks and staged files of runs whose supervisor died.
+
+        A run is dead when its lock is free, or gone: the launcher's watchdog
+        removes the lock of a killed supervisor's run, so staged files are swept
+        by their own name too (issue 13 item 5).
+        """
         try:
             cgroups.sweep(self.cgroup_layout(), cgroups.DEFAULT_PREFIX, run_is_stale)
         except SetupError as e:
             log.warning("sweep of stale cgroup leaves: %s", e)
         state.sweep(_remove_staged)
+        state.sweep_orphans(".files", _remove_staged)
 
     def acquire(
         self,
@@ -135,7 +142,13 @@ class Acquirer:
         mounts = replace(compiled.plan.mounts, staging=str(staging_dir()))
         if files:
             mounts = replace(mounts, copy_in=_stage_files(files, run_id, stack))
-        res = Resources(plan=compiled.plan, states=dict(compiled.states), lock=lock, stack=stack)
+        res = Resources(
+            plan=compiled.plan,
+            states=dict(compiled.states),
+            lock=lock,
+            stack=stack,
+            staged_dir=str(_staged_dir(run_id)) if files else None,
+        )
         if compiled.cgroup is not None:
             self._cgroups(compiled.cgroup, compiled.policy.limits.memory, run_id, res)
         # Warnings about degraded layers only now, when the run is sure to go ahead.

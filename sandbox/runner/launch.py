@@ -156,7 +156,13 @@ def launch(
             ours, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             watch.notify_fd = ours.detach()
             theirs.append(("notify", child.detach()))
-        cleanup = {"cgroup_dirs": res.cgroup_dirs, "files": [str(res.lock.path)]}
+        # What the launcher's watchdog removes if we are killed: the staged files
+        # before the lock (the sweep keys on the lock), the lock last.
+        cleanup = {
+            "cgroup_dirs": res.cgroup_dirs,
+            "dirs": [res.staged_dir] if res.staged_dir else [],
+            "files": [str(res.lock.path)],
+        }
         joins = [(f"cgroup{i}", fd) for i, fd in enumerate(res.cgroup_join)]
         q = client.spawn(plan, [*theirs, *joins], cleanup)
     finally:

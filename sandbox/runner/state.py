@@ -127,6 +127,43 @@ def id_slot(runtime: Path | None = None, prefer: int | None = None) -> Iterator[
     raise SetupError("slot", f"all {n} id slots in {lo}-{hi} are busy; widen {UID_RANGE_ENV}")
 
 
+def sweep_orphans(
+    suffix: str, remove_run: Callable[[str], None], runtime: Path | None = None
+) -> list[str]:
+    """Remove ``runs/<run_id><suffix>`` entries whose run lock is free or gone.
+
+    A run makes its lock (and holds it) before anything else of its own, and
+    removes everything else before its lock: an entry without a held lock
+    belongs to a dead run.
+    """
+    runs = (runtime or runtime_dir()) / "runs"
+    swept: list[str] = []
+    try:
+        entries = list(os.scandir(runs))
+    except FileNotFoundError:
+        return swept
+    for e in entries:
+        if not e.name.endswith(suffix):
+            continue
+        run_id = e.name.removesuffix(suffix)
+        try:
+            fd = os.open(runs / f"{run_id}.lock", os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            fd = -1
+        try:
+            if fd >= 0:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # alive
+            remove_run(run_id)
+            swept.append(run_id)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+    return swept
+
+
 def sweep(remove_run: Callable[[str], None], runtime: Path | None = None) -> list[str]:
     """Remove leftovers of dead runs (their lock is free); returns the run ids swept."""
     runs = (runtime or runtime_dir()) / "runs"
