@@ -29,7 +29,9 @@ Knobs that are not layers of the record:
 - ``rlimit_nproc``: no RLIMIT_NPROC (to show the cgroup's pids.max on its own);
 - ``proc_masks``: a full /proc without its masks (read-only /proc/sys ...);
 - ``tty_relay``: the caller's terminal handed to the payload as it is, not
-  relayed through a pty of the run's own (sandbox.runner.terminal).
+  relayed through a pty of the run's own (sandbox.runner.terminal);
+- ``shared_binds``: read-only host binds (/usr) are binds of the host's own
+  inodes again, not private overlays (sandbox.fs.ops.BindMount.private).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ KNOBS: dict[str, str] = {
     "rlimit_nproc": "no RLIMIT_NPROC",
     "proc_masks": "/proc without its masks",
     "tty_relay": "the caller's terminal given to the payload as it is",
+    "shared_binds": "read-only host binds shared with the host (no private overlay)",
 }
 NAMES = (*LAYERS, *KNOBS)
 
@@ -78,6 +81,8 @@ def apply(plan: LaunchPlan, ablate: frozenset[str]) -> LaunchPlan:
         mounts = replace(mounts, nosuid=False)
     if "proc_masks" in ablate:
         mounts = replace(mounts, proc_masks=False)
+    if "shared_binds" in ablate:
+        mounts = replace(mounts, binds=tuple(replace(b, private=False) for b in mounts.binds))
     if "capabilities" in ablate:
         changes["caps_keep"] = (1 << (last_cap() + 1)) - 1
     if "no_new_privs" in ablate:

@@ -148,20 +148,27 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
     else:  # test hook only: the lower layer itself, read-write
         out.root = sc.open_tree(AT_FDCWD, plan.lowers[0], _CLONE)
         sc.mount_setattr(out.root, "", _SETATTR, A.MOUNT_ATTR_NOSUID | A.MOUNT_ATTR_NODEV)
+    empty = None
     for b in plan.binds:
-        src_fd = _open_source(sc, b.source)
-        fd = sc.open_tree(src_fd, "", _CLONE | OpenTree.AT_EMPTY_PATH)
-        st = sc.fstat(src_fd)
-        sc.close(src_fd)
         attrs = A.MOUNT_ATTR_NODEV | (A.MOUNT_ATTR_NOSUID if plan.nosuid else 0)
         if not b.writable:
             attrs |= A.MOUNT_ATTR_RDONLY
         if not b.exec:
             attrs |= A.MOUNT_ATTR_NOEXEC
-        sc.mount_setattr(fd, "", _SETATTR, attrs)
-        owner = (st.st_uid, st.st_gid)  # what is bound, as it is now
-        if b.idmap and b.writable and not plan.rootless and owner != host_ids:
-            _idmap(sc, fd, owner, host_ids)
+        if b.private:
+            if empty is None:
+                sc.mkdirat(upper, "empty", 0o555)  # beside upper/ and work/: never seen
+                empty = f"/proc/self/fd/{upper}/empty"
+            fd = _private_overlay(sc, b.source, empty, attrs, plan.rootless)
+        else:
+            src_fd = _open_source(sc, b.source)
+            fd = sc.open_tree(src_fd, "", _CLONE | OpenTree.AT_EMPTY_PATH)
+            st = sc.fstat(src_fd)
+            sc.close(src_fd)
+            sc.mount_setattr(fd, "", _SETATTR, attrs)
+            owner = (st.st_uid, st.st_gid)  # what is bound, as it is now
+            if b.idmap and b.writable and not plan.rootless and owner != host_ids:
+                _idmap(sc, fd, owner, host_ids)
         out.binds.append((b.target, fd))
     for t in plan.tmpfs:
         fd = _tmpfs(
@@ -235,6 +242,33 @@ def _idmap(sc: Syscalls, fd: int, owner: tuple[int, int], host_ids: tuple[int, i
             raise
     finally:
         sc.close(ns)
+
+
+def _private_overlay(sc: Syscalls, source: str, empty: str, attrs: int, rootless: bool) -> int:
+    """A read-only overlay over host dir ``source`` alone: the same files, inodes of the run's own.
+
+    Locks live on the inode a file is opened through, and a bind shares the
+    host's: a run holding flock on /usr/bin/env blocked every other run and
+    the host (issue 13 item 7). Through an overlay each run locks its own.
+    Overlayfs wants two layers when it has no upper: the second is an empty
+    directory of the run's upper tmpfs (attached here, as the root overlay's
+    layers must be on 6.1).
+    """
+    src = _open_source(sc, source, os.O_DIRECTORY)
+    try:
+        ovl = sc.fsopen("overlay")
+        sc.fsconfig(ovl, C.FSCONFIG_SET_STRING, "source", source)
+        sc.fsconfig(
+            ovl, C.FSCONFIG_SET_STRING, "lowerdir", join_lowerdirs([f"/proc/self/fd/{src}", empty])
+        )
+        if rootless:
+            sc.fsconfig(ovl, C.FSCONFIG_SET_FLAG, "userxattr")
+        sc.fsconfig(ovl, C.FSCONFIG_CMD_CREATE)
+        fd = sc.fsmount(ovl, attrs)
+        sc.close(ovl)
+        return fd
+    finally:
+        sc.close(src)
 
 
 def _stage_box(

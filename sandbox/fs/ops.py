@@ -11,8 +11,9 @@ problem when one is wrong; ``sandbox.fs.mounts`` applies a plan in the child.
 from __future__ import annotations
 
 import os
+import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -23,6 +24,7 @@ from sandbox.paths import STAGING
 if TYPE_CHECKING:  # the launcher imports this module: no pydantic at run time
     from sandbox.policy.frozen import Filesystem
 
+_OCTAL = re.compile(r"\\([0-7]{3})")  # mountinfo's escapes of space, tab, newline, backslash
 # Top-level directories that are symlinks into /usr on a merged-usr host.
 MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 FORBIDDEN_TARGETS = ("/", "/proc", "/dev")
@@ -57,6 +59,12 @@ class BindMount:
     host ids read and write there as that owner, files the payload writes are
     the owner's, not a run slot's, and the next run (another slot) can
     overwrite them (issue 15 item 11).
+
+    ``private``: a read-only directory with no submount is not bound but
+    mounted as a read-only overlay of its own over it, so the run's files are
+    inodes of the run's own: a lock it takes (flock, fcntl, OFD) reaches no
+    other run and not the host (issue 13 item 7). Submounts would not show
+    through an overlay, so a tree that has some stays a bind.
     """
 
     source: str
@@ -64,6 +72,7 @@ class BindMount:
     writable: bool
     exec: bool
     idmap: bool = False
+    private: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +179,30 @@ def checked_source(path: str, max_links: int = 40, what: str = "bind source") ->
     return "/" + "/".join(done)
 
 
+def has_submounts(path: str, mountinfo: str = "/proc/self/mountinfo") -> bool:
+    """Whether any mount of this namespace lies strictly below ``path`` (a real path)."""
+    try:
+        with open(mountinfo) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return True  # unknown: keep the bind, which carries submounts
+    prefix = path.rstrip("/") + "/"
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 4:
+            point = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), fields[4])  # \040: space
+            if point.startswith(prefix):
+                return True
+    return False
+
+
+def private_bind(b: BindMount) -> BindMount:
+    """``b`` as a private read-only overlay where that keeps its meaning (see BindMount)."""
+    if b.writable or not os.path.isdir(b.source) or has_submounts(b.source):
+        return b
+    return replace(b, private=True)
+
+
 def _under(path: str, tree: str) -> bool:
     return path == tree or path.startswith(tree.rstrip("/") + "/")
 
@@ -191,7 +224,7 @@ def host_binds(fs: Filesystem, root: Path = Path("/")) -> list[BindMount]:
         p = root / link
         if p.is_dir() and not p.is_symlink() and f"/{link}" not in dirs:
             dirs.append(f"/{link}")
-    return [BindMount(checked_source(d), d, writable=False, exec=True) for d in dirs]
+    return [private_bind(BindMount(checked_source(d), d, writable=False, exec=True)) for d in dirs]
 
 
 def plan_mounts(
@@ -215,7 +248,9 @@ def plan_mounts(
                 continue
             raise PolicyError(f"bind source {b.source!r} does not exist")
         binds.append(
-            BindMount(checked_source(b.source), b.target, b.writable, b.exec, idmap=b.writable)
+            private_bind(
+                BindMount(checked_source(b.source), b.target, b.writable, b.exec, idmap=b.writable)
+            )
         )
     targets = [b.target for b in binds] + [t.target for t in fs.tmpfs]
     # Binds of a single file land on an empty file the plan creates.

@@ -70,6 +70,13 @@ class _Tracer(RecordingSyscalls):
         self._fs[fd] = fstype
         return fd
 
+    def fsconfig(
+        self, fd: int, cmd: Any, key: str | None = None, value: str | None = None
+    ) -> None:
+        self._record("fsconfig", fd, cmd, key, value)
+        if key == "source" and value is not None:  # a private overlay names its host dir
+            self._fs[fd] = value
+
     def fsmount(self, fd: int, attrs: int) -> int:
         self._record("fsmount", fd, attrs)
         mnt = self._fd()
