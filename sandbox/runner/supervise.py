@@ -72,6 +72,7 @@ def _result(compiled: CompiledRun, res: Resources, watch: Watch) -> RunResult:
         oom_killed=usage.oom_killed,
         cpu_time=usage.cpu_time,
         cpu_limit=compiled.supervision.cpu_time,
+        file_size_limit=compiled.policy.limits.file_size,
     )
     verdict = classify(obs)
     files = {k: v for k, v in watch.files.items() if isinstance(v, bytes)}

@@ -29,6 +29,7 @@ class Observation:
     oom_killed: bool = False
     cpu_time: float | None = None
     cpu_limit: float | None = None
+    file_size_limit: int | None = None  # RLIMIT_FSIZE, when the profile sets one
 
 
 def exit_and_signal(status: int | None) -> tuple[int | None, int | None]:
@@ -61,11 +62,13 @@ def classify(o: Observation) -> Verdict:
     if o.status is None:
         return Verdict.INTERNAL_ERROR
     code, sig = exit_and_signal(o.status)
-    if sig == signal.SIGXCPU or (
-        o.cpu_limit is not None and o.cpu_time is not None and o.cpu_time >= o.cpu_limit
-    ):
+    # Signals prove nothing on their own: a program can send itself any of them.
+    # The kernel's SIGXCPU comes past RLIMIT_CPU, set above the CPU limit, so the
+    # CPU figure is what tells a time limit; a SIGXFSZ can be the kernel's only
+    # when there is a file size limit.
+    if o.cpu_limit is not None and o.cpu_time is not None and o.cpu_time >= o.cpu_limit:
         return Verdict.TIME_LIMIT
-    if sig == signal.SIGXFSZ:
+    if sig == signal.SIGXFSZ and o.file_size_limit is not None:
         return Verdict.OUTPUT_LIMIT
     if code == 0:
         return Verdict.OK
