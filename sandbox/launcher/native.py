@@ -203,6 +203,7 @@ class NativeLauncherClient:
             len(cgroup),
             cleanup.get("cgroup_dirs", []),
             cleanup.get("files", []),
+            cleanup.get("staged_dirs", []),
         )
         q: queue.Queue[dict[str, Any]] = queue.Queue()
         with self._lock:

@@ -207,7 +207,7 @@ class ForkServer:
         for run in list(self.runs.values()):
             self._forget(run)
             remove_dirs(run.cleanup.get("cgroup_dirs", []))
-            for path in run.cleanup.get("dirs", []):  # staged files: before the lock
+            for path in run.cleanup.get("staged_dirs", []):  # staged files: before the lock
                 shutil.rmtree(path, ignore_errors=True)
             for path in run.cleanup.get("files", []):
                 with contextlib.suppress(OSError):

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Sequence
 
 from sandbox.plan import LaunchPlan
 
-PLAN_VERSION = 2  # 2: a writable bind's idmap flag
-PROTOCOL_VERSION = 1
+PLAN_VERSION = 3  # 2: a writable bind's idmap flag; 3: private binds, staged entries
+PROTOCOL_VERSION = 2  # 2: staged-file directories in SPAWN
 MAGIC = b"SBXP"
 # Bounds (sbx.h has the same numbers).
 MAX_MSG = 1 << 20
@@ -212,6 +212,7 @@ def _mounts(w: Writer, plan: LaunchPlan) -> None:
         w.flag(b.writable)
         w.flag(b.exec)
         w.flag(b.idmap)  # idmapped to its source's owner (read by the launcher)
+        w.flag(b.private)
     w.field = "mounts.tmpfs"
     w.u32(len(m.tmpfs))
     for t in m.tmpfs:
@@ -239,9 +240,11 @@ def _mounts(w: Writer, plan: LaunchPlan) -> None:
         w.text(m.program[1], 255)
     w.field = "mounts.copy_in"
     w.u32(len(m.copy_in))
-    for src, name in m.copy_in:
-        w.text(src)
-        w.text(name)
+    for f in m.copy_in:  # files first, links last (sandbox.fs.staging)
+        w.text(f.name)
+        w.u32(f.mode)
+        w.flag(f.link is not None)
+        w.text(f.source if f.link is None else f.link)
     w.flag(m.overlay)
     w.flag(m.nosuid)
     w.flag(m.proc_masks)
@@ -286,6 +289,7 @@ def encode_spawn(
     n_cgroup: int,
     cleanup_dirs: Iterable[str],
     cleanup_files: Iterable[str],
+    staged_dirs: Iterable[str] = (),
 ) -> bytes:
     """SPAWN: the fds travel with it in a fixed order (stdin, stdout, stderr,
     errpipe, status, [notify], cgroup join fds...)."""
@@ -296,6 +300,7 @@ def encode_spawn(
     w.flag(has_notify)
     w.u32(n_cgroup)
     w.strs(list(cleanup_dirs))
+    w.strs(list(staged_dirs))  # flat directories of staged files, removed before the files
     w.strs(list(cleanup_files))
     w.blob(plan)
     return bytes(w.buf)

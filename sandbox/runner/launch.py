@@ -160,7 +160,7 @@ def launch(
         # before the lock (the sweep keys on the lock), the lock last.
         cleanup = {
             "cgroup_dirs": res.cgroup_dirs,
-            "dirs": [res.staged_dir] if res.staged_dir else [],
+            "staged_dirs": [res.staged_dir] if res.staged_dir else [],
             "files": [str(res.lock.path)],
         }
         joins = [(f"cgroup{i}", fd) for i, fd in enumerate(res.cgroup_join)]

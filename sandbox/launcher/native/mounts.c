@@ -81,26 +81,44 @@ static int open_source(const char *path, uint64_t flags, struct sbx_err *e) {
     return fd;
 }
 
-static int copy_into(const char *src, int dirfd, const char *dst, unsigned mode, struct sbx_err *e) {
-    /* As the Python reference (LinuxSyscalls.copy_into): the planner checked src. */
-    int s = open(src, O_RDONLY | O_CLOEXEC);
-    if (s < 0) return sbx_error(e, errno, "open(%q)", src);
-    int d = openat(dirfd, dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+#define BENEATH_BOX \
+    (SBX_RESOLVE_BENEATH | SBX_RESOLVE_NO_SYMLINKS | SBX_RESOLVE_NO_MAGICLINKS | SBX_RESOLVE_NO_XDEV)
+
+static int copy_into(const char *src, int box, const char *dst, unsigned mode, const uint32_t *owner,
+                     struct sbx_err *e) {
+    /* As LinuxSyscalls.copy_into: the source may have been shaped by a payload (a
+     * file in a writable bind an earlier run had), so no symlink or magic link is
+     * followed and only a regular file is read (O_NONBLOCK: a FIFO never blocks);
+     * the destination is created beneath the /box fd, nothing followed or crossed. */
+    int s = sys_openat2(AT_FDCWD, src, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0,
+                        SBX_RESOLVE_NO_SYMLINKS | SBX_RESOLVE_NO_MAGICLINKS);
+    if (s < 0) return sbx_error(e, errno, "openat2(%q, NO_SYMLINKS|NO_MAGICLINKS)", src);
+    struct stat st;
+    if (fstat(s, &st) < 0) {
+        int err = errno;
+        close(s);
+        return sbx_error(e, err, "fstat(%q)", src);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(s);
+        return sbx_error(e, EINVAL, "copy %q into the sandbox: not a regular file", src);
+    }
+    int d = sys_openat2(box, dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode, BENEATH_BOX);
     if (d < 0) {
         int err = errno;
         close(s);
-        return sbx_error(e, err, "openat(upper, %q, O_CREAT|O_EXCL)", dst);
+        return sbx_error(e, err, "openat2(box, %q, O_CREAT|O_EXCL, BENEATH)", dst);
     }
-    struct stat st;
-    int rc = fstat(s, &st);
+    int rc = 0;
     off_t done = 0;
-    while (rc == 0 && done < st.st_size) {
+    while (done < st.st_size) {
         ssize_t n = sendfile(d, s, NULL, (size_t)(st.st_size - done));
         if (n < 0) { rc = -1; break; }
         if (n == 0) break;
         done += n;
     }
     if (rc == 0) rc = fchmod(d, mode);
+    if (rc == 0 && owner) rc = fchown(d, owner[0], owner[1]);
     int err = errno;
     close(d);
     close(s);
@@ -177,6 +195,81 @@ out:
     return 0;
 }
 
+static int mkdir_payload(int box, const char *name, const uint32_t *owner, struct sbx_err *e) {
+    /* A directory a staged name needs (mounts.py _mkdir_payload); made before any
+     * symlink is, so no link of ours lies on the way. */
+    if (mkdirat(box, name, 0755) < 0) {
+        if (errno == EEXIST) return 0; /* /box/sub made by the plan's own entries */
+        return sbx_error(e, errno, "mkdirat(box, %q)", name);
+    }
+    if (fchmodat(box, name, 0755, 0) < 0) return sbx_error(e, errno, "fchmodat(box, %q)", name);
+    if (owner && fchownat(box, name, owner[0], owner[1], AT_SYMLINK_NOFOLLOW) < 0)
+        return sbx_error(e, errno, "fchownat(box, %q)", name);
+    return 0;
+}
+
+static int stage_box(const struct sbx_mounts *m, int upper, const uint32_t *owner,
+                     struct sbx_err *e) {
+    /* The program copy and the staged files (mounts.py _stage_box): every source
+     * opened without following a symlink, every destination beneath a /box fd;
+     * directories first, files next, symlinks last (the plan's order). */
+    int box = sys_openat2(upper, "upper/box", O_PATH | O_DIRECTORY | O_CLOEXEC, 0, BENEATH_BOX);
+    if (box < 0) return sbx_error(e, errno, "openat2(upper, 'upper/box', BENEATH)");
+    int rc = 0;
+    if (m->program_src) rc = copy_into(m->program_src, box, m->program_name, 0555, NULL, e);
+    char dir[SBX_MAX_STR + 1];
+    for (uint32_t i = 0; rc == 0 && i < m->n_copy_in; i++) {
+        const struct sbx_copy *f = &m->copy_in[i];
+        for (size_t k = 0; rc == 0 && f->name[k] && k < SBX_MAX_STR; k++) {
+            if (f->name[k] != '/') continue;
+            memcpy(dir, f->name, k);
+            dir[k] = 0;
+            rc = mkdir_payload(box, dir, owner, e);
+        }
+        if (rc) break;
+        if (!f->link) {
+            rc = copy_into(f->src, box, f->name, f->mode, owner, e);
+        } else if (symlinkat(f->link, box, f->name) < 0) {
+            rc = sbx_error(e, errno, "symlinkat(%q, box, %q)", f->link, f->name);
+        } else if (owner && fchownat(box, f->name, owner[0], owner[1], AT_SYMLINK_NOFOLLOW) < 0) {
+            rc = sbx_error(e, errno, "fchownat(box, %q, AT_SYMLINK_NOFOLLOW)", f->name);
+        }
+    }
+    close(box);
+    return rc;
+}
+
+static int private_overlay(const char *source, const char *empty, uint64_t attrs, int rootless,
+                           struct sbx_err *e) {
+    /* A read-only overlay over host dir `source` alone (mounts.py _private_overlay):
+     * the same files, inodes of the run's own, so a lock taken on them reaches no
+     * other run and not the host (issue 13 item 7). Overlayfs wants two layers
+     * without an upper: the second is an empty dir of the run's upper tmpfs. */
+    int src = open_source(source, O_DIRECTORY, e);
+    if (src < 0) return -1;
+    char lowers[96];
+    sbx_fmt(lowers, sizeof lowers, "/proc/self/fd/%d:%s", src, empty);
+    int ovl = sys_fsopen("overlay", FSOPEN_CLOEXEC);
+    if (ovl < 0) {
+        int err = errno;
+        close(src);
+        return sbx_error(e, err, "fsopen('overlay')");
+    }
+    if (sys_fsconfig(ovl, FSCONFIG_SET_STRING, "source", source, 0) < 0 ||
+        sys_fsconfig(ovl, FSCONFIG_SET_STRING, "lowerdir", lowers, 0) < 0 ||
+        (rootless && sys_fsconfig(ovl, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0) ||
+        sys_fsconfig(ovl, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+        int err = errno;
+        close(ovl), close(src);
+        return sbx_error(e, err, "fsconfig(overlay, source=%q, lowerdir=%q)", source, lowers);
+    }
+    int fd = sys_fsmount(ovl, FSMOUNT_CLOEXEC, attrs);
+    int err = errno;
+    close(ovl), close(src);
+    if (fd < 0) return sbx_error(e, err, "fsmount(overlay of %q, %lx)", source, (unsigned long)attrs);
+    return fd;
+}
+
 static void path_join(char *out, size_t cap, const char *a, const char *b) {
     sbx_fmt(out, cap, "%s%s", a, b);
 }
@@ -212,16 +305,8 @@ static int prepare(struct sbx_ctx *c, struct sbx_err *e) {
             fchownat(upper, p, host_ids[0], host_ids[1], AT_SYMLINK_NOFOLLOW) < 0)
             return sbx_error(e, errno, "fchownat(upper, %q)", p);
     }
-    if (m->program_src) {
-        path_join(p, sizeof p, "upper/box/", m->program_name);
-        if (copy_into(m->program_src, upper, p, 0555, e)) return -1;
-    }
-    for (uint32_t i = 0; i < m->n_copy_in; i++) {
-        path_join(p, sizeof p, "upper/box/", m->copy_in[i].name);
-        if (copy_into(m->copy_in[i].src, upper, p, 0644, e)) return -1;
-        if (!m->rootless && fchownat(upper, p, host_ids[0], host_ids[1], AT_SYMLINK_NOFOLLOW) < 0)
-            return sbx_error(e, errno, "fchownat(upper, %q)", p);
-    }
+    if ((m->program_src || m->n_copy_in) && stage_box(m, upper, m->rootless ? NULL : host_ids, e))
+        return -1;
     /* lowerdir=/proc/self/fd/N:... (no escaping needed: the names are ours) */
     char lowers[SBX_MAX_LOWERS * 32];
     size_t ln = 0;
@@ -256,8 +341,23 @@ static int prepare(struct sbx_ctx *c, struct sbx_err *e) {
         if (sys_mount_setattr(out->root, "", SETATTR, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0) < 0)
             return sbx_error(e, errno, "mount_setattr(root, nosuid|nodev)");
     }
+    char empty[64] = "";
     for (uint32_t i = 0; i < m->n_binds; i++) {
         const struct sbx_bind *b = &m->binds[i];
+        uint64_t attrs = MOUNT_ATTR_NODEV | (m->nosuid ? MOUNT_ATTR_NOSUID : 0);
+        if (!b->writable) attrs |= MOUNT_ATTR_RDONLY;
+        if (!b->exec) attrs |= MOUNT_ATTR_NOEXEC;
+        if (b->private_) {
+            if (!empty[0]) { /* beside upper/ and work/: never seen */
+                if (mkdirat(upper, "empty", 0555) < 0)
+                    return sbx_error(e, errno, "mkdirat(upper, 'empty')");
+                sbx_fmt(empty, sizeof empty, "/proc/self/fd/%d/empty", upper);
+            }
+            int fd = private_overlay(b->source, empty, attrs, m->rootless, e);
+            if (fd < 0) return -1;
+            out->binds[out->n_binds++] = fd;
+            continue;
+        }
         int src = open_source(b->source, 0, e);
         if (src < 0) return -1;
         int fd = sys_open_tree(src, "", CLONE_TREE | AT_EMPTY_PATH);
@@ -271,9 +371,6 @@ static int prepare(struct sbx_ctx *c, struct sbx_err *e) {
         close(src);
         if (fd < 0) return sbx_error(e, err, "open_tree(%q, OPEN_TREE_CLONE|AT_RECURSIVE)", b->source);
         out->binds[out->n_binds++] = fd;
-        uint64_t attrs = MOUNT_ATTR_NODEV | (m->nosuid ? MOUNT_ATTR_NOSUID : 0);
-        if (!b->writable) attrs |= MOUNT_ATTR_RDONLY;
-        if (!b->exec) attrs |= MOUNT_ATTR_NOEXEC;
         if (sys_mount_setattr(fd, "", SETATTR, attrs, 0) < 0)
             return sbx_error(e, errno, "mount_setattr(%q, AT_RECURSIVE, %lx)", b->target,
                              (unsigned long)attrs);

@@ -68,6 +68,16 @@ int step_close_fds(struct sbx_ctx *c, struct sbx_err *e) {
     return 0;
 }
 
+int step_exec_ready(struct sbx_ctx *c, struct sbx_err *e) {
+    /* Every step before seccomp passed: an errpipe end-of-file without this mark is
+     * a launcher that died before execve, never a good start (issue 13 item 6).
+     * Before the filter, which need not allow the write; a failure of seccomp or
+     * execve still comes after it as a record. */
+    if (sbx_write_all(c->fds.errpipe, SBX_EXEC_READY, 1) < 0)
+        return sbx_error(e, errno, "write(errpipe, EXEC_READY)");
+    return 0;
+}
+
 int step_chdir(struct sbx_ctx *c, struct sbx_err *e) {
     /* Working directory inside the new root. */
     if (chdir(c->plan->workdir) < 0) return sbx_error(e, errno, "chdir(%q)", c->plan->workdir);

@@ -164,6 +164,8 @@ static int rd_mounts(struct sbx_rd *r, struct sbx_mounts *m, struct sbx_arena *a
         TRY(rd_bool(r, &b->exec, e));
         TRY(rd_bool(r, &b->idmap, e));
         if (b->idmap && !b->writable) return bad(r, e, "an idmap on a read-only bind");
+        TRY(rd_bool(r, &b->private_, e));
+        if (b->private_ && b->writable) return bad(r, e, "a private bind is read-only");
     }
     F("mounts.tmpfs");
     TRY(rd_count(r, &m->n_tmpfs, SBX_MAX_TMPFS, e));
@@ -215,11 +217,21 @@ static int rd_mounts(struct sbx_rd *r, struct sbx_mounts *m, struct sbx_arena *a
     TRY(rd_count(r, &m->n_copy_in, SBX_MAX_COPY, e));
     if (!(m->copy_in = ALLOC(a, struct sbx_copy, m->n_copy_in))) return nomem(r, e);
     for (uint32_t i = 0; i < m->n_copy_in; i++) {
-        TRY(rd_str(r, &m->copy_in[i].src, SBX_MAX_STR, e));
-        TRY(absolute(r, m->copy_in[i].src, e));
-        TRY(rd_str(r, &m->copy_in[i].name, SBX_MAX_STR, e));
-        if (!m->copy_in[i].name[0] || m->copy_in[i].name[0] == '/')
-            return bad(r, e, "copy_in name must be relative");
+        struct sbx_copy *x = &m->copy_in[i];
+        uint8_t is_link;
+        TRY(rd_str(r, &x->name, SBX_MAX_STR, e));
+        if (!x->name[0] || x->name[0] == '/') return bad(r, e, "copy_in name must be relative");
+        TRY(rd_u32(r, &x->mode, e));
+        if (x->mode > 0777) return bad(r, e, "copy_in mode above 0777");
+        TRY(rd_bool(r, &is_link, e));
+        TRY(rd_str(r, is_link ? &x->link : &x->src, SBX_MAX_STR, e));
+        if (is_link) {
+            x->src = NULL;
+            if (!x->link[0]) return bad(r, e, "copy_in link target is empty");
+        } else {
+            x->link = NULL;
+            TRY(absolute(r, x->src, e));
+        }
     }
     F("mounts.overlay");
     TRY(rd_bool(r, &m->overlay, e));

@@ -20,9 +20,12 @@
 
 /* Versions: the plan encoding (must equal sandbox/launcher/wire.py
  * PLAN_VERSION) and the server protocol (wire.py PROTOCOL_VERSION). */
-#define SBX_PLAN_VERSION 2
-#define SBX_PROTOCOL_VERSION 1
+#define SBX_PLAN_VERSION 3
+#define SBX_PROTOCOL_VERSION 2
 #define SBX_EXIT_SPAWN_FAILED 125
+/* Written on the errpipe once every step before seccomp passed: an end-of-file
+ * without it is a launcher that died before execve (protocol.py EXEC_READY). */
+#define SBX_EXEC_READY "\x01"
 
 /* Bounds the decoder enforces (wire.py has the same numbers). */
 #define SBX_MAX_MSG (1u << 20)
@@ -65,15 +68,19 @@ const char *sbx_strerror(int err);
 /* ------------------------------------------------------------- plan --- */
 
 struct sbx_entry { const char *path; uint32_t mode; uint8_t payload_owned; };
+/* idmap: a writable bind idmapped to its source's owner (fstat at mount time);
+ * private: a read-only overlay of the run's own over the source (locks stay the run's) */
 struct sbx_bind {
     const char *source, *target;
     uint8_t writable, exec;
-    uint8_t idmap; /* a writable bind idmapped to its source's owner (fstat at mount time) */
+    uint8_t idmap;
+    uint8_t private_;
 };
 struct sbx_tmpfs { const char *target; uint64_t size; uint32_t mode; };
 struct sbx_dev { const char *name; uint32_t major, minor; };
 struct sbx_link { const char *name, *target; };
-struct sbx_copy { const char *src, *name; };
+/* a file for /box: a copy of host file src with mode, or a symlink to link (src NULL) */
+struct sbx_copy { const char *src, *name, *link; uint32_t mode; };
 struct sbx_rlimit { uint32_t resource; uint64_t soft, hard; };
 struct sbx_rule {
     const char *path;
@@ -243,6 +250,7 @@ int step_rlimits(struct sbx_ctx *, struct sbx_err *);
 int step_landlock(struct sbx_ctx *, struct sbx_err *);
 int step_close_fds(struct sbx_ctx *, struct sbx_err *);
 int step_chdir(struct sbx_ctx *, struct sbx_err *);
+int step_exec_ready(struct sbx_ctx *, struct sbx_err *);
 int step_seccomp(struct sbx_ctx *, struct sbx_err *);
 int step_collector_privileges(struct sbx_ctx *, struct sbx_err *);
 int step_collect(struct sbx_ctx *, struct sbx_err *);

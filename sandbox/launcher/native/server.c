@@ -50,8 +50,8 @@ struct run {
     pid_t pid;
     int pidfd, sync, exited;
     uint32_t inside[2], host[2];
-    char **dirs, **files;
-    uint32_t n_dirs, n_files;
+    char **dirs, **files, **staged;
+    uint32_t n_dirs, n_files, n_staged;
 };
 
 static int ctl = -1;
@@ -104,7 +104,8 @@ static void forget(struct run *r) {
     close(r->pidfd);
     for (uint32_t i = 0; i < r->n_dirs; i++) free(r->dirs[i]);
     for (uint32_t i = 0; i < r->n_files; i++) free(r->files[i]);
-    free(r->dirs), free(r->files);
+    for (uint32_t i = 0; i < r->n_staged; i++) free(r->staged[i]);
+    free(r->dirs), free(r->files), free(r->staged);
     *r = runs[--n_runs];
 }
 
@@ -202,6 +203,24 @@ static void remove_cgroup_dir(const char *d) {
     }
 }
 
+static void remove_staged_dir(const char *d) {
+    /* A run's private copies of staged bytes: a flat directory of files only
+     * (acquire.py), emptied without following anything, then removed. */
+    int fd = open(d, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return;
+    DIR *dir = fdopendir(fd);
+    if (!dir) {
+        close(fd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(dir)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            unlinkat(dirfd(dir), de->d_name, 0);
+    closedir(dir);
+    rmdir(d);
+}
+
 static int depth(const char *s) {
     int k = 0;
     for (; *s; s++) k += *s == '/';
@@ -219,6 +238,8 @@ static void shutdown_all(void) {
             for (uint32_t i = 0; i < r->n_dirs; i++)
                 if (depth(r->dirs[i]) == pass && safe_path(r->dirs[i], "/sys/fs/cgroup/"))
                     remove_cgroup_dir(r->dirs[i]);
+        for (uint32_t i = 0; i < r->n_staged; i++) /* before the lock: the sweep keys on it */
+            if (safe_path(r->staged[i], "/")) remove_staged_dir(r->staged[i]);
         for (uint32_t i = 0; i < r->n_files; i++)
             if (safe_path(r->files[i], "/")) unlink(r->files[i]);
         forget(r);
@@ -242,8 +263,9 @@ static void spawn(struct sbx_rd *r, const int *fds, int nfds) {
     static struct sbx_plan plan;
     const char *id = "";
     uint8_t has_notify;
-    uint32_t n_cgroup, n_dirs, n_files, plan_len;
-    const char *dirs[SBX_MAX_CLEANUP + 1], *files[SBX_MAX_CLEANUP + 1];
+    uint32_t n_cgroup, n_dirs, n_staged, n_files, plan_len;
+    const char *dirs[SBX_MAX_CLEANUP + 1], *staged[SBX_MAX_CLEANUP + 1],
+        *files[SBX_MAX_CLEANUP + 1];
     const uint8_t *plan_buf;
     r->field = "spawn";
     if (rd_str(r, &id, 255, &e) || rd_bool(r, &has_notify, &e) ||
@@ -252,6 +274,9 @@ static void spawn(struct sbx_rd *r, const int *fds, int nfds) {
         goto bad;
     for (uint32_t i = 0; i < n_dirs; i++)
         if (rd_str(r, &dirs[i], SBX_MAX_STR, &e)) goto bad;
+    if (rd_count(r, &n_staged, SBX_MAX_CLEANUP, &e)) goto bad;
+    for (uint32_t i = 0; i < n_staged; i++)
+        if (rd_str(r, &staged[i], SBX_MAX_STR, &e)) goto bad;
     if (rd_count(r, &n_files, SBX_MAX_CLEANUP, &e)) goto bad;
     for (uint32_t i = 0; i < n_files; i++)
         if (rd_str(r, &files[i], SBX_MAX_STR, &e)) goto bad;
@@ -332,6 +357,7 @@ static void spawn(struct sbx_rd *r, const int *fds, int nfds) {
     run->host[0] = plan.host_uid, run->host[1] = plan.host_gid;
     run->dirs = copy_strs(dirs, n_dirs), run->n_dirs = n_dirs;
     run->files = copy_strs(files, n_files), run->n_files = n_files;
+    run->staged = copy_strs(staged, n_staged), run->n_staged = n_staged;
     if (run->pidfd < 0) abort(); /* pidfd_open of our own unreaped child cannot fail */
     struct wr w = {.n = 0};
     w_u32(&w, R_SPAWNED), w_str(&w, id), w_u32(&w, (uint32_t)pid);

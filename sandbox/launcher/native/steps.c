@@ -22,7 +22,7 @@ const struct sbx_step SBX_INIT_STEPS[] = {
 const struct sbx_step SBX_PAYLOAD_STEPS[] = {
     S(parent_death), S(signals), S(apparmor), S(no_new_privs), S(bounding_set),
     S(join_cgroup), S(cgroupns), S(ids), S(parent_death), S(capabilities), S(landlock),
-    S(rlimits), S(close_fds), S(chdir), S(wait_gate), S(seccomp),
+    S(rlimits), S(close_fds), S(chdir), S(wait_gate), S(exec_ready), S(seccomp),
 };
 const struct sbx_step SBX_COLLECT_STEPS[] = {
     S(parent_death), S(collector_privileges), S(landlock), S(collect),

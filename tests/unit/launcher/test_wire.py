@@ -137,3 +137,43 @@ def test_every_field_is_encoded():
         "version", "notes",  # not for the child: the wire has its own version
     }  # fmt: skip
     assert {f.name for f in dataclasses.fields(LaunchPlan)} == known
+
+
+def _staged(**mounts_kw):
+    from sandbox.fs.staging import BoxFile
+
+    plan = make_plan()
+    files = (BoxFile("a/x.txt", "/run/sandbox/runs/r1.files/0", 0o755), BoxFile("l", link="x"))
+    return replace(plan, mounts=replace(plan.mounts, copy_in=files, **mounts_kw))
+
+
+def test_staged_files_and_private_binds_decode(tmp_path):
+    from sandbox.fs.ops import BindMount
+
+    private = (BindMount("/usr", "/usr", False, True, private=True),)
+    rc, out = decode(tmp_path, wire.encode_plan(_staged(binds=private)))
+    assert rc == 0, out
+
+
+@pytest.mark.parametrize(
+    ("index", "change", "message"),
+    [
+        (0, {"mode": 0o4755}, "copy_in mode above 0777"),
+        (1, {"link": ""}, "link target is empty"),
+    ],
+)
+def test_bad_staged_entries_are_refused(tmp_path, index, change, message):
+    plan = _staged()
+    files = list(plan.mounts.copy_in)
+    files[index] = replace(files[index], **change)
+    bad = replace(plan, mounts=replace(plan.mounts, copy_in=tuple(files)))
+    rc, out = decode(tmp_path, wire.encode_plan(bad))
+    assert rc != 0 and message in out, out
+
+
+def test_a_writable_private_bind_is_refused(tmp_path):
+    from sandbox.fs.ops import BindMount
+
+    bad = (BindMount("/srv", "/srv", True, True, private=True),)
+    rc, out = decode(tmp_path, wire.encode_plan(_staged(binds=bad)))
+    assert rc != 0 and "private bind is read-only" in out, out
