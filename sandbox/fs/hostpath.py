@@ -97,6 +97,21 @@ def _why(e: OSError) -> str:
     return os.strerror(e.errno or 0)
 
 
+def read_head(path: str, size: int, cwd: str | None = None) -> bytes:
+    """The first ``size`` bytes of a caller-named regular file, read by the rule above;
+    b"" for anything else (the acquire stage reports what is wrong with the path)."""
+    try:
+        fd = _openat2(resolve(path, "file", cwd), os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except (OSError, PolicyError):
+        return b""
+    try:
+        return os.read(fd, size) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
 def stage_source(name: str, path: str, mode: int | None, cwd: str | None = None) -> BoxFile:
     """What a host path staged as /box/``name`` becomes: a copy of a regular file, or a symlink.
 

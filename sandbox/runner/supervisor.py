@@ -21,13 +21,15 @@ Every entry (the library, the CLI, ``learn``, the OCI runtime) builds a
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from sandbox.compile import Artifacts, Request, compile_run, staged_name
 from sandbox.errors import SpawnError
-from sandbox.fs.exe import HEAD_SIZE, read_head
-from sandbox.fs.staging import FileContent
+from sandbox.fs import hostpath
+from sandbox.fs.exe import HEAD_SIZE
+from sandbox.fs.staging import File, FileContent
 from sandbox.host import HostFacts
 from sandbox.policy.profile import LoadedProfile
 from sandbox.runner.acquire import Acquirer
@@ -83,17 +85,23 @@ class RunRequest:
         )
 
     def _program_head(self, names: tuple[str, ...]) -> bytes:
-        """The first bytes of PROGRAM when it names a staged file (see compile.staged_name)."""
+        """The first bytes of PROGRAM when it names a staged file (see compile.staged_name).
+
+        A host path is read as the acquire stage will stage it: no symlink a
+        payload could have planted is followed (sandbox.fs.hostpath).
+        """
         if not self.argv:
             return b""
         name = staged_name(self.argv[0], names)
         for staged, content in self.files:
             if staged != name:
                 continue
+            if isinstance(content, File):
+                content = content.content
             if isinstance(content, bytes):
                 return content[:HEAD_SIZE]
-            if isinstance(content, str):
-                return read_head(content)
+            if isinstance(content, str | os.PathLike):
+                return hostpath.read_head(os.fspath(content), HEAD_SIZE)
         return b""
 
 

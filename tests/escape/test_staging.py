@@ -167,3 +167,13 @@ def test_set_id_and_sticky_modes_are_refused(mode):
 def test_bad_names_in_any_script_are_refused(bad):
     with Sandbox("strict") as sb, pytest.raises(PolicyError, match="relative path inside /box"):
         sb.run(["/bin/true"], files={bad: b"x"})
+
+
+def test_a_staged_script_given_as_file_runs_as_the_program_under_judge():
+    """The judge profile lets the program and its #! interpreter execute only: the
+    interpreter is read from the staged File's bytes (a path would be read by the
+    same no-symlink rule as the staging itself)."""
+    with Sandbox("judge") as sb:
+        r = sb.run(["./prog"], files={"prog": File(b"#!/bin/sh\necho staged ok\n", mode=0o755)})
+    assert r.verdict is Verdict.OK, (r.message, r.stderr)
+    assert r.stdout == b"staged ok\n"
