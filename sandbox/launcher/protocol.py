@@ -29,7 +29,7 @@ from sandbox.syscalls.fdpass import recv_fds, send_fds
 USERNS_READY = b"U"
 MAPS_WRITTEN = b"M"
 MAPS_FAILED = b"F"
-NOTIFY_TAKEN = b"K"
+NOTIFY_TAKEN = b"K"  # init to the payload: its seccomp listener is held
 GATE_READY = b"R"
 GATE_OPEN = b"G"
 

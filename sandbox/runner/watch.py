@@ -9,10 +9,11 @@ reported and the outputs are drained:
   collected files of /box);
 - **stdin** fed from bytes, **stdout/stderr** captured or forwarded while the
   output limit is counted;
-- the **notify channel**: the payload reports its seccomp listener's fd
-  number, we copy the fd with pidfd_getfd and acknowledge; then each denied
-  syscall arrives as a notification: a violation kills the run, an errno
-  denial is answered and listed;
+- the **notify channel**: the container's init passes us the payload's
+  seccomp listener (SCM_RIGHTS; init holds a copy and lets the payload go
+  on, so nothing here waits on us); then each denied syscall arrives as a
+  notification: a violation kills the run, an errno denial is answered and
+  listed;
 - timers: wall clock, and the leaf's CPU usage polled every POLL_INTERVAL.
 """
 
@@ -25,12 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sandbox.launcher.protocol import (
-    NOTIFY_TAKEN,
-    PayloadStatus,
-    decode_files,
-    encode_failure,
-)
+from sandbox.launcher.protocol import PayloadStatus, decode_files, encode_failure
 from sandbox.runner.control import RunControl
 from sandbox.runner.result import Violation
 from sandbox.runner.verdict import KillReason
@@ -85,8 +81,6 @@ class Watch:
     cpu_limit: float | None = None
     output_limit: int | None = None
     deny_errno: int | None = None  # answer denials with this errno (listed), else a violation
-    payload_pid: Callable[[], int | None] = lambda: None
-    listener_by_rights: bool = False  # rootless: the payload sends the fd itself
     outs: dict[int, Out] = field(default_factory=dict)
     stdin_fd: int = -1
     stdin_data: memoryview | None = None
@@ -274,28 +268,22 @@ class Watch:
             self._stop(self.control.reason)
 
     def _on_notify_channel(self, sel: selectors.BaseSelector, fd: int) -> None:
-        """The payload sent its listener: as root its fd number, which we copy out with
-        pidfd_getfd; rootless the fd itself (SCM_RIGHTS). Then we acknowledge."""
+        """The payload's listener, from its init (SCM_RIGHTS, one message)."""
         sel.unregister(fd)
         try:
-            if self.listener_by_rights:
-                data, fds = notify.recv_fd(fd)
-                if not fds:
-                    raise OSError(errno.EPROTO, "no listener fd received")
-                self.listener = fds[0]
-            else:
-                data = os.read(fd, 32)
-                if not data:
-                    return
-                pid = self.payload_pid()
-                if pid is None:
-                    raise OSError(errno.ESRCH, "payload process not found")
-                self.listener = notify.pidfd_getfd(pid, int(data))
-        except (OSError, ValueError):
-            self._stop("violation")  # fail closed: no one would see its denials
+            _, fds = notify.recv_fd(fd)
+        except OSError:
+            fds = []
+        if len(fds) != 1:
+            for extra in fds:
+                os.close(extra)
+            # Fail closed: nobody here would see its denials. (Also when the
+            # payload failed before its filter: that failure is on the errpipe
+            # and is what the run reports.)
+            self._stop("violation")
             return
+        self.listener = fds[0]
         sel.register(self.listener, selectors.EVENT_READ, self._on_notification)
-        os.write(fd, NOTIFY_TAKEN)
 
     def _on_notification(self, sel: selectors.BaseSelector, fd: int) -> None:
         if notify.hung_up(fd):

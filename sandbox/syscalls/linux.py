@@ -375,6 +375,19 @@ class LinuxSyscalls:
         if _sendmsg(sock, ctypes.byref(msg), 0) < 0:
             _fail("sendmsg", f"sendmsg({sock}, SCM_RIGHTS [{fd}])")
 
+    def socketpair(self) -> tuple[int, int]:
+        # AF_UNIX, SOCK_SEQPACKET, both ends CLOEXEC and blocking.
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return a.detach(), b.detach()
+
+    def pidfd_getfd(self, pid: int, target_fd: int) -> int:
+        pidfd = os.pidfd_open(pid)
+        try:
+            desc = lambda: f"pidfd_getfd({pid}, {target_fd}, 0)"  # noqa: E731
+            return _sys("pidfd_getfd", desc, pidfd, target_fd, 0)
+        finally:
+            os.close(pidfd)
+
     def pipe(self, blocking: bool = False) -> tuple[int, int]:
         return os.pipe2(os.O_CLOEXEC | (0 if blocking else os.O_NONBLOCK))
 

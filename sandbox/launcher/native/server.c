@@ -285,13 +285,14 @@ static void spawn(struct sbx_rd *r, const int *fds, int nfds) {
     c->plan = &plan;
     c->fds = (struct sbx_fds){.in = fds[0], .out = fds[1], .err_ = fds[2], .errpipe = fds[3],
                               .status = fds[4], .sync = sv[1],
-                              .notify = has_notify ? fds[5] : -1, .netns = -1,
-                              .gate = -1};
+                              .notify = has_notify ? fds[5] : -1, .handover = -1,
+                              .netns = -1, .gate = -1};
     c->fds.n_cgroup = n_cgroup;
     for (uint32_t i = 0; i < n_cgroup; i++) c->fds.cgroup[i] = fds[5 + has_notify + i];
     c->parent_pid = getpid();
     c->last_cap = last_cap;
     c->lifeline = -1;
+    c->listener = -1;
     c->mnt.root = c->mnt.dev = -1;
     c->cmdline = g_cmdline, c->cmdline_len = g_cmdline_len;
     if (plan.prepared_netns_ok && (plan.unshare_flags & CLONE_NEWNET) && n_pool)

@@ -163,6 +163,10 @@ int sys_pidfd_send_signal(int pidfd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 
+int sys_pidfd_getfd(int pidfd, int targetfd) {
+    return (int)syscall(SYS_pidfd_getfd, pidfd, targetfd, 0);
+}
+
 int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve) {
     uint64_t how[3] = {flags, mode, resolve};
     return (int)syscall(SYS_openat2, dirfd, path, how, sizeof how);
