@@ -112,6 +112,8 @@ class Ctx:
     last_cap: int = 40
     mnt: DetachedMounts = field(default_factory=DetachedMounts)
     lifeline: int = -1  # init: read end of a pipe only the outer writes (EOF: it died)
+    # overlayfs takes detached layers (Linux 6.15+): no scratch mount namespace
+    detached_layers: bool = False
     # The seccomp listener's handover: the payload's or init's end of their socket pair.
     handover: int = -1
     payload_pid: int = 0  # init: its child, the payload
@@ -183,7 +185,9 @@ def step_drop_groups(ctx: Ctx) -> None:
 def step_prepare_mounts(ctx: Ctx) -> None:
     """Detached overlay root, /dev, binds and tmpfs, made in the initial user namespace."""
     if not ctx.plan.mounts.rootless:
-        ctx.mnt = prepare_detached(ctx.plan.mounts, ctx.sc, (ctx.plan.host_uid, ctx.plan.host_gid))
+        ctx.mnt = prepare_detached(
+            ctx.plan.mounts, ctx.sc, (ctx.plan.host_uid, ctx.plan.host_gid), ctx.detached_layers
+        )
 
 
 def step_time_offsets(ctx: Ctx) -> None:
@@ -208,7 +212,9 @@ def step_prepare_mounts_in_userns(ctx: Ctx) -> None:
     """Rootless: the same detached mounts, made in the run's own user namespace (once the
     id maps exist: files made there need a mapped owner)."""
     if ctx.plan.mounts.rootless:
-        ctx.mnt = prepare_detached(ctx.plan.mounts, ctx.sc, (ctx.plan.host_uid, ctx.plan.host_gid))
+        ctx.mnt = prepare_detached(
+            ctx.plan.mounts, ctx.sc, (ctx.plan.host_uid, ctx.plan.host_gid), ctx.detached_layers
+        )
 
 
 def step_join_netns(ctx: Ctx) -> None:
@@ -699,6 +705,8 @@ def init_main(ctx: Ctx) -> NoReturn:
         res.status, res.utime, res.stime, res.maxrss_kib, res.nvcsw, res.nivcsw, rchar, wchar
     )
     ctx.sc.write(ctx.fds.status, status.encode())
+    _close(ctx, ctx.mnt.upper)  # unmounts it (a grace period): once nobody waits for us
+    ctx.mnt.upper = -1
     if ctx.plan.collect:
         # Read by a process with no more rights than the payload had, never by
         # this one (full capabilities in its namespaces, no Landlock).

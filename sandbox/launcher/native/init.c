@@ -145,6 +145,8 @@ __attribute__((noreturn)) void sbx_init_main(struct sbx_ctx *c) {
     put_i64(&p, wchar);
     sbx_write_all(c->fds.status, rec, sizeof rec);
     sbx_trace("status_written");
+    if (c->mnt.upper >= 0) close(c->mnt.upper); /* unmounts it: once nobody waits */
+    c->mnt.upper = -1;
     if (c->plan->n_collect) {
         /* Collected by a process with no more rights than the payload had
          * (collect.c), never by this one (issue 13 item 1). */

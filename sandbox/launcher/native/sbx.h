@@ -175,6 +175,7 @@ struct sbx_fds {
 
 struct sbx_detached {
     int root, dev;
+    int upper; /* the per-run upper tmpfs: kept by init until the run is over */
     int binds[SBX_MAX_BINDS];
     int tmpfs[SBX_MAX_TMPFS];
     int others[SBX_MAX_LOWERS + 2]; uint32_t n_others;
@@ -189,6 +190,7 @@ struct sbx_ctx {
     int last_cap;
     struct sbx_detached mnt;
     int netns_joined; /* a prepared network namespace was entered */
+    int detached_layers; /* overlayfs takes detached layers (Linux 6.15+): no scratch mntns */
     int lifeline; /* init: read end of a pipe only the outer writes */
     pid_t payload_pid; /* init: its child, the payload (0 before the fork) */
     int listener;      /* init: its copy of the payload's seccomp listener, or -1 */
@@ -209,6 +211,10 @@ extern const size_t SBX_N_OUTER, SBX_N_INIT, SBX_N_PAYLOAD, SBX_N_HANDOVER, SBX_
 /* Run steps in order; on failure report on the errpipe and _exit(125). */
 void sbx_run_steps(struct sbx_ctx *c, const struct sbx_step *steps, size_t n);
 __attribute__((noreturn)) void sbx_fail(struct sbx_ctx *c, struct sbx_err *e);
+
+/* Whether this kernel's overlayfs takes a detached mount as a layer (6.15+,
+ * db04662e2f4f "fs: allow detached mounts in clone_private_mount()"). */
+int sbx_detached_layers(void);
 
 /* phase mains (never return) */
 __attribute__((noreturn)) void sbx_outer_main(struct sbx_ctx *c);
