@@ -150,11 +150,13 @@ class LinuxSyscalls:
         os.kill(pid, sig)
 
     def reset_signals(self) -> None:
-        # CPython ignores SIGPIPE and SIGXFSZ at start-up, and an ignored signal stays
-        # ignored across execve: restore the defaults and an empty mask (subprocess's
-        # restore_signals does the same).
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_DFL)
+        # An ignored signal stays ignored across execve: every one back to its
+        # default, and an empty mask. Not only what CPython ignores at start-up
+        # (SIGPIPE, SIGXFSZ): whatever the caller ignored reaches us too (a
+        # judge under nohup ignores SIGHUP), as the native launcher resets.
+        for sig in signal.valid_signals():
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
     def set_cmdline(self, title: bytes) -> None:

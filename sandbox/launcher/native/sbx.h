@@ -269,6 +269,7 @@ void sbx_trace(const char *name);
 int sbx_write_file(const char *path, const char *data, size_t len, struct sbx_err *e);
 int sbx_write_all(int fd, const void *data, size_t len);
 int sbx_reset_signals(void);
+void sbx_note_signals(void); /* the server, once its dispositions are final */
 int sbx_exit_code(int status);
 size_t sbx_strlen(const char *s);
 

@@ -395,6 +395,7 @@ int sbx_server_main(int fd, int netns_pool, const char *trace, char *cmdline, si
     detached_layers = sbx_detached_layers();
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, SIG_IGN); /* the client decides when runs end */
+    sbx_note_signals();      /* no disposition changes after this line */
     fcntl(ctl, F_SETFD, FD_CLOEXEC);
     if (geteuid() == 0 && netns_pool > 0) {
         host_netns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
