@@ -705,15 +705,20 @@ def init_main(ctx: Ctx) -> NoReturn:
         res.status, res.utime, res.stime, res.maxrss_kib, res.nvcsw, res.nivcsw, rchar, wchar
     )
     ctx.sc.write(ctx.fds.status, status.encode())
-    _close(ctx, ctx.mnt.upper)  # unmounts it (a grace period): once nobody waits for us
-    ctx.mnt.upper = -1
     if ctx.plan.collect:
         # Read by a process with no more rights than the payload had, never by
-        # this one (full capabilities in its namespaces, no Landlock).
+        # this one (full capabilities in its namespaces, no Landlock); it must
+        # not inherit the upper, so that goes first here.
+        _close(ctx, ctx.mnt.upper)
+        ctx.mnt.upper = -1
         pid = ctx.sc.fork()
         if pid == 0:
             collect_main(ctx)
         ctx.sc.wait4(pid)
+    # End-of-file for the supervisor first (it waits for nothing else of ours),
+    # then the upper: closing its last fd unmounts it, which waits for an
+    # expedited RCU grace period (sandbox/fs/mounts.py).
+    _close(ctx, ctx.fds.status, ctx.mnt.upper)
     ctx.sc.exit(_exit_code(res.status))
 
 

@@ -145,11 +145,12 @@ __attribute__((noreturn)) void sbx_init_main(struct sbx_ctx *c) {
     put_i64(&p, wchar);
     sbx_write_all(c->fds.status, rec, sizeof rec);
     sbx_trace("status_written");
-    if (c->mnt.upper >= 0) close(c->mnt.upper); /* unmounts it: once nobody waits */
-    c->mnt.upper = -1;
     if (c->plan->n_collect) {
         /* Collected by a process with no more rights than the payload had
-         * (collect.c), never by this one (issue 13 item 1). */
+         * (collect.c), never by this one (issue 13 item 1). It must not
+         * inherit the upper, so that goes first here. */
+        close(c->mnt.upper);
+        c->mnt.upper = -1;
         pid_t col = fork();
         if (col == 0) sbx_collect_main(c);
         if (col > 0) {
@@ -157,6 +158,11 @@ __attribute__((noreturn)) void sbx_init_main(struct sbx_ctx *c) {
             while (waitpid(col, &cs, 0) < 0 && errno == EINTR) {}
         }
     }
+    /* End-of-file for the supervisor first (it waits for nothing else of
+     * ours), then the upper: closing its last fd unmounts it, which waits for
+     * an expedited RCU grace period (mounts.c). */
+    close(c->fds.status);
+    if (c->mnt.upper >= 0) close(c->mnt.upper);
     _exit(sbx_exit_code(status));
 }
 

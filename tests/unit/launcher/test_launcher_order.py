@@ -334,8 +334,17 @@ def test_init_keeps_the_upper_until_the_status_is_written():
     upper = _upper_fd(calls)
     closes = idx(calls, lambda c: c == Call("close", (upper,)))
     status = first(calls, "write", lambda c: c.args[0] == 14)
-    assert len(closes) == 1 and closes[0] > status
+    eof = first(calls, "close", lambda c: c.args == (14,))
+    # the supervisor's end-of-file before the upper's unmount (a grace period)
+    assert len(closes) == 1 and status < eof < closes[0]
     assert closes[0] > first(calls, "pivot_root")  # not with the other detached fds
+
+
+def test_the_collector_never_inherits_the_upper():
+    sc = RecordingSyscalls(read_results=[MAPS_WRITTEN], fork_results=[0, 42, 43])
+    calls = run_detached(make_plan(collect=("out.txt",)), sc).calls
+    upper = _upper_fd(calls)
+    assert first(calls, "close", lambda c: c.args == (upper,)) < last(calls, "fork")
 
 
 def test_scratch_namespace_path_keeps_the_upper_too():
