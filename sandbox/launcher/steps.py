@@ -509,14 +509,21 @@ def step_take_listener(ctx: Ctx) -> None:
     """
     if ctx.handover < 0:
         return
-    data = ctx.sc.read(ctx.handover, 16)
-    if data:
-        if not data.isdigit() or len(data) > 7:
-            raise OSError(71, "the payload sent no listener fd number")  # EPROTO
-        ctx.listener = ctx.sc.pidfd_getfd(ctx.payload_pid, int(data))
-        ctx.sc.send_fd(ctx.fds.notify, ctx.listener)
-        ctx.sc.write(ctx.handover, NOTIFY_TAKEN)
-    # else: the payload ended before its filter, and reported why itself
+    try:
+        data = ctx.sc.read(ctx.handover, 16)
+        if data:
+            if not data.isdigit() or len(data) > 7:
+                raise OSError(71, "the payload sent no listener fd number")  # EPROTO
+            ctx.listener = ctx.sc.pidfd_getfd(ctx.payload_pid, int(data))
+            ctx.sc.send_fd(ctx.fds.notify, ctx.listener)
+            ctx.sc.write(ctx.handover, NOTIFY_TAKEN)
+        # else: the payload ended before its filter, and reported why itself
+    except Exception:
+        # The payload, still waiting for the ack, goes before we report: it would
+        # report the missing ack too, and two reports make one garbled message.
+        ctx.sc.kill(ctx.payload_pid, signal.SIGKILL)
+        ctx.sc.wait_exited(ctx.payload_pid)
+        raise
     ctx.sc.close(ctx.handover)
     ctx.handover = -1
 

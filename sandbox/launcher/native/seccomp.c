@@ -18,9 +18,11 @@
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define LISTENER_TAKEN 'K' /* protocol.py NOTIFY_TAKEN */
@@ -85,21 +87,7 @@ static int parse_fd(const char *s, ssize_t n) {
     return v;
 }
 
-int step_take_listener(struct sbx_ctx *c, struct sbx_err *e) {
-    /* Init: copy the payload's listener, hand it to the supervisor, then let
-     * the payload go on (see the top of this file). */
-    int sock = c->fds.handover;
-    if (sock < 0) return 0;
-    char num[16];
-    ssize_t n;
-    do n = read(sock, num, sizeof num);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) return sbx_error(e, errno, "read(handover)");
-    if (n == 0) { /* the payload ended before its filter: it reported why itself */
-        close(sock);
-        c->fds.handover = -1;
-        return 0;
-    }
+static int take(struct sbx_ctx *c, int sock, const char *num, ssize_t n, struct sbx_err *e) {
     int target = parse_fd(num, n);
     if (target < 0) return sbx_error(e, EPROTO, "the payload sent no listener fd number");
     int pidfd = sys_pidfd_open(c->payload_pid, 0);
@@ -112,7 +100,33 @@ int step_take_listener(struct sbx_ctx *c, struct sbx_err *e) {
         return sbx_error(e, errno, "sendmsg(notify, SCM_RIGHTS [listener])");
     char ack = LISTENER_TAKEN;
     if (sbx_write_all(sock, &ack, 1) < 0) return sbx_error(e, errno, "write(handover, 'K')");
-    close(sock);
-    c->fds.handover = -1;
     return 0;
+}
+
+int step_take_listener(struct sbx_ctx *c, struct sbx_err *e) {
+    /* Init: copy the payload's listener, hand it to the supervisor, then let
+     * the payload go on (see the top of this file). */
+    int sock = c->fds.handover;
+    if (sock < 0) return 0;
+    char num[16];
+    ssize_t n;
+    do n = read(sock, num, sizeof num);
+    while (n < 0 && errno == EINTR);
+    if (n == 0) { /* the payload ended before its filter: it reported why itself */
+        close(sock);
+        c->fds.handover = -1;
+        return 0;
+    }
+    if (n > 0 && take(c, sock, num, n, e) == 0) {
+        close(sock);
+        c->fds.handover = -1;
+        return 0;
+    }
+    if (n < 0) sbx_error(e, errno, "read(handover)");
+    /* The payload, still waiting for the ack, goes before we report: it would
+     * report the missing ack too, and two reports make one garbled message. */
+    kill(c->payload_pid, SIGKILL);
+    siginfo_t si;
+    while (waitid(P_PID, (id_t)c->payload_pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {}
+    return -1;
 }

@@ -111,8 +111,11 @@ def test_a_failed_handover_is_reported_and_never_acked(fail, reads):
     calls, _c, code = handover(reads, fail)
     assert code == EXIT_SPAWN_FAILED
     assert Call("write", (7, NOTIFY_TAKEN)) not in calls
-    report = [c for c in calls if c.name == "write" and c.args[0] == ERRPIPE]
-    assert decode_failure(report[0].args[1]).step == "take_listener"
+    report = [i for i, c in enumerate(calls) if c.name == "write" and c.args[0] == ERRPIPE]
+    assert decode_failure(calls[report[0]].args[1]).step == "take_listener"
+    # the payload is gone before the report: one failure on the errpipe, not two
+    killed = calls.index(Call("kill", (42, 9)))
+    assert killed < calls.index(Call("wait_exited", (42,))) < report[0]
 
 
 def test_payload_gone_before_its_filter_is_not_a_second_failure():
