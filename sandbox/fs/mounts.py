@@ -8,14 +8,20 @@
    AT_RECURSIVE covers submounts too). An overlay mounted inside a user
    namespace would need ``userxattr`` and breaks on a tmpfs upper before 6.6,
    so it is made here and moved in. Overlayfs takes private clones of its
-   layers (``clone_private_mount``), which older kernels (6.1 included)
+   layers (``clone_private_mount``), which kernels before 6.15 (6.1 included)
    refuse for a mount outside the caller's mount namespace, a detached one
-   included ("overlayfs: failed to clone upperpath", EINVAL). So the upper
+   included ("overlayfs: failed to clone upperpath", EINVAL). There the upper
    tmpfs is attached while the overlay is made, in a scratch mount namespace
    of this process: private, still owned by the initial user namespace,
    and left at ``unshare`` (nothing of it is ever visible on the host). The
    upper is attached on ``STAGING``, which the supervisor creates
-   (``runner.state.ensure_staging``).
+   (``runner.state.ensure_staging``). From 6.15 on (db04662e2f4f, "fs: allow
+   detached mounts in clone_private_mount()", ``detached_layers``) the upper
+   stays detached: no namespace to copy and tear down and no umount, each of
+   which waits for an expedited RCU grace period on the run's critical path.
+   The upper's fd is kept open by init until the run's status is written:
+   closing the last fd of a detached mount unmounts it (a grace period
+   again), better waited for once the supervisor has its answer.
 2. ``attach`` runs in the container's init (PID 1 of the new pid namespace,
    so /proc shows that namespace): stops propagation, moves the detached
    mounts under the staging directory, mounts /proc, makes the root read-only
@@ -60,6 +66,7 @@ class DetachedMounts:
 
     root: int = -1
     dev: int = -1
+    upper: int = -1  # the per-run upper tmpfs: init keeps it until the status is written
     binds: list[tuple[str, int]] = field(default_factory=list)
     tmpfs: list[tuple[str, int]] = field(default_factory=list)
     others: list[int] = field(default_factory=list)  # fds to close once attached
@@ -72,6 +79,7 @@ class DetachedMounts:
             for fd in (
                 self.root,
                 self.dev,
+                self.upper,
                 *(f for _, f in self.binds),
                 *(f for _, f in self.dev_nodes),
                 *(f for _, f in self.tmpfs),
@@ -102,21 +110,30 @@ def _tmpfs(
     return mnt
 
 
-def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -> DetachedMounts:
-    """Make every mount of the plan as a detached mount (root, initial user namespace)."""
+def prepare_detached(
+    plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int], detached_layers: bool = False
+) -> DetachedMounts:
+    """Make every mount of the plan as a detached mount (root, initial user namespace).
+
+    ``detached_layers``: this kernel's overlayfs takes a detached upper (6.15+),
+    so no scratch mount namespace is needed (module docstring).
+    """
     out = DetachedMounts()
     staging = plan.staging
-    if not plan.rootless:
+    scratch = not detached_layers
+    if scratch and not plan.rootless:
         # The scratch mount namespace (module docstring), private before anything
         # is mounted in it, so no mount propagates back to the host's peers.
         # (Rootless, we already are in the run's own user and mount namespaces.)
         sc.unshare(CloneFlag.CLONE_NEWNS)
-    sc.mount(None, "/", None, M.MS_REC | M.MS_PRIVATE)
+    if scratch:
+        sc.mount(None, "/", None, M.MS_REC | M.MS_PRIVATE)
     upper = _tmpfs(sc, plan.upper_size, plan.upper_inodes, 0o755, 0)
-    out.others.append(upper)
-    # Attached for clone_private_mount (see above) until the overlay exists;
-    # the lowers are opened after the unshare, so they are in this namespace too.
-    _move(sc, upper, staging)
+    out.upper = upper
+    if scratch:
+        # Attached for clone_private_mount (see above) until the overlay exists;
+        # the lowers are opened after the unshare, so they are in this namespace too.
+        _move(sc, upper, staging)
     sc.mkdirat(upper, "upper", 0o755)
     sc.mkdirat(upper, "work", 0o700)
     for e in plan.upper_entries:
@@ -193,8 +210,8 @@ def prepare_detached(plan: MountPlan, sc: Syscalls, host_ids: tuple[int, int]) -
         sc.fchmodat(out.dev, name, 0o666)
     for name, target in plan.dev_links:
         sc.symlinkat(target, out.dev, name)
-    # The overlay holds its own private clone of the upper: detach ours.
-    sc.umount2(staging, UmountFlag.MNT_DETACH)
+    if scratch:  # the overlay holds its own private clone of the upper: detach ours
+        sc.umount2(staging, UmountFlag.MNT_DETACH)
     return out
 
 
@@ -427,7 +444,8 @@ def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls) -> None:
             None, staging, None, M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV
         )
     for fd in mnt.all_fds():
-        sc.close(fd)
+        if fd != mnt.upper:  # init keeps it until the status is written (module docstring)
+            sc.close(fd)
     # pivot_root(".", ".") stacks the old root under the new one; detaching it
     # leaves the host tree unreachable (runc pivotRoot, bwrap, nsjail).
     sc.chdir(staging)

@@ -32,7 +32,7 @@ EXEC_READY = b"\x01"  # cannot begin a failure record (those begin with a step n
 USERNS_READY = b"U"
 MAPS_WRITTEN = b"M"
 MAPS_FAILED = b"F"
-NOTIFY_TAKEN = b"K"
+NOTIFY_TAKEN = b"K"  # init to the payload: its seccomp listener is held
 GATE_READY = b"R"
 GATE_OPEN = b"G"
 

@@ -32,6 +32,7 @@ from typing import Any
 from sandbox import codec
 from sandbox.caps.names import last_cap
 from sandbox.cgroups.leaf import remove_dirs
+from sandbox.host import kernel_version
 from sandbox.launcher.protocol import MAPS_FAILED, MAPS_WRITTEN, USERNS_READY, recv_msg, send_msg
 from sandbox.launcher.steps import Ctx, LaunchFds, outer_main
 from sandbox.ns.user import write_id_maps
@@ -60,6 +61,8 @@ class ForkServer:
         self.runs: dict[str, _Run] = {}
         self.sc = LinuxSyscalls()
         self.last_cap = last_cap()
+        # overlayfs takes detached layers from 6.15 on (sandbox/fs/mounts.py)
+        self.detached_layers = kernel_version() >= (6, 15)
         self.parent = os.getpid()
 
     def serve(self) -> None:
@@ -144,7 +147,12 @@ class ForkServer:
                     other.sync.close()
                     os.close(other.pidfd)
                 ctx = Ctx(
-                    plan=plan, fds=lfds, sc=self.sc, parent_pid=self.parent, last_cap=self.last_cap
+                    plan=plan,
+                    fds=lfds,
+                    sc=self.sc,
+                    parent_pid=self.parent,
+                    last_cap=self.last_cap,
+                    detached_layers=self.detached_layers,
                 )
                 outer_main(ctx)
             finally:

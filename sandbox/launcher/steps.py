@@ -17,6 +17,10 @@ ended, when files are to be collected):
   cgroup leaf (so the launcher's pages stay charged elsewhere), cgroup
   namespace, ids, final capabilities, rlimits, Landlock, fds closed, seccomp
   last, execve.
+- **handover** (init again, once the payload is forked): with a notifying
+  filter, init copies the payload's listener, passes it to the supervisor and
+  only then lets the payload go on to execve; it holds its copy until the
+  payload has exited (step_take_listener). The supervisor is never waited for.
 - **collector** (forked by init once the payload and everything it left are
   gone, only when files of /box are to be returned): takes no more rights than
   the payload had (its ids, no capability, no_new_privs, its Landlock domain)
@@ -90,7 +94,7 @@ class LaunchFds:
     status: int  # write end for the init's final PayloadStatus record
     sync: int  # to the id-map writer: USERNS_READY / MAPS_WRITTEN
     cgroup_join: tuple[int, ...] = ()
-    notify: int = -1  # to the supervisor: the seccomp listener's fd number, then its ack
+    notify: int = -1  # to the supervisor: init passes it the seccomp listener (SCM_RIGHTS)
     netns: int = -1  # a network namespace prepared ahead (the native server's pool only)
     gate: int = -1  # start barrier: the payload says GATE_READY, waits for GATE_OPEN
     # join path (an OCI exec): (fd, CLONE_NEW* flag) of a running container's namespaces,
@@ -109,6 +113,12 @@ class Ctx:
     last_cap: int = 40
     mnt: DetachedMounts = field(default_factory=DetachedMounts)
     lifeline: int = -1  # init: read end of a pipe only the outer writes (EOF: it died)
+    # overlayfs takes detached layers (Linux 6.15+): no scratch mount namespace
+    detached_layers: bool = False
+    # The seccomp listener's handover: the payload's or init's end of their socket pair.
+    handover: int = -1
+    payload_pid: int = 0  # init: its child, the payload
+    listener: int = -1  # init: its copy of the payload's seccomp listener
 
 
 Step = Callable[[Ctx], None]
@@ -180,7 +190,9 @@ def step_drop_groups(ctx: Ctx) -> None:
 def step_prepare_mounts(ctx: Ctx) -> None:
     """Detached overlay root, /dev, binds and tmpfs, made in the initial user namespace."""
     if not ctx.plan.mounts.rootless:
-        ctx.mnt = prepare_detached(ctx.plan.mounts, ctx.sc, (ctx.plan.host_uid, ctx.plan.host_gid))
+        ctx.mnt = prepare_detached(
+            ctx.plan.mounts, ctx.sc, (ctx.plan.host_uid, ctx.plan.host_gid), ctx.detached_layers
+        )
 
 
 def step_time_offsets(ctx: Ctx) -> None:
@@ -205,7 +217,9 @@ def step_prepare_mounts_in_userns(ctx: Ctx) -> None:
     """Rootless: the same detached mounts, made in the run's own user namespace (once the
     id maps exist: files made there need a mapped owner)."""
     if ctx.plan.mounts.rootless:
-        ctx.mnt = prepare_detached(ctx.plan.mounts, ctx.sc, (ctx.plan.host_uid, ctx.plan.host_gid))
+        ctx.mnt = prepare_detached(
+            ctx.plan.mounts, ctx.sc, (ctx.plan.host_uid, ctx.plan.host_gid), ctx.detached_layers
+        )
 
 
 def step_join_netns(ctx: Ctx) -> None:
@@ -452,24 +466,26 @@ def step_exec_ready(ctx: Ctx) -> None:
 def step_seccomp(ctx: Ctx) -> None:
     """Last before execve, so the filter need only allow execve (and read/write/exit).
 
-    With a notifying filter the supervisor must hold the listener before the
-    payload runs: we send the fd's number and wait until the supervisor has
-    copied it out with pidfd_getfd (the fd itself is CLOEXEC and closes at execve).
+    With a notifying filter somebody must hold the listener before the payload
+    runs: a listener nobody holds answers every notification with ENOSYS,
+    unrecorded (seccomp_unotify(2)). The holder is our init, a fork away and
+    idle, not the supervisor: we write the fd's number to init and wait while
+    it copies the fd, passes the copy to the supervisor and acknowledges
+    (step_take_listener). Our own fd is CLOEXEC and closes at execve.
     """
     sec = ctx.plan.seccomp
     if sec is None:
         return
+    if sec.notify:
+        # The uid switch made us non-dumpable and our mm belongs to the initial
+        # user namespace, where init has no CAP_SYS_PTRACE: without this its
+        # pidfd_getfd is refused. execve sets dumpability anew a moment later.
+        ctx.sc.prctl(Prctl.PR_SET_DUMPABLE, 1)
     listener = ctx.sc.seccomp_set_filter(sec.bpf, sec.flags)
-    if sec.notify and ctx.plan.id_mode == "rootless":
-        # An unprivileged supervisor may not pidfd_getfd from us: hand the fd over
-        # (SCM_RIGHTS; the filter allows sendmsg on AF_UNIX sockets).
-        ctx.sc.send_fd(ctx.fds.notify, listener)
-        if ctx.sc.read(ctx.fds.notify, 1) != NOTIFY_TAKEN:
-            raise OSError(71, "the supervisor did not take the seccomp listener")  # EPROTO
-    elif sec.notify:
-        ctx.sc.write(ctx.fds.notify, b"%d" % listener)
-        if ctx.sc.read(ctx.fds.notify, 1) != NOTIFY_TAKEN:
-            raise OSError(71, "the supervisor did not take the seccomp listener")  # EPROTO
+    if sec.notify:  # from here on only what the filter allows: write, read
+        ctx.sc.write(ctx.handover, b"%d" % listener)
+        if ctx.sc.read(ctx.handover, 1) != NOTIFY_TAKEN:
+            raise OSError(71, "init did not take the seccomp listener")  # EPROTO
 
 
 PAYLOAD_STEPS: tuple[Step, ...] = (
@@ -491,6 +507,44 @@ PAYLOAD_STEPS: tuple[Step, ...] = (
     step_exec_ready,
     step_seccomp,
 )
+
+
+# ------------------------------------------------------------- handover ----
+
+
+def step_take_listener(ctx: Ctx) -> None:
+    """Init: copy the payload's seccomp listener, pass it to the supervisor, then ack.
+
+    pidfd_getfd, with init's CAP_SYS_PTRACE in the run's user namespace (as
+    root and rootless alike); the copy goes to the supervisor over the notify
+    channel (SCM_RIGHTS), and only then may the payload go on to execve. Init
+    keeps its copy until the payload has exited, so the listener is held while
+    the payload lives whenever the supervisor takes its copy. A failure here is
+    reported and ends init before the ack: the payload, waiting for it, never
+    reaches execve (it dies with init's pid namespace).
+    """
+    if ctx.handover < 0:
+        return
+    try:
+        data = ctx.sc.read(ctx.handover, 16)
+        if data:
+            if not data.isdigit() or len(data) > 7:
+                raise OSError(71, "the payload sent no listener fd number")  # EPROTO
+            ctx.listener = ctx.sc.pidfd_getfd(ctx.payload_pid, int(data))
+            ctx.sc.send_fd(ctx.fds.notify, ctx.listener)
+            ctx.sc.write(ctx.handover, NOTIFY_TAKEN)
+        # else: the payload ended before its filter, and reported why itself
+    except Exception:
+        # The payload, still waiting for the ack, goes before we report: it would
+        # report the missing ack too, and two reports make one garbled message.
+        ctx.sc.kill(ctx.payload_pid, signal.SIGKILL)
+        ctx.sc.wait_exited(ctx.payload_pid)
+        raise
+    ctx.sc.close(ctx.handover)
+    ctx.handover = -1
+
+
+HANDOVER_STEPS: tuple[Step, ...] = (step_take_listener,)
 
 
 # ------------------------------------------------------------ collector ----
@@ -606,16 +660,28 @@ def join_main(ctx: Ctx) -> NoReturn:
     own PAYLOAD_STEPS in a child (every layer, as for the container's first process);
     this process reaps it and reports its status, as the container's init does."""
     run_steps(ctx, JOIN_STEPS)
+    ours = theirs = -1
+    if ctx.plan.seccomp is not None and ctx.plan.seccomp.notify:
+        ours, theirs = ctx.sc.socketpair()
     pid = ctx.sc.fork()
     if pid == 0:
+        _close(ctx, ours)
+        ctx.handover = theirs
         run_steps(ctx, PAYLOAD_STEPS)
         step_exec(ctx)
-    _close(
-        ctx, ctx.fds.errpipe, ctx.fds.notify, ctx.fds.gate, 0, 1, 2, *ctx.fds.cgroup_join,
-    )
+    _close(ctx, theirs, ctx.fds.gate, 0, 1, 2, *ctx.fds.cgroup_join)
+    # The payload's listener, as the container's init takes it (setns into the
+    # container's user namespace gave us CAP_SYS_PTRACE there).
+    ctx.handover, ctx.payload_pid = ours, pid
+    run_steps(ctx, HANDOVER_STEPS)
+    _close(ctx, ctx.fds.errpipe, ctx.fds.notify)
     ctx.sc.wait_exited(pid)
     rchar, wchar = _io_counters(ctx, pid)
     res = ctx.sc.wait4(pid)
+    # Ours goes with the payload; what it left runs on in the container, its
+    # denials seen as long as the exec's supervisor holds its copy (as before).
+    _close(ctx, ctx.listener)
+    ctx.listener = -1
     status = PayloadStatus(
         res.status, res.utime, res.stime, res.maxrss_kib, res.nvcsw, res.nivcsw, rchar, wchar
     )
@@ -627,14 +693,21 @@ def init_main(ctx: Ctx) -> NoReturn:
     """Process 2 of 3: PID 1 of the container; builds the root, forks and reaps."""
     ctx.parent_pid = 0
     run_steps(ctx, INIT_STEPS)
+    ours = theirs = -1
+    if ctx.plan.seccomp is not None and ctx.plan.seccomp.notify:
+        ours, theirs = ctx.sc.socketpair()
     pid = ctx.sc.fork()
     if pid == 0:
+        _close(ctx, ours)
+        ctx.handover = theirs
         run_steps(ctx, PAYLOAD_STEPS)
         step_exec(ctx)
-    _close(
-        ctx, ctx.fds.errpipe, ctx.fds.sync, ctx.fds.notify, ctx.fds.gate, 0, 1, 2,
-        *ctx.fds.cgroup_join,
-    )
+    _close(ctx, theirs, ctx.fds.sync, ctx.fds.gate, 0, 1, 2, *ctx.fds.cgroup_join)
+    ctx.handover, ctx.payload_pid = ours, pid
+    # The errpipe stays open through the handover: a failure there is this run's
+    # failure, and its end-of-file then means execve and listener both.
+    run_steps(ctx, HANDOVER_STEPS)
+    _close(ctx, ctx.fds.errpipe, ctx.fds.notify)
     # The payload's exit, then its I/O counters while it is still a zombie, then reap.
     ctx.sc.wait_exited(pid)
     rchar, wchar = _io_counters(ctx, pid)
@@ -646,17 +719,29 @@ def init_main(ctx: Ctx) -> NoReturn:
             ctx.sc.kill(-1, 9)
         except ProcessLookupError:
             pass  # ESRCH: nothing was left
+    # No task under the filter runs user code any more (the payload exited, what it
+    # left is SIGKILLed): our copy of the listener may go, and the collector must
+    # not inherit it.
+    _close(ctx, ctx.listener)
+    ctx.listener = -1
     status = PayloadStatus(
         res.status, res.utime, res.stime, res.maxrss_kib, res.nvcsw, res.nivcsw, rchar, wchar
     )
     ctx.sc.write(ctx.fds.status, status.encode())
     if ctx.plan.collect:
         # Read by a process with no more rights than the payload had, never by
-        # this one (full capabilities in its namespaces, no Landlock).
+        # this one (full capabilities in its namespaces, no Landlock); it must
+        # not inherit the upper, so that goes first here.
+        _close(ctx, ctx.mnt.upper)
+        ctx.mnt.upper = -1
         pid = ctx.sc.fork()
         if pid == 0:
             collect_main(ctx)
         ctx.sc.wait4(pid)
+    # End-of-file for the supervisor first (it waits for nothing else of ours),
+    # then the upper: closing its last fd unmounts it, which waits for an
+    # expedited RCU grace period (sandbox/fs/mounts.py).
+    _close(ctx, ctx.fds.status, ctx.mnt.upper)
     ctx.sc.exit(_exit_code(res.status))
 
 

@@ -98,7 +98,7 @@ OTHERWISE: dict[str, str] = {
 }
 
 # Syscalls the launcher makes after loading the filter, before execve: it
-# writes the listener's fd number to the supervisor and reads the ack
+# writes the listener's fd number to its init and reads the ack
 # (launcher/steps.py, step_seccomp). Every profile with a notify default needs them.
 LAUNCHER_SYSCALLS = ("read", "write")
 

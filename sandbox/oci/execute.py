@@ -178,7 +178,6 @@ def _exec_supervisor(c: Container, proc: dict[str, Any], opts: dict[str, Any], r
         status_r=st_r,
         kill=kill,
         deny_errno=sent.get("deny_errno"),
-        payload_pid=payload,
     )
     watch.notify_fd = notify_ours
     if master >= 0:

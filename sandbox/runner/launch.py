@@ -136,8 +136,6 @@ def launch(
         cpu_limit=sup.cpu_time,
         output_limit=sup.output,
         deny_errno=sup.deny_errno,
-        payload_pid=payload_pid,
-        listener_by_rights=plan.id_mode == "rootless",
         control=control,
         on_notification=on_notification,
         setup_deadline=None if gate is not None else SETUP_DEADLINE,

@@ -10,13 +10,12 @@ reported and the outputs are drained:
   collected files of /box);
 - **stdin** fed from bytes, **stdout/stderr** captured or forwarded while the
   output limit is counted;
-- the **notify channel**: the payload reports its seccomp listener's fd
-  number, we copy the fd with pidfd_getfd and acknowledge; then each denied
-  syscall arrives as a notification: a violation kills the run, an errno
-  denial is answered and listed; a call in a foreign ABI (i386, x32) is
-  always a violation. This listener is the only source of a
-  SECURITY_VIOLATION: the payload can neither write to it nor flood it for
-  another run (each run has its own), unlike an exit status or the kernel log;
+- the **notify channel**: the container's init passes us the payload's
+  seccomp listener (SCM_RIGHTS; init holds a copy and lets the payload go
+  on, so nothing here waits on us); then each denied syscall arrives as a
+  notification: a violation kills the run, an errno denial is answered and
+  listed; a call in a foreign ABI (i386, x32) is always a violation. This
+  listener is the only source of a SECURITY_VIOLATION;
 - timers: wall clock, and the leaf's CPU usage polled every POLL_INTERVAL.
 """
 
@@ -29,13 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sandbox.launcher.protocol import (
-    EXEC_READY,
-    NOTIFY_TAKEN,
-    PayloadStatus,
-    decode_files,
-    encode_failure,
-)
+from sandbox.launcher.protocol import EXEC_READY, PayloadStatus, decode_files, encode_failure
 from sandbox.runner.control import RunControl
 from sandbox.runner.result import Violation
 from sandbox.runner.verdict import KillReason
@@ -91,8 +84,6 @@ class Watch:
     cpu_limit: float | None = None
     output_limit: int | None = None
     deny_errno: int | None = None  # answer denials with this errno (listed), else a violation
-    payload_pid: Callable[[], int | None] = lambda: None
-    listener_by_rights: bool = False  # rootless: the payload sends the fd itself
     # seccomp_data.arch of the filter's own ABI (and the x32 bit it must not carry):
     # a notification for any other ABI is a violation whatever the handler says.
     native_arch: int = 0xC000003E
@@ -354,28 +345,22 @@ class Watch:
             self._stop(self.control.reason)
 
     def _on_notify_channel(self, sel: selectors.BaseSelector, fd: int) -> None:
-        """The payload sent its listener: as root its fd number, which we copy out with
-        pidfd_getfd; rootless the fd itself (SCM_RIGHTS). Then we acknowledge."""
+        """The payload's listener, from its init (SCM_RIGHTS, one message)."""
         sel.unregister(fd)
         try:
-            if self.listener_by_rights:
-                data, fds = notify.recv_fd(fd)
-                if not fds:
-                    raise OSError(errno.EPROTO, "no listener fd received")
-                self.listener = fds[0]
-            else:
-                data = os.read(fd, 32)
-                if not data:
-                    return
-                pid = self.payload_pid()
-                if pid is None:
-                    raise OSError(errno.ESRCH, "payload process not found")
-                self.listener = notify.pidfd_getfd(pid, int(data))
-        except (OSError, ValueError):
-            self._stop("violation")  # fail closed: no one would see its denials
+            _, fds = notify.recv_fd(fd)
+        except OSError:
+            fds = []
+        if len(fds) != 1:
+            for extra in fds:
+                os.close(extra)
+            # Fail closed: nobody here would see its denials. (Also when the
+            # payload failed before its filter: that failure is on the errpipe
+            # and is what the run reports.)
+            self._stop("violation")
             return
+        self.listener = fds[0]
         sel.register(self.listener, selectors.EVENT_READ, self._on_notification)
-        os.write(fd, NOTIFY_TAKEN)
 
     def _foreign(self, n: notify.Notification) -> bool:
         """Whether a notification comes from another ABI than the filter's (i386, x32)."""

@@ -156,11 +156,13 @@ class LinuxSyscalls:
         os.kill(pid, sig)
 
     def reset_signals(self) -> None:
-        # CPython ignores SIGPIPE and SIGXFSZ at start-up, and an ignored signal stays
-        # ignored across execve: restore the defaults and an empty mask (subprocess's
-        # restore_signals does the same).
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_DFL)
+        # An ignored signal stays ignored across execve: every one back to its
+        # default, and an empty mask. Not only what CPython ignores at start-up
+        # (SIGPIPE, SIGXFSZ): whatever the caller ignored reaches us too (a
+        # judge under nohup ignores SIGHUP), as the native launcher resets.
+        for sig in signal.valid_signals():
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
     def set_cmdline(self, title: bytes) -> None:
@@ -396,6 +398,19 @@ class LinuxSyscalls:
         msg = _Msghdr(None, 0, ctypes.pointer(iov), 1, ctypes.cast(cmsg, ctypes.c_void_p), 24, 0)
         if _sendmsg(sock, ctypes.byref(msg), 0) < 0:
             _fail("sendmsg", f"sendmsg({sock}, SCM_RIGHTS [{fd}])")
+
+    def socketpair(self) -> tuple[int, int]:
+        # AF_UNIX, SOCK_SEQPACKET, both ends CLOEXEC and blocking.
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return a.detach(), b.detach()
+
+    def pidfd_getfd(self, pid: int, target_fd: int) -> int:
+        pidfd = os.pidfd_open(pid)
+        try:
+            desc = lambda: f"pidfd_getfd({pid}, {target_fd}, 0)"  # noqa: E731
+            return _sys("pidfd_getfd", desc, pidfd, target_fd, 0)
+        finally:
+            os.close(pidfd)
 
     def pipe(self, blocking: bool = False) -> tuple[int, int]:
         return os.pipe2(os.O_CLOEXEC | (0 if blocking else os.O_NONBLOCK))

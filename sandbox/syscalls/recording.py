@@ -15,7 +15,15 @@ from typing import Any, NoReturn
 
 from sandbox.syscalls.api import WaitResult
 
-_FD_RETURNING = {"fsopen", "fsmount", "open_tree", "openat", "openat2", "landlock_create_ruleset"}
+_FD_RETURNING = {
+    "fsopen",
+    "fsmount",
+    "open_tree",
+    "openat",
+    "openat2",
+    "landlock_create_ruleset",
+    "pidfd_getfd",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +93,7 @@ class RecordingSyscalls:
             self._record(name, *args)
             if name in _FD_RETURNING:
                 return next(iter(self._fds))
-            if name == "pipe":
+            if name in ("pipe", "socketpair"):
                 return (next(iter(self._fds)), next(iter(self._fds)))
             if name == "fork":
                 return self.fork_results.pop(0) if self.fork_results else 0

@@ -364,3 +364,15 @@ def test_wall_time_limit(tmp_path):
     r = run_cli_fast(["exec", "--wall-time", "1", "--", "/bin/sleep", "30"], tmp=tmp_path)
     assert r.record["verdict"] == "WALL_TIME_LIMIT", r.record
     assert 1.0 <= r.record["wall_time"] < 5
+
+
+def test_a_denied_syscall_is_recorded_through_the_listener_init_hands_over(tmp_path):
+    """On 6.1 (Yama, AppArmor): init copies the listener with pidfd_getfd, the
+    supervisor records the first denied syscall and the shell never goes on."""
+    r = run_cli_fast(
+        ["exec", "--", "/bin/sh", "-c", "echo before; unshare -U true; echo after $?"],
+        tmp=tmp_path,
+    )
+    assert r.record["verdict"] == "SECURITY_VIOLATION", r.record
+    assert r.record["violation"]["syscall"] == "unshare"
+    assert "before" in r.out and "after" not in r.out

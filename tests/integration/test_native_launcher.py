@@ -55,6 +55,37 @@ def test_clocks_start_near_zero_and_sysinfo_is_as_documented(launcher, probes):
     assert int(got["procs"]) > 1
 
 
+@pytest.mark.parametrize("launcher", ["native", "python"])
+def test_signals_the_caller_ignored_or_blocked_reach_neither_init_nor_payload(launcher):
+    """The native server resets in its children only what it found set at start
+    (and its own SIGPIPE/SIGINT): a caller's ignored and blocked signals count.
+    (The Python reference reset only SIGPIPE, SIGXFSZ, SIGINT and SIGTERM: a
+    caller's ignored SIGHUP reached the payload through it.)"""
+    code = textwrap.dedent(f"""
+        import logging, signal
+        logging.disable(logging.WARNING)
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGRTMIN + 3, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2, signal.SIGTERM])
+        from sandbox import Sandbox
+        with Sandbox("strict", launcher={launcher!r}) as sb:
+            r = sb.run(["/bin/grep", "-E", "^Sig(Ign|Blk|Cgt):", "/proc/1/status",
+                        "/proc/self/status"])
+        print(r.verdict.value, r.stdout.decode())
+    """)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    lines = out.stdout.split()
+    assert lines[0] == "OK", out
+    fields = [ln for ln in out.stdout.splitlines() if "Sig" in ln]
+    assert len(fields) == 6, out.stdout
+    for ln in fields:  # grep itself catches SIGSEGV (its stack-overflow handler)
+        if not ln.startswith("/proc/self/status:SigCgt"):
+            assert ln.split()[-1] == "0000000000000000", ln
+
+
 def test_without_a_time_namespace_the_host_clock_shows(probes, tmp_path):
     prof = tmp_path / "p.toml"
     prof.write_text('extends = "strict"\n[namespaces]\ntime = false\n')

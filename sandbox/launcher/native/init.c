@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -89,16 +90,33 @@ __attribute__((noreturn)) void sbx_init_main(struct sbx_ctx *c) {
     c->parent_pid = 0;
     sbx_run_steps(c, SBX_INIT_STEPS, SBX_N_INIT);
     struct sbx_err e = {.step = "fork_payload"};
+    int hand[2] = {-1, -1};
+    if (c->plan->sec.present && c->plan->sec.notify &&
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, hand) < 0) {
+        sbx_error(&e, errno, "socketpair() for the seccomp listener");
+        sbx_fail(c, &e);
+    }
     pid_t pid = fork();
     if (pid < 0) {
         sbx_error(&e, errno, "fork() of the payload");
         sbx_fail(c, &e);
     }
-    if (pid == 0) sbx_payload_main(c);
-    close(c->fds.errpipe), close(c->fds.sync), close(0), close(1), close(2);
-    if (c->fds.notify >= 0) close(c->fds.notify);
+    if (pid == 0) {
+        if (hand[0] >= 0) close(hand[0]);
+        c->fds.handover = hand[1];
+        sbx_payload_main(c);
+    }
+    if (hand[1] >= 0) close(hand[1]);
+    c->fds.handover = hand[0];
+    c->payload_pid = pid;
+    close(c->fds.sync), close(0), close(1), close(2);
     for (uint32_t i = 0; i < c->fds.n_cgroup; i++) close(c->fds.cgroup[i]);
-    c->fds.errpipe = -1;
+    /* The errpipe stays open through the handover: a failure there is this
+     * run's failure, and its end-of-file then means execve and listener both. */
+    sbx_run_steps(c, SBX_HANDOVER_STEPS, SBX_N_HANDOVER);
+    close(c->fds.errpipe);
+    if (c->fds.notify >= 0) close(c->fds.notify);
+    c->fds.errpipe = c->fds.notify = -1;
     /* The payload's exit, then its I/O counters while it is a zombie, then reap. */
     siginfo_t si;
     while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {}
@@ -111,6 +129,11 @@ __attribute__((noreturn)) void sbx_init_main(struct sbx_ctx *c) {
     while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {}
     if (c->plan->unshare_flags & CLONE_NEWPID)
         kill(-1, SIGKILL); /* as PID 1: exactly the run's leftovers (ESRCH: none) */
+    /* No task under the filter runs user code any more (the payload exited, what
+     * it left is SIGKILLed): our copy of the listener may go, and the collector
+     * forked below must not inherit it. */
+    if (c->listener >= 0) close(c->listener);
+    c->listener = -1;
     uint8_t rec[60], *p = rec; /* protocol.py PayloadStatus "=iddqqqqq" */
     put_i32(&p, status);
     put_f64(&p, tv(ru.ru_utime));
@@ -124,7 +147,10 @@ __attribute__((noreturn)) void sbx_init_main(struct sbx_ctx *c) {
     sbx_trace("status_written");
     if (c->plan->n_collect) {
         /* Collected by a process with no more rights than the payload had
-         * (collect.c), never by this one (issue 13 item 1). */
+         * (collect.c), never by this one (issue 13 item 1). It must not
+         * inherit the upper, so that goes first here. */
+        close(c->mnt.upper);
+        c->mnt.upper = -1;
         pid_t col = fork();
         if (col == 0) sbx_collect_main(c);
         if (col > 0) {
@@ -132,6 +158,11 @@ __attribute__((noreturn)) void sbx_init_main(struct sbx_ctx *c) {
             while (waitpid(col, &cs, 0) < 0 && errno == EINTR) {}
         }
     }
+    /* End-of-file for the supervisor first (it waits for nothing else of
+     * ours), then the upper: closing its last fd unmounts it, which waits for
+     * an expedited RCU grace period (mounts.c). */
+    close(c->fds.status);
+    if (c->mnt.upper >= 0) close(c->mnt.upper);
     _exit(sbx_exit_code(status));
 }
 

@@ -69,6 +69,7 @@ int main(int argc, char **argv) {
         list("outer", SBX_OUTER_STEPS, SBX_N_OUTER);
         list("init", SBX_INIT_STEPS, SBX_N_INIT);
         list("payload", SBX_PAYLOAD_STEPS, SBX_N_PAYLOAD);
+        list("handover", SBX_HANDOVER_STEPS, SBX_N_HANDOVER);
         list("collect", SBX_COLLECT_STEPS, SBX_N_COLLECT);
         return 0;
     }

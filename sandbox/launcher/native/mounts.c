@@ -3,12 +3,17 @@
  * prepare: as root in the initial user namespace (rootless: in the run's own,
  * once the maps exist), the per-run tmpfs upper, the overlay root, /dev and
  * clones of the host binds as detached mounts (fsopen/fsmount/open_tree),
- * flags set recursively with mount_setattr. The upper is attached on the
- * staging dir of a scratch mount namespace while the overlay is made (6.1's
- * clone_private_mount refuses a detached upper).
+ * flags set recursively with mount_setattr. Before Linux 6.15 overlayfs
+ * refuses a detached upper (clone_private_mount), so there the upper is
+ * attached on the staging dir of a scratch mount namespace while the overlay
+ * is made; from 6.15 on it stays detached: no namespace to copy and tear
+ * down, and no umount (each one waits for an expedited RCU grace period).
  * attach: in the container's init: propagation stopped, the detached mounts
  * moved under staging, /proc mounted, the root made read-only except the
- * writable subtrees, pivot_root(".", ".") and the old root detached. */
+ * writable subtrees, pivot_root(".", ".") and the old root detached. The
+ * upper's fd stays open in init until the run's status is written: closing
+ * the last fd of a detached mount unmounts it (another grace period), which
+ * is cheaper to wait for once the supervisor has its answer. */
 #include "sbx.h"
 
 #include <errno.h>
@@ -21,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -279,14 +285,15 @@ static int prepare(struct sbx_ctx *c, struct sbx_err *e) {
     struct sbx_detached *out = &c->mnt;
     uint32_t host_ids[2] = {c->plan->host_uid, c->plan->host_gid};
     char p[SBX_MAX_STR + 64];
-    if (!m->rootless && unshare(CLONE_NEWNS) < 0)
+    int scratch = !c->detached_layers; /* before 6.15: the upper attached meanwhile */
+    if (scratch && !m->rootless && unshare(CLONE_NEWNS) < 0)
         return sbx_error(e, errno, "unshare(CLONE_NEWNS) (scratch mount namespace)");
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    if (scratch && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         return sbx_error(e, errno, "mount(None, '/', MS_REC|MS_PRIVATE)");
     int upper = tmpfs(m->upper_size, m->upper_inodes, 0755, 0, NULL, e);
     if (upper < 0) return -1;
-    out->others[out->n_others++] = upper;
-    if (move_to(upper, m->staging, e)) return -1;
+    out->upper = upper;
+    if (scratch && move_to(upper, m->staging, e)) return -1;
     if (mkdirat(upper, "upper", 0755) < 0) return sbx_error(e, errno, "mkdirat(upper, 'upper')");
     if (mkdirat(upper, "work", 0700) < 0) return sbx_error(e, errno, "mkdirat(upper, 'work')");
     for (uint32_t i = 0; i < m->n_entries; i++) {
@@ -419,9 +426,20 @@ static int prepare(struct sbx_ctx *c, struct sbx_err *e) {
             return sbx_error(e, errno, "symlinkat(%q, dev, %q)", m->dev_links[i].target,
                              m->dev_links[i].name);
     /* The overlay holds its own private clone of the upper: detach ours. */
-    if (umount2(m->staging, MNT_DETACH) < 0)
+    if (scratch && umount2(m->staging, MNT_DETACH) < 0)
         return sbx_error(e, errno, "umount2(%q, MNT_DETACH)", m->staging);
     return 0;
+}
+
+int sbx_detached_layers(void) {
+    struct utsname u;
+    if (uname(&u) < 0) return 0;
+    const char *s = u.release;
+    int major = 0, minor = 0;
+    while (*s >= '0' && *s <= '9') major = major * 10 + (*s++ - '0');
+    if (*s++ != '.') return 0;
+    while (*s >= '0' && *s <= '9') minor = minor * 10 + (*s++ - '0');
+    return major > 6 || (major == 6 && minor >= 15);
 }
 
 int step_prepare_mounts(struct sbx_ctx *c, struct sbx_err *e) {
@@ -522,7 +540,7 @@ static int attach(struct sbx_ctx *c, struct sbx_err *e) {
     if (m->overlay && m->read_only_root &&
         mount(NULL, st, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
         return sbx_error(e, errno, "mount(None, %q, MS_REMOUNT|MS_BIND|MS_RDONLY)", st);
-    /* close every detached fd */
+    /* close every detached fd but the upper's (see the top of this file) */
     if (d->root >= 0) close(d->root);
     if (d->dev >= 0) close(d->dev);
     for (uint32_t i = 0; i < d->n_binds; i++) close(d->binds[i]);

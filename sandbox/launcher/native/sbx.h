@@ -172,6 +172,9 @@ int rd_count(struct sbx_rd *r, uint32_t *n, uint32_t max, struct sbx_err *e);
 
 struct sbx_fds {
     int in, out, err_, errpipe, status, sync, notify;
+    /* The seccomp listener's handover between the payload and its init: a
+     * socket pair init makes before the fork (each keeps its end), or -1. */
+    int handover;
     int cgroup[SBX_MAX_CGROUP_FDS]; uint32_t n_cgroup;
     int netns; /* a network namespace prepared ahead, or -1 */
     int gate;  /* start barrier (an OCI create), or -1: the Python supervisor's only */
@@ -179,6 +182,7 @@ struct sbx_fds {
 
 struct sbx_detached {
     int root, dev;
+    int upper; /* the per-run upper tmpfs: kept by init until the run is over */
     int binds[SBX_MAX_BINDS];
     int tmpfs[SBX_MAX_TMPFS];
     int others[SBX_MAX_LOWERS + 2]; uint32_t n_others;
@@ -193,7 +197,10 @@ struct sbx_ctx {
     int last_cap;
     struct sbx_detached mnt;
     int netns_joined; /* a prepared network namespace was entered */
+    int detached_layers; /* overlayfs takes detached layers (Linux 6.15+): no scratch mntns */
     int lifeline; /* init: read end of a pipe only the outer writes */
+    pid_t payload_pid; /* init: its child, the payload (0 before the fork) */
+    int listener;      /* init: its copy of the payload's seccomp listener, or -1 */
     char *cmdline; size_t cmdline_len; /* the process's argv area (init_cmdline) */
     const char *step; /* the step being run, for errors */
 };
@@ -204,12 +211,17 @@ struct sbx_step { const char *name; sbx_step_fn fn; };
 extern const struct sbx_step SBX_OUTER_STEPS[];
 extern const struct sbx_step SBX_INIT_STEPS[];
 extern const struct sbx_step SBX_PAYLOAD_STEPS[];
+extern const struct sbx_step SBX_HANDOVER_STEPS[];
 extern const struct sbx_step SBX_COLLECT_STEPS[];
-extern const size_t SBX_N_OUTER, SBX_N_INIT, SBX_N_PAYLOAD, SBX_N_COLLECT;
+extern const size_t SBX_N_OUTER, SBX_N_INIT, SBX_N_PAYLOAD, SBX_N_HANDOVER, SBX_N_COLLECT;
 
 /* Run steps in order; on failure report on the errpipe and _exit(125). */
 void sbx_run_steps(struct sbx_ctx *c, const struct sbx_step *steps, size_t n);
 __attribute__((noreturn)) void sbx_fail(struct sbx_ctx *c, struct sbx_err *e);
+
+/* Whether this kernel's overlayfs takes a detached mount as a layer (6.15+,
+ * db04662e2f4f "fs: allow detached mounts in clone_private_mount()"). */
+int sbx_detached_layers(void);
 
 /* phase mains (never return) */
 __attribute__((noreturn)) void sbx_outer_main(struct sbx_ctx *c);
@@ -252,6 +264,7 @@ int step_close_fds(struct sbx_ctx *, struct sbx_err *);
 int step_chdir(struct sbx_ctx *, struct sbx_err *);
 int step_exec_ready(struct sbx_ctx *, struct sbx_err *);
 int step_seccomp(struct sbx_ctx *, struct sbx_err *);
+int step_take_listener(struct sbx_ctx *, struct sbx_err *);
 int step_collector_privileges(struct sbx_ctx *, struct sbx_err *);
 int step_collect(struct sbx_ctx *, struct sbx_err *);
 
@@ -264,6 +277,7 @@ void sbx_trace(const char *name);
 int sbx_write_file(const char *path, const char *data, size_t len, struct sbx_err *e);
 int sbx_write_all(int fd, const void *data, size_t len);
 int sbx_reset_signals(void);
+void sbx_note_signals(void); /* the server, once its dispositions are final */
 int sbx_exit_code(int status);
 size_t sbx_strlen(const char *s);
 
@@ -271,6 +285,7 @@ size_t sbx_strlen(const char *s);
 
 int sys_pidfd_open(pid_t pid, unsigned flags);
 int sys_pidfd_send_signal(int pidfd, int sig);
+int sys_pidfd_getfd(int pidfd, int targetfd);
 int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
 int sys_fsopen(const char *fstype, unsigned flags);
 int sys_fsconfig(int fd, unsigned cmd, const char *key, const void *value, int aux);

@@ -58,6 +58,7 @@ static int ctl = -1;
 static struct run *runs;
 static size_t n_runs, cap_runs;
 static int last_cap = 40;
+static int detached_layers; /* sbx_detached_layers(), once */
 static char *g_cmdline;
 static size_t g_cmdline_len;
 static uint8_t msgbuf[SBX_MAX_MSG];
@@ -310,14 +311,16 @@ static void spawn(struct sbx_rd *r, const int *fds, int nfds) {
     c->plan = &plan;
     c->fds = (struct sbx_fds){.in = fds[0], .out = fds[1], .err_ = fds[2], .errpipe = fds[3],
                               .status = fds[4], .sync = sv[1],
-                              .notify = has_notify ? fds[5] : -1, .netns = -1,
-                              .gate = -1};
+                              .notify = has_notify ? fds[5] : -1, .handover = -1,
+                              .netns = -1, .gate = -1};
     c->fds.n_cgroup = n_cgroup;
     for (uint32_t i = 0; i < n_cgroup; i++) c->fds.cgroup[i] = fds[5 + has_notify + i];
     c->parent_pid = getpid();
     c->last_cap = last_cap;
     c->lifeline = -1;
-    c->mnt.root = c->mnt.dev = -1;
+    c->listener = -1;
+    c->mnt.root = c->mnt.dev = c->mnt.upper = -1;
+    c->detached_layers = detached_layers;
     c->cmdline = g_cmdline, c->cmdline_len = g_cmdline_len;
     if (plan.prepared_netns_ok && (plan.unshare_flags & CLONE_NEWNET) && n_pool)
         c->fds.netns = pool[--n_pool]; /* this run's alone: closed here after the fork */
@@ -415,8 +418,10 @@ int sbx_server_main(int fd, int netns_pool, const char *trace, char *cmdline, si
     if (trace) sbx_trace_fd = open(trace, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     g_cmdline = cmdline, g_cmdline_len = cmdline_len;
     last_cap = read_last_cap();
+    detached_layers = sbx_detached_layers();
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, SIG_IGN); /* the client decides when runs end */
+    sbx_note_signals();      /* no disposition changes after this line */
     fcntl(ctl, F_SETFD, FD_CLOEXEC);
     if (geteuid() == 0 && netns_pool > 0) {
         host_netns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);

@@ -24,13 +24,17 @@ const struct sbx_step SBX_PAYLOAD_STEPS[] = {
     S(join_cgroup), S(cgroupns), S(ids), S(parent_death), S(capabilities), S(landlock),
     S(rlimits), S(close_fds), S(chdir), S(wait_gate), S(exec_ready), S(seccomp),
 };
+const struct sbx_step SBX_HANDOVER_STEPS[] = {
+    S(take_listener),
+};
 const struct sbx_step SBX_COLLECT_STEPS[] = {
     S(parent_death), S(collector_privileges), S(landlock), S(collect),
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 const size_t SBX_N_OUTER = N(SBX_OUTER_STEPS), SBX_N_INIT = N(SBX_INIT_STEPS),
-             SBX_N_PAYLOAD = N(SBX_PAYLOAD_STEPS), SBX_N_COLLECT = N(SBX_COLLECT_STEPS);
+             SBX_N_PAYLOAD = N(SBX_PAYLOAD_STEPS), SBX_N_HANDOVER = N(SBX_HANDOVER_STEPS),
+             SBX_N_COLLECT = N(SBX_COLLECT_STEPS);
 
 __attribute__((noreturn)) void sbx_fail(struct sbx_ctx *c, struct sbx_err *e) {
     if (!e->step) e->step = c->step;

@@ -136,6 +136,23 @@ int sbx_write_file(const char *path, const char *data, size_t len, struct sbx_er
     return 0;
 }
 
+/* Which signals may have a non-default disposition in the server's children:
+ * every one until sbx_note_signals() has looked (then those it found). */
+static unsigned char sig_touched[NSIG];
+static int sig_noted;
+
+void sbx_note_signals(void) {
+    /* The server, once its own dispositions are set (it never changes them
+     * again): what it inherited ignored from its caller, and what it ignores
+     * itself. Its children then reset only those, not all 64 (~20 us each). */
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction old;
+        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &old) < 0) continue;
+        sig_touched[sig] = old.sa_handler != SIG_DFL || (old.sa_flags & SA_SIGINFO);
+    }
+    sig_noted = 1;
+}
+
 int sbx_reset_signals(void) {
     /* Default dispositions and an empty mask: an ignored signal would stay
      * ignored across execve, and the server ignores SIGPIPE. */
@@ -143,7 +160,7 @@ int sbx_reset_signals(void) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; sig++) {
-        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        if (sig == SIGKILL || sig == SIGSTOP || (sig_noted && !sig_touched[sig])) continue;
         sigaction(sig, &sa, NULL); /* EINVAL for the signals glibc reserves: harmless */
     }
     sigset_t none;
@@ -161,6 +178,10 @@ int sbx_exit_code(int status) {
 int sys_pidfd_open(pid_t pid, unsigned flags) { return (int)syscall(SYS_pidfd_open, pid, flags); }
 int sys_pidfd_send_signal(int pidfd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+int sys_pidfd_getfd(int pidfd, int targetfd) {
+    return (int)syscall(SYS_pidfd_getfd, pidfd, targetfd, 0);
 }
 
 int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve) {

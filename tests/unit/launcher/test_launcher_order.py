@@ -293,3 +293,67 @@ def test_the_launcher_side_never_imports_pydantic():
     code = "import sys, sandbox.launcher.server; print([m for m in sys.modules if 'pydantic' in m])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def run_detached(plan: LaunchPlan, sc: RecordingSyscalls) -> RecordingSyscalls:
+    """As ``run``, on a kernel whose overlayfs takes detached layers (6.15+)."""
+    fds = LaunchFds(
+        stdin=10, stdout=11, stderr=12, errpipe=13, status=14, sync=15, cgroup_join=(16, 17)
+    )
+    ctx = Ctx(plan=plan, fds=fds, sc=sc, parent_pid=1, last_cap=40, detached_layers=True)
+    with pytest.raises((ExecCalled, ExitCalled)):
+        outer_main(ctx)
+    return sc
+
+
+def _upper_fd(calls: list[Call]) -> int:
+    upperdir = calls[first(calls, "fsconfig", lambda c: "upperdir" in c.args)].args[3]
+    return int(upperdir.split("/")[4])  # /proc/self/fd/N/upper
+
+
+def test_detached_layers_need_no_scratch_namespace_and_no_umount_before_init():
+    calls = run_detached(make_plan(), fake()).calls
+    userns = first(calls, "unshare", lambda c: is_userns(c))
+    # no scratch mount namespace: the container's namespaces are the first unshare
+    assert [c.args[0] for c in calls if c.name == "unshare"] == [FLAGS, CloneFlag.CLONE_NEWCGROUP]
+    before = calls[:userns]
+    assert not [c for c in before if c.name in ("mount", "move_mount", "umount2")]
+    # the overlay is still made before the user namespace, from the detached upper
+    assert max(idx(calls, lambda c: c.name == "fsmount")) < userns
+    upper = _upper_fd(calls)
+    assert calls[first(calls, "fsconfig", lambda c: "workdir" in c.args)].args[3] == (
+        f"/proc/self/fd/{upper}/work"
+    )
+    assert first(calls, "mkdirat", lambda c: c.args[0] == upper) < userns
+
+
+def test_init_keeps_the_upper_until_the_status_is_written():
+    # the outer's fork follows init; init's fork returns the payload's pid (42)
+    sc = RecordingSyscalls(read_results=[MAPS_WRITTEN], fork_results=[0, 42])
+    calls = run_detached(make_plan(), sc).calls
+    upper = _upper_fd(calls)
+    closes = idx(calls, lambda c: c == Call("close", (upper,)))
+    status = first(calls, "write", lambda c: c.args[0] == 14)
+    eof = first(calls, "close", lambda c: c.args == (14,))
+    # the supervisor's end-of-file before the upper's unmount (a grace period)
+    assert len(closes) == 1 and status < eof < closes[0]
+    assert closes[0] > first(calls, "pivot_root")  # not with the other detached fds
+
+
+def test_the_collector_never_inherits_the_upper():
+    sc = RecordingSyscalls(read_results=[MAPS_WRITTEN], fork_results=[0, 42, 43])
+    calls = run_detached(make_plan(collect=("out.txt",)), sc).calls
+    upper = _upper_fd(calls)
+    assert first(calls, "close", lambda c: c.args == (upper,)) < last(calls, "fork")
+
+
+def test_scratch_namespace_path_keeps_the_upper_too():
+    sc = RecordingSyscalls(read_results=[MAPS_WRITTEN], fork_results=[0, 42])
+    fds = LaunchFds(stdin=10, stdout=11, stderr=12, errpipe=13, status=14, sync=15)
+    with pytest.raises(ExitCalled):
+        outer_main(Ctx(plan=make_plan(), fds=fds, sc=sc, parent_pid=1))
+    calls = sc.calls
+    upper = _upper_fd(calls)
+    assert idx(calls, lambda c: c == Call("close", (upper,)))[0] > first(
+        calls, "write", lambda c: c.args[0] == 14
+    )

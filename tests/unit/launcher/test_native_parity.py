@@ -19,6 +19,7 @@ PHASES = {
     "outer": steps.OUTER_STEPS,
     "init": steps.INIT_STEPS,
     "payload": steps.PAYLOAD_STEPS,
+    "handover": steps.HANDOVER_STEPS,
     "collect": steps.COLLECT_STEPS,
 }
 
