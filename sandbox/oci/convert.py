@@ -137,14 +137,17 @@ def _conditional_rules(sec: Any, table: dict[str, Any]) -> tuple[list[dict[str, 
         conds = [e["args"][0] for e in allows if len(e["args"]) == 1]
         if not conds or any(not isinstance(c, dict) for c in conds):
             continue
-        eqs = [c for c in conds if c.get("op") == "SCMP_CMP_EQ"]
-        idx = {c.get("index") for c in eqs}
+        # Equalities, plain or masked, on one argument under one mask (moby's
+        # personality; an exported prctl option list): one rule says them all.
+        eqs = [_as_masked_eq(c) for c in conds]
+        shapes = {(e[0], e[1]) for e in eqs if e is not None}
         rule: dict[str, Any] | None = None
-        if eqs and len(eqs) == len(conds) and len(idx) == 1:
+        if None not in eqs and len(shapes) == 1:
+            ((arg, mask),) = shapes
             rule = {
-                "arg": eqs[0]["index"],
-                "mask": _FULL,
-                "values": sorted({int(c["value"]) for c in eqs}),
+                "arg": arg,
+                "mask": mask,
+                "values": sorted({e[2] for e in eqs if e is not None}),
                 "match": "allow",
                 "otherwise": "default",
             }
@@ -171,6 +174,19 @@ def _conditional_rules(sec: Any, table: dict[str, Any]) -> tuple[list[dict[str, 
         if rule is not None and 0 <= int(rule["arg"]) <= 5:
             rules.append({"syscall": name, **rule})
     return rules, [r["syscall"] for r in rules]
+
+
+def _as_masked_eq(c: dict[str, Any]) -> tuple[int, int, int] | None:
+    """``(arg, mask, value)`` of an EQ or MASKED_EQ condition, else None."""
+    try:
+        if c.get("op") == "SCMP_CMP_EQ":
+            return int(c["index"]), _FULL, int(c["value"])
+        if c.get("op") == "SCMP_CMP_MASKED_EQ" and int(c.get("value", 0)):
+            mask = int(c["value"])
+            return int(c["index"]), mask, int(c.get("valueTwo", 0)) & mask
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
 
 
 # clone's namespace flags (CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET): moby's mask.

@@ -203,7 +203,7 @@ class Supervisor:
             self.launched = launch(
                 self.compiled,
                 self.res,
-                Stdio(*stdio[:3]),
+                Stdio(*stdio[:3], own_terminal=stdio[3] >= 0),
                 client,
                 control=self.control,
                 gate=theirs.detach(),

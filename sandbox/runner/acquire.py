@@ -49,7 +49,6 @@ from sandbox.runner import state
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class Resources:
     """What one run holds, released in reverse order by ``runner.release``."""

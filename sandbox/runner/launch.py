@@ -62,11 +62,15 @@ class Stdio:
 
     ``stdin``: bytes to feed, an fd (``STDIO_INHERIT``: the caller's own), or
     None for /dev/null. ``stdout``/``stderr``: an fd, or None to capture.
+    ``own_terminal``: a terminal among them is the run's own (the pty the OCI
+    runtime made for the container's console), not the caller's: handed over
+    as it is, since relaying exists to keep the caller's terminal intact.
     """
 
     stdin: bytes | int | None = None
     stdout: int | None = None
     stderr: int | None = None
+    own_terminal: bool = False
 
 
 @dataclass
@@ -145,7 +149,7 @@ def launch(
         watch.native_arch, watch.native_nr_bit = abi.audit_arch, abi.nr_bit
     stack.callback(watch.close)
     try:
-        relay = "tty_relay" not in compiled.ablate
+        relay = "tty_relay" not in compiled.ablate and not stdio.own_terminal
         _stdio(stdio, sup.output, watch, mine, theirs, (plan.host_uid, plan.host_gid), relay)
         theirs += [("errpipe", err_w), ("status", st_w)]
         if gate is not None:

@@ -162,7 +162,13 @@ class Watch:
                 if self._status_done:
                     if drain_until is None:
                         drain_until = time.monotonic() + DRAIN_AFTER_EXIT
-                    waiting = [k for k in sel.get_map().values() if k.data == self._on_output]
+                    # The outputs, and the errpipe's end: a report read before
+                    # the status's EOF decides the run only once it is whole.
+                    waiting = [
+                        k
+                        for k in sel.get_map().values()
+                        if k.data in (self._on_output, self._on_err)
+                    ]
                     if not waiting or time.monotonic() >= drain_until:
                         break
                 elif self.exec_at is not None and self.killed_for is None:

@@ -268,10 +268,6 @@ def test_a_file_the_launcher_cannot_execute_is_a_spawn_error_result(sb):
     assert r.enforcement, "the layers in force when the child failed"
 
 
-@pytest.mark.xfail(
-    reason="staged files are 0644 until executable staging (issue 15 item 6, branch secrt) lands",
-    strict=False,
-)
 def test_a_staged_program_can_be_the_program(sb, tmp_path):
     prog = cc(tmp_path, "hello", '#include <stdio.h>\nint main(void){puts("hi");return 0;}\n')
     r = sb.run(["./a.out"], files={"a.out": str(prog)})

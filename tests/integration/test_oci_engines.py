@@ -166,13 +166,18 @@ def _export(profile: str, out: Path) -> dict:
 
 def test_seccomp_file_exported_by_sandbox(podman: Podman, tmp_path: Path) -> None:
     """`sandbox seccomp export` writes what engines load: runc and sandbox-runtime both
-    run under it, and a syscall it refuses fails in both. (The profile allows the two
-    calls runc's own init makes after loading the filter: setgroups, capset.)"""
+    run under it (its prctl option list included: our runtime keeps such
+    conditions as one rule), and a syscall it refuses fails in both. runc gets
+    no-new-privileges: without it runc loads the filter before its own
+    bounding-set, setgroups and capset calls, which an allow-list for a
+    payload refuses (podman's default profile allows them)."""
     out = tmp_path / "engine.json"
     _export(str(Path(__file__).parents[1] / "fixtures/profiles/engine-init.toml"), out)
     for runtime in ("runc", RUNTIME):
         p = podman.run(
             "--rm",
+            "--security-opt",
+            "no-new-privileges",
             "--security-opt",
             f"seccomp={out}",
             IMAGE,
@@ -187,7 +192,10 @@ def test_seccomp_file_exported_by_sandbox(podman: Podman, tmp_path: Path) -> Non
 
 
 def test_seccomp_notify_default_exported_as_kill(podman: Podman, tmp_path: Path) -> None:
-    """strict's notify default needs a listener no engine has: exported as the kill."""
+    """strict's notify default needs a listener no engine has: exported as the kill.
+    Loaded by our runtime, its prctl option list holds (busybox's sh runs), and the
+    refused syscall is the supervisor's violation: the container is killed (137,
+    where runc's kernel kill reads 159) and the run record names the call."""
     out = tmp_path / "strict.json"
     doc = _export("strict", out)
     assert doc["defaultAction"] == "SCMP_ACT_KILL_PROCESS"
@@ -197,7 +205,10 @@ def test_seccomp_notify_default_exported_as_kill(podman: Podman, tmp_path: Path)
         "--rm", "--security-opt", f"seccomp={out}", IMAGE, "sh", "-c", "echo ok; unshare -n true"
     )
     assert p.stdout == "ok\n", p.stderr
-    assert p.returncode == 128 + signal.SIGSYS
+    assert p.returncode == 128 + signal.SIGKILL
+    rec = podman.records()[-1]
+    assert rec["verdict"] == "SECURITY_VIOLATION", rec
+    assert rec["violation"]["syscall"] == "unshare", rec
 
 
 def test_strict_annotation_records_violation(podman: Podman) -> None:

@@ -350,3 +350,33 @@ def test_profile_limits_reach_the_leaf() -> None:
     assert req.limits.net_classid == 0x100001
     assert dict(req.limits.net_prio) == {"lo": 5}
     assert {"hugetlb", "net_cls", "net_prio"} <= req.required
+
+
+def test_masked_equalities_under_one_mask_become_one_rule() -> None:
+    """An exported option list (prctl's, as `sandbox seccomp export` writes it) stays
+    whole: every allowed value, under the JSON's own mask; a mixed mask does not merge."""
+    from sandbox.oci.convert import _conditional_rules
+
+    def masked(name: str, mask: int, value: int) -> dict[str, object]:
+        return {
+            "names": [name],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": mask, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"}],
+        }
+
+    sec = {
+        "syscalls": [masked("prctl", 0xFFFFFFFF, v) for v in (16, 1, 15)]
+        + [masked("madvise", 0xFF, 4), masked("madvise", 0xFFFF, 8)]
+    }
+    rules, _ = _conditional_rules(sec, {"allow": [], "errno": {}, "deny": []})
+    by = {r["syscall"]: r for r in rules}
+    assert by["prctl"] == {
+        "syscall": "prctl",
+        "arg": 0,
+        "mask": 0xFFFFFFFF,
+        "values": [1, 15, 16],
+        "match": "allow",
+        "otherwise": "default",
+    }
+    # Two masks: one rule cannot say both; one of them alone is a subset of the JSON.
+    assert by["madvise"]["values"] in ([4], [8]) and by["madvise"]["match"] == "allow"
