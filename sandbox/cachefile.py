@@ -10,6 +10,7 @@ caller then does the work again. Writes are atomic (a temporary file renamed).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -111,13 +112,27 @@ def write(path: Path, key: str, fmt: int, body: dict[str, Any]) -> None:
 
 
 def prune(directory: Path, keep: int) -> None:
-    """Drop the oldest entries beyond ``keep``."""
+    """Drop the oldest entries beyond ``keep``.
+
+    Another process may prune the same directory at once: an entry that is
+    already gone is what both wanted, never a warning.
+    """
+
+    def mtime(e: os.DirEntry[str]) -> int:
+        try:
+            return e.stat(follow_symlinks=False).st_mtime_ns
+        except FileNotFoundError:
+            return -1
+
     try:
         entries = [e for e in os.scandir(directory) if e.name.endswith(".json")]
         if len(entries) <= keep:
             return
-        entries.sort(key=lambda e: e.stat(follow_symlinks=False).st_mtime_ns)
+        entries.sort(key=mtime)
         for e in entries[: len(entries) - keep]:
-            os.unlink(e.path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(e.path)
+    except FileNotFoundError:
+        return  # the directory itself went: nothing left to prune
     except OSError as e:
         log.warning("cache: pruning %s: %s", directory, e.strerror)
