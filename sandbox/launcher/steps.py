@@ -70,6 +70,7 @@ from sandbox.launcher.protocol import (
 from sandbox.plan import LaunchPlan
 from sandbox.syscalls.api import Syscalls
 from sandbox.syscalls.consts import (
+    AT_FDCWD,
     RESOLVE_BENEATH,
     RESOLVE_NO_MAGICLINKS,
     RESOLVE_NO_SYMLINKS,
@@ -79,7 +80,6 @@ from sandbox.syscalls.consts import (
     Prctl,
 )
 
-AT_FDCWD = -100
 CAP_SYS_ADMIN = CAPS["CAP_SYS_ADMIN"]
 
 
@@ -228,6 +228,8 @@ def step_join_netns(ctx: Ctx) -> None:
     (off the run's critical path, each for exactly one run): here, never."""
     if ctx.fds.netns >= 0:
         raise OSError(22, "the Python launcher takes no prepared network namespace")  # EINVAL
+
+
 _NS_FLAGS = {
     "network": CloneFlag.CLONE_NEWNET,
     "ipc": CloneFlag.CLONE_NEWIPC,
