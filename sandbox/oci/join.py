@@ -62,7 +62,7 @@ def join_plan(run: Running, raw: Any) -> tuple[dict[str, Any], list[int]]:
     from sandbox.errors import SandboxError
     from sandbox.fs.resolve import resolve
     from sandbox.plan import Rlimit
-    from sandbox.syscalls.notify import child_pids
+    from sandbox.syscalls.procfs import child_pids
 
     notes: list[str] = []
     try:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import os
 import selectors
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from sandbox.runner.control import RunControl
 from sandbox.runner.result import Violation
 from sandbox.runner.verdict import KillReason
 from sandbox.seccomp.tables import ARCHES, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT
-from sandbox.syscalls import notify
+from sandbox.syscalls import fdpass, notify
 
 POLL_INTERVAL = 0.005
 KILL_GRACE = 2.0  # after killing the payload, how long its init may take to report
@@ -54,6 +55,15 @@ def syscall_name(nr: int, arch: int) -> str:
         return table(abi).name(nr) or f"syscall_{nr}"
     except (KeyError, ValueError):
         return f"syscall_{nr}"
+
+
+def recv_listener(sock: int) -> tuple[bytes, list[int]]:
+    """The message on the notify channel and the fds it carries (init sends one: the listener)."""
+    s = socket.socket(fileno=sock)
+    try:
+        return fdpass.recv_fds(s, 16, 4)
+    finally:
+        s.detach()  # the channel stays the Watch's to close
 
 
 def arch_name(arch: int, nr: int = 0) -> str:
@@ -349,7 +359,7 @@ class Watch:
         """The payload's listener, from its init (SCM_RIGHTS, one message)."""
         sel.unregister(fd)
         try:
-            _, fds = notify.recv_fd(fd)
+            _, fds = recv_listener(fd)
         except OSError:
             fds = []
         if len(fds) != 1:
