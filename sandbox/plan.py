@@ -9,6 +9,7 @@ crosses to the fork server. No pydantic below this line.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,6 +26,20 @@ class Rlimit:
     resource: int
     soft: int
     hard: int
+
+
+def tightened(
+    rlimits: Iterable[Rlimit], asked: Iterable[tuple[int, int, int]]
+) -> tuple[Rlimit, ...]:
+    """``rlimits`` plus each ``(resource, soft, hard)`` asked for, never above a limit
+    ``rlimits`` already sets (an OCI process's own rlimits); ordered by resource."""
+    limits = {r.resource: r for r in rlimits}
+    for res, soft, hard in asked:
+        have = limits.get(res)
+        if have is not None:
+            soft, hard = min(soft, have.soft), min(hard, have.hard)
+        limits[res] = Rlimit(res, soft, hard)
+    return tuple(limits[k] for k in sorted(limits))
 
 
 @dataclass(frozen=True, slots=True)

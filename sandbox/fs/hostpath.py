@@ -30,9 +30,8 @@ import stat
 from sandbox.errors import PolicyError
 from sandbox.fs.ops import checked_source
 from sandbox.fs.staging import BoxFile, check_link_target, check_mode
-from sandbox.syscalls.consts import RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
+from sandbox.syscalls.consts import AT_FDCWD, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
 
-AT_FDCWD = -100
 NO_LINKS = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
 # The caller's own open streams, named the way shells spell them: never a
 # payload's path, so they are the caller's fds, not files to resolve.

@@ -41,6 +41,7 @@ from sandbox.fs.ops import MountPlan
 from sandbox.fs.staging import parents
 from sandbox.syscalls.api import Syscalls
 from sandbox.syscalls.consts import (
+    AT_FDCWD,
     RESOLVE_BENEATH,
     RESOLVE_NO_MAGICLINKS,
     RESOLVE_NO_SYMLINKS,
@@ -54,7 +55,6 @@ from sandbox.syscalls.consts import FsconfigCmd as C
 from sandbox.syscalls.consts import MountAttr as A
 from sandbox.syscalls.consts import MountFlag as M
 
-AT_FDCWD = -100
 _CLONE = OpenTree.OPEN_TREE_CLONE | OpenTree.OPEN_TREE_CLOEXEC | OpenTree.AT_RECURSIVE
 _SETATTR = OpenTree.AT_EMPTY_PATH | OpenTree.AT_RECURSIVE
 _BENEATH = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV

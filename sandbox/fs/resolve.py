@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sandbox.errors import ProgramNotFound
 from sandbox.fs.ops import BindMount, checked_source
-from sandbox.syscalls.consts import RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
+from sandbox.syscalls.consts import AT_FDCWD, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
 from sandbox.syscalls.linux import LinuxSyscalls
 
 _MAX_LINKS = 40
@@ -182,7 +182,7 @@ def interpreter_of(host_path: str) -> str | None:
     try:
         # The program may lie where a payload wrote: never through a symlink.
         fd = LinuxSyscalls().openat2(
-            -100,
+            AT_FDCWD,
             host_path,
             os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC,
             RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,

@@ -34,9 +34,6 @@ from sandbox.paths import runtime_dir
 
 ROOT_ENV = "SANDBOX_ISOLATE_ROOT"
 DEFAULT_ROOT = "/var/local/lib/isolate"
-RESOLVE_BENEATH = 0x08
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_NO_SYMLINKS = 0x04
 
 
 class BoxError(Exception):

@@ -210,6 +210,7 @@ def open_inside(
     Raises:
         BoxError: isolate's ``open("X"): why``.
     """
+    from sandbox.syscalls.consts import RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
     from sandbox.syscalls.linux import LinuxSyscalls
 
     inside = os.path.normpath(os.path.join(workdir, path))
@@ -248,10 +249,6 @@ def stat_is_new(st: os.stat_result) -> bool:
     """A file just made by openat2 (mode 0: openat2 here passes no mode)."""
     return st.st_mode & 0o7777 == 0 and st.st_uid == os.geteuid()
 
-
-RESOLVE_BENEATH = 0x08
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_NO_SYMLINKS = 0x04
 
 __all__ = [
     "DEFAULTS",

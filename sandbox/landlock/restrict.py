@@ -38,8 +38,8 @@ from dataclasses import replace
 
 from sandbox.landlock.rules import LandlockArtifact, PathRule, glob_match
 from sandbox.syscalls.api import Syscalls
+from sandbox.syscalls.consts import AT_FDCWD
 
-AT_FDCWD = -100
 # O_PATH: a handle for landlock_add_rule(2), no read permission needed; O_CLOEXEC: never
 # leaks into the payload (CVE-2024-21626 is the cautionary tale).
 O_PATH_DIR = os.O_PATH | os.O_CLOEXEC | os.O_DIRECTORY

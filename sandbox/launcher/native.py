@@ -30,6 +30,7 @@ from typing import Any
 
 from sandbox.errors import PolicyError, SandboxInternalError, SetupError
 from sandbox.launcher import nativebuild, wire
+from sandbox.launcher.connection import ServerConnection
 from sandbox.plan import LaunchPlan
 
 BINARY = Path(__file__).resolve().parent / nativebuild.BINARY_NAME
@@ -61,26 +62,17 @@ def check_binary(path: Path = BINARY) -> None:
         )
 
 
-class NativeLauncherClient:
+class NativeLauncherClient(ServerConnection):
     """One connection to one native launcher server (thread-safe)."""
 
     def __init__(
         self, mode: str = "exec", binary: Path = BINARY, netns_pool: int = NETNS_POOL
     ) -> None:
+        super().__init__()
         self.mode = mode  # accepted for ForkServerClient's signature; always exec'd
         self.binary = binary
         self.netns_pool = netns_pool
-        self._lock = threading.Lock()
-        self._queues: dict[str, queue.Queue[dict[str, Any]]] = {}
-        self._sock: socket.socket | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._pid = 0
         self.server_env: dict[str, str] = {}  # tests: sanitizer options
-
-    @property
-    def server_pid(self) -> int:
-        """Pid of the server process (0 before the first spawn)."""
-        return self._pid
 
     def _start(self) -> socket.socket:
         spare = take_prestarted(self.binary)
@@ -162,19 +154,8 @@ class NativeLauncherClient:
                     msg = wire.decode_reply(data)
                 except ValueError:
                     msg = None  # a server speaking garbage is a dead server
-            if msg is None:
-                with self._lock:
-                    if self._sock is sock:
-                        self._sock = None
-                    queues = list(self._queues.values())
-                for q in queues:
-                    q.put({"op": "server_died"})
+            if not self._route(sock, msg):
                 return
-            rid = msg.get("run_id")
-            with self._lock:
-                dest = self._queues.get(rid) if isinstance(rid, str) else None
-            if dest is not None:
-                dest.put(msg)
 
     def spawn(
         self, plan: LaunchPlan, fds: Sequence[tuple[str, int]], cleanup: dict[str, Any]
@@ -205,12 +186,7 @@ class NativeLauncherClient:
             cleanup.get("files", []),
             cleanup.get("staged_dirs", []),
         )
-        q: queue.Queue[dict[str, Any]] = queue.Queue()
-        with self._lock:
-            if self._sock is None:
-                self._sock = self._start()
-            self._queues[plan.run_id] = q
-            sock = self._sock
+        sock, q = self._register(plan.run_id)
         anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", ordered))]
         try:
             sock.sendmsg([msg], anc)
@@ -221,25 +197,10 @@ class NativeLauncherClient:
     def send(self, op: str, run_id: str) -> None:
         """Fire-and-forget request about a run (``kill``, ``release``)."""
         code = {"kill": wire.OP_KILL, "release": wire.OP_RELEASE}[op]
-        with self._lock:
-            sock = self._sock
-            if op == "release":
-                self._queues.pop(run_id, None)
+        sock = self._socket_for(op, run_id)
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.send(wire.encode_op(code, run_id))
-
-    def close(self) -> None:
-        """Shut the server down (it kills and cleans any run still in flight)."""
-        with self._lock:
-            sock, self._sock = self._sock, None
-        if sock is not None:
-            # shutdown, not just close: the reader thread's recv keeps the socket alive.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        if self._proc is not None:
-            self._proc.wait()
 
 
 # A server started ahead by a single-threaded parent that forks one client

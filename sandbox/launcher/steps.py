@@ -70,6 +70,7 @@ from sandbox.launcher.protocol import (
 from sandbox.plan import LaunchPlan
 from sandbox.syscalls.api import Syscalls
 from sandbox.syscalls.consts import (
+    AT_FDCWD,
     RESOLVE_BENEATH,
     RESOLVE_NO_MAGICLINKS,
     RESOLVE_NO_SYMLINKS,
@@ -79,7 +80,6 @@ from sandbox.syscalls.consts import (
     Prctl,
 )
 
-AT_FDCWD = -100
 CAP_SYS_ADMIN = CAPS["CAP_SYS_ADMIN"]
 
 
@@ -228,6 +228,8 @@ def step_join_netns(ctx: Ctx) -> None:
     (off the run's critical path, each for exactly one run): here, never."""
     if ctx.fds.netns >= 0:
         raise OSError(22, "the Python launcher takes no prepared network namespace")  # EINVAL
+
+
 _NS_FLAGS = {
     "network": CloneFlag.CLONE_NEWNET,
     "ipc": CloneFlag.CLONE_NEWIPC,
@@ -655,11 +657,9 @@ JOIN_STEPS: tuple[Step, ...] = (
 )
 
 
-def join_main(ctx: Ctx) -> NoReturn:
-    """A process joining a running container (OCI exec): JOIN_STEPS, then the payload's
-    own PAYLOAD_STEPS in a child (every layer, as for the container's first process);
-    this process reaps it and reports its status, as the container's init does."""
-    run_steps(ctx, JOIN_STEPS)
+def _fork_payload(ctx: Ctx) -> tuple[int, int]:
+    """Fork the payload (PAYLOAD_STEPS, then execve); its pid and our end of the
+    handover channel (-1 without a seccomp listener), whose other end is closed."""
     ours = theirs = -1
     if ctx.plan.seccomp is not None and ctx.plan.seccomp.notify:
         ours, theirs = ctx.sc.socketpair()
@@ -669,7 +669,17 @@ def join_main(ctx: Ctx) -> NoReturn:
         ctx.handover = theirs
         run_steps(ctx, PAYLOAD_STEPS)
         step_exec(ctx)
-    _close(ctx, theirs, ctx.fds.gate, 0, 1, 2, *ctx.fds.cgroup_join)
+    _close(ctx, theirs)
+    return pid, ours
+
+
+def join_main(ctx: Ctx) -> NoReturn:
+    """A process joining a running container (OCI exec): JOIN_STEPS, then the payload's
+    own PAYLOAD_STEPS in a child (every layer, as for the container's first process);
+    this process reaps it and reports its status, as the container's init does."""
+    run_steps(ctx, JOIN_STEPS)
+    pid, ours = _fork_payload(ctx)
+    _close(ctx, ctx.fds.gate, 0, 1, 2, *ctx.fds.cgroup_join)
     # The payload's listener, as the container's init takes it (setns into the
     # container's user namespace gave us CAP_SYS_PTRACE there).
     ctx.handover, ctx.payload_pid = ours, pid
@@ -693,16 +703,8 @@ def init_main(ctx: Ctx) -> NoReturn:
     """Process 2 of 3: PID 1 of the container; builds the root, forks and reaps."""
     ctx.parent_pid = 0
     run_steps(ctx, INIT_STEPS)
-    ours = theirs = -1
-    if ctx.plan.seccomp is not None and ctx.plan.seccomp.notify:
-        ours, theirs = ctx.sc.socketpair()
-    pid = ctx.sc.fork()
-    if pid == 0:
-        _close(ctx, ours)
-        ctx.handover = theirs
-        run_steps(ctx, PAYLOAD_STEPS)
-        step_exec(ctx)
-    _close(ctx, theirs, ctx.fds.sync, ctx.fds.gate, 0, 1, 2, *ctx.fds.cgroup_join)
+    pid, ours = _fork_payload(ctx)
+    _close(ctx, ctx.fds.sync, ctx.fds.gate, 0, 1, 2, *ctx.fds.cgroup_join)
     ctx.handover, ctx.payload_pid = ours, pid
     # The errpipe stays open through the handover: a failure there is this run's
     # failure, and its end-of-file then means execve and listener both.

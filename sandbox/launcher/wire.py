@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from sandbox.fs.ops import MountPlan
 from sandbox.landlock.rules import LandlockArtifact
 from sandbox.plan import LaunchPlan
+from sandbox.syscalls.consts import CloneFlag
 
 PLAN_VERSION = 3  # 2: a writable bind's idmap flag; 3: private binds, staged entries
 PROTOCOL_VERSION = 2  # 2: staged-file directories in SPAWN
@@ -170,7 +171,7 @@ def prepared_netns_ok(plan: LaunchPlan) -> bool:
     one outside their user namespace).
     """
     return bool(
-        plan.unshare_flags & 0x40000000  # CLONE_NEWNET
+        plan.unshare_flags & CloneFlag.CLONE_NEWNET
         and plan.drop_caps
         and plan.caps_keep == 0
         and plan.id_mode == "slot"

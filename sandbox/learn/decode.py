@@ -34,9 +34,9 @@ from sandbox.learn import capinfer
 from sandbox.learn.events import CapEvent, Event, FileEvent, NetEvent
 from sandbox.learn.record import Access, NetUse
 from sandbox.syscalls import taskmem
+from sandbox.syscalls.consts import AT_FDCWD
 from sandbox.syscalls.taskmem import Creds, Resolved
 
-AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
 O_ACCMODE = 0o3
 O_WRONLY = 0o1

@@ -40,6 +40,7 @@ from typing import Literal
 from sandbox.landlock.rules import SAFE_DEVICES
 from sandbox.learn.record import TRACKED, Record
 from sandbox.seccomp.argrules import MAX_COVER_RULES, ArgRule, complement_conds
+from sandbox.syscalls.consts import CloneFlag
 
 UnitKind = Literal["syscall", "value", "read", "list", "exec", "cap"]
 KINDS: tuple[UnitKind, ...] = ("read", "list", "exec", "value", "cap", "syscall")
@@ -333,7 +334,6 @@ _CLONE = {
     0x4000: "CLONE_VFORK",
     0x8000: "CLONE_PARENT",
     0x10000: "CLONE_THREAD",
-    0x20000: "CLONE_NEWNS",
     0x40000: "CLONE_SYSVSEM",
     0x80000: "CLONE_SETTLS",
     0x100000: "CLONE_PARENT_SETTID",
@@ -341,14 +341,11 @@ _CLONE = {
     0x400000: "CLONE_DETACHED",
     0x800000: "CLONE_UNTRACED",
     0x1000000: "CLONE_CHILD_SETTID",
-    0x2000000: "CLONE_NEWCGROUP",
-    0x4000000: "CLONE_NEWUTS",
-    0x8000000: "CLONE_NEWIPC",
-    0x10000000: "CLONE_NEWUSER",
-    0x20000000: "CLONE_NEWPID",
-    0x40000000: "CLONE_NEWNET",
     0x80000000: "CLONE_IO",
 }
+# The namespace flags from their one home (CLONE_NEWTIME is clone's signal byte here).
+_CLONE.update({int(f): str(f.name) for f in CloneFlag if f is not CloneFlag.CLONE_NEWTIME})
+_CLONE = dict(sorted(_CLONE.items()))
 _FAMILIES = {1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK", 17: "AF_PACKET"}
 _IOCTLS = {
     0x5401: "TCGETS",

@@ -31,7 +31,7 @@ from sandbox.fs.ops import DEV_NODES
 from sandbox.host import HostFacts
 from sandbox.layers import Enforcement
 from sandbox.oci.bundle import Bundle
-from sandbox.plan import Rlimit
+from sandbox.plan import tightened
 from sandbox.policy.profile import LoadedProfile, dump
 from sandbox.syscalls.consts import CloneFlag
 
@@ -377,12 +377,6 @@ def adjust(compiled: CompiledRun, bundle: Bundle, host: HostFacts) -> CompiledRu
     compiled = _apparmor(compiled, bundle, host)
     proc = bundle.process
     plan = compiled.plan
-    limits: dict[int, Rlimit] = {r.resource: r for r in plan.rlimits}
-    for res, soft, hard in proc.rlimits:
-        have = limits.get(res)
-        if have is not None:
-            soft, hard = min(soft, have.soft), min(hard, have.hard)
-        limits[res] = Rlimit(res, soft, hard)
     mounts = replace(
         plan.mounts,
         read_only_root=bundle.readonly or bool(bundle.profile),
@@ -399,7 +393,7 @@ def adjust(compiled: CompiledRun, bundle: Bundle, host: HostFacts) -> CompiledRu
         env=proc.env,
         workdir=proc.cwd,
         hostname=bundle.hostname or plan.hostname,
-        rlimits=tuple(limits[k] for k in sorted(limits)),
+        rlimits=tightened(plan.rlimits, proc.rlimits),
         mounts=mounts,
         sysctl=bundle.sysctl,
         join_ns=bundle.ns_paths,

@@ -122,7 +122,7 @@ def _exec_supervisor(c: Container, proc: dict[str, Any], opts: dict[str, Any], r
     from sandbox.plan import LaunchPlan
     from sandbox.runner.watch import Watch
     from sandbox.syscalls.linux import LinuxSyscalls
-    from sandbox.syscalls.notify import child_pids
+    from sandbox.syscalls.procfs import child_pids
 
     os.setsid()
     sent, got = _ask_join(c, proc)

@@ -61,8 +61,8 @@ def join_plan(run: Running, raw: Any) -> tuple[dict[str, Any], list[int]]:
     """Reply to a ``join`` request and the fds it carries (ns, leaf), named in ``fds``."""
     from sandbox.errors import SandboxError
     from sandbox.fs.resolve import resolve
-    from sandbox.plan import Rlimit
-    from sandbox.syscalls.notify import child_pids
+    from sandbox.plan import tightened
+    from sandbox.syscalls.procfs import child_pids
 
     notes: list[str] = []
     try:
@@ -88,12 +88,6 @@ def join_plan(run: Running, raw: Any) -> tuple[dict[str, Any], list[int]]:
     for name in proc.caps:
         if name in CAPS:
             caps |= 1 << CAPS[name]
-    limits = {r.resource: r for r in base.rlimits}
-    for res, soft, hard in proc.rlimits:
-        have = limits.get(res)
-        if have is not None:
-            soft, hard = min(soft, have.soft), min(hard, have.hard)
-        limits[res] = Rlimit(res, soft, hard)
     plan = replace(
         base,
         exec_path=program.inside_path,
@@ -101,7 +95,7 @@ def join_plan(run: Running, raw: Any) -> tuple[dict[str, Any], list[int]]:
         env=proc.env,
         workdir=proc.cwd,
         caps_keep=base.caps_keep & caps,
-        rlimits=tuple(limits[k] for k in sorted(limits)),
+        rlimits=tightened(base.rlimits, proc.rlimits),
         collect=(),
     )
     inits = child_pids(run.outer_pid)

@@ -61,7 +61,7 @@ _SHIPPED_NAME = re.compile(
 )
 
 
-def find_profile(name_or_path: str, base_dir: Path | None = None) -> Path:
+def find_profile(name_or_path: str) -> Path:
     """Map ``strict`` (or ``learned/sh``) to ``profiles/<name>.toml``; anything else, a value
     ending in ``.toml`` or starting with ``.`` or ``/``, is a path.
 
@@ -72,9 +72,8 @@ def find_profile(name_or_path: str, base_dir: Path | None = None) -> Path:
         # A shipped profile's name, also under a subdirectory: ``learned/sh``.
         path = PROFILES_DIR / f"{name_or_path}.toml"
     elif "/" in name_or_path or name_or_path.endswith(".toml"):
+        # As given: an extends path was already put beside its profile (load.parent_ref).
         path = Path(name_or_path)
-        if not path.is_absolute() and base_dir is not None and not path.exists():
-            path = base_dir / path
     else:
         raise PolicyError(f"bad profile name {name_or_path!r}")
     try:

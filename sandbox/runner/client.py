@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from sandbox import codec
 from sandbox.errors import SandboxInternalError
+from sandbox.launcher.connection import ServerConnection
 from sandbox.launcher.protocol import recv_msg, send_msg
 from sandbox.plan import LaunchPlan
 from sandbox.syscalls.linux import LinuxSyscalls
@@ -30,16 +31,12 @@ from sandbox.syscalls.linux import LinuxSyscalls
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding sandbox/
 
 
-class ForkServerClient:
+class ForkServerClient(ServerConnection):
     """One connection to one fork server process."""
 
     def __init__(self, mode: Literal["fork", "exec"] = "exec") -> None:
+        super().__init__()
         self.mode = mode
-        self._lock = threading.Lock()
-        self._queues: dict[str, queue.Queue[dict[str, Any]]] = {}
-        self._sock: socket.socket | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._pid = 0
 
     def _start(self) -> socket.socket:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -88,35 +85,14 @@ class ForkServerClient:
                 msg, fds = None, []
             for fd in fds:
                 os.close(fd)
-            if msg is None:
-                with self._lock:
-                    if self._sock is sock:
-                        self._sock = None
-                    queues = list(self._queues.values())
-                for q in queues:
-                    q.put({"op": "server_died"})
+            if not self._route(sock, msg):
                 return
-            rid = msg.get("run_id")
-            with self._lock:
-                dest = self._queues.get(rid) if rid else None
-            if dest is not None:
-                dest.put(msg)
-
-    @property
-    def server_pid(self) -> int:
-        """Pid of the server process (0 before the first spawn)."""
-        return self._pid
 
     def spawn(
         self, plan: LaunchPlan, fds: Sequence[tuple[str, int]], cleanup: dict[str, Any]
     ) -> queue.Queue[dict[str, Any]]:
         """Send a spawn request; returns the queue on which the run's replies arrive."""
-        q: queue.Queue[dict[str, Any]] = queue.Queue()
-        with self._lock:
-            if self._sock is None:
-                self._sock = self._start()
-            self._queues[plan.run_id] = q
-            sock = self._sock
+        sock, q = self._register(plan.run_id)
         msg = {
             "op": "spawn",
             "run_id": plan.run_id,
@@ -132,26 +108,14 @@ class ForkServerClient:
 
     def send(self, op: str, run_id: str) -> None:
         """Fire-and-forget request about a run (``kill``, ``release``)."""
-        with self._lock:
-            sock = self._sock
-            if op == "release":
-                self._queues.pop(run_id, None)
+        sock = self._socket_for(op, run_id)
         if sock is not None:
             with contextlib.suppress(OSError):
                 send_msg(sock, {"op": op, "run_id": run_id})
 
     def close(self) -> None:
         """Shut the server down (it kills and cleans any run still in flight)."""
-        with self._lock:
-            sock, self._sock = self._sock, None
-        if sock is not None:
-            # shutdown, not just close: the reader thread blocked in recvmsg keeps the
-            # socket alive past close(), and the server would never see EOF.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        if self._proc is not None:
-            self._proc.wait()
-        elif self._pid:
+        super().close()
+        if self._proc is None and self._pid:  # a forked server: ours to reap
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self._pid, 0)

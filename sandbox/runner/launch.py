@@ -32,7 +32,8 @@ from sandbox.runner.terminal import is_terminal, reopen
 from sandbox.runner.verdict import KillReason
 from sandbox.runner.watch import SETUP_DEADLINE, Out, Watch
 from sandbox.seccomp.tables import arch_info
-from sandbox.syscalls.notify import Notification, child_pids
+from sandbox.syscalls.notify import Notification
+from sandbox.syscalls.procfs import child_pids
 
 STDIO_INHERIT = -1
 SPAWN_TIMEOUT = 30.0

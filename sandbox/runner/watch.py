@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import os
 import selectors
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,14 +33,15 @@ from sandbox.launcher.protocol import EXEC_READY, PayloadStatus, decode_files, e
 from sandbox.runner.control import RunControl
 from sandbox.runner.result import Violation
 from sandbox.runner.verdict import KillReason
-from sandbox.seccomp.tables import X32_SYSCALL_BIT
-from sandbox.syscalls import notify
+from sandbox.seccomp.tables import ARCHES, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT
+from sandbox.syscalls import fdpass, notify
 
 POLL_INTERVAL = 0.005
 KILL_GRACE = 2.0  # after killing the payload, how long its init may take to report
 SETUP_DEADLINE = 60.0  # from spawn to the payload's execve: a launcher stuck in setup is killed
 DRAIN_AFTER_EXIT = 2.0
-_ARCH_NAMES = {0xC000003E: "x86_64", 0x40000003: "i386"}
+# seccomp_data.arch -> ABI name; x32 shares x86_64's and is told by X32_SYSCALL_BIT.
+_ARCH_NAMES = {a.audit_arch: name for name, a in ARCHES.items() if not a.nr_bit}
 
 
 def syscall_name(nr: int, arch: int) -> str:
@@ -47,7 +49,7 @@ def syscall_name(nr: int, arch: int) -> str:
     from sandbox.seccomp.tables import table
 
     abi = _ARCH_NAMES.get(arch, "x86_64")
-    if abi == "x86_64" and nr & 0x40000000:
+    if abi == "x86_64" and nr & X32_SYSCALL_BIT:
         abi = "x32"
     try:
         return table(abi).name(nr) or f"syscall_{nr}"
@@ -55,10 +57,19 @@ def syscall_name(nr: int, arch: int) -> str:
         return f"syscall_{nr}"
 
 
+def recv_listener(sock: int) -> tuple[bytes, list[int]]:
+    """The message on the notify channel and the fds it carries (init sends one: the listener)."""
+    s = socket.socket(fileno=sock)
+    try:
+        return fdpass.recv_fds(s, 16, 4)
+    finally:
+        s.detach()  # the channel stays the Watch's to close
+
+
 def arch_name(arch: int, nr: int = 0) -> str:
     """The ABI's name as the record shows it."""
     name = _ARCH_NAMES.get(arch, f"0x{arch:x}")
-    return "x32" if name == "x86_64" and nr & 0x40000000 else name
+    return "x32" if name == "x86_64" and nr & X32_SYSCALL_BIT else name
 
 
 @dataclass
@@ -86,7 +97,7 @@ class Watch:
     deny_errno: int | None = None  # answer denials with this errno (listed), else a violation
     # seccomp_data.arch of the filter's own ABI (and the x32 bit it must not carry):
     # a notification for any other ABI is a violation whatever the handler says.
-    native_arch: int = 0xC000003E
+    native_arch: int = AUDIT_ARCH_X86_64
     native_nr_bit: int = 0
     outs: dict[int, Out] = field(default_factory=dict)
     stdin_fd: int = -1
@@ -354,7 +365,7 @@ class Watch:
         """The payload's listener, from its init (SCM_RIGHTS, one message)."""
         sel.unregister(fd)
         try:
-            _, fds = notify.recv_fd(fd)
+            _, fds = recv_listener(fd)
         except OSError:
             fds = []
         if len(fds) != 1:

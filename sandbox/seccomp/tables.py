@@ -43,8 +43,9 @@ class ArchInfo:
 
 ARCHES: Mapping[str, ArchInfo] = MappingProxyType(
     {
-        "x86_64": ArchInfo("x86_64", AUDIT_ARCH_X86_64, 0xC000003E, 0, 64),
-        "i386": ArchInfo("i386", AUDIT_ARCH_I386, 0x40000003, 0, 32),
+        # libseccomp's SCMP_ARCH_X86_64 and SCMP_ARCH_X86 are the audit arches.
+        "x86_64": ArchInfo("x86_64", AUDIT_ARCH_X86_64, AUDIT_ARCH_X86_64, 0, 64),
+        "i386": ArchInfo("i386", AUDIT_ARCH_I386, AUDIT_ARCH_I386, 0, 32),
         # libseccomp's x32 token differs from the audit arch, which x32 shares
         # with x86_64; libseccomp treats x32 arguments as 32-bit words.
         "x32": ArchInfo("x32", AUDIT_ARCH_X86_64, 0x4000003E, X32_SYSCALL_BIT, 32),

@@ -137,6 +137,7 @@ class CloseRange(_Flag):
 
 
 SECCOMP_SET_MODE_FILTER = 1
+AT_FDCWD = -100  # the *at(2) calls' "relative to the working directory" (linux/fcntl.h)
 # openat2(2) resolve flags
 RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02

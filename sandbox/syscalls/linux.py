@@ -22,6 +22,7 @@ from typing import NoReturn
 
 from sandbox.syscalls.api import WaitResult
 from sandbox.syscalls.consts import (
+    AT_FDCWD,
     NR,
     RESOLVE_BENEATH,
     RESOLVE_NO_MAGICLINKS,
@@ -35,7 +36,6 @@ from sandbox.syscalls.consts import (
     UmountFlag,
 )
 
-AT_FDCWD_ = -100
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
@@ -303,7 +303,7 @@ class LinuxSyscalls:
 
     # --- files ---
     def openat(self, dirfd: int, path: str, flags: int, mode: int = 0) -> int:
-        return os.open(path, flags, mode, dir_fd=None if dirfd == -100 else dirfd)
+        return os.open(path, flags, mode, dir_fd=None if dirfd == AT_FDCWD else dirfd)
 
     def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
         how = struct.pack("QQQ", flags, mode, resolve)
@@ -317,19 +317,19 @@ class LinuxSyscalls:
         )
 
     def mkdirat(self, dirfd: int, path: str, mode: int) -> None:
-        os.mkdir(path, mode, dir_fd=None if dirfd == -100 else dirfd)
+        os.mkdir(path, mode, dir_fd=None if dirfd == AT_FDCWD else dirfd)
 
     def mknodat(self, dirfd: int, path: str, mode: int, dev: int) -> None:
-        os.mknod(path, mode, dev, dir_fd=None if dirfd == -100 else dirfd)
+        os.mknod(path, mode, dev, dir_fd=None if dirfd == AT_FDCWD else dirfd)
 
     def symlinkat(self, target: str, dirfd: int, path: str) -> None:
-        os.symlink(target, path, dir_fd=None if dirfd == -100 else dirfd)
+        os.symlink(target, path, dir_fd=None if dirfd == AT_FDCWD else dirfd)
 
     def fchownat(self, dirfd: int, path: str, uid: int, gid: int) -> None:
-        os.chown(path, uid, gid, dir_fd=None if dirfd == -100 else dirfd, follow_symlinks=False)
+        os.chown(path, uid, gid, dir_fd=None if dirfd == AT_FDCWD else dirfd, follow_symlinks=False)
 
     def fchmodat(self, dirfd: int, path: str, mode: int) -> None:
-        os.chmod(path, mode, dir_fd=None if dirfd == -100 else dirfd)
+        os.chmod(path, mode, dir_fd=None if dirfd == AT_FDCWD else dirfd)
 
     def copy_into(
         self, src: str, dirfd: int, dst: str, mode: int, owner: tuple[int, int] | None = None
@@ -339,7 +339,7 @@ class LinuxSyscalls:
         # regular file is read. The destination is created beneath dirfd (the
         # new /box) with nothing followed or crossed on the way.
         sfd = self.openat2(
-            AT_FDCWD_,
+            AT_FDCWD,
             src,
             os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC,
             RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,

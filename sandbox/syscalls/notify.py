@@ -1,33 +1,25 @@
-"""Supervisor-side kernel calls for recording violations: seccomp user notification
-and pidfd_getfd.
+"""Supervisor-side kernel calls for recording violations: seccomp user notification.
 
-Runs in the supervisor (root). The payload loads its filter with
-SECCOMP_FILTER_FLAG_NEW_LISTENER and reports the listener's fd number; the
-supervisor copies that fd out of the payload with pidfd_getfd (needs
-PTRACE_MODE_ATTACH: root has it) and then receives one notification per denied
-syscall, foreign-ABI calls (i386 ``int 0x80``, x32) included: the filter
-answers them USER_NOTIF, not a kernel kill. That listener is the run's only
-violation channel: nothing the payload writes reaches it, and each run has
-its own, so no other run can flood or forge it. (The kernel's audit records
-in /dev/kmsg were one once: rate-limited host-wide, floodable by any task,
-and attributable only by host uid; issue 13 item 4.)
+Runs in the supervisor. The payload loads its filter with
+SECCOMP_FILTER_FLAG_NEW_LISTENER and reports the listener's fd number to its
+init, which copies that fd out of the payload with pidfd_getfd and passes it to
+the supervisor over the notify channel (SCM_RIGHTS: launcher.steps
+``step_take_listener``, received with sandbox.syscalls.fdpass). The supervisor
+then receives one notification per denied syscall, foreign-ABI calls (i386
+``int 0x80``, x32) included: the filter answers them USER_NOTIF, not a kernel kill.
+That listener is the run's only violation channel: nothing the payload writes
+reaches it, and each run has its own, so no other run can flood or forge it.
+(The kernel's audit records in /dev/kmsg were one once: rate-limited host-wide,
+floodable by any task, and attributable only by host uid; issue 13 item 4.)
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
-import os
 import select
 import struct
 from dataclasses import dataclass
-
-from sandbox.syscalls.consts import NR
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
 
 SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100
 SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101
@@ -45,41 +37,6 @@ class Notification:
     arch: int
     ip: int
     args: tuple[int, ...]
-
-
-def pidfd_getfd(pid: int, target_fd: int) -> int:
-    """Copy fd ``target_fd`` of process ``pid`` into this process (O_CLOEXEC)."""
-    pidfd = os.pidfd_open(pid)
-    try:
-        r: int = _syscall(
-            ctypes.c_long(NR["pidfd_getfd"]),
-            ctypes.c_long(pidfd),
-            ctypes.c_long(target_fd),
-            ctypes.c_long(0),
-        )
-        if r < 0:
-            e = ctypes.get_errno()
-            raise OSError(e, f"pidfd_getfd({pid}, {target_fd}): {os.strerror(e)}")
-        return r
-    finally:
-        os.close(pidfd)
-
-
-def recv_fd(sock: int) -> tuple[bytes, list[int]]:
-    """One message and the fds it carries (SCM_RIGHTS), from a unix socket fd."""
-    import array
-    import socket
-
-    s = socket.socket(fileno=os.dup(sock))
-    try:
-        fds = array.array("i")
-        data, anc, _, _ = s.recvmsg(16, socket.CMSG_SPACE(4 * fds.itemsize))
-    finally:
-        s.close()
-    for level, kind, payload in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-    return data, list(fds)
 
 
 def recv(listener: int) -> Notification | None:
@@ -143,12 +100,3 @@ def id_valid(listener: int, nid: int) -> bool:
         return True
     except OSError:
         return False
-
-
-def child_pids(pid: int) -> list[int]:
-    """Children of ``pid`` (its main thread), from /proc/PID/task/PID/children."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []

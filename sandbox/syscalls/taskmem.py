@@ -28,7 +28,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from sandbox.syscalls.consts import NR
+from sandbox.syscalls.consts import NR, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
@@ -36,8 +36,6 @@ _syscall.restype = ctypes.c_long
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 PATH_MAX = 4096
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_IN_ROOT = 0x10
 
 
 class _Iovec(ctypes.Structure):

@@ -26,8 +26,8 @@ from collections.abc import Iterator
 import pytest
 
 import sandbox.runner.launch as launch_mod
+import sandbox.runner.watch as watch_mod
 from sandbox import Sandbox, Verdict
-from sandbox.syscalls import notify
 
 pytestmark = pytest.mark.requires("root")
 DENIED = "unshare -U true; echo after $?"  # unshare is not in strict's allow-list
@@ -63,13 +63,13 @@ def cpu_load() -> Iterator[None]:
 
 
 def test_a_slow_supervisor_still_records_the_first_denied_syscall(sb, monkeypatch, cpu_load):
-    real = notify.recv_fd
+    real = watch_mod.recv_listener
 
     def slow(sock: int) -> tuple[bytes, list[int]]:
         time.sleep(0.3)  # the payload is running by now: its first denial waits for us
         return real(sock)
 
-    monkeypatch.setattr(notify, "recv_fd", slow)
+    monkeypatch.setattr(watch_mod, "recv_listener", slow)
     for _ in range(3):
         r = sb.run(["/bin/sh", "-c", DENIED])
         assert r.verdict == Verdict.SECURITY_VIOLATION, (r.verdict, r.message, r.stdout)
@@ -78,7 +78,7 @@ def test_a_slow_supervisor_still_records_the_first_denied_syscall(sb, monkeypatc
 
 
 def test_a_supervisor_that_loses_the_listener_never_lets_a_denial_pass(sb, monkeypatch):
-    real = notify.recv_fd
+    real = watch_mod.recv_listener
 
     def lose(sock: int) -> tuple[bytes, list[int]]:
         data, fds = real(sock)
@@ -87,7 +87,7 @@ def test_a_supervisor_that_loses_the_listener_never_lets_a_denial_pass(sb, monke
         time.sleep(0.5)  # meanwhile the payload reaches its denied syscall
         return data, []
 
-    monkeypatch.setattr(notify, "recv_fd", lose)
+    monkeypatch.setattr(watch_mod, "recv_listener", lose)
     r = sb.run(["/bin/sh", "-c", DENIED])
     # The supervisor stops the run (it holds no listener); the denied syscall
     # waited on init's copy until then instead of failing with ENOSYS.

@@ -15,10 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifndef SBX_BUILD_ID
-#define SBX_BUILD_ID "dev"
-#endif
-
 int sbx_server_main(int fd, int netns_pool, const char *trace, char *cmdline, size_t cmdline_len);
 
 static void list(const char *phase, const struct sbx_step *s, size_t n) {

@@ -23,6 +23,10 @@
 #define SBX_PLAN_VERSION 3
 #define SBX_PROTOCOL_VERSION 2
 #define SBX_EXIT_SPAWN_FAILED 125
+/* The build id nativebuild.py passes with -D (a hash of the sources). */
+#ifndef SBX_BUILD_ID
+#define SBX_BUILD_ID "dev"
+#endif
 /* Written on the errpipe once every step before seccomp passed: an end-of-file
  * without it is a launcher that died before execve (protocol.py EXEC_READY). */
 #define SBX_EXEC_READY "\x01"

@@ -39,10 +39,6 @@ enum { OP_SPAWN = 1, OP_KILL = 2, OP_RELEASE = 3, OP_PING = 4 };
 enum { R_HELLO = 100, R_SPAWNED = 101, R_FAILED = 102, R_EXITED = 103, R_PONG = 104 };
 #define MAX_RECV_FDS 64
 
-#ifndef SBX_BUILD_ID
-#define SBX_BUILD_ID "dev"
-#endif
-
 int sbx_loopback_up(struct sbx_err *e);
 
 struct run {

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from sandbox.caps.names import CAPS, DANGEROUS
 from sandbox.seccomp.reference import syscall_ret
 from sandbox.seccomp.tables import ARCHES, table
+from sandbox.syscalls.consts import CloneFlag
 from sandbox.verify.findings import Severity
 from sandbox.verify.lint.base import MOUNT_SYSCALLS, RUNS, Hit, LintContext, kept_caps, rule
 
@@ -221,15 +222,7 @@ def flagged_syscalls() -> dict[str, str]:
 
 # CLONE_NEW* flags legacy clone can take (CLONE_NEWTIME is in its exit-signal byte).
 CLONE_NS_FLAGS: Mapping[str, int] = MappingProxyType(
-    {
-        "CLONE_NEWNS": 0x00020000,
-        "CLONE_NEWCGROUP": 0x02000000,
-        "CLONE_NEWUTS": 0x04000000,
-        "CLONE_NEWIPC": 0x08000000,
-        "CLONE_NEWUSER": 0x10000000,
-        "CLONE_NEWPID": 0x20000000,
-        "CLONE_NEWNET": 0x40000000,
-    }
+    {str(f.name): int(f) for f in CloneFlag if f is not CloneFlag.CLONE_NEWTIME}
 )
 _FORK_FLAGS = (0, 0x11, 0x01200011)  # bare, SIGCHLD, glibc fork()'s flags
 
