@@ -24,6 +24,15 @@ TRACKED: dict[str, tuple[int, int]] = {
     "ioctl": (1, 0xFFFFFFFF),
     "prctl": (0, 0xFFFFFFFF),
     "personality": (0, 0xFFFFFFFFFFFFFFFF),
+    # The mode's set-uid and set-gid bits (fs_read's and fs_write's rules):
+    # a learned profile keeps them refused, as its base does.
+    "open": (2, 0o6000),
+    "openat": (3, 0o6000),
+    "creat": (1, 0o6000),
+    "chmod": (1, 0o6000),
+    "fchmod": (1, 0o6000),
+    "fchmodat": (2, 0o6000),
+    "fchmodat2": (2, 0o6000),
 }
 
 MAX_FILES = 20000

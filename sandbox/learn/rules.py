@@ -96,6 +96,9 @@ OTHERWISE: dict[str, str] = {
     "ioctl": "ENOTTY",  # "not a terminal / not this device's request"
     "prctl": "EINVAL",  # what the kernel says for an unknown option
     "personality": "default",  # as the base's rule: other personas are refused
+    **dict.fromkeys(
+        ("open", "openat", "creat", "chmod", "fchmod", "fchmodat", "fchmodat2"), "EPERM"
+    ),  # a set-id mode: as the base's rules answer it
 }
 
 # Syscalls the launcher makes after loading the filter, before execve: it
@@ -391,6 +394,8 @@ def describe_value(name: str, value: int) -> str:
         return _IOCTLS.get(value, f"request {value:#x}")
     if name == "prctl":
         return _PRCTL.get(value, f"option {value}")
+    if name in TRACKED and TRACKED[name][1] == 0o6000:
+        return "no set-id bit in the mode" if not value else f"mode bits {value:#o}"
     return f"{value:#x}"
 
 

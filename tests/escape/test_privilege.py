@@ -158,3 +158,40 @@ def test_the_callers_command_line_is_not_readable_from_init(tmp_path):
     )
     assert r.rc == 0, r.err
     assert "5c1e" not in r.out and "sandbox-init" in r.out
+
+
+@pytest.fixture
+def root_dir(tmp_path: Path) -> Path:
+    """A root-owned 0755 directory to bind writable (idmapped to root: its owner)."""
+    d = tmp_path / "rootdir"
+    d.mkdir()
+    os.chown(d, 0, 0)
+    os.chmod(d, 0o755)
+    return d
+
+
+@pytest.mark.parametrize("how", ["chmod", "create", "fchmodat"])
+@matrix("seccomp")
+def test_no_set_id_file_through_a_writable_bind(probes, tmp_path, root_dir, ablate, how):
+    """Plant a set-uid file in a writable bind of a root-owned directory.
+
+    The bind is idmapped to the directory's owner, so the file is root's on
+    the host: set-uid, it would be root for every local user, long after the
+    run (found by the second attack round). nosuid inside does not help the
+    host. Stopped by seccomp alone: chmod, fchmod(at)(2), creat and
+    open(at) with a set-id mode answer EPERM, openat2 ENOSYS.
+    """
+    target = root_dir / f"id-{how}"
+    r = attack(
+        probes["escape"],
+        ["setid", how, f"/box/w/{target.name}"],
+        ablate,
+        tmp_path,
+        options=["--bind", str(root_dir), "/box/w"],
+    )
+    worked = judge(r, ablate, {"seccomp": E.EPERM})
+    st = target.lstat() if target.exists() else None
+    if worked:
+        assert st is not None and st.st_mode & 0o4000 and st.st_uid == 0, st
+    else:
+        assert st is None or not st.st_mode & 0o6000, oct(st.st_mode)

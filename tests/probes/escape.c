@@ -102,6 +102,39 @@ static int write_file(const char *path, const char *text)
     return write(fd, text, n) == (ssize_t)n ? 0 : fail("write");
 }
 
+/* Leave a set-id file where the host sees it (a writable bind idmapped to
+ * its directory's owner: the file is the owner's, so set-uid is the owner's
+ * rights for every local user). HOW: "chmod" (write, then chmod 06755),
+ * "create" (open(O_CREAT) with 06755), "fchmodat" (the *at form). Checked
+ * with stat: a kernel that silently drops the bits is a failure (EPERM). */
+static int plant_setid(const char *how, const char *path)
+{
+    struct stat st;
+    int fd;
+    if (!strcmp(how, "create")) {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 06755);
+        if (fd < 0)
+            return fail("open(O_CREAT, 06755)");
+        close(fd);
+    } else {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+        if (fd < 0)
+            return fail("open");
+        close(fd);
+        if (!strcmp(how, "fchmodat") ? fchmodat(AT_FDCWD, path, 06755, 0) != 0
+                                      : chmod(path, 06755) != 0)
+            return fail("chmod(06755)");
+    }
+    if (stat(path, &st) != 0)
+        return fail("stat");
+    if (!(st.st_mode & S_ISUID)) {
+        errno = EPERM;
+        return fail("set-uid bit dropped");
+    }
+    printf("mode %o\n", (unsigned)st.st_mode & 07777);
+    return 0;
+}
+
 /* Make the read-only root writable again. */
 static int remount_rw(void)
 {
@@ -410,6 +443,8 @@ int main(int argc, char **argv)
         return reopen_write();
     if (!strcmp(cmd, "write"))
         return write_file(arg, argc > 3 ? argv[3] : "escaped\n");
+    if (!strcmp(cmd, "setid") && argc > 3)
+        return plant_setid(arg, argv[3]);
     if (!strcmp(cmd, "remount-rw"))
         return remount_rw();
     if (!strcmp(cmd, "userns"))

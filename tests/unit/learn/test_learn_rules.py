@@ -87,7 +87,7 @@ def test_two_files_stay_files():
 def test_derive_units_for_syscalls_values_and_errno():
     rec = Record()
     rec.syscall("read", 1, "allowed")  # the launcher's: fixed, not a unit
-    rec.syscall("openat", 1, "allowed")
+    rec.syscall("getpid", 1, "allowed")
     rec.syscall("splice", 2, "beyond")
     rec.syscall("clone3", 1, "errno", 38)
     rec.syscall("ioctl", 1, "allowed")
@@ -96,7 +96,7 @@ def test_derive_units_for_syscalls_values_and_errno():
     assert d.units == [
         Unit("value", "ioctl", 0x5401),
         Unit("cap", "CAP_CHOWN"),
-        Unit("syscall", "openat"),
+        Unit("syscall", "getpid"),
         Unit("syscall", "splice"),
     ]
     assert "not allowed by strict" in d.why[Unit("syscall", "splice")]
@@ -113,8 +113,10 @@ def test_rule_falls_back_to_default_when_the_errno_cover_is_too_big():
 
 def sample() -> tuple[object, list[Unit]]:
     rec = Record()
-    for name in ("openat", "exit_group", "execve"):
+    for name in ("getpid", "exit_group", "execve"):
         rec.syscall(name, 1, "allowed")
+    rec.syscall("openat", 1, "allowed")  # tracked: its mode's set-id bits
+    rec.value("openat", 1, 0)
     rec.syscall("clone3", 1, "errno", 38)
     rec.syscall("ioctl", 1, "allowed")
     rec.value("ioctl", 1, 0x5401)
@@ -139,9 +141,11 @@ def test_rendered_profile_loads_and_round_trips(tmp_path: Path):
     path.write_text(text)
     pol = load_profile(str(path)).policy
     assert pol.seccomp.groups == [] and "ptrace" in pol.seccomp.deny
-    assert set(pol.seccomp.allow) == {"read", "write", "openat", "exit_group", "execve"}
+    assert set(pol.seccomp.allow) == {"read", "write", "getpid", "exit_group", "execve"}
     assert pol.seccomp.errno == {"clone3": "ENOSYS"}
-    assert {r.syscall for r in pol.seccomp.rules} == {"clone", "ioctl"}
+    assert {r.syscall for r in pol.seccomp.rules} == {"clone", "ioctl", "openat"}
+    (opens,) = [r for r in pol.seccomp.rules if r.syscall == "openat"]
+    assert (opens.arg, opens.mask, opens.values, opens.otherwise) == (3, 0o6000, [0], "EPERM")
     assert pol.filesystem.read_paths == ["/etc/hostname"]
     assert pol.filesystem.exec_paths == ["/usr/bin/cat"]
     assert pol.limits.memory == 256 << 20  # the rest comes from strict
@@ -155,7 +159,7 @@ def test_a_dropped_value_set_becomes_an_errno_answer():
     kept = [u for u in units if u.kind != "value" or u.key != "ioctl"]
     raw = tomllib.loads(render(d, kept, meta()))  # type: ignore[arg-type]
     assert raw["seccomp"]["errno"]["ioctl"] == "ENOTTY"
-    assert [r["syscall"] for r in raw["seccomp"]["rules"]] == ["clone"]
+    assert [r["syscall"] for r in raw["seccomp"]["rules"]] == ["clone", "openat"]
 
 
 def test_hostile_strings_cannot_add_lines(tmp_path: Path):
