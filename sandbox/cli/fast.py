@@ -17,6 +17,7 @@ import marshal
 import os
 import signal
 import socket
+import stat
 import sys
 import time
 import zlib
@@ -46,6 +47,14 @@ def key() -> str:
         sys.executable,
         os.stat("/proc/self/ns/mnt").st_ino,
         _read("/proc/self/cgroup"),
+        # Groups, capability sets and the LSM label: a zygote's rights are exactly
+        # its callers' (a root caller that dropped capabilities gets its own).
+        [
+            line
+            for line in _read("/proc/self/status").splitlines()
+            if line.startswith(("Groups:", "Cap", "NoNewPrivs:", "Seccomp:"))
+        ],
+        _read("/proc/self/attr/current"),
         [
             resource.getrlimit(getattr(resource, n))
             for n in sorted(dir(resource))
@@ -80,13 +89,53 @@ def _meta_fds(argv: list[str]) -> list[int]:
 
 
 def _connect(path: str) -> socket.socket | None:
+    """A connection to the socket at ``path``, only if our own uid listens on it."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        if int.from_bytes(raw[4:8], sys.byteorder) != os.geteuid():
+            raise PermissionError("the zygote's socket is another user's")
     except OSError:
         sock.close()
         return None
     return sock
+
+
+def _private_dir(path: str, mask: int) -> bool:
+    """Whether ``path`` is a real directory (no symlink) of ours, with no ``mask`` bit."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        try:
+            os.mkdir(path, 0o700)
+            st = os.lstat(path)
+        except OSError:
+            return False
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & mask
+
+
+def _restricted() -> bool:
+    """Whether this caller is held by no_new_privs or a seccomp filter (and so maybe by
+    a Landlock domain, which no file shows): such a caller never borrows a zygote's
+    rights, which may be wider than its own; it runs everything itself."""
+    for line in _read("/proc/self/status").splitlines():
+        name, _, value = line.partition(":")
+        if name in ("NoNewPrivs", "Seccomp") and value.strip() not in ("", "0"):
+            return True
+    return False
+
+
+def _background() -> bool:
+    """Whether stdin is a terminal this process group does not own (a background job):
+    in-process, reading it stops the job (SIGTTIN) as a shell expects; a zygote's fork,
+    in a session of its own, would read the foreground's keystrokes instead."""
+    try:
+        return os.isatty(0) and os.tcgetpgrp(0) != os.getpgrp()
+    except OSError:
+        return False
 
 
 def _zygote(path: str, wanted: str) -> socket.socket | None:
@@ -94,7 +143,7 @@ def _zygote(path: str, wanted: str) -> socket.socket | None:
     sock = _connect(path)
     if sock is not None:
         return sock
-    lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         sock = _connect(path)  # started by another caller while we waited
@@ -136,12 +185,16 @@ def _zygote(path: str, wanted: str) -> socket.socket | None:
 
 def via_zygote(argv: list[str]) -> int | None:
     """Run ``sandbox exec`` in a fork of the zygote; its exit status, or None to run it here."""
+    if _restricted() or _background():
+        return None
     try:
-        directory = os.path.join(runtime_path(), "zygote")
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        st = os.stat(directory)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
-            return None  # not ours alone: never run through a socket others could own
+        base = runtime_path()
+        directory = os.path.join(base, "zygote")
+        # Ours alone, each level (another user who owns /tmp/sandbox-<uid> could swap
+        # what is below it): never run through a socket others could own. The
+        # zygote's peer credentials are checked at connect too.
+        if not _private_dir(base, 0o022) or not _private_dir(directory, 0o077):
+            return None
         wanted = key()
         name = f"{zlib.crc32(wanted.encode()):08x}{zlib.adler32(wanted.encode()):08x}"
         sock = _zygote(os.path.join(directory, name + ".sock"), wanted)

@@ -10,7 +10,9 @@ found. Errors are one line on stderr naming the problem.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import io
 import os
 import signal
 import stat
@@ -334,8 +336,12 @@ def prewarm(argv: Sequence[str], cwd: str) -> None:
     from sandbox.compile import compile_run
     from sandbox.policy.cache import load as load_profile
 
+    out, err = io.StringIO(), io.StringIO()
     try:
-        ns = parser(argv[0] if argv else None).parse_args(list(argv))
+        # argparse prints (--help, usage errors) into buffers of this process that
+        # every later fork would flush into its caller's stdout: never here.
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            ns = parser(argv[0] if argv else None).parse_args(list(argv))
         if ns.cmd != "exec":
             return
         state = exec_state()

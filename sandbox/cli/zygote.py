@@ -83,23 +83,33 @@ def _child(call: _Call, req: dict[str, Any], fds: list[int], listener: socket.so
     conn = call.conn
     try:
         listener.close()
+        # Anything the zygote's own buffers hold goes to its /dev/null, not the caller.
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        # 0-2 in place (they are /dev/null in the zygote: nothing of ours lives
+        # there); a --meta-fd stays where it arrived and argv is told its number,
+        # so it can never land on a descriptor this process still uses.
+        moved: dict[int, int] = {}
         for fd, target in zip(fds, req["fds"], strict=True):
-            if fd != target:
-                os.dup2(fd, target, inheritable=True)
-        for fd in fds:
-            if fd not in req["fds"]:
-                os.close(fd)
+            if target <= 2:
+                if fd != target:
+                    os.dup2(fd, target, inheritable=True)
+                    os.close(fd)
+            else:
+                moved[target] = fd
+        argv = _renumber_meta_fd(list(req["argv"]), moved)
         os.chdir(req["cwd"])
         os.umask(req["umask"])
         os.environ.clear()
         os.environ.update(req["env"])
-        sys.argv = ["sandbox", *req["argv"]]
+        sys.argv = ["sandbox", *argv]
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
         from sandbox.cli.main import main
 
         try:
-            main(req["argv"])
+            main(argv)
             status = 0
         except SystemExit as e:
             status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
@@ -116,6 +126,18 @@ def _child(call: _Call, req: dict[str, Any], fds: list[int], listener: socket.so
     finally:
         _send(conn, {"status": status})
         os._exit(0)
+
+
+def _renumber_meta_fd(argv: list[str], moved: dict[int, int]) -> list[str]:
+    """``--meta-fd N`` rewritten to the descriptor the caller's N arrived as."""
+    for i, a in enumerate(argv):
+        if a == "--":
+            break
+        if a == "--meta-fd" and i + 1 < len(argv) and argv[i + 1].isdigit():
+            argv[i + 1] = str(moved.get(int(argv[i + 1]), argv[i + 1]))
+        elif a.startswith("--meta-fd=") and a[10:].isdigit():
+            argv[i] = f"--meta-fd={moved.get(int(a[10:]), a[10:])}"
+    return argv
 
 
 def _warm() -> None:
@@ -205,10 +227,18 @@ def serve(path: str, key: str) -> None:
                     _accept(listener, sel, calls)
                 else:
                     kind, call = event.data
-                    if kind == "conn":
-                        _on_conn(call, sel, listener, key)
-                    else:
-                        _on_exit(call, sel)
+                    try:
+                        if kind == "conn":
+                            _on_conn(call, sel, listener, key)
+                        else:
+                            _on_exit(call, sel)
+                    except Exception:  # one call's trouble never ends the others'
+                        _close_conn(call, sel)
+                        if kind == "exit":
+                            call.reaped = True
+                            with contextlib.suppress(Exception):
+                                sel.unregister(call.pidfd)
+                                os.close(call.pidfd)
                     if call.over:
                         calls.discard(call)
             if calls or events:
@@ -251,7 +281,8 @@ def _close_conn(call: _Call, sel: selectors.BaseSelector) -> None:
 def _on_conn(
     call: _Call, sel: selectors.BaseSelector, listener: socket.socket, key: str
 ) -> None:
-    assert call.conn is not None
+    if call.conn is None:
+        return  # closed earlier in the same batch of events (its child's exit)
     try:
         msg, fds = _recv(call.conn)
     except (OSError, ValueError):

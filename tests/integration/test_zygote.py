@@ -6,6 +6,7 @@ the CLI through its entry point (``sandbox.cli.fast``), zygote included.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sbxtest import run_cli
+from sbxtest import run_cli, sandbox_cmd
 
 from sandbox.cli import fast
 from sandbox.fingerprint import fingerprint
@@ -64,8 +65,7 @@ def test_a_caller_with_another_key_is_refused(tmp_path):
         [
             sys.executable,
             "-c",
-            f"import sys; sys.argv = ['z', {path!r}]; "
-            "from sandbox.cli.zygote import main; main()",
+            f"import sys; sys.argv = ['z', {path!r}]; from sandbox.cli.zygote import main; main()",
         ],
         env={**os.environ, "SANDBOX_ZYGOTE_IDLE": "3", "SANDBOX_ZYGOTE_KEY": "the-right-key"},
     )
@@ -92,3 +92,78 @@ def test_a_source_edit_changes_the_key(tmp_path):
     (tree / "a.py").write_text("x = 22\n")
     assert fingerprint(tree) != before
     assert fingerprint(fast.PACKAGE_DIR) in fast.key()  # so an edit starts a new zygote
+
+
+def _runtime(tmp_path: Path, owner: int = 0) -> tuple[Path, dict[str, str]]:
+    """A runtime directory of its own (root's SANDBOX_RUNTIME_DIR) and the env naming it."""
+    rt = tmp_path / f"rt-{owner}"
+    rt.mkdir(mode=0o700)
+    os.chown(rt, owner, owner)
+    return rt, {"SANDBOX_RUNTIME_DIR": str(rt), "SANDBOX_ZYGOTE_IDLE": "3"}
+
+
+def test_concurrent_calls_all_get_their_status(tmp_path):
+    """Calls ending in one batch of the zygote's events never take it down (round 2)."""
+    _, env = _runtime(tmp_path)
+    argv = [*sandbox_cmd(), "exec", "-q", "--", "/bin/sh", "-c", "echo $0", "hi"]
+    procs = [
+        subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.PIPE, cwd=tmp_path)
+        for _ in range(12)
+    ]
+    outs = [(p.communicate(timeout=120)[0], p.returncode) for p in procs]
+    assert outs == [(b"hi\n", 0)] * 12
+
+
+def test_help_leaves_nothing_for_the_next_call(tmp_path):
+    """The zygote's prewarm parses the caller's argv: --help's text never reaches a later
+    call's stdout."""
+    _, env = _runtime(tmp_path)
+    assert run_cli(["exec", "--help"], tmp=tmp_path, env=env, meta=False).rc == 0
+    for _ in range(2):
+        r = run_cli(["exec", "-q", "--", "/bin/echo", "42"], tmp=tmp_path, env=env)
+        assert (r.rc, r.out) == (0, "42\n")
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 6, 7, 8, 9])
+def test_a_meta_fd_of_any_number_gets_the_record(tmp_path, n):
+    """Whatever number the caller's record fd has, it never lands on one of the fork's."""
+    _, env = _runtime(tmp_path)
+    out = tmp_path / "record.json"
+    script = f'exec {n}>"$1"; exec {" ".join(sandbox_cmd())} exec -q --meta-fd {n} -- /bin/true'
+    p = subprocess.run(
+        ["/bin/sh", "-c", script, "sh", str(out)],
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert p.returncode == 0 and json.loads(out.read_text())["verdict"] == "OK"
+
+
+def test_a_runtime_dir_of_another_user_is_never_used(tmp_path):
+    """Another uid owning the runtime directory could swap what is below it: run here."""
+    rt, env = _runtime(tmp_path, owner=5001)
+    r = run_cli(["exec", "--", "/bin/true"], tmp=tmp_path, env=env)
+    assert r.rc == 0
+    assert not (rt / "zygote").exists()
+
+
+def test_a_restricted_caller_runs_everything_itself(tmp_path):
+    """no_new_privs (and so maybe a Landlock domain no file shows): never a zygote's rights."""
+    rt, env = _runtime(tmp_path)
+    p = subprocess.run(
+        ["setpriv", "--no-new-privs", *sandbox_cmd(), "exec", "--", "/bin/true"],
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert p.returncode == 0
+    assert list(rt.glob("zygote/*.sock")) == []
+    assert run_cli(["exec", "--", "/bin/true"], tmp=tmp_path, env=env).rc == 0
+    assert list(rt.glob("zygote/*.sock")), "an unrestricted caller does use one"
+
+
+def test_the_key_holds_the_callers_capabilities():
+    """A root caller that dropped capabilities never borrows a full-root zygote's."""
+    status = Path("/proc/self/status").read_text()
+    cap_eff = next(line for line in status.splitlines() if line.startswith("CapEff:"))
+    assert repr(cap_eff) in fast.key()
