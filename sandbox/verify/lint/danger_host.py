@@ -6,12 +6,15 @@ passed binds of the host's /proc and /, ``rootfs = ["/"]``, ``host_dirs``
 with /etc, /root or /var, a disabled required layer, a shared pid or mount
 namespace, and a payload under such a profile read every host process's
 command line). Paths are compared as written in the profile, after the
-model's normalisation (absolute, no ``.``/``..``); a symlinked source is the
-mount code's business (it refuses symlinks in bind sources).
+model's normalisation (absolute, no ``.``/``..``), and as the host resolves
+them now: a root-owned symlink is followed by the mount code (the
+trusted-symlink rule), so ``/judge/link -> /`` is the host's root, whatever
+its name says (second attack round).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from types import MappingProxyType
 
@@ -54,8 +57,8 @@ def _under(path: str, tree: str) -> bool:
     return path == tree or path.startswith(tree.rstrip("/") + "/")
 
 
-def _host_sources(ctx: LintContext) -> Iterator[tuple[str, str]]:
-    """(key, host path) of everything the profile shows of the host."""
+def _named_sources(ctx: LintContext) -> Iterator[tuple[str, str]]:
+    """(key, host path) of everything the profile shows of the host, as written."""
     fs = ctx.policy.filesystem
     for layer in fs.rootfs:
         yield "filesystem.rootfs", layer
@@ -64,6 +67,19 @@ def _host_sources(ctx: LintContext) -> Iterator[tuple[str, str]]:
             yield "filesystem.host_dirs", d
     for b in fs.binds:
         yield f"filesystem.binds ({b.target})", b.source
+
+
+def _host_sources(ctx: LintContext) -> Iterator[tuple[str, str]]:
+    """(key, host path) of everything the profile shows of the host: each path as
+    written, and where it resolves to when that differs (a symlink on the way)."""
+    for key, src in _named_sources(ctx):
+        yield key, src
+        try:
+            real = os.path.realpath(src, strict=True)
+        except OSError:
+            continue  # not there: nothing of the host is shown through it
+        if real != src:
+            yield f"{key}, through a symlink", real
 
 
 @rule(

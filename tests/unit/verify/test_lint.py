@@ -252,6 +252,18 @@ def test_every_way_to_show_the_host_is_an_error(source: str, rule_id: str) -> No
         assert [f.severity for f in found] == ["error"], (fs, found)
 
 
+@pytest.mark.parametrize(("points_to", "rule_id"), [("/", "SBX135"), ("/etc", "SBX136")])
+def test_a_source_is_judged_by_where_it_resolves(tmp_path, points_to: str, rule_id: str) -> None:
+    """A symlink named harmlessly (root-owned links are followed by the mount code) to
+    the host's root or /etc is what it shows (second attack round)."""
+    link = tmp_path / "harmless"
+    link.symlink_to(points_to)
+    pol = policy(filesystem={"binds": [{"source": str(link), "target": "/x"}]})
+    found = lint.run(ctx(pol, strict=False, text="", mounts_=()), [rule_id])
+    assert [f.severity for f in found] == ["error"], found
+    assert "through a symlink" in found[0].message
+
+
 def test_fine_host_paths_are_not_flagged() -> None:
     for source in ("/usr", "/usr/share/zoneinfo", "/etc/ssl/certs", "/opt/testdata", "/srvx"):
         pol = policy(filesystem={"binds": [{"source": source, "target": "/x"}]})
