@@ -24,8 +24,8 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import stat
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,11 +112,27 @@ class Box:
             os.pwrite(self._lock_fd, json.dumps(body).encode(), 0)
 
     def remove_tree(self) -> None:
-        """Delete the box directory (``rmtree`` walks by fd and never follows a symlink)."""
+        """Delete the box directory, however deep the payload made it.
+
+        coreutils' ``rm -rf`` walks with fts by fd, without recursion limit, never
+        following a symlink nor leaving the file system; ``shutil.rmtree`` recursed
+        in Python and died on a 1200-deep tree (RecursionError, box half-removed).
+
+        Raises:
+            BoxError: what rm said, when the box could not be removed.
+        """
         if self.dir.is_symlink():
             self.dir.unlink()
         elif self.dir.exists():
-            shutil.rmtree(self.dir)
+            p = subprocess.run(
+                ["rm", "-rf", "--one-file-system", "--", str(self.dir)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if p.returncode != 0:
+                why = (p.stderr.strip().splitlines() or ["rm failed"])[-1]
+                raise BoxError(f"Cannot remove {self.dir}: {why}")
 
     def create(self, owner: tuple[int, int]) -> None:
         """A fresh box directory: ``box/`` owned by the caller, 0700 (isolate's init)."""

@@ -109,6 +109,8 @@ def _run(box: Box, state: BoxState | None, opts: Options) -> int:
     try:
         rules = rule_list(opts.dirs, opts.no_default_dirs)
         env = environment(opts.env, opts.full_env, dict(os.environ))
+        if opts.chdir is not None and ".." in opts.chdir.split("/"):
+            raise ValueError(f"Invalid --chdir '{opts.chdir}': must not contain '..'")
     except ValueError as e:
         usage_error(str(e))
     meta_fd = _open_meta(opts.meta)
@@ -167,7 +169,10 @@ def _launch(
         stderr = _redirect(opts.stderr, workdir, m, write, ids, fds)
         if opts.stderr_to_stdout:
             stderr = stdout
-        profile = _profile(opts, m, env, workdir)
+        try:
+            profile = _profile(opts, m, env, workdir)
+        except SandboxError as e:  # what the options make of the profile: one line
+            usage_error(f"The options make an invalid run: {e}")
         argv = list(opts.command)
         if "/" in argv[0] and not argv[0].startswith("/"):
             argv[0] = os.path.normpath(os.path.join(workdir, argv[0]))  # isolate: inside path

@@ -106,6 +106,8 @@ def parse_rule(arg: str, default: bool = False) -> DirRule:
             return DirRule(_sanitize(inside), None, frozenset(flags), default)
         if not (out.startswith("/") or out.startswith("./")):
             raise ValueError("Right-hand side must start with '/' or './'")
+        if ".." in out.split("/"):
+            raise ValueError("Right-hand side must not contain '..'")
         return DirRule(_sanitize(inside), out, frozenset(flags), default)
     name = _sanitize(inside)
     return DirRule(name, "/" + name, frozenset(flags), default)

@@ -315,3 +315,24 @@ def test_several_boxes_run_at_once_and_one_box_only_once(roots, judge_probe):
     finally:
         for bid in ids:
             isolate("--cg", "-b", bid, "--cleanup")
+
+
+def test_a_tree_deeper_than_python_recursion_is_cleaned_up(box):
+    """A payload that leaves a 1500-deep tree: --cleanup and --init still work (round 2)."""
+    bid, path = box
+    script = "i=0; while [ $i -lt 1500 ]; do mkdir d && cd d || exit 1; i=$((i+1)); done"
+    r = isolate("--cg", "-b", bid, "--processes=4", "--run", "--", "/bin/sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    again = isolate("--cg", "-b", bid, "--init")
+    assert again.returncode == 0, again.stderr
+    assert list((path / "box").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "opt", ["--chdir=/..", "--chdir=box/../..", "--dir=/h=/tmp/../etc", "--dir=/h=./../x"]
+)
+def test_dot_dot_in_an_option_is_one_line_and_exit_2(box, opt):
+    bid, _ = box
+    r = isolate("--cg", "-b", bid, opt, "--run", "--", "/bin/true")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.splitlines()) == 2 and "'..'" in r.stderr, r.stderr
