@@ -363,11 +363,13 @@ def _write_collected(ns: argparse.Namespace, files: dict[str, bytes]) -> None:
         if data is None:
             print(f"sandbox: --collect {name}: not a regular file in /box", file=sys.stderr)
             continue
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        from sandbox.errors import SandboxError
+        from sandbox.fs.hostpath import open_path
+
         try:
-            fd = os.open(path, flags, 0o644)
-        except OSError as e:
-            print(f"sandbox: --collect {name}: {path}: {e.strerror}", file=sys.stderr)
+            fd = open_path(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, f"--collect {name}:")
+        except SandboxError as e:
+            print(f"sandbox: {e}", file=sys.stderr)
             continue
         with os.fdopen(fd, "wb") as f:
             f.write(data)

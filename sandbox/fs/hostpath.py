@@ -63,7 +63,11 @@ def open_path(path: str, flags: int, what: str, cwd: str | None = None) -> int:
     """Open a caller-named host path for a run's stdio or record, following no planted symlink.
 
     ``flags`` may include O_CREAT (mode 0644, through the umask). A symlink as
-    the last component is refused (ELOOP), never followed.
+    the last component is refused (ELOOP), never followed. In a shared sticky
+    directory (/tmp) only a regular file of the caller's, or of the
+    directory's owner, is written: another user's FIFO would block the
+    caller, another user's file would receive the run's data (what the
+    kernel's fs.protected_fifos/protected_regular refuse, off on some hosts).
 
     Raises:
         PolicyError: the path, or why it cannot be opened, in one line.
@@ -77,22 +81,51 @@ def open_path(path: str, flags: int, what: str, cwd: str | None = None) -> int:
             # same resolution is had by opening the parent beneath no symlink.
             parent = _openat2(os.path.dirname(real) or "/", os.O_PATH | os.O_DIRECTORY)
             try:
-                return os.open(
+                pst = os.fstat(parent)
+                shared = bool(pst.st_mode & stat.S_ISVTX and pst.st_mode & 0o002)
+                extra = os.O_NONBLOCK if shared else 0
+                fd = os.open(
                     os.path.basename(real),
-                    flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY,
+                    (flags & ~os.O_TRUNC if shared else flags)
+                    | extra
+                    | os.O_NOFOLLOW
+                    | os.O_CLOEXEC
+                    | os.O_NOCTTY,
                     0o644,
                     dir_fd=parent,
                 )
             finally:
                 os.close(parent)
+            if shared:
+                _own_in_shared(fd, pst.st_uid, what, os.fspath(path))
+                if flags & os.O_TRUNC:
+                    os.ftruncate(fd, 0)
+                os.set_blocking(fd, True)
+            return fd
         return _openat2(real, flags | os.O_NOCTTY)
     except OSError as e:
         raise PolicyError(f"{what} {os.fspath(path)!r}: {_why(e)}") from None
 
 
+def _own_in_shared(fd: int, dir_owner: int, what: str, path: str) -> None:
+    """Refuse (closing ``fd``) a file in a sticky directory that is not a regular file of
+    ours or of the directory's owner."""
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode) and st.st_uid in (os.geteuid(), dir_owner):
+        return
+    os.close(fd)
+    kind = "a regular file" if stat.S_ISREG(st.st_mode) else "not a regular file"
+    raise PolicyError(
+        f"{what} {path!r}: {kind} of uid {st.st_uid} in a shared sticky directory: "
+        "not written (name a path of your own)"
+    )
+
+
 def _why(e: OSError) -> str:
     if e.errno == errno.ELOOP:
         return "a symlink on the way (not followed: name the real path)"
+    if e.errno == errno.ENXIO:
+        return "a FIFO nobody reads, in a shared sticky directory (not waited for)"
     return os.strerror(e.errno or 0)
 
 

@@ -286,11 +286,13 @@ def _open_meta(path: str | None) -> int | None:
     """The meta file, opened before the run (a bad path must not cost a run)."""
     if path is None:
         return None
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    from sandbox.errors import SandboxError
+    from sandbox.fs.hostpath import open_path
+
     try:
-        return os.open(path, flags, 0o644)
-    except OSError as e:
-        raise BoxError(f"Failed to open meta file '{path}': {e.strerror}") from None
+        return open_path(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "meta file")
+    except SandboxError as e:
+        raise BoxError(f"Failed to open {e}") from None
 
 
 def _finish(opts: Options, out: Outcome, meta_fd: int | None) -> None:

@@ -177,3 +177,30 @@ def test_a_staged_script_given_as_file_runs_as_the_program_under_judge():
         r = sb.run(["./prog"], files={"prog": File(b"#!/bin/sh\necho staged ok\n", mode=0o755)})
     assert r.verdict is Verdict.OK, (r.message, r.stderr)
     assert r.stdout == b"staged ok\n"
+
+
+@pytest.mark.requires("root")
+@pytest.mark.parametrize("opt", ["--meta", "--stdout", "--collect"])
+def test_another_users_fifo_or_file_in_a_shared_dir_is_never_written(tmp_path, opt):
+    """In a sticky /tmp-like directory another uid plants a FIFO (which would block the
+    caller) or a 0666 file of its own (which would get the run's data) where a root judge
+    writes: one line, never blocked, never written (second attack round)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    os.mkfifo(shared / "fifo", 0o666)
+    (shared / "theirs").write_bytes(b"")
+    for name in ("fifo", "theirs"):
+        os.chown(shared / name, 5001, 5001)
+        os.chmod(shared / name, 0o666)
+    for name in ("fifo", "theirs"):
+        target = str(shared / name)
+        extra = [opt, f"out.txt={target}"] if opt == "--collect" else [opt, target]
+        r = run_cli(
+            ["exec", "-q", *extra, "--", "/bin/sh", "-c", "echo x > /box/out.txt"],
+            tmp=tmp_path,
+            timeout=60,
+        )
+        assert "shared sticky directory" in r.err, (name, r.err)
+        assert r.rc == (0 if opt == "--collect" else 125), (name, r.rc, r.err)
+    assert (shared / "theirs").read_bytes() == b""
