@@ -46,15 +46,11 @@ def key() -> str:
         os.getegid(),
         sys.executable,
         os.stat("/proc/self/ns/mnt").st_ino,
-        _read("/proc/self/cgroup"),
-        # Groups, capability sets and the LSM label: a zygote's rights are exactly
-        # its callers' (a root caller that dropped capabilities gets its own).
-        [
-            line
-            for line in _read("/proc/self/status").splitlines()
-            if line.startswith(("Groups:", "Cap", "NoNewPrivs:", "Seccomp:"))
-        ],
-        _read("/proc/self/attr/current"),
+        # Ids, groups, capability sets, no_new_privs, seccomp, LSM label, cgroup: a
+        # zygote's rights are exactly its callers' (a root caller that dropped
+        # capabilities gets its own). Checked again from /proc on both sides of
+        # the socket (``rights``): a key is only a name, anyone can send one.
+        rights(),
         [
             resource.getrlimit(getattr(resource, n))
             for n in sorted(dir(resource))
@@ -64,6 +60,32 @@ def key() -> str:
         fingerprint(PACKAGE_DIR),
     ]
     return repr(parts)
+
+
+def rights(pid: int | str = "self") -> list[str]:
+    """What a process may do, as /proc shows it: the same for a zygote and its callers.
+
+    The zygote compares its callers' (by SO_PEERCRED's pid) with its own, and
+    a caller the zygote's with its own: a process of the same uid with fewer
+    rights (no capabilities, no_new_privs) can neither borrow a zygote's nor
+    stand in for one.
+    """
+    status = [
+        line
+        for line in _read(f"/proc/{pid}/status").splitlines()
+        if line.startswith(("Uid:", "Gid:", "Groups:", "Cap", "NoNewPrivs:", "Seccomp:"))
+    ]
+    try:
+        mnt = str(os.stat(f"/proc/{pid}/ns/mnt").st_ino)
+    except OSError:
+        mnt = ""
+    return [*status, _read(f"/proc/{pid}/attr/current"), _read(f"/proc/{pid}/cgroup"), mnt]
+
+
+def peer(sock: socket.socket) -> tuple[int, int]:
+    """(pid, uid) of the process at the other end of a unix socket (SO_PEERCRED)."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    return int.from_bytes(raw[0:4], sys.byteorder), int.from_bytes(raw[4:8], sys.byteorder)
 
 
 def _read(path: str) -> str:
@@ -93,9 +115,9 @@ def _connect(path: str) -> socket.socket | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-        if int.from_bytes(raw[4:8], sys.byteorder) != os.geteuid():
-            raise PermissionError("the zygote's socket is another user's")
+        pid, uid = peer(sock)
+        if uid != os.geteuid() or rights(pid) != rights():
+            raise PermissionError("the socket's owner is not a zygote with our rights")
     except OSError:
         sock.close()
         return None

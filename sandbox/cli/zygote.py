@@ -14,8 +14,12 @@ uid, mount namespace, cgroup, rlimits, the sandbox's environment variables,
 the interpreter and a fingerprint of the package's sources. A run is thus
 placed in the caller's own cgroup and sees the caller's file system, and an
 edited or upgraded package starts a new zygote. Its socket lives in a 0700
-directory of the runtime directory, mode 0600, and a peer whose uid differs
-is refused. It exits after IDLE seconds without a call.
+directory of the runtime directory, mode 0600. The key is only a name: a
+peer is served only when /proc shows it with exactly the zygote's rights
+(``sandbox.cli.fast.rights``: ids, groups, capability sets, no_new_privs,
+seccomp, LSM label, cgroup, mount namespace), and the client checks the
+same of the zygote, so a process of the same uid with fewer rights can
+neither borrow a zygote's nor stand in for one. It exits after IDLE seconds without a call.
 
 When the client goes away (SIGKILL, closed socket) the child gets SIGTERM
 and tears its run down as the CLI does on a signal; signals the client
@@ -36,9 +40,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.cli.fast import peer, rights
 from sandbox.syscalls.fdpass import recv_fds
 
 IDLE = float(os.environ.get("SANDBOX_ZYGOTE_IDLE", "60"))  # seconds without a call
+_OWN_RIGHTS: list[str] = []  # rights() of this zygote, read when it starts serving
 MAX_MSG = 1 << 20
 MAX_FDS = 8
 
@@ -209,6 +215,7 @@ def serve(path: str, key: str) -> None:
     finally:
         os.umask(old)
     listener.listen(64)
+    _OWN_RIGHTS[:] = rights()
     _warm()
     # Everything made so far lives as long as the zygote: out of the collector's
     # reach, so that neither the zygote's collections nor a fork's touch (and
@@ -255,19 +262,19 @@ def serve(path: str, key: str) -> None:
 
 def _accept(listener: socket.socket, sel: selectors.BaseSelector, calls: set[_Call]) -> None:
     conn, _ = listener.accept()
-    if _peer_uid(conn) != os.geteuid():
-        conn.close()  # only the zygote's own user: it runs calls with its rights
+    try:
+        pid, uid = peer(conn)
+        ok = uid == os.geteuid() and rights(pid) == _OWN_RIGHTS
+    except OSError:
+        ok = False
+    if not ok:
+        # Only a caller with exactly our rights (same uid is not enough: one that
+        # dropped capabilities or is under no_new_privs would borrow ours).
+        conn.close()
         return
     call = _Call(conn)
     calls.add(call)
     sel.register(conn, selectors.EVENT_READ, ("conn", call))
-
-
-def _peer_uid(conn: socket.socket) -> int:
-    import struct
-
-    raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return int(struct.unpack("3i", raw)[1])
 
 
 def _close_conn(call: _Call, sel: selectors.BaseSelector) -> None:

@@ -64,7 +64,7 @@ def open_path(path: str, flags: int, what: str, cwd: str | None = None) -> int:
 
     ``flags`` may include O_CREAT (mode 0644, through the umask). A symlink as
     the last component is refused (ELOOP), never followed. In a shared sticky
-    directory (/tmp) only a regular file of the caller's, or of the
+    directory (/tmp, or one a group shares) only a regular file of the caller's, or of the
     directory's owner, is written: another user's FIFO would block the
     caller, another user's file would receive the run's data (what the
     kernel's fs.protected_fifos/protected_regular refuse, off on some hosts).
@@ -82,7 +82,9 @@ def open_path(path: str, flags: int, what: str, cwd: str | None = None) -> int:
             parent = _openat2(os.path.dirname(real) or "/", os.O_PATH | os.O_DIRECTORY)
             try:
                 pst = os.fstat(parent)
-                shared = bool(pst.st_mode & stat.S_ISVTX and pst.st_mode & 0o002)
+                # Sticky and writable by others than its owner (world or group):
+                # what protected_regular=2 covers.
+                shared = bool(pst.st_mode & stat.S_ISVTX and pst.st_mode & 0o022)
                 extra = os.O_NONBLOCK if shared else 0
                 fd = os.open(
                     os.path.basename(real),

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sandbox.seccomp.setid import MODE_ARG, SETID_BITS
+
 # Argument values recorded per syscall: (argument index, mask applied to it).
 # clone's flags and ioctl's request and prctl's option are C ints or the kernel
 # uses their low 32 bits only; socket families are compared in full, like the
@@ -26,13 +28,7 @@ TRACKED: dict[str, tuple[int, int]] = {
     "personality": (0, 0xFFFFFFFFFFFFFFFF),
     # The mode's set-uid and set-gid bits (fs_read's and fs_write's rules):
     # a learned profile keeps them refused, as its base does.
-    "open": (2, 0o6000),
-    "openat": (3, 0o6000),
-    "creat": (1, 0o6000),
-    "chmod": (1, 0o6000),
-    "fchmod": (1, 0o6000),
-    "fchmodat": (2, 0o6000),
-    "fchmodat2": (2, 0o6000),
+    **{name: (arg, SETID_BITS) for name, arg in MODE_ARG.items()},
 }
 
 MAX_FILES = 20000

@@ -40,6 +40,7 @@ from typing import Literal
 from sandbox.landlock.rules import SAFE_DEVICES
 from sandbox.learn.record import TRACKED, Record
 from sandbox.seccomp.argrules import MAX_COVER_RULES, ArgRule, complement_conds
+from sandbox.seccomp.setid import MODE_ARG
 from sandbox.syscalls.consts import CloneFlag
 
 UnitKind = Literal["syscall", "value", "read", "list", "exec", "cap"]
@@ -96,9 +97,7 @@ OTHERWISE: dict[str, str] = {
     "ioctl": "ENOTTY",  # "not a terminal / not this device's request"
     "prctl": "EINVAL",  # what the kernel says for an unknown option
     "personality": "default",  # as the base's rule: other personas are refused
-    **dict.fromkeys(
-        ("open", "openat", "creat", "chmod", "fchmod", "fchmodat", "fchmodat2"), "EPERM"
-    ),  # a set-id mode: as the base's rules answer it
+    **dict.fromkeys(MODE_ARG, "EPERM"),  # a set-id mode: as the base's rules answer it
 }
 
 # Syscalls the launcher makes after loading the filter, before execve: it
@@ -394,7 +393,7 @@ def describe_value(name: str, value: int) -> str:
         return _IOCTLS.get(value, f"request {value:#x}")
     if name == "prctl":
         return _PRCTL.get(value, f"option {value}")
-    if name in TRACKED and TRACKED[name][1] == 0o6000:
+    if name in MODE_ARG:
         return "no set-id bit in the mode" if not value else f"mode bits {value:#o}"
     return f"{value:#x}"
 

@@ -33,6 +33,7 @@ from sandbox.layers import Enforcement
 from sandbox.oci.bundle import Bundle
 from sandbox.plan import tightened
 from sandbox.policy.profile import LoadedProfile, dump
+from sandbox.seccomp.setid import MODE_ARG, setid_rule
 from sandbox.syscalls.consts import CloneFlag
 
 BASE_PROFILE = "oci"
@@ -200,14 +201,19 @@ def _clone_rule(sec: dict[str, Any]) -> dict[str, Any]:
     memory a filter cannot read; libc falls back to clone): engines resolve
     moby's conditional clone rule away for a container without CAP_SYS_ADMIN,
     our floor forbids new namespaces from inside (SBX116). ioctl without
-    TIOCSTI/TIOCLINUX, as the basic_io group (SBX122).
+    TIOCSTI/TIOCLINUX, as the basic_io group (SBX122). chmod, creat, open and
+    their kin without set-id modes, openat2 answering ENOSYS, as fs_read and
+    fs_write (``sandbox.seccomp.setid``).
     """
     allow = set(sec.get("allow", []))
-    if not allow & {"clone", "clone3", "ioctl"}:
+    setid = allow & set(MODE_ARG)
+    if not allow & {"clone", "clone3", "ioctl", "openat2"} and not setid:
         return sec
     errno = dict(sec.get("errno", {}))
     if "clone3" in allow:
         errno["clone3"] = "ENOSYS"
+    if "openat2" in allow:  # its mode is in a struct: set-id modes could not be refused
+        errno["openat2"] = "ENOSYS"
     rules = list(sec.get("rules", []))
     if "clone" in allow:
         rules.append(
@@ -231,7 +237,10 @@ def _clone_rule(sec: dict[str, Any]) -> dict[str, Any]:
                 "otherwise": "allow",
             }
         )
-    narrowed = {"clone", "clone3", "ioctl"}
+    # No set-uid/set-gid file through an rw bind, whatever the bundle's filter
+    # allows (engines' default profiles allow chmod with any mode): as fs_write.
+    rules += [setid_rule(name) for name in sorted(setid)]
+    narrowed = {"clone", "clone3", "ioctl", "openat2", *setid}
     return sec | {"allow": sorted(allow - narrowed), "errno": errno, "rules": rules}
 
 

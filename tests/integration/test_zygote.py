@@ -167,3 +167,76 @@ def test_the_key_holds_the_callers_capabilities():
     status = Path("/proc/self/status").read_text()
     cap_eff = next(line for line in status.splitlines() if line.startswith("CapEff:"))
     assert repr(cap_eff) in fast.key()
+
+
+DROP = ["setpriv", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"]
+
+
+def _zygote_socket(rt: Path, env: dict[str, str], tmp_path: Path) -> tuple[Path, str]:
+    """Start the zygote of this key; its socket and the key (as the real client has it)."""
+    assert run_cli(["exec", "--", "/bin/true"], tmp=tmp_path, env=env).rc == 0
+    (sock,) = rt.glob("zygote/*.sock")
+    key = subprocess.run(
+        [sys.executable, "-c", "from sandbox.cli.fast import key; print(key(), end='')"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return sock, key
+
+
+def test_a_weaker_caller_of_the_same_uid_is_not_served(tmp_path):
+    """No capabilities and no_new_privs, the zygote's own key sent by hand: the zygote
+    reads the caller's rights from /proc and hangs up (the fixes' re-attack, B)."""
+    rt, env = _runtime(tmp_path)
+    sock, key = _zygote_socket(rt, env, tmp_path)
+    forger = (
+        "import marshal, socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+        "s.connect(sys.argv[1])\n"
+        "try:\n"
+        "    s.send(marshal.dumps({'key': sys.argv[2], 'argv': ['exec', '--', '/bin/true'],"
+        " 'cwd': '/', 'env': {}, 'umask': 0o22, 'fds': []}))\n"
+        "    print(repr(s.recv(4096)))\n"
+        "except OSError as e:\n"
+        "    print('refused', e.errno)\n"
+    )
+    p = subprocess.run(
+        [*DROP, sys.executable, "-c", forger, str(sock), key],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.stdout.strip() in ("b''", "refused 32", "refused 104"), (p.stdout, p.stderr)
+
+
+def test_a_weaker_process_cannot_stand_in_for_the_zygote(tmp_path):
+    """It replaces the socket with its own: the caller checks the zygote's rights, runs the
+    command itself, and the stand-in gets no request (the fixes' re-attack, C)."""
+    rt, env = _runtime(tmp_path)
+    sock, _ = _zygote_socket(rt, env, tmp_path)
+    got = tmp_path / "got"
+    fake = (
+        "import os, socket, sys\n"
+        "os.unlink(sys.argv[1])\n"
+        "s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+        "s.bind(sys.argv[1]); s.listen(4); s.settimeout(30)\n"
+        "print('ready', flush=True)\n"
+        "c, _ = s.accept()\n"
+        "open(sys.argv[2], 'wb').write(c.recv(1 << 20))\n"
+    )
+    proc = subprocess.Popen(
+        [*DROP, sys.executable, "-c", fake, str(sock), str(got)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        r = run_cli(["exec", "-q", "--", "/bin/false"], tmp=tmp_path, env=env)
+        assert r.rc == 1, r.err
+        proc.wait(40)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not got.exists() or got.read_bytes() == b""

@@ -203,6 +203,49 @@ def test_conversion_without_annotation_keeps_the_floor(bdir: Path) -> None:
     assert conv.request.inside and conv.request.argv == ("sh",)
 
 
+def test_a_bundle_filter_never_allows_a_set_id_mode(bdir: Path) -> None:
+    """Engines' default filters allow chmod with any mode; under ours an rw bind would then
+    get a set-uid file of its owner (root) on the host (the fixes' re-attack, High)."""
+    from sandbox.oci.convert import convert
+    from sandbox.seccomp.setid import MODE_ARG, SETID_BITS
+
+    def sec(d):
+        d["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": [*MODE_ARG, "openat2", "read"], "action": "SCMP_ACT_ALLOW"}],
+        }
+
+    pol = convert(check(bdir, sec)).profile.policy
+    rules = {r.syscall: r for r in pol.seccomp.rules}
+    for name, arg in MODE_ARG.items():
+        assert name not in pol.seccomp.allow, name
+        r = rules[name]
+        assert (r.arg, r.mask, r.values, r.match, r.otherwise) == (
+            arg,
+            SETID_BITS,
+            [0],
+            "allow",
+            "EPERM",
+        )
+    assert pol.seccomp.errno["openat2"] == "ENOSYS"
+
+
+def test_the_groups_refuse_set_id_modes_where_setid_says() -> None:
+    """fs_read/fs_write's TOML rules and sandbox.seccomp.setid (used by OCI and learn) agree."""
+    import tomllib
+
+    from sandbox.seccomp.setid import MODE_ARG, setid_rule
+
+    root = Path(__file__).parents[3] / "seccomp_policies" / "groups"
+    found = {}
+    for group in ("fs_read", "fs_write"):
+        doc = tomllib.loads((root / f"{group}.toml").read_text())
+        found |= {r["syscall"]: r for r in doc.get("rules", []) if r["syscall"] in MODE_ARG}
+    assert found == {n: setid_rule(n) for n in MODE_ARG}
+    fs_read = tomllib.loads((root / "fs_read.toml").read_text())
+    assert fs_read["errno"] == {"openat2": "ENOSYS"}
+
+
 def test_conditional_allows_become_rules_never_wider() -> None:
     from sandbox.oci.convert import _conditional_rules
 
