@@ -21,7 +21,7 @@
 /* Versions: the plan encoding (must equal sandbox/launcher/wire.py
  * PLAN_VERSION) and the server protocol (wire.py PROTOCOL_VERSION). */
 #define SBX_PLAN_VERSION 3
-#define SBX_PROTOCOL_VERSION 2
+#define SBX_PROTOCOL_VERSION 3
 #define SBX_EXIT_SPAWN_FAILED 125
 /* Written on the errpipe once every step before seccomp passed: an end-of-file
  * without it is a launcher that died before execve (protocol.py EXEC_READY). */
