@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 OWNER = textwrap.dedent("""
-    import json, logging, os, sys, threading
+    import json, logging, os, sys, threading, time
     logging.disable(logging.WARNING)
     from sandbox import Sandbox
 
@@ -52,6 +52,9 @@ OWNER = textwrap.dedent("""
     (taken,) = ready - {e.run_id for e in pool.entries()}
     d = leaf(taken)
     out["memory.max"], out["pids.max"] = read(d + "/memory.max"), read(d + "/pids.max")
+    deadline = time.monotonic() + 60  # the payload joins just before its execve
+    while not read(d + "/cgroup.procs") and time.monotonic() < deadline:
+        time.sleep(0.05)
     out["procs"] = read(d + "/cgroup.procs").split()
     h.cancel()
     r = h.wait(120)
