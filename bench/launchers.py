@@ -5,7 +5,11 @@ fork+exec+wait C loop and bwrap from bench/c/forkexec.c, then
 ``Sandbox("strict", launcher=...)`` warm, native and Python. Prints medians,
 p90 and p99, the ratios to bare and to bwrap, and the load seen.
 
-    .venv/bin/python -m bench.launchers [--rounds 10]
+    .venv/bin/python -m bench.launchers [--rounds 10] [--pool-off]
+
+``--pool-off`` adds the row ``native-sync``: the same native Sandbox with its
+leaf pool and its background release turned off (the run path before issue
+12's leaf pool), in the same rounds.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ def _lib(sb: Any, n: int) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--pool-off", action="store_true", help="also native without pool/bg release")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     from sandbox import Sandbox
@@ -43,6 +48,13 @@ def main() -> None:
     load0 = os.getloadavg()
     res: dict[str, list[float]] = {"bare": [], "bwrap": [], "native": [], "python": []}
     sbs = {name: Sandbox("strict", launcher=name) for name in ("native", "python")}
+    if args.pool_off:
+        res["native-sync"] = []
+        sbs["native-sync"] = sync = Sandbox("strict", launcher="native")
+        sup = sync._supervisor
+        assert sup.pool is not None and sup.releaser is not None
+        sup.pool.close()
+        sup.pool = sup.releaser = None  # leaf made and removed on the run's path
     try:
         for sb in sbs.values():
             _lib(sb, 5)
@@ -51,6 +63,8 @@ def main() -> None:
             res["native"] += _lib(sbs["native"], 15)
             res["bwrap"] += run_forkexec(exe, BWRAP_USR, 20)
             res["python"] += _lib(sbs["python"], 15)
+            if args.pool_off:
+                res["native-sync"] += _lib(sbs["native-sync"], 15)
     finally:
         for sb in sbs.values():
             sb.close()

@@ -30,6 +30,7 @@ from sandbox.policy.load import load_profile, merge, with_overrides
 from sandbox.policy.profile import LoadedProfile
 from sandbox.runner.control import RunControl
 from sandbox.runner.launchers import make_client
+from sandbox.runner.pool import pool_size
 from sandbox.runner.result import RunResult, Verdict
 from sandbox.runner.supervisor import RunRequest, Supervisor
 from sandbox.runner.verdict import KillReason
@@ -93,7 +94,10 @@ class Sandbox:
         self._lock = threading.Lock()
         self._client = make_client(launcher, mode="exec")
         self._cpus = CpuPool(cpus) if cpus else None
-        self._supervisor = Supervisor(host or probe(), self._client)
+        # Leaves made ahead and releases after the result: both off the run's path.
+        self._supervisor = Supervisor(
+            host or probe(), self._client, leaf_pool=pool_size(), background_release=True
+        )
 
     def profile(
         self,
@@ -260,7 +264,9 @@ class Sandbox:
                 os.close(fd)
 
     def close(self) -> None:
-        """Stop the fork server (it kills and cleans up any run still in flight)."""
+        """Finish the runs' releases, remove the leaves made ahead, stop the launcher
+        (it kills and cleans up any run still in flight)."""
+        self._supervisor.close()
         self._client.close()
 
     def __enter__(self) -> Sandbox:

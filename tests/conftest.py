@@ -56,8 +56,24 @@ def no_leftovers():
 
 
 def leftovers(before: dict, after: dict) -> dict:
-    """What ``after`` has that ``before`` had not (things that went away are fine)."""
-    out = {k: sorted(set(after[k]) - set(before[k])) for k in ("runs", "leaves", "procs")}
+    """What ``after`` has that ``before`` had not (things that went away are fine).
+
+    The leaves a live Sandbox of this process keeps ready for its next runs
+    (its leaf pool, with their run locks) are its own, not a run's leftovers.
+    """
+    from sandbox.runner.pool import pooled_run_ids
+
+    pooled = pooled_run_ids()
+    out = {
+        k: sorted(e for e in set(after[k]) - set(before[k]) if not _is_pooled(e, pooled))
+        for k in ("runs", "leaves", "procs")
+    }
     if after["mounts"] > before["mounts"]:
         out["mounts"] = after["mounts"] - before["mounts"]
     return {k: v for k, v in out.items() if v}
+
+
+def _is_pooled(entry: str, pooled: set[str]) -> bool:
+    """A lock file ``<run_id>.lock`` or a leaf ``.../sbx-<run_id>`` of a pooled entry."""
+    name = entry.rsplit("/", 1)[-1].removeprefix("sbx-").removesuffix(".lock")
+    return name in pooled

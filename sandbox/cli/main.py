@@ -252,26 +252,42 @@ def cmd_exec(ns: argparse.Namespace) -> int:
     client = make_client(ns.launcher, mode="fork")
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    sup: Supervisor | None = None
+
+    def close() -> None:
+        # The run's release (after its result), then the launcher: nothing is left.
+        if sup is not None:
+            sup.close()
+        client.close()
+
     try:
         state = exec_state()
-        sup = Supervisor(state.host, client, artifacts=state.artifacts, acquirer=state.acquirer)
+        sup = Supervisor(
+            state.host,
+            client,
+            artifacts=state.artifacts,
+            acquirer=state.acquirer,
+            background_release=True,
+        )
         result = sup.run(run_request(ns, profile, stdio, os.getcwd()))
     except SandboxError as e:
-        client.close()
+        close()
         _write_meta(ns, _failure_record(profile, e))
         _die(str(e), e.exit_status)
     except OSError as e:  # the host refused something the sandbox needed: say what
-        client.close()
+        close()
         _write_meta(ns, _failure_record(profile, e))
         _die(f"{e.strerror or e}: {e.filename or ''}".rstrip(": "), 125)
     except _Terminated as t:
-        client.close()
+        close()
         return 128 + t.signum
-    client.close()
-    _write_meta(ns, result.record())
-    _write_collected(ns, result.files)
-    if not ns.quiet and result.verdict != "OK":
-        print(f"sandbox: {result.summary()}", file=sys.stderr)
+    try:
+        _write_meta(ns, result.record())
+        _write_collected(ns, result.files)
+        if not ns.quiet and result.verdict != "OK":
+            print(f"sandbox: {result.summary()}", file=sys.stderr)
+    finally:
+        close()
     return result.cli_status
 
 

@@ -194,6 +194,19 @@ class NativeLauncherClient(ServerConnection):
             raise SandboxInternalError(f"native launcher unreachable: {e}") from e
         return q
 
+    def hold(self, run_id: str, cleanup: dict[str, Any]) -> None:
+        """Have the server remove ``cleanup`` (``cgroup_dirs``, ``files``) should this
+        client die before a spawn of ``run_id`` takes it over or a release ends it."""
+        msg = wire.encode_hold(run_id, cleanup.get("cgroup_dirs", []), cleanup.get("files", []))
+        with self._lock:
+            if self._sock is None:
+                self._sock = self._start()
+            sock = self._sock
+        try:
+            sock.send(msg)
+        except OSError as e:
+            raise SandboxInternalError(f"native launcher unreachable: {e}") from e
+
     def send(self, op: str, run_id: str) -> None:
         """Fire-and-forget request about a run (``kill``, ``release``)."""
         code = {"kill": wire.OP_KILL, "release": wire.OP_RELEASE}[op]

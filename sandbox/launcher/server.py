@@ -59,6 +59,9 @@ class ForkServer:
         self.sock = sock
         self.sel = selectors.DefaultSelector()
         self.runs: dict[str, _Run] = {}
+        # Run ids with resources but no process yet (a pooled leaf and its lock):
+        # their cleanup lists, until a spawn of that id or a release ends them.
+        self.holds: dict[str, dict[str, Any]] = {}
         self.sc = LinuxSyscalls()
         self.last_cap = last_cap()
         # overlayfs takes detached layers from 6.15 on (sandbox/fs/mounts.py)
@@ -113,9 +116,14 @@ class ForkServer:
             if run and not run.exited:
                 os.kill(run.pid, signal.SIGKILL)
         elif op == "release":
+            self.holds.pop(msg["run_id"], None)
             run = self.runs.pop(msg["run_id"], None)
             if run:
                 self._forget(run)
+        elif op == "hold":
+            rid = msg.get("run_id")
+            if isinstance(rid, str) and rid and rid not in self.runs and rid not in self.holds:
+                self.holds[rid] = dict(msg.get("cleanup", {}))
         elif op == "ping":
             send_msg(self.sock, {"op": "pong"})
 
@@ -168,6 +176,7 @@ class ForkServer:
             msg.get("cleanup", {}),
         )
         self.runs[run.run_id] = run
+        self.holds.pop(run.run_id, None)  # the run's own cleanup list replaces the hold's
         self.sel.register(our_sync, selectors.EVENT_READ, ("sync", run))
         self.sel.register(run.pidfd, selectors.EVENT_READ, ("exit", run))
         send_msg(self.sock, {"op": "spawned", "run_id": run.run_id, "pid": pid})
@@ -212,15 +221,19 @@ class ForkServer:
             if not run.exited:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(run.pid, signal.SIGKILL)
+        cleanups = []
         for run in list(self.runs.values()):
             self._forget(run)
-            remove_dirs(run.cleanup.get("cgroup_dirs", []))
-            for path in run.cleanup.get("staged_dirs", []):  # staged files: before the lock
+            cleanups.append(run.cleanup)
+        for cleanup in [*cleanups, *self.holds.values()]:
+            remove_dirs(cleanup.get("cgroup_dirs", []))
+            for path in cleanup.get("staged_dirs", []):  # staged files: before the lock
                 shutil.rmtree(path, ignore_errors=True)
-            for path in run.cleanup.get("files", []):
+            for path in cleanup.get("files", []):
                 with contextlib.suppress(OSError):
                     os.unlink(path)
         self.runs.clear()
+        self.holds.clear()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,7 +26,7 @@ from sandbox.plan import LaunchPlan
 from sandbox.syscalls.consts import CloneFlag
 
 PLAN_VERSION = 3  # 2: a writable bind's idmap flag; 3: private binds, staged entries
-PROTOCOL_VERSION = 2  # 2: staged-file directories in SPAWN
+PROTOCOL_VERSION = 3  # 2: staged-file directories in SPAWN; 3: HOLD
 MAGIC = b"SBXP"
 # Bounds (sbx.h has the same numbers).
 MAX_MSG = 1 << 20
@@ -36,7 +36,7 @@ MAX_ARGV = 4096
 MAX_ENV = 4096
 
 # Control messages (client <-> native server)
-OP_SPAWN, OP_KILL, OP_RELEASE, OP_PING = 1, 2, 3, 4
+OP_SPAWN, OP_KILL, OP_RELEASE, OP_PING, OP_HOLD = 1, 2, 3, 4, 5
 R_HELLO, R_SPAWNED, R_FAILED, R_EXITED, R_PONG = 100, 101, 102, 103, 104
 
 _U32 = struct.Struct("<I")
@@ -324,6 +324,18 @@ def encode_spawn(
     w.strs(list(staged_dirs))  # flat directories of staged files, removed before the files
     w.strs(list(cleanup_files))
     w.blob(plan)
+    return bytes(w.buf)
+
+
+def encode_hold(run_id: str, cleanup_dirs: Iterable[str], cleanup_files: Iterable[str]) -> bytes:
+    """HOLD: what to remove for a run id that has no process yet (a pooled leaf
+    and its lock), should the client die; a SPAWN of that id or a RELEASE ends it."""
+    w = Writer()
+    w.field = "hold"
+    w.u32(OP_HOLD)
+    w.text(run_id, 255)
+    w.strs(list(cleanup_dirs))
+    w.strs(list(cleanup_files))
     return bytes(w.buf)
 
 

@@ -16,9 +16,11 @@ rootless mode). Nothing here decides policy: the compile stage did.
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,6 +47,7 @@ from sandbox.layers import Enforcement
 from sandbox.paths import runtime_dir, staging_dir, state_dir
 from sandbox.plan import LaunchPlan
 from sandbox.runner import state
+from sandbox.runner.pool import Foreground, LeafPool
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,27 @@ class Resources:
     cgroup_join: list[int] = field(default_factory=list)
     cgroup_dirs: list[str] = field(default_factory=list)
     staged_dir: str | None = None  # the run's private copies of bytes staged in /box
+    # Run after the stack, last of all: the launcher forgets the run only once
+    # everything it would remove for us is gone (runner.release).
+    after: list[Callable[[], None]] = field(default_factory=list)
+
+
+@dataclass
+class PooledLeaf:
+    """A run id, its held lock, and a leaf made for one request ahead of its run."""
+
+    run_id: str
+    lock: state.RunLock
+    request: CgroupRequest
+    leaf: cgroups.Leaf
+    join: list[int]
+    forget: Callable[[], None]  # ends the launcher's hold on the run id
+
+
+LeafPoolT = LeafPool["PoolKey", PooledLeaf]
+# Register what a pooled entry must have removed should we die (the launcher's hold).
+Hold = Callable[[str, dict[str, list[str]]], None]
+Release = Callable[[str], None]
 
 
 class Acquirer:
@@ -91,11 +115,61 @@ class Acquirer:
         state.sweep(_remove_staged)
         state.sweep_orphans(".files", _remove_staged)
 
+    def make_pool(
+        self,
+        hold: Hold,
+        release: Release,
+        size: int,
+        keys: int = 4,
+        foreground: Foreground | None = None,
+    ) -> LeafPoolT:
+        """A pool of leaves made ahead (``runner.pool``) for this host's runs.
+
+        ``hold(run_id, cleanup)`` registers an entry's leaf directories and lock
+        with the launcher before they exist, so that its watchdog removes them
+        should we be killed; ``release(run_id)`` ends that once they are gone.
+        """
+
+        def make(key: PoolKey) -> PooledLeaf:
+            return self._make_pooled(key, hold, release)
+
+        return LeafPool(make, _discard_pooled, size, keys, foreground)
+
+    def _make_pooled(self, key: PoolKey, hold: Hold, release: Release) -> PooledLeaf:
+        req = key.request
+        layout = self.cgroup_layout()
+        run_id = state.new_run_id()
+        lock = state.acquire_run_lock(run_id)
+        name = cgroups.DEFAULT_PREFIX + run_id
+        # Every hierarchy it could be made in (a superset), before any exists.
+        dirs = [os.path.join(h.parent, name) for h in layout.hierarchies if h.parent]
+        try:
+            hold(run_id, {"cgroup_dirs": dirs, "files": [str(lock.path)]})
+        except BaseException:
+            lock.release()
+            raise
+        forget = functools.partial(release, run_id)
+        try:
+            leaf = cgroups.create(layout, run_id, req.limits, set(req.required))
+        except BaseException:
+            lock.release()
+            forget()
+            raise
+        try:
+            fds = leaf.open_join_fds()
+        except BaseException:
+            leaf.remove()
+            lock.release()
+            forget()
+            raise
+        return PooledLeaf(run_id, lock, req, leaf, fds, forget)
+
     def acquire(
         self,
         compiled: CompiledRun,
         files: tuple[tuple[str, FileContent], ...] = (),
         slot: int | None = None,
+        pool: LeafPoolT | None = None,
     ) -> Resources:
         """Take every resource of one run; on failure, release what was taken and raise.
 
@@ -111,8 +185,14 @@ class Acquirer:
                 regular file or a symlink).
         """
         stack = ExitStack()
+        pooled = None
+        if pool is not None and compiled.cgroup is not None:
+            pooled = pool.take(pool_key(compiled.cgroup))
+            if pooled is not None and pooled.request != compiled.cgroup:  # never another's limits
+                _discard_pooled(pooled)
+                pooled = None
         try:
-            return self._acquire(compiled, files, stack, slot)
+            return self._acquire(compiled, files, stack, slot, pooled)
         except BaseException:
             stack.close()
             raise
@@ -123,9 +203,14 @@ class Acquirer:
         files: tuple[tuple[str, FileContent], ...],
         stack: ExitStack,
         held_slot: int | None = None,
+        pooled: PooledLeaf | None = None,
     ) -> Resources:
-        run_id = state.new_run_id()
-        lock = state.acquire_run_lock(run_id)
+        if pooled is None:
+            run_id = state.new_run_id()
+            lock = state.acquire_run_lock(run_id)
+        else:  # the launcher's hold ends with the run's own record (runner.release)
+            run_id, lock = pooled.run_id, pooled.lock
+            stack.callback(pooled.forget)
         stack.callback(lock.release)
         if compiled.image is not None:
             spec, key = compiled.image
@@ -148,7 +233,9 @@ class Acquirer:
             stack=stack,
             staged_dir=str(_staged_dir(run_id)) if files else None,
         )
-        if compiled.cgroup is not None:
+        if pooled is not None:
+            self._take_leaf(pooled, compiled.policy.limits.memory, res)
+        elif compiled.cgroup is not None:
             self._cgroups(compiled.cgroup, compiled.policy.limits.memory, run_id, res)
         # Warnings about degraded layers only now, when the run is sure to go ahead.
         enforce.check(compiled.policy, res.states, compiled.ablate, self.host)
@@ -192,6 +279,15 @@ class Acquirer:
         res.cgroup_dirs = [d.path for d in leaf.dirs]
         res.states["cgroups"] = leaf_state(leaf, req, memory)
 
+    def _take_leaf(self, pooled: PooledLeaf, memory: int | None, res: Resources) -> None:
+        """A pooled leaf becomes the run's, released with it like one made on the path."""
+        res.stack.callback(pooled.leaf.remove)
+        res.stack.callback(_close_all, pooled.join)
+        res.leaf = pooled.leaf
+        res.cgroup_join = pooled.join
+        res.cgroup_dirs = [d.path for d in pooled.leaf.dirs]
+        res.states["cgroups"] = leaf_state(pooled.leaf, pooled.request, memory)
+
     def dry_cgroups(self, req: CgroupRequest, memory: int | None, run_id: str) -> Enforcement:
         """The cgroups layer's state for a request: its leaf made and removed at once.
 
@@ -207,6 +303,33 @@ class Acquirer:
             return leaf_state(leaf, req, memory)
         finally:
             leaf.remove()
+
+
+@dataclass(frozen=True, slots=True)
+class PoolKey:
+    """The pool's key of a request: its full text (limits, required controllers).
+
+    Requests hold mappings (not hashable); equal text means equal values, and
+    the take compares the requests themselves all the same.
+    """
+
+    text: str
+    request: CgroupRequest = field(compare=False, hash=False)
+
+
+def pool_key(req: CgroupRequest) -> PoolKey:
+    """The key ``req``'s runs take pooled leaves by."""
+    return PoolKey(repr(req), req)
+
+
+def _discard_pooled(p: PooledLeaf) -> None:
+    """Give back a pooled entry nobody took, in release order (the hold last)."""
+    try:
+        _close_all(p.join)
+        p.leaf.remove()
+        p.lock.release()
+    finally:
+        p.forget()
 
 
 def leaf_state(leaf: cgroups.Leaf, req: CgroupRequest, memory: int | None) -> Enforcement:

@@ -106,6 +106,18 @@ class ForkServerClient(ServerConnection):
             raise SandboxInternalError(f"fork server unreachable: {e}") from e
         return q
 
+    def hold(self, run_id: str, cleanup: dict[str, Any]) -> None:
+        """Have the server remove ``cleanup`` should this client die before a spawn
+        of ``run_id`` takes it over (or ``send("release", run_id)`` ends it)."""
+        with self._lock:
+            if self._sock is None:
+                self._sock = self._start()
+            sock = self._sock
+        try:
+            send_msg(sock, {"op": "hold", "run_id": run_id, "cleanup": cleanup})
+        except OSError as e:
+            raise SandboxInternalError(f"fork server unreachable: {e}") from e
+
     def send(self, op: str, run_id: str) -> None:
         """Fire-and-forget request about a run (``kill``, ``release``)."""
         sock = self._socket_for(op, run_id)

@@ -52,6 +52,11 @@ class LauncherClient(Protocol):
         """Fire-and-forget request about a run (``kill``, ``release``)."""
         ...
 
+    def hold(self, run_id: str, cleanup: dict[str, Any]) -> None:
+        """Register what to remove for a run id with no process yet (a pooled leaf),
+        should the caller die; a spawn of that id or a release ends the hold."""
+        ...
+
     def close(self) -> None:
         """Stop the launcher (it kills and cleans up any run in flight)."""
         ...
@@ -171,7 +176,9 @@ def launch(
     finally:
         for _, fd in theirs:
             os.close(fd)
-    stack.callback(client.send, "release", plan.run_id)
+    # After everything else (runner.release): until then the launcher's watchdog
+    # still removes the run's leaf, staged files and lock should we be killed.
+    res.after.append(lambda: client.send("release", plan.run_id))
     reply = _await(q, ("spawned", "failed", "server_died"))
     if reply["op"] != "spawned":
         raise SandboxInternalError(f"launcher: {reply.get('error', reply['op'])}")

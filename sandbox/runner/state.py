@@ -77,13 +77,26 @@ class RunLock:
 
 
 def acquire_run_lock(run_id: str, runtime: Path | None = None) -> RunLock:
-    """Create and lock ``runs/<run_id>.lock`` (and make sure the staging dir exists)."""
+    """Create and lock ``runs/<run_id>.lock`` (and make sure the staging dir exists).
+
+    Between the file's creation and the flock a concurrent sweep sees a free
+    lock and unlinks it as a dead run's: the lock is then made again until the
+    file at the path is the one we hold (a lock on an unlinked file would let
+    the next sweep take the live run's leaf).
+    """
     ensure_staging()
     runs = _private_dir((runtime or runtime_dir()) / "runs")
     path = runs / f"{run_id}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return RunLock(run_id, path, fd)
+    for _ in range(100):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return RunLock(run_id, path, fd)
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # swept meanwhile: make it again
+    raise SetupError("state", f"{path}: removed by a sweep each time it was made")
 
 
 def uid_range() -> tuple[int, int]:

@@ -12,7 +12,13 @@
 - ``runner.launch``: pipes and the spawn request to the launcher;
 - ``runner.supervise``: the watch loop, accounting, the verdict;
 - ``runner.release``: everything given back in reverse, never raising over
-  the result.
+  the result; with ``background_release``, after the result went back to the
+  caller (``runner.release.Releaser``).
+
+With ``leaf_pool``, the acquire stage takes the run id, lock and cgroup leaf
+from a pool made ahead for the same cgroup request (``runner.pool``).
+:meth:`Supervisor.close` (or interpreter exit) finishes pending releases
+and removes what is still pooled.
 
 Every entry (the library, the CLI, ``learn``, the OCI runtime) builds a
 :class:`RunRequest` and calls :meth:`Supervisor.run`.
@@ -25,19 +31,21 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from sandbox.compile import Artifacts, Request, compile_run, staged_name
-from sandbox.errors import SpawnError
+from sandbox.compile import Artifacts, CompiledRun, Request, compile_run, staged_name
+from sandbox.errors import SetupError, SpawnError
 from sandbox.fs import hostpath
 from sandbox.fs.exe import HEAD_SIZE
 from sandbox.fs.staging import File, FileContent
 from sandbox.host import HostFacts
 from sandbox.policy.profile import LoadedProfile
-from sandbox.runner.acquire import Acquirer
+from sandbox.runner.acquire import Acquirer, LeafPoolT, Resources
 from sandbox.runner.control import RunControl
-from sandbox.runner.launch import STDIO_INHERIT, LauncherClient, Stdio, launch
-from sandbox.runner.release import release
+from sandbox.runner.launch import STDIO_INHERIT, Launched, LauncherClient, Stdio, launch
+from sandbox.runner.pool import Foreground
+from sandbox.runner.release import Releaser, release
 from sandbox.runner.result import RunResult, Violation
 from sandbox.runner.supervise import supervise
+from sandbox.syscalls.consts import CloneFlag
 from sandbox.syscalls.notify import Notification
 
 log = logging.getLogger(__name__)
@@ -106,7 +114,13 @@ class RunRequest:
 
 
 class Supervisor:
-    """Runs requests through one launcher; safe to use from several threads."""
+    """Runs requests through one launcher; safe to use from several threads.
+
+    ``leaf_pool``: cgroup leaves kept ready per cgroup request (0: none; each
+    is registered with the launcher, whose watchdog removes it should we be
+    killed). ``background_release``: release after the result is returned;
+    :meth:`close` waits for those (interpreter exit too).
+    """
 
     def __init__(
         self,
@@ -115,6 +129,8 @@ class Supervisor:
         *,
         artifacts: Artifacts | None = None,
         acquirer: Acquirer | None = None,
+        leaf_pool: int = 0,
+        background_release: bool = False,
     ) -> None:
         self.host = host
         self.client = client
@@ -123,6 +139,28 @@ class Supervisor:
             acquirer = Acquirer(host)
             acquirer.sweep()
         self.acquirer = acquirer
+        # Background work (pool, releases) waits while a run is being set up.
+        self.foreground = Foreground()
+        self.pool: LeafPoolT | None = None
+        if leaf_pool > 0:
+            self.pool = acquirer.make_pool(
+                client.hold,
+                lambda run_id: client.send("release", run_id),
+                leaf_pool,
+                foreground=self.foreground,
+            )
+        self.releaser = Releaser(foreground=self.foreground) if background_release else None
+
+    def close(self) -> None:
+        """Finish pending releases, then remove the pooled leaves. Idempotent.
+
+        Call it before closing the launcher client: its watchdog would remove
+        them too, but a supervisor gives back its own.
+        """
+        if self.releaser is not None:
+            self.releaser.close()
+        if self.pool is not None:
+            self.pool.close()
 
     def run(self, req: RunRequest) -> RunResult:
         """Run one request to its verdict.
@@ -134,11 +172,34 @@ class Supervisor:
         """
         from sandbox.verify.cache import verify_run
 
-        compiled = compile_run(req.profile, self.host, req.compile_request(), self.artifacts)
-        report = verify_run(compiled, self.host)
-        res = self.acquirer.acquire(compiled, req.files, req.slot)
+        with self.foreground.busy():  # the background work waits for the run's setup
+            compiled = compile_run(req.profile, self.host, req.compile_request(), self.artifacts)
+            report = verify_run(compiled, self.host)
+            res = self._acquire(compiled, req)
+            launched = self._launch(compiled, res, req)
+        done = False
         try:
-            launched = launch(
+            result = supervise(launched, compiled, res, req.control)
+            if res.leaf is not None and not res.plan.unshare_flags & CloneFlag.CLONE_NEWPID:
+                # No task of the run outlives its result. With a pid namespace its
+                # init's kill(-1) already did this before it reported the status.
+                res.leaf.kill()
+            done = True
+        except SpawnError as e:
+            e.enforcement = dict(res.states)  # what was in force when the child failed
+            raise
+        finally:
+            # The accounting was read by supervise: the leaf may go after the result.
+            if done and self.releaser is not None:
+                self.releaser.submit(res)
+            else:
+                release(res)
+        return replace(result, verification=report.hash)
+
+    def _launch(self, compiled: CompiledRun, res: Resources, req: RunRequest) -> Launched:
+        """The launch stage; on failure the run's resources are released at once."""
+        try:
+            return launch(
                 compiled,
                 res,
                 Stdio(req.stdin, req.stdout, req.stderr),
@@ -146,13 +207,21 @@ class Supervisor:
                 control=req.control,
                 on_notification=req.on_notification,
             )
-            result = supervise(launched, compiled, res, req.control)
-        except SpawnError as e:
-            e.enforcement = dict(res.states)  # what was in force when the child failed
-            raise
-        finally:
+        except BaseException as e:
+            if isinstance(e, SpawnError):
+                e.enforcement = dict(res.states)
             release(res)
-        return replace(result, verification=report.hash)
+            raise
+
+    def _acquire(self, compiled: CompiledRun, req: RunRequest) -> Resources:
+        """The acquire stage; when it runs short, once more after pending releases."""
+        try:
+            return self.acquirer.acquire(compiled, req.files, req.slot, pool=self.pool)
+        except SetupError:
+            if self.releaser is None or not self.releaser.pending:
+                raise
+            self.releaser.drain()  # finished runs still hold slots, leaves, locks
+            return self.acquirer.acquire(compiled, req.files, req.slot, pool=self.pool)
 
 
 __all__ = ["STDIO_INHERIT", "RunRequest", "Supervisor"]

@@ -8,6 +8,9 @@
  *   namespace; only the parent namespace may write them (one uid, one gid,
  *   setgroups denied; never an identity map);
  * - kill / release: SIGKILL through the outer's pidfd / forget the run;
+ * - hold: what to remove for a run id with no process yet (a cgroup leaf and
+ *   run lock made ahead, runner/pool.py), kept like a run's until a spawn of
+ *   that id takes it over or a release forgets it;
  * - watchdog: at end-of-file on the client socket (the client exited or was
  *   SIGKILLed) every run is killed and the cgroup leaves and files each run
  *   registered are removed, then the server exits. It uses no PDEATHSIG: that
@@ -35,7 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { OP_SPAWN = 1, OP_KILL = 2, OP_RELEASE = 3, OP_PING = 4 };
+enum { OP_SPAWN = 1, OP_KILL = 2, OP_RELEASE = 3, OP_PING = 4, OP_HOLD = 5 };
 enum { R_HELLO = 100, R_SPAWNED = 101, R_FAILED = 102, R_EXITED = 103, R_PONG = 104 };
 #define MAX_RECV_FDS 64
 
@@ -98,7 +101,7 @@ static void forget(struct run *r) {
         sys_pidfd_send_signal(r->pidfd, SIGKILL);
         while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR) {}
     }
-    close(r->pidfd);
+    if (r->pidfd >= 0) close(r->pidfd); /* a hold has none */
     for (uint32_t i = 0; i < r->n_dirs; i++) free(r->dirs[i]);
     for (uint32_t i = 0; i < r->n_files; i++) free(r->files[i]);
     for (uint32_t i = 0; i < r->n_staged; i++) free(r->staged[i]);
@@ -293,7 +296,8 @@ static void spawn(struct sbx_rd *r, const int *fds, int nfds) {
         sbx_error(&e, EINVAL, "spawn request for %q carries the plan of %q", id, plan.run_id);
         goto bad;
     }
-    if (find(id)) {
+    struct run *held = find(id);
+    if (held && held->pid) {
         sbx_error(&e, EEXIST, "run %q is already in flight", id);
         goto bad;
     }
@@ -337,7 +341,7 @@ static void spawn(struct sbx_rd *r, const int *fds, int nfds) {
         close(ctl), close(sv[0]);
         for (size_t i = 0; i < n_runs; i++) {
             if (runs[i].sync >= 0) close(runs[i].sync);
-            close(runs[i].pidfd);
+            if (runs[i].pidfd >= 0) close(runs[i].pidfd);
         }
         for (int i = 0; i < n_pool; i++) close(pool[i]);
         if (host_netns >= 0) close(host_netns);
@@ -346,6 +350,8 @@ static void spawn(struct sbx_rd *r, const int *fds, int nfds) {
     close(sv[1]);
     if (c->fds.netns >= 0) close(c->fds.netns);
     close_fds(fds, nfds);
+    /* The run takes over its hold: its own cleanup list replaces the hold's. */
+    if ((held = find(id)) && !held->pid) forget(held);
     struct run *run = &runs[n_runs++];
     memset(run, 0, sizeof *run);
     snprintf(run->id, sizeof run->id, "%s", id);
@@ -367,6 +373,44 @@ bad:
     reply_failed(id, e.msg);
 }
 
+static void hold(struct sbx_rd *r) {
+    /* A run id with resources but no process yet: only its cleanup list. */
+    struct sbx_err e = {0};
+    const char *id = "", *dirs[SBX_MAX_CLEANUP + 1], *files[SBX_MAX_CLEANUP + 1];
+    uint32_t n_dirs, n_files;
+    r->field = "hold";
+    if (rd_str(r, &id, 255, &e) || rd_count(r, &n_dirs, SBX_MAX_CLEANUP, &e)) goto bad;
+    for (uint32_t i = 0; i < n_dirs; i++)
+        if (rd_str(r, &dirs[i], SBX_MAX_STR, &e)) goto bad;
+    if (rd_count(r, &n_files, SBX_MAX_CLEANUP, &e)) goto bad;
+    for (uint32_t i = 0; i < n_files; i++)
+        if (rd_str(r, &files[i], SBX_MAX_STR, &e)) goto bad;
+    if (r->off != r->len) {
+        sbx_error(&e, EINVAL, "malformed hold request: trailing bytes");
+        goto bad;
+    }
+    if (!*id || find(id)) {
+        sbx_error(&e, EEXIST, "run %q is already known", id);
+        goto bad;
+    }
+    if (n_runs == cap_runs) {
+        cap_runs = cap_runs ? cap_runs * 2 : 16;
+        runs = realloc(runs, cap_runs * sizeof *runs);
+        if (!runs) abort();
+    }
+    struct run *run = &runs[n_runs++];
+    memset(run, 0, sizeof *run);
+    snprintf(run->id, sizeof run->id, "%s", id);
+    run->pidfd = run->sync = -1;
+    run->exited = 1;
+    run->dirs = copy_strs(dirs, n_dirs), run->n_dirs = n_dirs;
+    run->files = copy_strs(files, n_files), run->n_files = n_files;
+    run->staged = copy_strs(NULL, 0);
+    return;
+bad:
+    reply_failed(id, e.msg);
+}
+
 static void handle(size_t len, const int *fds, int nfds, int truncated) {
     struct sbx_rd rd = {msgbuf, len, 0, "op"};
     struct sbx_err e = {0};
@@ -378,6 +422,11 @@ static void handle(size_t len, const int *fds, int nfds, int truncated) {
     }
     if (op == OP_SPAWN) {
         spawn(&rd, fds, nfds);
+        return;
+    }
+    if (op == OP_HOLD) {
+        close_fds(fds, nfds);
+        hold(&rd);
         return;
     }
     close_fds(fds, nfds);
