@@ -181,7 +181,6 @@ class Supervisor:
         """Set up to the gate, report, supervise; returns only on setup failure."""
         from sandbox.errors import SandboxError
         from sandbox.runner.acquire import Acquirer
-        from sandbox.runner.client import ForkServerClient
         from sandbox.runner.control import RunControl
         from sandbox.runner.launch import Stdio, launch
         from sandbox.runner.release import release
@@ -190,7 +189,7 @@ class Supervisor:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # re-raised signals dump nothing
         stdio = self._stdio()
         acquirer = Acquirer(self.host)
-        client = ForkServerClient(mode="fork")
+        client = _launcher_client()
         self.control = RunControl()
         try:
             self.res = acquirer.acquire(self.compiled)
@@ -487,6 +486,28 @@ class Supervisor:
             except OSError:
                 continue
         return []
+
+
+def _launcher_client() -> Any:
+    """The container's launcher: the native server (default), or the Python fork server
+    (``SANDBOX_LAUNCHER=python``), forked from this single-threaded supervisor.
+
+    The native server is this container's alone (it exits with the supervisor and
+    is the watchdog of the run): it prepares no network namespace ahead, since
+    it serves exactly one run, at once.
+
+    Raises:
+        PolicyError: ``$SANDBOX_LAUNCHER`` names no launcher.
+    """
+    from sandbox.runner.launchers import launcher_name
+
+    if launcher_name() == "native":
+        from sandbox.launcher.native import NativeLauncherClient
+
+        return NativeLauncherClient(netns_pool=0)
+    from sandbox.runner.client import ForkServerClient
+
+    return ForkServerClient(mode="fork")
 
 
 def _hook_dict(h: Hook) -> dict[str, Any]:
