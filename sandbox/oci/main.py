@@ -518,7 +518,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "(use the cgroupfs manager)"
             )
         code = COMMANDS[args.cmd](args)
-    except (UsageError, StateError) as e:
+    except StateError as e:
+        _fail(args.glob, str(e), e.code)
+    except UsageError as e:
         _fail(args.glob, str(e))
     except OSError as e:
         _fail(args.glob, f"{args.cmd}: {e}")

@@ -85,7 +85,9 @@ def create(opts: Options) -> int:
         )
         report = verify_run(compiled, host)
     except ProgramNotFound as e:  # engines map runc's wording to exit status 127
-        raise CreateError(f"{e}: executable file not found") from None
+        from sandbox.oci.join import NOT_FOUND
+
+        raise CreateError(f"{e}: {NOT_FOUND}") from None
     except SandboxError as e:
         raise CreateError(str(e)) from None
     if bundle.process.terminal and not opts.console_socket:

@@ -33,7 +33,12 @@ STATE_FILE = "state.json"
 
 
 class StateError(Exception):
-    """A command that cannot proceed (no such container, wrong state): one line, exit 1."""
+    """A command that cannot proceed (no such container, wrong state): one line, exit
+    ``code`` (1; 127 for a program that does not exist, as runc)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def check_id(cid: str) -> str:

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -179,7 +180,32 @@ def test_exec_joins_with_the_same_layers(rt: Runtime, tmp_path: Path, no_leftove
         other = rt("exec", "--user", "1000", "x1", "true")
         assert other.returncode != 0 and "only the container's own ids" in other.stderr
         missing = rt("exec", "x1", "no-such-program")
-        assert missing.returncode != 0 and "executable file not found" in missing.stderr
+        assert missing.returncode == 127, missing.stderr  # runc's status and wording
+        assert "executable file not found in $PATH" in missing.stderr
+        # In the container's leaf, every hierarchy, as its first process (our ps: the
+        # leaf's tasks; the host's view of each one's cgroup).
+        payload = json.loads(rt("ps", "--format", "json", "x1", check=True).stdout)
+        assert len(payload) == 1
+        with tempfile.TemporaryFile() as out:
+            execd = subprocess.Popen(
+                [RUNTIME, "--root", str(rt.root), "exec", "x1", "sleep", "29"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+            )
+            try:
+                end = time.monotonic() + 20
+                while len(pids := json.loads(rt("ps", "--format", "json", "x1").stdout)) < 2:
+                    assert time.monotonic() < end and execd.poll() is None, pids
+                    time.sleep(0.05)
+                (other,) = set(pids) - set(payload)
+                cmd = Path(f"/proc/{other}/cmdline").read_bytes()
+                assert cmd == b"sleep\x0029\x00"
+                cg = Path(f"/proc/{other}/cgroup").read_text()
+                assert cg == Path(f"/proc/{payload[0]}/cgroup").read_text()
+            finally:
+                execd.kill()
+                execd.wait()
     finally:
         rt("delete", "--force", "x1", check=True)
 
