@@ -249,3 +249,7 @@ def _record(c: Container, watch: Any) -> None:
         d.mkdir(mode=0o700, exist_ok=True)
         with open(d / f"{c.id}.exec.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
+        from sandbox.oci.shim import CreateError, max_records, prune_records
+
+        with contextlib.suppress(CreateError):  # a bad count: create refuses it
+            prune_records(str(d), max_records())

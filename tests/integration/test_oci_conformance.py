@@ -375,3 +375,17 @@ def test_delete_force_of_created(rt: Runtime, tmp_path: Path, no_leftovers) -> N
     rt("create", "--bundle", str(b), "c11", check=True)
     rt("delete", "--force", "c11", check=True)
     assert _gone(rt, "c11")
+
+
+def test_run_records_are_bounded(rt: Runtime, tmp_path: Path, no_leftovers) -> None:
+    """Records outlive delete, and only the newest N containers' are kept."""
+    b = make_bundle(tmp_path, ["true"])
+    env = {**os.environ, "SANDBOX_RUNTIME_RECORDS": "2"}
+    for cid in ("r1", "r2", "r3"):
+        assert rt("run", "--bundle", str(b), cid, env=env).returncode == 0
+    kept = sorted(p.name for p in (rt.root / "records").glob("*.json"))
+    assert kept == ["r2.json", "r3.json"]
+    bad = rt("create", "--bundle", str(b), "r4", env={**env, "SANDBOX_RUNTIME_RECORDS": "0"})
+    assert bad.returncode == 1 and "SANDBOX_RUNTIME_RECORDS" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert not (rt.root / "r4").exists()
