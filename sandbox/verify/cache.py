@@ -24,6 +24,7 @@ keeps the newest :data:`MAX_ENTRIES`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -342,6 +343,9 @@ def _verify_template(
         template = _MEMORY.get(key)
     if template is None and private:
         template = _read(directory, key)
+        if template is not None:  # in use: the newest, so pruning (oldest first) keeps it
+            with contextlib.suppress(OSError):
+                os.utime(directory / f"{key}.json")
     if template is None:
         from sandbox.verify.core import check_template
 
