@@ -209,3 +209,19 @@ def test_template_of_a_pydantic_policy_is_the_snapshots(tmp_path: Path) -> None:
     one, two = template_policy(snap), template_policy(pyd)
     assert policy_digest(one) == policy_digest(two)
     assert one.filesystem.binds[0].source != str(d) and one.identity.hostname == "sandbox"
+
+
+def test_a_symlinked_source_is_judged_where_it_resolves(tmp_path: Path, rootfs: Path) -> None:
+    """A harmless name for /proc (attack round 2, Medium 5) is still found after a
+    benign sibling's verification was kept."""
+    benign = tmp_path / "benign"
+    benign.mkdir()
+    link = tmp_path / "harmless"
+    link.symlink_to("/proc")
+    assert cache.verify_run(_hostile(tmp_path, rootfs, str(benign)), HOST).ok
+    hostile = _hostile(tmp_path, rootfs, str(link))
+    full = _full(hostile)
+    assert "SBX135" in {f.id for f in full.findings}
+    with pytest.raises(VerificationError) as info:
+        cache.verify_run(hostile, HOST)
+    assert info.value.report.hash == full.hash
