@@ -183,11 +183,27 @@ def test_the_template_reads_no_abstracted_value(tmp_path: Path, rootfs: Path) ->
         assert one.findings == two.findings and one.layers == two.layers
 
 
+# What a rule reads that differs between two containers of one image (relocate's
+# abstracted fields, the mount trace, the host root): such a rule must be a placement rule.
+_PER_RUN = ("rootfs", ".source", "ctx.mounts", "ctx.root", "hostname", "_host_sources", "provided(")
+
+
 def test_placement_rules_are_those_that_read_paths() -> None:
+    """Every rule whose code reads a per-run value is in lint.PLACEMENT (a rule that read
+    one but ran on the template would judge a placeholder on every cache hit)."""
+    import inspect
+
     assert set(lint.ids()) >= lint.PLACEMENT
-    assert tuple(
-        n for n, f in model.Layers.model_fields.items() if f.default == "required"
-    ) == STRICT_REQUIRED
+    reading = {
+        rid
+        for rid, r in lint.RULES.items()
+        if any(word in inspect.getsource(r.func) for word in _PER_RUN)
+    }
+    assert reading == set(lint.PLACEMENT)
+    assert (
+        tuple(n for n, f in model.Layers.model_fields.items() if f.default == "required")
+        == STRICT_REQUIRED
+    )
     assert model.Identity.model_fields["hostname"].default == DEFAULT_HOSTNAME
 
 
