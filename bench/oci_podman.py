@@ -1,13 +1,15 @@
 """``podman run --rm IMAGE true`` through sandbox-runtime vs runc, in the same run.
 
-    .venv/bin/python -m bench.oci_podman [--runs 10] [--json out.json]
+    .venv/bin/python -m bench.oci_podman [--runs 10] [--json out.json] [--also NAME=PATH]
 
 Interleaves the two runtimes (a private podman storage root, a busybox image
 imported from busybox-static, ``--network none``; both get the same flags),
 reports median/p90 wall time per ``podman run`` and their ratio, then where
 sandbox-runtime's time goes: each runtime command podman calls (create,
-start, delete) timed by a wrapper, and create's own stages. Target (issue
-14): faster than runc. Needs root, podman and runc (scripts/setup.sh).
+start, delete) timed by a wrapper. ``--also NAME=PATH`` adds another runtime
+to the same interleaved rounds (e.g. another checkout's sandbox-runtime, for
+a before/after measured under the same load). Target (issue 14): faster than
+runc. Needs root, podman and runc (scripts/setup.sh).
 """
 
 from __future__ import annotations
@@ -86,7 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.oci_podman", description=__doc__)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--json")
+    ap.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="another runtime in the same rounds (e.g. a baseline checkout's sandbox-runtime)",
+    )
     args = ap.parse_args(argv)
+    extra = dict(a.split("=", 1) for a in args.also)
     for tool in ("podman", "runc"):
         if not shutil.which(tool):
             print(f"bench: {tool} is not installed (scripts/setup.sh)", file=sys.stderr)
@@ -101,9 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         wrapper = base / "sandbox-runtime-timed"
         wrapper.write_text(WRAPPER.format(rt=RUNTIME, log=log))
         wrapper.chmod(0o755)
-        subjects = {"runc": "runc", "sandbox-runtime": str(RUNTIME)}
+        subjects = {"runc": "runc", "sandbox-runtime": str(RUNTIME), **extra}
         times: dict[str, list[float]] = {k: [] for k in subjects}
         run = ["run", "--rm", "--network", "none", *ULIMITS, IMAGE, "true"]
+        load0 = os.getloadavg()
         for rt in subjects.values():  # warm-up: image layers, caches, page cache
             _time(_podman(base, rt, *run))
         for _ in range(args.runs):
@@ -117,11 +128,17 @@ def main(argv: list[str] | None = None) -> int:
             calls.setdefault(cmd, []).append((int(end) - int(start)) / 1e9)
         out = {k: _stats(v) for k, v in times.items()}
         ratio = out["sandbox-runtime"]["median_ms"] / out["runc"]["median_ms"]
-        load = os.getloadavg()[0]
-        print(f"podman run --rm IMAGE true, {args.runs} interleaved rounds, load {load:.1f}")
-        print(f"{'runtime':<18}{'median ms':>12}{'p90 ms':>10}{'min ms':>10}")
+        load = os.getloadavg()
+        print(
+            f"podman run --rm IMAGE true, {args.runs} interleaved rounds, load "
+            f"{load0[0]:.1f} at start, {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} at end"
+        )
+        print(f"{'runtime':<18}{'median ms':>12}{'p90 ms':>10}{'min ms':>10}{'x runc':>8}")
         for k, v in out.items():
-            print(f"{k:<18}{v['median_ms']:>12.0f}{v['p90_ms']:>10.0f}{v['min_ms']:>10.0f}")
+            x = v["median_ms"] / out["runc"]["median_ms"]
+            print(
+                f"{k:<18}{v['median_ms']:>12.0f}{v['p90_ms']:>10.0f}{v['min_ms']:>10.0f}{x:>8.2f}"
+            )
         verdict = "met" if ratio < 1 else "NOT met"
         print(f"ratio sandbox-runtime / runc: {ratio:.2f}x  (target < 1.0: {verdict})")
         print("sandbox-runtime commands as podman called them (median ms):")
@@ -134,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                         "podman_run": out,
                         "ratio": ratio,
                         "calls_ms": {k: statistics.median(v) * 1e3 for k, v in calls.items()},
-                        "load": load,
+                        "load": [load0[0], *load],
                     },
                     indent=2,
                 )

@@ -175,6 +175,9 @@ class NativeLauncherClient(ServerConnection):
         has_notify = "notify" in byname
         if has_notify:
             ordered.append(byname["notify"])
+        has_gate = "gate" in byname
+        if has_gate:
+            ordered.append(byname["gate"])
         cgroup = [fd for n, fd in fds if n.startswith("cgroup")]
         ordered += cgroup
         msg = wire.encode_spawn(
@@ -185,6 +188,7 @@ class NativeLauncherClient(ServerConnection):
             cleanup.get("cgroup_dirs", []),
             cleanup.get("files", []),
             cleanup.get("staged_dirs", []),
+            has_gate,
         )
         sock, q = self._register(plan.run_id)
         anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", ordered))]

@@ -26,7 +26,7 @@ from sandbox.plan import LaunchPlan
 from sandbox.syscalls.consts import CloneFlag
 
 PLAN_VERSION = 3  # 2: a writable bind's idmap flag; 3: private binds, staged entries
-PROTOCOL_VERSION = 3  # 2: staged-file directories in SPAWN; 3: HOLD
+PROTOCOL_VERSION = 4  # 2: staged-file directories in SPAWN; 3: HOLD; 4: the gate flag
 MAGIC = b"SBXP"
 # Bounds (sbx.h has the same numbers).
 MAX_MSG = 1 << 20
@@ -311,14 +311,17 @@ def encode_spawn(
     cleanup_dirs: Iterable[str],
     cleanup_files: Iterable[str],
     staged_dirs: Iterable[str] = (),
+    has_gate: bool = False,
 ) -> bytes:
     """SPAWN: the fds travel with it in a fixed order (stdin, stdout, stderr,
-    errpipe, status, [notify], cgroup join fds...)."""
+    errpipe, status, [notify], [gate: an OCI create's start barrier], cgroup join
+    fds...)."""
     w = Writer()
     w.field = "spawn"
     w.u32(OP_SPAWN)
     w.text(run_id, 255)
     w.flag(has_notify)
+    w.flag(has_gate)
     w.u32(n_cgroup)
     w.strs(list(cleanup_dirs))
     w.strs(list(staged_dirs))  # flat directories of staged files, removed before the files

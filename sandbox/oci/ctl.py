@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-from typing import Any
 
 from sandbox.syscalls.fdpass import recv_fds, send_fds
+
+TYPE_CHECKING = False  # not typing's (see oci.state)
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_MSG = 1 << 16
 MAX_FDS = 64

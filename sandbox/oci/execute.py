@@ -65,19 +65,24 @@ def execute(c: Container, opts: dict[str, Any], argv: list[str]) -> int:
             "exec: the process's stdio would be the caller's terminal: use --tty with "
             "--console-socket (e.g. podman exec -t) or redirect stdio"
         )
+    # Asked here, before the exec's supervisor is forked: a refusal (a program the
+    # container lacks: 127, as runc) is this command's exit status and message.
+    sent, got = _ask_join(c, proc)
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         code = 125
         try:
             os.close(r)
-            code = _exec_supervisor(c, proc, opts, w)
+            code = _exec_supervisor(c, sent, got, opts, w)
         except BaseException as e:
             with contextlib.suppress(OSError):
                 os.write(w, f"err {e}".encode())
         finally:
             os._exit(code)
     os.close(w)
+    for fd in got:
+        os.close(fd)
     reply = b""
     while chunk := os.read(r, 65536):
         reply += chunk
@@ -112,8 +117,11 @@ def _stdio(console: str | None) -> tuple[int, int, int, int]:
     return fds[0], fds[1], fds[2], -1
 
 
-def _exec_supervisor(c: Container, proc: dict[str, Any], opts: dict[str, Any], report: int) -> int:
-    """The exec's supervisor (a child of the exec command, single-threaded until the fork)."""
+def _exec_supervisor(
+    c: Container, sent: dict[str, Any], got: list[int], opts: dict[str, Any], report: int
+) -> int:
+    """The exec's supervisor (a child of the exec command, single-threaded until the fork),
+    with the container supervisor's join plan and fds (``sent``, ``got``)."""
     from sandbox import codec
     from sandbox.caps.names import last_cap
     from sandbox.launcher.protocol import decode_failure
@@ -125,7 +133,6 @@ def _exec_supervisor(c: Container, proc: dict[str, Any], opts: dict[str, Any], r
     from sandbox.syscalls.procfs import child_pids
 
     os.setsid()
-    sent, got = _ask_join(c, proc)
     plan = codec.loads(LaunchPlan, sent["plan"])
     names: list[str] = sent["fds"]
     ns = tuple(
@@ -218,7 +225,8 @@ def _ask_join(c: Container, proc: dict[str, Any]) -> tuple[dict[str, Any], list[
         for fd in fds:
             os.close(fd)
         why = reply.get("error") if reply else "the container's supervisor hung up"
-        raise StateError(f"exec in {c.id}: {why}")
+        code = reply.get("exit") if reply else None
+        raise StateError(f"exec in {c.id}: {why}", code if isinstance(code, int) else 1)
     return reply, fds
 
 
@@ -241,3 +249,7 @@ def _record(c: Container, watch: Any) -> None:
         d.mkdir(mode=0o700, exist_ok=True)
         with open(d / f"{c.id}.exec.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
+        from sandbox.oci.shim import CreateError, max_records, prune_records
+
+        with contextlib.suppress(CreateError):  # a bad count: create refuses it
+            prune_records(str(d), max_records())

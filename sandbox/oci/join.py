@@ -20,6 +20,8 @@ from sandbox import codec
 from sandbox.oci.bundle import BundleError, Process, _process
 from sandbox.syscalls.consts import CloneFlag
 
+# runc's wording, which podman and containerd's shim map to exit status 127.
+NOT_FOUND = "executable file not found in $PATH"
 # The order setns takes them: the user namespace first (it owns the others).
 NS_ORDER = (
     ("user", CloneFlag.CLONE_NEWUSER),
@@ -80,8 +82,8 @@ def join_plan(run: Running, raw: Any) -> tuple[dict[str, Any], list[int]]:
         program = resolve(
             proc.args[0], path, base.mounts.binds, base.mounts.lowers, proc.cwd, in_container=True
         )
-    except SandboxError as e:  # engines map runc's wording to 127
-        return {"error": f"{e}: executable file not found", "exit": 127}, []
+    except SandboxError as e:  # engines map runc's wording to 127 (podman: "not found in")
+        return {"error": f"{e}: {NOT_FOUND}", "exit": 127}, []
     caps = 0
     from sandbox.caps.names import CAPS
 

@@ -15,12 +15,14 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, NoReturn
 
 from sandbox.oci import ctl
 from sandbox.oci.state import DEFAULT_ROOT, Container, StateError, check_id, oci_state
+
+TYPE_CHECKING = False  # not typing's (see oci.state)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, NoReturn
 
 VERSION = "0.1.0"
 SPEC_VERSION = "1.0.2"
@@ -178,7 +180,7 @@ def parse(argv: Sequence[str]) -> Args:
 def _container(args: Args, need: bool = True) -> Container:
     if not args.rest:
         raise UsageError(f"{args.cmd}: a container id is required")
-    c = Container(Path(args.glob.get("--root", DEFAULT_ROOT)), check_id(args.rest[0]))
+    c = Container(args.glob.get("--root", DEFAULT_ROOT), check_id(args.rest[0]))
     if need and not c.exists():
         raise StateError(f"container {c.id!r} does not exist")
     return c
@@ -273,7 +275,8 @@ def cmd_ps(args: Args) -> int:
     print(f"{'PID':>8}  CMD")
     for pid in pids:
         try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode().strip()
         except OSError:
             continue
         print(f"{pid:>8}  {cmd}")
@@ -283,7 +286,7 @@ def cmd_ps(args: Args) -> int:
 def cmd_delete(args: Args) -> int:
     """Remove a stopped container (``--force``: kill it first); nothing is left behind."""
     c = _container(args, need=False)
-    if not c.dir.exists():
+    if not os.path.exists(c.path):
         if args.opts.get("--force"):
             return 0
         raise StateError(f"container {c.id!r} does not exist")
@@ -415,6 +418,8 @@ def cmd_features(args: Args) -> int:
 
 def cmd_spec(args: Args) -> int:
     """Write a default config.json into the bundle directory."""
+    from pathlib import Path
+
     from sandbox.oci.spec import default_config
 
     path = Path(args.opts.get("--bundle", ".")) / "config.json"
@@ -426,6 +431,8 @@ def cmd_spec(args: Args) -> int:
 
 def cmd_list(args: Args) -> int:
     """The containers under --root."""
+    from pathlib import Path
+
     root = Path(args.glob.get("--root", DEFAULT_ROOT))
     out = []
     for d in sorted(root.glob("*/state.json")) if root.is_dir() else []:
@@ -511,7 +518,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "(use the cgroupfs manager)"
             )
         code = COMMANDS[args.cmd](args)
-    except (UsageError, StateError) as e:
+    except StateError as e:
+        _fail(args.glob, str(e), e.code)
+    except UsageError as e:
         _fail(args.glob, str(e))
     except OSError as e:
         _fail(args.glob, f"{args.cmd}: {e}")

@@ -39,6 +39,10 @@ from sandbox.oci.bundle import Bundle, Hook
 from sandbox.oci.state import Container, private_dir, start_time
 
 READY_TIMEOUT = 60.0
+# Run records kept under <root>/records (by container, newest first; the
+# supervisor that writes one prunes the oldest beyond this): $SANDBOX_RUNTIME_RECORDS.
+MAX_RECORDS = 1000
+RECORD_SUFFIXES = (".exec.jsonl", ".error", ".json")  # the longest first
 START_TIMEOUT = 10.0
 HOOK_TIMEOUT = 30
 
@@ -73,6 +77,7 @@ def create(opts: Options) -> int:
     from sandbox.verify.cache import verify_run
 
     c = Container(opts.root, opts.id)
+    max_records()  # a bad $SANDBOX_RUNTIME_RECORDS refuses here, not after the run
     private_dir(opts.root)
     if c.dir.exists():
         raise CreateError(f"container {opts.id!r} already exists")
@@ -85,7 +90,9 @@ def create(opts: Options) -> int:
         )
         report = verify_run(compiled, host)
     except ProgramNotFound as e:  # engines map runc's wording to exit status 127
-        raise CreateError(f"{e}: executable file not found") from None
+        from sandbox.oci.join import NOT_FOUND
+
+        raise CreateError(f"{e}: {NOT_FOUND}") from None
     except SandboxError as e:
         raise CreateError(str(e)) from None
     if bundle.process.terminal and not opts.console_socket:
@@ -135,6 +142,7 @@ def _log_failure(root: Path, cid: str, e: BaseException) -> None:
         d = private_dir(root / "records")
         with open(d / f"{cid}.error", "a") as f:
             f.write("".join(traceback.format_exception(e)))
+        prune_records(str(d), max_records())
 
 
 def _write_pid_file(path: str, pid: int) -> None:
@@ -181,7 +189,6 @@ class Supervisor:
         """Set up to the gate, report, supervise; returns only on setup failure."""
         from sandbox.errors import SandboxError
         from sandbox.runner.acquire import Acquirer
-        from sandbox.runner.client import ForkServerClient
         from sandbox.runner.control import RunControl
         from sandbox.runner.launch import Stdio, launch
         from sandbox.runner.release import release
@@ -190,7 +197,7 @@ class Supervisor:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # re-raised signals dump nothing
         stdio = self._stdio()
         acquirer = Acquirer(self.host)
-        client = ForkServerClient(mode="fork")
+        client = _launcher_client()
         self.control = RunControl()
         try:
             self.res = acquirer.acquire(self.compiled)
@@ -360,6 +367,7 @@ class Supervisor:
         tmp.write_text(json.dumps(record, indent=1, default=str))
         os.chmod(tmp, 0o600)
         os.rename(tmp, d / f"{self.c.id}.json")
+        prune_records(str(d), max_records())
 
     # ---------------------------------------------------------- control ----
     def _serve(self) -> socket.socket:
@@ -487,6 +495,72 @@ class Supervisor:
             except OSError:
                 continue
         return []
+
+
+def max_records() -> int:
+    """How many containers' records to keep: ``$SANDBOX_RUNTIME_RECORDS`` or 1000.
+
+    Raises:
+        CreateError: the variable is not a positive integer.
+    """
+    raw = os.environ.get("SANDBOX_RUNTIME_RECORDS", "")
+    if not raw:
+        return MAX_RECORDS
+    if not raw.isdigit() or int(raw) < 1:
+        raise CreateError(f"SANDBOX_RUNTIME_RECORDS={raw!r}: must be a positive integer")
+    return int(raw)
+
+
+def prune_records(directory: str, keep: int) -> None:
+    """Remove the records of all but the ``keep`` containers whose records changed last.
+
+    A container's records are ``<id>.json`` (its run record), ``<id>.error``
+    (its supervisor's failure) and ``<id>.exec.jsonl`` (its execs' violations);
+    they go together. Never raises: a record that cannot be removed stays.
+    """
+    newest: dict[str, int] = {}
+    files: dict[str, list[str]] = {}
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for e in entries:
+        suffix = next((x for x in RECORD_SUFFIXES if e.name.endswith(x)), "")
+        cid = e.name.removesuffix(suffix) if suffix and not e.name.startswith(".") else ""
+        if not cid or not e.is_file(follow_symlinks=False):
+            continue
+        with contextlib.suppress(OSError):
+            mtime = e.stat(follow_symlinks=False).st_mtime_ns
+            newest[cid] = max(newest.get(cid, 0), mtime)
+            files.setdefault(cid, []).append(e.path)
+    if len(newest) <= keep:
+        return
+    for cid in sorted(newest, key=lambda k: newest[k])[: len(newest) - keep]:
+        for path in files[cid]:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def _launcher_client() -> Any:
+    """The container's launcher: the native server (default), or the Python fork server
+    (``SANDBOX_LAUNCHER=python``), forked from this single-threaded supervisor.
+
+    The native server is this container's alone (it exits with the supervisor and
+    is the watchdog of the run): it prepares no network namespace ahead, since
+    it serves exactly one run, at once.
+
+    Raises:
+        PolicyError: ``$SANDBOX_LAUNCHER`` names no launcher.
+    """
+    from sandbox.runner.launchers import launcher_name
+
+    if launcher_name() == "native":
+        from sandbox.launcher.native import NativeLauncherClient
+
+        return NativeLauncherClient(netns_pool=0)
+    from sandbox.runner.client import ForkServerClient
+
+    return ForkServerClient(mode="fork")
 
 
 def _hook_dict(h: Hook) -> dict[str, Any]:

@@ -18,10 +18,14 @@ import fcntl
 import json
 import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+
+# Not typing's: every runtime command imports this module, and typing, dataclasses
+# and pathlib cost each of them milliseconds (podman calls four per container).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+    from typing import Any
 
 DEFAULT_ROOT = "/run/sandbox-runtime"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
@@ -29,7 +33,12 @@ STATE_FILE = "state.json"
 
 
 class StateError(Exception):
-    """A command that cannot proceed (no such container, wrong state): one line, exit 1."""
+    """A command that cannot proceed (no such container, wrong state): one line, exit
+    ``code`` (1; 127 for a program that does not exist, as runc)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def check_id(cid: str) -> str:
@@ -49,7 +58,7 @@ def private_dir(path: Path) -> Path:
     Raises:
         StateError: when it is someone else's, a symlink or group/world-writable.
     """
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.makedirs(path, mode=0o700, exist_ok=True)
     st = os.lstat(path)
     if not os.path.isdir(path) or os.path.islink(path):
         raise StateError(f"{path} is not a directory")
@@ -72,32 +81,49 @@ def start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-@dataclass
 class Container:
-    """One container's directory and state."""
+    """One container's directory and state (paths kept as text; ``root``/``dir`` as Path)."""
 
-    root: Path
-    id: str
+    __slots__ = ("id", "path", "root_path")
+
+    def __init__(self, root: str | os.PathLike[str], cid: str) -> None:
+        self.root_path = os.fspath(root)
+        self.id = cid
+        self.path = os.path.join(self.root_path, cid)  # ``<root>/<id>``
+
+    def __repr__(self) -> str:
+        return f"Container({self.root_path!r}, {self.id!r})"
+
+    @property
+    def root(self) -> Path:
+        """``--root``."""
+        from pathlib import Path
+
+        return Path(self.root_path)
 
     @property
     def dir(self) -> Path:
         """``<root>/<id>``."""
-        return self.root / self.id
+        from pathlib import Path
+
+        return Path(self.path)
 
     @property
     def ctl_path(self) -> str:
         """The supervisor's control socket."""
-        return str(self.dir / "ctl.sock")
+        return os.path.join(self.path, "ctl.sock")
 
     def exists(self) -> bool:
         """True when the container's state exists."""
-        return (self.dir / STATE_FILE).is_file()
+        return os.path.isfile(os.path.join(self.path, STATE_FILE))
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the container's lock (exclusive) for the block."""
         fd = os.open(
-            self.dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+            os.path.join(self.path, "lock"),
+            os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+            0o600,
         )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -112,7 +138,9 @@ class Container:
             StateError: the container does not exist or its state is unreadable.
         """
         try:
-            fd = os.open(self.dir / STATE_FILE, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            fd = os.open(
+                os.path.join(self.path, STATE_FILE), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+            )
         except FileNotFoundError:
             raise StateError(f"container {self.id!r} does not exist") from None
         with os.fdopen(fd, "rb") as f:
@@ -131,7 +159,7 @@ class Container:
 
     def write(self, st: dict[str, Any]) -> None:
         """Replace state.json atomically."""
-        tmp = self.dir / f".{STATE_FILE}.{os.getpid()}"
+        tmp = os.path.join(self.path, f".{STATE_FILE}.{os.getpid()}")
         fd = os.open(
             tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
         )
@@ -139,7 +167,7 @@ class Container:
             json.dump(st, f)
             f.flush()
             os.fsync(f.fileno())
-        os.rename(tmp, self.dir / STATE_FILE)
+        os.rename(tmp, os.path.join(self.path, STATE_FILE))
 
     def update(self, **changes: Any) -> dict[str, Any]:
         """Read, change and write the state under the lock; returns the new state."""
@@ -152,7 +180,7 @@ class Container:
     def read_raw(self) -> dict[str, Any]:
         """state.json exactly as written ({} when missing)."""
         try:
-            with open(self.dir / STATE_FILE, "rb") as f:
+            with open(os.path.join(self.path, STATE_FILE), "rb") as f:
                 data: dict[str, Any] = json.loads(f.read(1 << 20))
                 return data
         except (OSError, ValueError):

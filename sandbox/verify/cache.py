@@ -24,6 +24,7 @@ keeps the newest :data:`MAX_ENTRIES`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -41,6 +42,7 @@ from sandbox.verify.report import Report
 
 if TYPE_CHECKING:
     from sandbox.compile import CompiledRun
+    from sandbox.fs.ops import MountPlan
     from sandbox.host import HostFacts
     from sandbox.landlock.rules import LandlockArtifact
     from sandbox.policy.frozen import Policy
@@ -242,13 +244,22 @@ def cached_check(
     return report
 
 
-def run_key(compiled: CompiledRun, host: HostFacts) -> str:
-    """The key of a run's verification: exactly the artifacts it will load, and who checked.
+def _template(compiled: CompiledRun) -> tuple[LoadedProfile, MountPlan]:
+    """The profile and mount plan the kept part of a run's verification is about: the policy
+    as compiled, its per-run host paths and hostname abstracted (``verify.relocate``)."""
+    from sandbox.verify.relocate import template_mounts, template_policy
 
-    The compiled run's artifact digest covers the policy digest, the BPF
-    bytes, the Landlock rules, the AppArmor text, the mount plan, the kept
-    capabilities, the namespaces and the rlimits.
-    """
+    profile = compiled.profile
+    policy = template_policy(compiled.verify_policy)
+    profile = dataclasses.replace(profile, policy=policy, known_digest=None)
+    return profile, template_mounts(compiled.plan.mounts)
+
+
+def run_key(compiled: CompiledRun, host: HostFacts) -> str:
+    """The key of a run's whole verification: exactly the artifacts it will load, and who
+    checked (the compiled run's artifact digest covers the policy digest, host paths
+    included, the BPF bytes, the Landlock rules, the AppArmor text, the mount plan, the
+    kept capabilities, the namespaces and the rlimits)."""
     from sandbox.verify.version import library_id
 
     _, strict = _policy_facts(compiled.profile)
@@ -256,43 +267,107 @@ def run_key(compiled: CompiledRun, host: HostFacts) -> str:
     return hashlib.sha256(json.dumps(body).encode()).hexdigest()
 
 
-def verify_run(compiled: CompiledRun, host: HostFacts, *, cache_dir: Path | None = None) -> Report:
-    """The verify stage of a run: the compiled artifacts, checked once per digest.
+def template_key(compiled: CompiledRun, host: HostFacts) -> str:
+    """The key of a run's template verification: exactly the artifacts it will load, the policy
+    they were compiled from with its per-run host paths abstracted, and who checked.
 
-    A hit costs a key computation and a lookup (no verify machinery is
-    imported); a miss runs the full check on exactly the artifacts the run
-    will load, with the policy as compiled.
+    Covers the seccomp BPF bytes, the Landlock rules, the AppArmor text, the
+    mount plan (host paths abstracted), the kept capabilities, the namespaces
+    and the rlimits: two containers of one image and config share it, a
+    different byte anywhere in what is loaded does not.
+    """
+    from sandbox import codec
+    from sandbox.verify.version import library_id
+
+    _, strict = _policy_facts(compiled.profile)
+    profile, mounts = _template(compiled)
+    sc, aa = compiled.seccomp, compiled.apparmor
+    parts = {
+        "policy": profile.digest,
+        "seccomp": hashlib.sha256(sc.bpf).hexdigest() if sc is not None else None,
+        "seccomp_arch": sc.arch if sc is not None else None,
+        "landlock": compiled.landlock.key if compiled.landlock is not None else None,
+        "apparmor": hashlib.sha256(aa.text.encode()).hexdigest() if aa is not None else None,
+        "mounts": codec.dumps(mounts),
+        "caps": compiled.plan.caps_keep,
+        "ns": compiled.plan.unshare_flags,
+        "rlimits": codec.dumps(compiled.plan.rlimits),
+    }
+    body = [ENTRY_FORMAT, "run-template", library_id(), codec.dumps(parts), strict, _host_id(host)]
+    return hashlib.sha256(json.dumps(body).encode()).hexdigest()
+
+
+def verify_run(compiled: CompiledRun, host: HostFacts, *, cache_dir: Path | None = None) -> Report:
+    """The verify stage of a run, kept at two levels.
+
+    1. The whole report by :func:`run_key` (the same run again: a judge's,
+       the CLI's): a hit costs a key computation and a lookup, and imports
+       no verify machinery.
+    2. Else the template's report by :func:`template_key` (another container
+       of the same image and config: only its host paths and hostname
+       differ), joined with the placement checks (the mount trace and the
+       rules that read host paths: ``verify.placement``) run on this run's
+       own values. A miss runs every other check
+       (``verify.core.check_template``) on exactly the artifacts the run will
+       load, with the policy as compiled and its host paths abstracted.
 
     Raises:
         VerificationError: with ``.report``, when a finding blocks the run.
     """
-    key = run_key(compiled, host)
+    whole = run_key(compiled, host)
     with _LOCK:
-        hit = _MEMORY.get(key)
-    if hit is not None:
-        return _here(hit, compiled.profile)
+        hit = _MEMORY.get(whole)
     directory = cache_dir if cache_dir is not None else default_dir()
-    report = _read(directory, key) if _private_dir(directory, create=False) else None
-    if report is None:
-        from sandbox.verify.core import check
+    private = _private_dir(directory, create=False)
+    if hit is None and private:
+        hit = _read(directory, whole)
+    if hit is not None:
+        with _LOCK:
+            _MEMORY[whole] = hit
+        return _here(hit, compiled.profile)
+    report = _verify_template(compiled, host, directory, private)
+    with _LOCK:
+        _MEMORY[whole] = report
+    if _private_dir(directory, create=True):
+        _write(directory, whole, report)
+    return report
 
-        target = compiled.profile
-        if compiled.verify_policy is not target.policy:
-            target = dataclasses.replace(target, policy=compiled.verify_policy, known_digest=None)
-        report = check(
-            target,
+
+def _verify_template(
+    compiled: CompiledRun, host: HostFacts, directory: Path, private: bool
+) -> Report:
+    from sandbox.verify.placement import check_placement, join
+
+    key = template_key(compiled, host)
+    with _LOCK:
+        template = _MEMORY.get(key)
+    if template is None and private:
+        template = _read(directory, key)
+        if template is not None:  # in use: the newest, so pruning (oldest first) keeps it
+            with contextlib.suppress(OSError):
+                os.utime(directory / f"{key}.json")
+    if template is None:
+        from sandbox.verify.core import check_template
+
+        profile, _ = _template(compiled)
+        template = check_template(
+            profile,
             host,
             seccomp=compiled.seccomp,
             landlock=compiled.landlock,
             apparmor=compiled.apparmor,
-            mounts=compiled.plan.mounts,
         )
-        _refuse_blocking(report)
+        _refuse_blocking(template)
         if _private_dir(directory, create=True):
-            _write(directory, key, report)
+            _write(directory, key, template)
     with _LOCK:
-        _MEMORY[key] = report
-    return _here(report, compiled.profile)
+        _MEMORY[key] = template
+    _, strict = _policy_facts(compiled.profile)
+    placement = check_placement(compiled.verify_policy, compiled.plan.mounts, strict=strict)
+    source = getattr(compiled.profile, "source", "<policy>")
+    report = join(template, placement, compiled.verify_policy, source)
+    _refuse_blocking(report)
+    return report
 
 
 def _refuse_blocking(report: Report) -> None:

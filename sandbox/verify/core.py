@@ -25,8 +25,8 @@ from sandbox import enforce
 from sandbox.apparmor.parser import PARSER
 from sandbox.apparmor.render import AppArmorArtifact
 from sandbox.caps.names import normalize
-from sandbox.errors import PolicyError, UnsupportedError
-from sandbox.fs.ops import MountPlan, plan_mounts
+from sandbox.errors import UnsupportedError
+from sandbox.fs.ops import MountPlan
 from sandbox.host import HostFacts, probe
 from sandbox.landlock.rules import LandlockArtifact
 from sandbox.layers import Enforcement
@@ -38,29 +38,9 @@ from sandbox.verify import compile as comp
 from sandbox.verify import lint
 from sandbox.verify.findings import Finding
 from sandbox.verify.inputs import host_summary, unpack
-from sandbox.verify.mountflags import MountFlags, trace
+from sandbox.verify.placement import check_placement, join
 from sandbox.verify.report import LayerResult, Report
 from sandbox.verify.version import library_id
-
-
-def _mounts(
-    policy: Policy, out: comp.Compiled, root: Path, given: MountPlan | None
-) -> tuple[MountFlags, ...] | None:
-    try:
-        # The run path passes its own plan. Otherwise the default image is
-        # built at run time; any existing directory stands in for it here
-        # (the plan only checks that it exists).
-        plan = given or plan_mounts(policy.filesystem, str(root), None, root)
-    except PolicyError as e:
-        out.layers.append(LayerResult("mounts", "", "failed", str(e)))
-        out.findings.append(
-            Finding("SBX306", "error", "filesystem", str(e), "fix [filesystem] (see the message)")
-        )
-        return None
-    mounts = trace(plan)
-    detail = "; ".join(f"{m.target} {m.options}" for m in mounts)
-    out.layers.append(LayerResult("mounts", "", "ok", detail))
-    return mounts
 
 
 def _caps(policy: Policy, out: comp.Compiled) -> None:
@@ -108,6 +88,10 @@ def check(
 ) -> Report:
     """Verify a policy and its generated artifacts for ``host`` (probed when None).
 
+    The report is :func:`check_template`'s joined with :func:`check_placement`'s
+    (:func:`join`): the run path keeps the first by key and runs the second
+    every time.
+
     Args:
         profile: the policy, or the loaded profile (whose chain tells whether
             it extends ``strict``).
@@ -129,6 +113,32 @@ def check(
             conflicting names), as loading the profile would.
     """
     policy, source, strict = unpack(profile)
+    template = check_template(
+        profile, host, seccomp=seccomp, landlock=landlock, apparmor=apparmor, parser=parser
+    )
+    return join(template, check_placement(policy, mounts, root, strict), policy, source)
+
+
+def check_template(
+    profile: Policy | LoadedProfile,
+    host: HostFacts | None = None,
+    *,
+    seccomp: SeccompArtifact | None = None,
+    landlock: LandlockArtifact | None = None,
+    apparmor: AppArmorArtifact | None = None,
+    parser: str = PARSER,
+) -> Report:
+    """Every check that reads no host path: all of :func:`check` but the placement.
+
+    It never looks at ``filesystem.rootfs``, the binds' sources or the mount
+    plan (``lint.PLACEMENT`` rules and the mount trace do), so its report for
+    a policy whose per-run host paths are replaced by placeholders
+    (``verify.relocate``) is its report for every run of that shape.
+
+    Raises:
+        PolicyError: when the seccomp section does not resolve.
+    """
+    policy, source, strict = unpack(profile)
     host = host if host is not None else probe()
     spec = resolve(policy.seccomp)
     out = comp.Compiled()
@@ -136,7 +146,6 @@ def check(
     comp.simulate(spec, out)
     comp.apparmor(policy, host, out, parser, apparmor)
     comp.landlock(policy, host, out, landlock)
-    traced = _mounts(policy, out, root, mounts)
     _caps(policy, out)
     comp.cgroups(policy, out)
     _feasible(policy, host, out)
@@ -145,9 +154,8 @@ def check(
         spec,
         strict=strict,
         apparmor_text=out.apparmor.text if out.apparmor is not None else None,
-        mounts=traced,
-        root=root,
     )
+    chosen = [i for i in lint.ids() if i not in lint.PLACEMENT]
     return Report(
         profile=policy.name,
         source=source,
@@ -155,5 +163,5 @@ def check(
         library=library_id(),
         host=host_summary(host),
         layers=tuple(out.layers),
-        findings=tuple(out.findings + lint.run(ctx)),
+        findings=tuple(out.findings + lint.run(ctx, chosen)),
     )

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -179,7 +180,32 @@ def test_exec_joins_with_the_same_layers(rt: Runtime, tmp_path: Path, no_leftove
         other = rt("exec", "--user", "1000", "x1", "true")
         assert other.returncode != 0 and "only the container's own ids" in other.stderr
         missing = rt("exec", "x1", "no-such-program")
-        assert missing.returncode != 0 and "executable file not found" in missing.stderr
+        assert missing.returncode == 127, missing.stderr  # runc's status and wording
+        assert "executable file not found in $PATH" in missing.stderr
+        # In the container's leaf, every hierarchy, as its first process (our ps: the
+        # leaf's tasks; the host's view of each one's cgroup).
+        payload = json.loads(rt("ps", "--format", "json", "x1", check=True).stdout)
+        assert len(payload) == 1
+        with tempfile.TemporaryFile() as out:
+            execd = subprocess.Popen(
+                [RUNTIME, "--root", str(rt.root), "exec", "x1", "sleep", "29"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+            )
+            try:
+                end = time.monotonic() + 20
+                while len(pids := json.loads(rt("ps", "--format", "json", "x1").stdout)) < 2:
+                    assert time.monotonic() < end and execd.poll() is None, pids
+                    time.sleep(0.05)
+                (other,) = set(pids) - set(payload)
+                cmd = Path(f"/proc/{other}/cmdline").read_bytes()
+                assert cmd == b"sleep\x0029\x00"
+                cg = Path(f"/proc/{other}/cgroup").read_text()
+                assert cg == Path(f"/proc/{payload[0]}/cgroup").read_text()
+            finally:
+                execd.kill()
+                execd.wait()
     finally:
         rt("delete", "--force", "x1", check=True)
 
@@ -349,3 +375,17 @@ def test_delete_force_of_created(rt: Runtime, tmp_path: Path, no_leftovers) -> N
     rt("create", "--bundle", str(b), "c11", check=True)
     rt("delete", "--force", "c11", check=True)
     assert _gone(rt, "c11")
+
+
+def test_run_records_are_bounded(rt: Runtime, tmp_path: Path, no_leftovers) -> None:
+    """Records outlive delete, and only the newest N containers' are kept."""
+    b = make_bundle(tmp_path, ["true"])
+    env = {**os.environ, "SANDBOX_RUNTIME_RECORDS": "2"}
+    for cid in ("r1", "r2", "r3"):
+        assert rt("run", "--bundle", str(b), cid, env=env).returncode == 0
+    kept = sorted(p.name for p in (rt.root / "records").glob("*.json"))
+    assert kept == ["r2.json", "r3.json"]
+    bad = rt("create", "--bundle", str(b), "r4", env={**env, "SANDBOX_RUNTIME_RECORDS": "0"})
+    assert bad.returncode == 1 and "SANDBOX_RUNTIME_RECORDS" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert not (rt.root / "r4").exists()

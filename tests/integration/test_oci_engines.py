@@ -276,6 +276,10 @@ def test_podman_exec(podman: Podman) -> None:
         e = podman("exec", "sbx-e", "sh", "-c", "echo in; exit 3")
         assert e.returncode == 3, e.stderr
         assert e.stdout == "in\n"
+        # A program the container lacks: 127 and runc's wording, as a shell says it.
+        missing = podman("exec", "sbx-e", "no-such-program")
+        assert missing.returncode == 127, (missing.returncode, missing.stderr)
+        assert "not found" in missing.stderr
         cmd = podman.cmd("exec", "-t", "sbx-e", "sh", "-c", "[ -t 0 ] && echo tty-yes")
         t = subprocess.run(
             ["script", "-qec", shlex.join(cmd), "/dev/null"],

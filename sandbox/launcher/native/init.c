@@ -110,6 +110,7 @@ __attribute__((noreturn)) void sbx_init_main(struct sbx_ctx *c) {
     c->fds.handover = hand[0];
     c->payload_pid = pid;
     close(c->fds.sync), close(0), close(1), close(2);
+    if (c->fds.gate >= 0) close(c->fds.gate); /* the payload's alone (an OCI create) */
     for (uint32_t i = 0; i < c->fds.n_cgroup; i++) close(c->fds.cgroup[i]);
     /* The errpipe stays open through the handover: a failure there is this
      * run's failure, and its end-of-file then means execve and listener both. */

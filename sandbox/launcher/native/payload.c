@@ -86,7 +86,7 @@ int step_chdir(struct sbx_ctx *c, struct sbx_err *e) {
 
 int step_wait_gate(struct sbx_ctx *c, struct sbx_err *e) {
     /* Start barrier (an OCI create): set up, execve waits for start. Before seccomp,
-     * after the fds are close-on-exec. Only the Python supervisor passes a gate. */
+     * after the fds are close-on-exec. Only an OCI create passes a gate. */
     if (c->fds.gate < 0) return 0;
     char b = 0;
     if (sbx_write_all(c->fds.gate, "R", 1) < 0) return sbx_error(e, errno, "write(gate)");

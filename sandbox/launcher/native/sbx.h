@@ -21,7 +21,7 @@
 /* Versions: the plan encoding (must equal sandbox/launcher/wire.py
  * PLAN_VERSION) and the server protocol (wire.py PROTOCOL_VERSION). */
 #define SBX_PLAN_VERSION 3
-#define SBX_PROTOCOL_VERSION 3
+#define SBX_PROTOCOL_VERSION 4
 #define SBX_EXIT_SPAWN_FAILED 125
 /* The build id nativebuild.py passes with -D (a hash of the sources). */
 #ifndef SBX_BUILD_ID
@@ -181,7 +181,7 @@ struct sbx_fds {
     int handover;
     int cgroup[SBX_MAX_CGROUP_FDS]; uint32_t n_cgroup;
     int netns; /* a network namespace prepared ahead, or -1 */
-    int gate;  /* start barrier (an OCI create), or -1: the Python supervisor's only */
+    int gate;  /* start barrier (an OCI create's supervisor passes one), or -1 */
 };
 
 struct sbx_detached {

@@ -262,13 +262,13 @@ static void spawn(struct sbx_rd *r, const int *fds, int nfds) {
     struct sbx_err e = {0};
     static struct sbx_plan plan;
     const char *id = "";
-    uint8_t has_notify;
+    uint8_t has_notify, has_gate;
     uint32_t n_cgroup, n_dirs, n_staged, n_files, plan_len;
     const char *dirs[SBX_MAX_CLEANUP + 1], *staged[SBX_MAX_CLEANUP + 1],
         *files[SBX_MAX_CLEANUP + 1];
     const uint8_t *plan_buf;
     r->field = "spawn";
-    if (rd_str(r, &id, 255, &e) || rd_bool(r, &has_notify, &e) ||
+    if (rd_str(r, &id, 255, &e) || rd_bool(r, &has_notify, &e) || rd_bool(r, &has_gate, &e) ||
         rd_count(r, &n_cgroup, SBX_MAX_CGROUP_FDS, &e) ||
         rd_count(r, &n_dirs, SBX_MAX_CLEANUP, &e))
         goto bad;
@@ -285,8 +285,9 @@ static void spawn(struct sbx_rd *r, const int *fds, int nfds) {
         sbx_error(&e, EINVAL, "malformed spawn request: trailing bytes");
         goto bad;
     }
-    if ((uint32_t)nfds != 5 + has_notify + n_cgroup) {
-        sbx_error(&e, EINVAL, "spawn request with %d fds, expected %u", nfds, 5 + has_notify + n_cgroup);
+    if ((uint32_t)nfds != 5u + has_notify + has_gate + n_cgroup) {
+        sbx_error(&e, EINVAL, "spawn request with %d fds, expected %u", nfds,
+                  5u + has_notify + has_gate + n_cgroup);
         goto bad;
     }
     sbx_trace("spawn_request");
@@ -312,9 +313,10 @@ static void spawn(struct sbx_rd *r, const int *fds, int nfds) {
     c->fds = (struct sbx_fds){.in = fds[0], .out = fds[1], .err_ = fds[2], .errpipe = fds[3],
                               .status = fds[4], .sync = sv[1],
                               .notify = has_notify ? fds[5] : -1, .handover = -1,
-                              .netns = -1, .gate = -1};
+                              .netns = -1,
+                              .gate = has_gate ? fds[5 + has_notify] : -1};
     c->fds.n_cgroup = n_cgroup;
-    for (uint32_t i = 0; i < n_cgroup; i++) c->fds.cgroup[i] = fds[5 + has_notify + i];
+    for (uint32_t i = 0; i < n_cgroup; i++) c->fds.cgroup[i] = fds[5 + has_notify + has_gate + i];
     c->parent_pid = getpid();
     c->last_cap = last_cap;
     c->lifeline = -1;

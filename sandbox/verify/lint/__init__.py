@@ -36,6 +36,7 @@ from sandbox.verify.lint import (
     danger_system,
 )
 from sandbox.verify.lint.base import (
+    PLACEMENT,
     RULES,
     Hit,
     Kind,
@@ -55,6 +56,7 @@ from sandbox.verify.lint.danger_seccomp import DANGEROUS_SYSCALLS, FLAGGED_CAPS,
 __all__ = [
     "DANGEROUS_SYSCALLS",
     "FLAGGED_CAPS",
+    "PLACEMENT",
     "RULES",
     "SYSCALL_CAPS",
     "Hit",

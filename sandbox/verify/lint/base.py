@@ -115,6 +115,14 @@ class Rule:
 
 RULES: dict[str, Rule] = {}
 
+# The rules that read host paths (the rootfs layers, the binds' sources, what
+# exists under them, the mount trace, whose sources they name) or the hostname:
+# what differs between two containers of one image and config. The run path
+# runs these on every run's own paths and keeps the others' findings by key
+# (``verify.core.check_template``), so any rule that reads one of those must
+# be listed here (tests/unit/verify/test_relocate.py attacks each).
+PLACEMENT = frozenset({"SBX130", "SBX131", "SBX135", "SBX136", "SBX150", "SBX155"})
+
 
 def rule(
     id: str, severity: Severity, layer: str, kind: Kind, title: str, fix: str

@@ -423,3 +423,35 @@ def test_masked_equalities_under_one_mask_become_one_rule() -> None:
     }
     # Two masks: one rule cannot say both; one of them alone is a subset of the JSON.
     assert by["madvise"]["values"] in ([4], [8]) and by["madvise"]["match"] == "allow"
+
+
+def test_records_are_pruned_by_container_oldest_first(tmp_path: Path) -> None:
+    """The records directory keeps the newest N containers' files, all of each."""
+    import os
+
+    from sandbox.oci.shim import prune_records
+
+    for i, cid in enumerate(["a.1", "b", "c", "d"]):
+        for suffix in (".json", ".error", ".exec.jsonl"):
+            p = tmp_path / f"{cid}{suffix}"
+            p.write_text("{}")
+            os.utime(p, ns=(i * 10**9, i * 10**9))
+    (tmp_path / ".b.tmp").write_text("")  # a record being written is not a container
+    (tmp_path / "notes.txt").write_text("")  # nor anything else someone put there
+    os.utime(tmp_path / "b.exec.jsonl", ns=(9 * 10**9, 9 * 10**9))  # b's exec: newest
+    prune_records(str(tmp_path), 2)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(
+        [
+            ".b.tmp",
+            "notes.txt",
+            "b.json",
+            "b.error",
+            "b.exec.jsonl",
+            "d.json",
+            "d.error",
+            "d.exec.jsonl",
+        ]
+    )
+    prune_records(str(tmp_path), 5)  # under the cap: nothing goes
+    assert len(list(tmp_path.iterdir())) == len(left)
