@@ -73,15 +73,19 @@ class RunControl:
         it a wall-time limit, as an interactive pair's grace period does)."""
         if self.reason is None:
             self.reason = reason
-        try:
-            os.write(self._wake_w, b"x")
-        except BlockingIOError:
-            pass
+        with self._lock:
+            if self._wake_w < 0:
+                return  # closed: the run is over, and the number may be another's now
+            try:
+                os.write(self._wake_w, b"x")
+            except BlockingIOError:
+                pass
 
     def close(self) -> None:
-        """Release the wake-up pipe."""
-        for fd in (self.wake_r, self._wake_w):
-            try:
+        """Release the wake-up pipe, once: a second close (``RunHandle.wait`` twice) must
+        not close a descriptor number another thread has opened since."""
+        with self._lock:
+            fds, self.wake_r, self._wake_w = (self.wake_r, self._wake_w), -1, -1
+        for fd in fds:
+            if fd >= 0:
                 os.close(fd)
-            except OSError:
-                pass
