@@ -163,6 +163,9 @@ def _exec_supervisor(
     pid = os.fork()
     if pid == 0:
         try:
+            # The exec command reads its report up to EOF: a copy here (and in the
+            # payload) would hold `exec --detach` until the process ended.
+            os.close(report)
             join_main(Ctx(plan=plan, fds=fds, sc=LinuxSyscalls(), parent_pid=parent, last_cap=lc))
         finally:
             os._exit(125)

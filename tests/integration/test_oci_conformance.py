@@ -210,6 +210,32 @@ def test_exec_joins_with_the_same_layers(rt: Runtime, tmp_path: Path, no_leftove
         rt("delete", "--force", "x1", check=True)
 
 
+def test_exec_detach_returns_at_once_and_its_pid_lives_as_long_as_the_process(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    """podman exec -d: the command returns once the process started, and the pid-file's
+    process (what conmon waits for) ends with it, not before (it returned only at the
+    process's end: the exec's helpers held the report pipe the command reads to EOF)."""
+    b = make_bundle(tmp_path, ["sleep", "30"])
+    rt("create", "--bundle", str(b), "x3", check=True)
+    rt("start", "x3", check=True)
+    pidfile = tmp_path / "exec.pid"
+    try:
+        start = time.monotonic()
+        d = rt("exec", "--detach", "--pid-file", str(pidfile), "x3", "sleep", "3", check=True)
+        assert d.returncode == 0 and time.monotonic() - start < 2.5
+        pid = int(pidfile.read_text())
+        time.sleep(1.0)
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        assert stat[0] in ("S", "R"), stat[0]  # alive, not a zombie: the process runs
+        end = time.monotonic() + 15
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < end:
+            time.sleep(0.1)
+        assert time.monotonic() - start >= 2.9  # it ended with the process, not before
+    finally:
+        rt("delete", "--force", "x3", check=True)
+
+
 def test_exec_in_stopped_container_is_refused(rt: Runtime, tmp_path: Path) -> None:
     b = make_bundle(tmp_path, ["true"])
     rt("create", "--bundle", str(b), "x2", check=True)
