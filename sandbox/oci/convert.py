@@ -30,7 +30,7 @@ from sandbox.errors import PolicyError
 from sandbox.fs.ops import DEV_NODES
 from sandbox.host import HostFacts
 from sandbox.layers import Enforcement
-from sandbox.oci.bundle import Bundle
+from sandbox.oci.bundle import PROFILE_ANNOTATION, Bundle
 from sandbox.plan import tightened
 from sandbox.policy.profile import LoadedProfile, dump
 from sandbox.seccomp.setid import MODE_ARG, setid_rule
@@ -190,6 +190,34 @@ def _as_masked_eq(c: dict[str, Any]) -> tuple[int, int, int] | None:
     return None
 
 
+# Where a bundle's run.sandbox.profile may name a profile file (":"-separated).
+PROFILE_DIRS_ENV = "SANDBOX_RUNTIME_PROFILES"
+DEFAULT_PROFILE_DIRS = "/etc/sandbox/profiles"
+
+
+def _profile_allowed(named: str) -> None:
+    """A shipped profile's name, or a path under the host's profile directories.
+
+    The annotation is the pod author's, and the runtime reads as root: a path
+    anywhere would let it learn which host files exist and how they parse
+    ("not found" against "malformed TOML at line 1"). Nothing is read before
+    this check.
+
+    Raises:
+        PolicyError: a path outside the allowed directories, naming them.
+    """
+    if "/" not in named and not named.endswith(".toml"):
+        return  # a shipped profile's name: find_profile checks it
+    dirs = [d for d in os.environ.get(PROFILE_DIRS_ENV, DEFAULT_PROFILE_DIRS).split(":") if d]
+    path = os.path.normpath(named)
+    if os.path.isabs(path) and any(path.startswith(d.rstrip("/") + "/") for d in dirs):
+        return
+    raise PolicyError(
+        f"config.json: annotations: {PROFILE_ANNOTATION}: a profile path must be under "
+        f"{':'.join(dirs)} (the runtime's {PROFILE_DIRS_ENV}), or name a shipped profile"
+    )
+
+
 # clone's namespace flags (CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET): moby's mask.
 CLONE_NS_MASK = 0x7E020000
 
@@ -280,6 +308,8 @@ def convert(bundle: Bundle) -> Converted:
     from sandbox.policy.cache import load as load_profile
 
     named = bundle.profile
+    if named is not None:
+        _profile_allowed(named)
     base = load_profile(named or BASE_PROFILE)
     raw: dict[str, Any] = dump(base.policy)
     notes = list(bundle.notes)

@@ -455,3 +455,41 @@ def test_records_are_pruned_by_container_oldest_first(tmp_path: Path) -> None:
     )
     prune_records(str(tmp_path), 5)  # under the cap: nothing goes
     assert len(list(tmp_path.iterdir())) == len(left)
+
+
+@pytest.mark.parametrize("value", ["/etc/shadow", "/etc/sandbox/profiles/../../shadow", "x.toml"])
+def test_annotation_path_outside_the_profile_dirs_is_refused_unread(
+    bdir: Path, monkeypatch, value: str
+) -> None:
+    """The pod author's annotation never makes the runtime (root) read a host file: no
+    existence or parse oracle (second attack round, low)."""
+    from sandbox.errors import PolicyError
+    from sandbox.oci import convert as conv_mod
+    from sandbox.policy import cache
+
+    monkeypatch.delenv(conv_mod.PROFILE_DIRS_ENV, raising=False)
+    opened: list[str] = []
+    real = cache.load
+    monkeypatch.setattr(cache, "load", lambda name, *a, **k: opened.append(name) or real(name))
+
+    def ann(d):
+        d["annotations"] = {B.PROFILE_ANNOTATION: value}
+
+    with pytest.raises(PolicyError, match="SANDBOX_RUNTIME_PROFILES") as e:
+        conv_mod.convert(check(bdir, ann))
+    assert "shadow" not in str(e.value).split("must be under")[1]
+    assert opened == []
+
+
+def test_annotation_path_under_a_profile_dir_is_used(bdir: Path, tmp_path: Path, monkeypatch):
+    from sandbox.oci.convert import PROFILE_DIRS_ENV, convert
+
+    allowed = tmp_path / "profiles"
+    allowed.mkdir()
+    (allowed / "mine.toml").write_text('extends = "strict"\nname = "mine"\n')
+    monkeypatch.setenv(PROFILE_DIRS_ENV, f"/nonexistent:{allowed}")
+
+    def ann(d):
+        d["annotations"] = {B.PROFILE_ANNOTATION: str(allowed / "mine.toml")}
+
+    assert convert(check(bdir, ann)).profile.policy.name == "mine"
