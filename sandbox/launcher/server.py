@@ -75,7 +75,12 @@ class ForkServer:
             for key, _ in self.sel.select():
                 kind, run = key.data
                 if kind == "ctl":
-                    msg, fds = recv_msg(self.sock)
+                    try:
+                        msg, fds = recv_msg(self.sock)
+                    except ConnectionResetError:
+                        # A client SIGKILLed with a reply unread resets the socket:
+                        # gone all the same, and the watchdog's cleanup is owed.
+                        msg, fds = None, []
                     if msg is None:
                         self._shutdown()
                         return
