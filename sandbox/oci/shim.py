@@ -275,9 +275,15 @@ class Supervisor:
     def _oom_score_adj(self) -> None:
         adj = self.bundle.process.oom_score_adj
         pid = self.payload_pid()
-        if adj is not None and pid:
+        if adj is None:
+            return
+        if not pid:
+            raise CreateError(f"process.oomScoreAdj {adj}: the container's process is gone")
+        try:
             with open(f"/proc/{pid}/oom_score_adj", "w") as f:
                 f.write(str(adj))
+        except OSError as e:
+            raise CreateError(f"process.oomScoreAdj {adj}: {e.strerror or e}") from None
 
     def payload_pid(self) -> int | None:
         """Host pid of the payload (the child of the container's init)."""

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ocikit import RUNTIME, Runtime, make_bundle, supervisor_status
+from ocikit import RUNTIME, Runtime, config, make_bundle, supervisor_status
 
 pytestmark = pytest.mark.requires("root", "userns")
 
@@ -98,6 +98,18 @@ def test_run_exit_code_and_output(rt: Runtime, tmp_path: Path) -> None:
     assert p.stdout == "got hello\n"
     assert p.stderr == "err\n"
     assert _gone(rt, "c4")
+
+
+def test_oom_score_adj_is_the_payloads(rt: Runtime, tmp_path: Path) -> None:
+    """process.oomScoreAdj is set on the container's process, not on ours."""
+    cfg = config(["cat", "/proc/self/oom_score_adj"])
+    cfg["process"]["oomScoreAdj"] = 617
+    b = make_bundle(tmp_path, [])
+    (b / "config.json").write_text(json.dumps(cfg))
+    p = rt("run", "--bundle", str(b), "c-oom")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "617"
+    assert _gone(rt, "c-oom")
 
 
 # -------------------------------------------------------- wrong states ----
