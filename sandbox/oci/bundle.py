@@ -345,6 +345,9 @@ def _root(v: Any, bundle: str) -> tuple[str, bool]:
         raise _err("root.path", f"{p!r} escapes the bundle directory")
     if not os.path.isdir(full):
         raise _err("root.path", f"{full} is not a directory")
+    # The engine's own path (as runc does, a symlink to the rootfs is followed here,
+    # once); everything inside the rootfs is then opened without following links.
+    full = os.path.realpath(full)
     ro = root.get("readonly", False)
     if not isinstance(ro, bool):
         raise _err("root.readonly", "must be true or false")

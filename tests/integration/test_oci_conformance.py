@@ -112,6 +112,17 @@ def test_oom_score_adj_is_the_payloads(rt: Runtime, tmp_path: Path) -> None:
     assert _gone(rt, "c-oom")
 
 
+def test_rootfs_given_as_a_symlink_is_followed_once(rt: Runtime, tmp_path: Path) -> None:
+    """root.path may name a link to the rootfs (runc follows it too)."""
+    b = make_bundle(tmp_path, ["echo", "inside"])
+    (b / "rootfs").rename(b / "real-rootfs")
+    (b / "rootfs").symlink_to("real-rootfs")
+    p = rt("run", "--bundle", str(b), "c-rootlink")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "inside\n"
+    assert _gone(rt, "c-rootlink")
+
+
 # -------------------------------------------------------- wrong states ----
 def test_errors_on_wrong_states(rt: Runtime, tmp_path: Path, no_leftovers) -> None:
     b = make_bundle(tmp_path, ["sleep", "30"])
