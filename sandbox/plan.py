@@ -91,5 +91,9 @@ class LaunchPlan:
     join_ns: tuple[tuple[str, str], ...] = ()
     # sysctls of the run's own net/ipc namespaces, written by its init (dotted names)
     sysctl: tuple[tuple[str, str], ...] = ()
+    # The payload's stdio is a pty of the container's own devpts (an OCI
+    # process.terminal): the payload opens it (steps.step_console), init hands the
+    # master to the supervisor; needs mounts.devpts.
+    console: bool = False
     version: int = PLAN_VERSION
     notes: tuple[str, ...] = field(default=())

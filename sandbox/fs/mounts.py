@@ -210,6 +210,8 @@ def prepare_detached(
         sc.fchmodat(out.dev, name, 0o666)
     for name, target in plan.dev_links:
         sc.symlinkat(target, out.dev, name)
+    if plan.devpts is not None:
+        sc.mkdirat(out.dev, "pts", 0o755)  # init mounts the run's own devpts here
     if scratch:  # the overlay holds its own private clone of the upper: detach ours
         sc.umount2(staging, UmountFlag.MNT_DETACH)
     return out
@@ -288,9 +290,7 @@ def _private_overlay(sc: Syscalls, source: str, empty: str, attrs: int, rootless
         sc.close(src)
 
 
-def _stage_box(
-    plan: MountPlan, sc: Syscalls, upper: int, owner: tuple[int, int] | None
-) -> None:
+def _stage_box(plan: MountPlan, sc: Syscalls, upper: int, owner: tuple[int, int] | None) -> None:
     """The program copy and the staged files, written beneath a /box fd of the new upper.
 
     Every source is a host path opened without following any symlink
@@ -413,6 +413,30 @@ def _move(sc: Syscalls, fd: int, target: str) -> None:
     sc.move_mount(fd, "", AT_FDCWD, target, MoveMount.MOVE_MOUNT_F_EMPTY_PATH)
 
 
+DEVPTS_SUPER_MAGIC = 0x1CD1
+
+
+def mount_devpts(plan: MountPlan, sc: Syscalls) -> None:
+    """The run's own devpts instance on the staging /dev/pts (container init, in the
+    run's user namespace), or the run fails.
+
+    ``newinstance`` is always passed; since Linux 4.7 every devpts mount is a new
+    instance anyway, and the check after the mount holds on any kernel: the
+    instance must not be the host's /dev/pts (seen here, before pivot_root), else
+    the payload would reach the host's ptys (and their input) through it.
+    """
+    assert plan.devpts is not None
+    target = plan.staging + "/dev/pts"
+    sc.mount("devpts", target, "devpts", M.MS_NOSUID | M.MS_NOEXEC, plan.devpts.options())
+    ours = sc.fstat_path(target)
+    try:
+        host = sc.fstat_path("/dev/pts")
+    except FileNotFoundError:
+        return  # the host has none in our view: nothing to be confused with
+    if ours.st_dev == host.st_dev:
+        raise OSError(errno.EEXIST, "devpts: the mount is the host's instance, not a new one")
+
+
 def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls) -> None:
     """Assemble the root under the staging directory and pivot into it (container init)."""
     staging = plan.staging
@@ -429,6 +453,8 @@ def attach(plan: MountPlan, mnt: DetachedMounts, sc: Syscalls) -> None:
     _move(sc, mnt.dev, staging + "/dev")
     for name, fd in mnt.dev_nodes:
         _move(sc, fd, f"{staging}/dev/{name}")
+    if plan.devpts is not None:
+        mount_devpts(plan, sc)
     sc.mount(
         "proc",
         staging + "/proc",

@@ -85,6 +85,34 @@ class TmpfsMount:
 
 
 @dataclass(frozen=True, slots=True)
+class DevptsMount:
+    """A devpts instance of the container's own at /dev/pts, with /dev/ptmx -> pts/ptmx.
+
+    Always ``newinstance`` (the launcher passes it whatever was asked, and checks
+    that the mounted instance is not the host's), nosuid and noexec; mounted by
+    the container's init inside the run's user namespace, so ``gid``/``uid``
+    must be ids mapped there (None: the opener's, the kernel's default).
+    """
+
+    mode: int = 0o600  # of each new pty's slave
+    ptmxmode: int = 0o000  # of pts/ptmx (the kernel's default: nobody opens it)
+    gid: int | None = None
+    uid: int | None = None
+    max: int | None = None  # at most this many ptys in the instance
+
+    def options(self) -> str:
+        """The mount(2) data string (the same in both launchers)."""
+        out = [f"newinstance,ptmxmode={self.ptmxmode:04o},mode={self.mode:04o}"]
+        if self.gid is not None:
+            out.append(f"gid={self.gid}")
+        if self.uid is not None:
+            out.append(f"uid={self.uid}")
+        if self.max is not None:
+            out.append(f"max={self.max}")
+        return ",".join(out)
+
+
+@dataclass(frozen=True, slots=True)
 class MountPlan:
     """Everything the child needs to build the root, in the order it is applied."""
 
@@ -117,6 +145,8 @@ class MountPlan:
     # Rootless: every mount is made inside the run's user namespace (overlay
     # with userxattr, /dev nodes bound from the host instead of mknod'd).
     rootless: bool = False
+    # A devpts instance of the run's own (an OCI bundle's devpts mount), or none.
+    devpts: DevptsMount | None = None
 
 
 def _trusted_link(link: str, st: os.stat_result) -> bool:

@@ -33,6 +33,9 @@ USERNS_READY = b"U"
 MAPS_WRITTEN = b"M"
 MAPS_FAILED = b"F"
 NOTIFY_TAKEN = b"K"  # init to the payload: its seccomp listener is held
+# Tags of the fds on the handover channels (payload -> init -> supervisor), one a message.
+LISTENER_TAG = b"F"  # the payload's seccomp listener
+CONSOLE_TAG = b"C"  # the master of the console pty (an OCI process.terminal)
 GATE_READY = b"R"
 GATE_OPEN = b"G"
 

@@ -53,6 +53,7 @@ from sandbox.fs.mounts import DetachedMounts, attach, prepare_detached
 from sandbox.landlock.restrict import apply_in_child as landlock_apply
 from sandbox.launcher.protocol import (
     COLLECTOR_FAILED,
+    CONSOLE_TAG,
     EXEC_READY,
     EXIT_SPAWN_FAILED,
     GATE_OPEN,
@@ -404,6 +405,46 @@ def step_ids(ctx: Ctx) -> None:
     ctx.sc.setresuid(ctx.plan.inside_uid, ctx.plan.inside_uid, ctx.plan.inside_uid)
 
 
+PTMX_RDEV = os.makedev(5, 2)  # TTYAUX_MAJOR, 2: a devpts instance's ptmx node
+
+
+def step_console(ctx: Ctx) -> None:
+    """The console (an OCI process.terminal): a pty of the container's own devpts
+    becomes the payload's stdio and controlling terminal; its master goes to init.
+
+    After the uid switch, so the pty is the payload's own (a devpts slave
+    belongs to its opener), and before Landlock and seccomp, which need not
+    allow it. The master is opened beneath nothing the payload touched yet
+    (the run's own /dev/pts/ptmx, no symlink followed), checked to be a ptmx,
+    sent to init on the handover channel (init passes it to the supervisor,
+    step_take_console) and closed here: the payload never holds it. Then a
+    session of its own, the slave on 0-2 and as the controlling terminal
+    (what runc's console setup gives a container).
+    """
+    if not ctx.plan.console:
+        return
+    master = ctx.sc.openat2(
+        AT_FDCWD,
+        "/dev/pts/ptmx",
+        os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC,
+        RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    )
+    try:
+        st = ctx.sc.fstat(master)
+        if not stat.S_ISCHR(st.st_mode) or st.st_rdev != PTMX_RDEV:
+            raise OSError(25, "/dev/pts/ptmx is not a pty multiplexer")  # ENOTTY
+        ctx.sc.unlockpt(master)
+        slave = ctx.sc.pty_peer(master, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        ctx.sc.send_fd(ctx.handover, master, CONSOLE_TAG)
+    finally:
+        ctx.sc.close(master)
+    ctx.sc.setsid()
+    for n in (0, 1, 2):
+        ctx.sc.dup2(slave, n)
+    ctx.sc.close(slave)
+    ctx.sc.set_controlling_tty(0)
+
+
 def step_capabilities(ctx: Ctx) -> None:
     """Ambient cleared, final sets written (normally all empty)."""
     if ctx.plan.drop_caps:
@@ -499,6 +540,7 @@ PAYLOAD_STEPS: tuple[Step, ...] = (
     step_join_cgroup,
     step_cgroupns,
     step_ids,
+    step_console,
     step_parent_death,
     step_capabilities,
     step_landlock,
@@ -514,6 +556,34 @@ PAYLOAD_STEPS: tuple[Step, ...] = (
 # ------------------------------------------------------------- handover ----
 
 
+def step_take_console(ctx: Ctx) -> None:
+    """Init: the console's master from the payload, passed on to the supervisor.
+
+    One message tagged CONSOLE_TAG with one fd, checked to be a ptmx, sent
+    on the notify channel and closed: neither init nor the payload keeps it.
+    End-of-file: the payload ended before its console and reported why itself.
+    """
+    if not ctx.plan.console or ctx.handover < 0:
+        return
+    tag, fd = ctx.sc.recv_fd(ctx.handover)
+    if not tag and fd < 0:
+        return
+    try:
+        if tag != CONSOLE_TAG or fd < 0:
+            raise OSError(71, "the payload sent no console")  # EPROTO
+        st = ctx.sc.fstat(fd)
+        if not stat.S_ISCHR(st.st_mode) or st.st_rdev != PTMX_RDEV:
+            raise OSError(25, "the payload's console is not a pty master")  # ENOTTY
+        ctx.sc.send_fd(ctx.fds.notify, fd, CONSOLE_TAG)
+    except Exception:
+        ctx.sc.kill(ctx.payload_pid, signal.SIGKILL)
+        ctx.sc.wait_exited(ctx.payload_pid)
+        raise
+    finally:
+        if fd >= 0:
+            ctx.sc.close(fd)
+
+
 def step_take_listener(ctx: Ctx) -> None:
     """Init: copy the payload's seccomp listener, pass it to the supervisor, then ack.
 
@@ -526,6 +596,10 @@ def step_take_listener(ctx: Ctx) -> None:
     reaches execve (it dies with init's pid namespace).
     """
     if ctx.handover < 0:
+        return
+    if ctx.plan.seccomp is None or not ctx.plan.seccomp.notify:  # the channel was the console's
+        ctx.sc.close(ctx.handover)
+        ctx.handover = -1
         return
     try:
         data = ctx.sc.read(ctx.handover, 16)
@@ -546,7 +620,7 @@ def step_take_listener(ctx: Ctx) -> None:
     ctx.handover = -1
 
 
-HANDOVER_STEPS: tuple[Step, ...] = (step_take_listener,)
+HANDOVER_STEPS: tuple[Step, ...] = (step_take_console, step_take_listener)
 
 
 # ------------------------------------------------------------ collector ----
@@ -661,7 +735,7 @@ def _fork_payload(ctx: Ctx) -> tuple[int, int]:
     """Fork the payload (PAYLOAD_STEPS, then execve); its pid and our end of the
     handover channel (-1 without a seccomp listener), whose other end is closed."""
     ours = theirs = -1
-    if ctx.plan.seccomp is not None and ctx.plan.seccomp.notify:
+    if ctx.plan.console or (ctx.plan.seccomp is not None and ctx.plan.seccomp.notify):
         ours, theirs = ctx.sc.socketpair()
     pid = ctx.sc.fork()
     if pid == 0:

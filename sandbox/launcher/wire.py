@@ -25,7 +25,8 @@ from sandbox.landlock.rules import LandlockArtifact
 from sandbox.plan import LaunchPlan
 from sandbox.syscalls.consts import CloneFlag
 
-PLAN_VERSION = 3  # 2: a writable bind's idmap flag; 3: private binds, staged entries
+# 2: a writable bind's idmap flag; 3: private binds, staged entries; 4: devpts, console
+PLAN_VERSION = 4
 PROTOCOL_VERSION = 4  # 2: staged-file directories in SPAWN; 3: HOLD; 4: the gate flag
 MAGIC = b"SBXP"
 # Bounds (sbx.h has the same numbers).
@@ -154,6 +155,10 @@ def encode_plan(plan: LaunchPlan) -> bytes:
     _pairs(w, plan.join_ns, MAX_JOIN_NS)
     w.field = "sysctl"
     _pairs(w, plan.sysctl, MAX_SYSCTL)
+    w.field = "console"
+    if plan.console and plan.mounts.devpts is None:
+        raise ValueError("console: a console needs the run's own devpts (mounts.devpts)")
+    w.flag(plan.console)
     if len(w.buf) > MAX_MSG - 4096:
         raise ValueError(f"plan of {len(w.buf)} bytes is over the launcher's limit")
     w.buf[8:12] = _U32.pack(len(w.buf))
@@ -270,6 +275,17 @@ def _mounts_bytes(m: MountPlan) -> bytes:
     w.text(m.staging, MAX_STR - 256)
     w.flag(m.rootless)
     w.flag(m.read_only_root)
+    w.field = "mounts.devpts"
+    pts = m.devpts
+    w.flag(pts is not None)
+    if pts is not None:
+        if not (0 <= pts.mode <= 0o777 and 0 <= pts.ptmxmode <= 0o777):
+            raise ValueError(f"{w.field}: a mode is at most 0777")
+        w.u32(pts.mode)
+        w.u32(pts.ptmxmode)
+        for v in (pts.gid, pts.uid, pts.max):  # each: present, value
+            w.flag(v is not None)
+            w.u32(0 if v is None else v)
     return bytes(w.buf)
 
 

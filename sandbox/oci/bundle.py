@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.errors import PolicyError
+from sandbox.fs.ops import DevptsMount
 
 PROFILE_ANNOTATION = "run.sandbox.profile"
 NS_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
@@ -93,8 +94,26 @@ SKIPPED_MOUNTS = {
     "cgroup": _NO_CGROUPFS,
     "cgroup2": _NO_CGROUPFS,
     "mqueue": "no mqueue file system: POSIX queues still work through the ipc namespace",
-    "devpts": "no devpts: a terminal, when asked for, is a pty of the runtime's",
 }
+# devpts (made at /dev/pts only): the options we honour, and those that describe what
+# we do anyway (newinstance is always passed; nosuid and noexec always set).
+_DEVPTS_FLAGS = frozenset(
+    {
+        "newinstance",
+        "nosuid",
+        "noexec",
+        "rw",
+        "relatime",
+        "norelatime",
+        "strictatime",
+        "nostrictatime",
+        "noatime",
+        "atime",
+        "nodiratime",
+        "diratime",
+    }
+)
+_DEVPTS_KEYS = ("mode", "ptmxmode", "gid", "uid", "max")
 
 
 class BundleError(PolicyError):
@@ -112,6 +131,7 @@ class Mount:
     exec: bool = True
     size: int | None = None
     mode: int = 0o755
+    devpts: DevptsMount | None = None  # kind "devpts": its options
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +191,11 @@ class Bundle:
     hooks: Mapping[str, tuple[Hook, ...]]
     annotations: Mapping[str, str]
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def devpts(self) -> DevptsMount | None:
+        """The bundle's devpts mount at /dev/pts (its options), if it lists one."""
+        return next((m.devpts for m in self.mounts if m.devpts is not None), None)
 
     @property
     def profile(self) -> str | None:
@@ -516,6 +541,39 @@ def _mount_opts(opts: list[Any], where: str) -> tuple[set[str], dict[str, str]]:
     return flags, keys
 
 
+def _devpts(opts: Any, where: str, notes: list[str]) -> DevptsMount:
+    """A devpts mount's options: each known or refused, naming its JSON path."""
+    keys: dict[str, int] = {}
+    for j, o in enumerate(_list(opts, f"{where}.options")):
+        at = f"{where}.options[{j}]"
+        o = _str(o, at)
+        k, eq, v = o.partition("=")
+        if not eq:
+            if o == "suid":
+                notes.append("/dev/pts: mounted nosuid whatever its options say")
+            elif o not in _DEVPTS_FLAGS and o != "dev":
+                raise _err(at, f"devpts option {o!r} is not supported")
+            continue
+        if k not in _DEVPTS_KEYS:
+            raise _err(at, f"devpts option {o!r} is not supported")
+        try:
+            n = int(v, 8) if k.endswith("mode") else int(v, 10)
+        except ValueError:
+            raise _err(at, f"devpts option {o!r}: not a number") from None
+        if k.endswith("mode") and not 0 <= n <= 0o777:
+            raise _err(at, f"devpts option {o!r}: a mode is at most 0777")
+        if not k.endswith("mode") and not 0 <= n < (1 << 32) - 1:
+            raise _err(at, f"devpts option {o!r}: out of range")
+        keys[k] = n
+    return DevptsMount(
+        mode=keys.get("mode", 0o600),
+        ptmxmode=keys.get("ptmxmode", 0),
+        gid=keys.get("gid"),
+        uid=keys.get("uid"),
+        max=keys.get("max"),
+    )
+
+
 def _size(v: str, where: str) -> int:
     m = re.fullmatch(r"(\d+)([kmgKMG]?)", v)
     if not m:
@@ -534,6 +592,13 @@ def _mounts(items: list[Any], bundle: str, notes: list[str]) -> tuple[Mount, ...
         if m.get("uidMappings") or m.get("gidMappings"):
             raise _err(where, "id-mapped mounts are not supported")
         dest = _abs(m.get("destination"), f"{where}.destination")
+        if m.get("type") == "devpts":
+            if dest != "/dev/pts":
+                raise _err(f"{where}.destination", f"{dest}: devpts is mounted at /dev/pts only")
+            if any(x.devpts is not None for x in out):
+                raise _err(where, "a second devpts mount")
+            out.append(Mount(dest, "devpts", devpts=_devpts(m.get("options"), where, notes)))
+            continue
         flags, keys = _mount_opts(_list(m.get("options"), f"{where}.options"), where)
         kind = m.get("type") or ("bind" if flags & {"bind", "rbind"} else None)
         if kind is None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from sandbox.compile import CompiledRun, Request
 from sandbox.errors import PolicyError
-from sandbox.fs.ops import DEV_NODES
+from sandbox.fs.ops import DEV_NODES, DevptsMount
 from sandbox.host import HostFacts
 from sandbox.layers import Enforcement
 from sandbox.oci.bundle import PROFILE_ANNOTATION, Bundle
@@ -38,6 +38,7 @@ from sandbox.syscalls.consts import CloneFlag
 
 BASE_PROFILE = "oci"
 TTY_NODE = ("tty", 5, 0)
+PTMX_LINK = ("ptmx", "pts/ptmx")  # /dev/ptmx opens the container's own devpts instance
 _JOINED = {
     "network": CloneFlag.CLONE_NEWNET,
     "ipc": CloneFlag.CLONE_NEWIPC,
@@ -369,6 +370,13 @@ def convert(bundle: Bundle) -> Converted:
         raw["env"]["path"] = path
     sec, sec_notes = _bundle_seccomp(bundle)
     notes += sec_notes
+    pts = bundle.devpts
+    for key, want, have in (("gid", pts and pts.gid, proc.gid), ("uid", pts and pts.uid, proc.uid)):
+        if want is not None and want != have:
+            notes.append(
+                f"/dev/pts: {key}={want} is not mapped in the container's user namespace "
+                f"(only {have} is): ptys belong to their opener's {key}"
+            )
     if sec is not None:
         sec = _clone_rule(sec)
     if sec is not None and not named:
@@ -416,10 +424,18 @@ def adjust(compiled: CompiledRun, bundle: Bundle, host: HostFacts) -> CompiledRu
     compiled = _apparmor(compiled, bundle, host)
     proc = bundle.process
     plan = compiled.plan
+    devpts = _devpts(bundle)
+    if proc.terminal and devpts is None:
+        raise PolicyError(
+            "config.json: process.terminal needs a devpts mount at /dev/pts in mounts "
+            "(the console is a pty of the container's own instance)"
+        )
     mounts = replace(
         plan.mounts,
         read_only_root=bundle.readonly or bool(bundle.profile),
         dev_nodes=(*DEV_NODES, TTY_NODE),
+        dev_links=(*plan.mounts.dev_links, PTMX_LINK) if devpts else plan.mounts.dev_links,
+        devpts=devpts,
     )
     joined = 0
     for kind, _ in bundle.ns_paths:
@@ -436,5 +452,25 @@ def adjust(compiled: CompiledRun, bundle: Bundle, host: HostFacts) -> CompiledRu
         mounts=mounts,
         sysctl=bundle.sysctl,
         join_ns=bundle.ns_paths,
+        console=proc.terminal,
     )
     return replace(compiled, plan=plan)
+
+
+def _devpts(bundle: Bundle) -> DevptsMount | None:
+    """The bundle's devpts as the run's user namespace can mount it.
+
+    Only the process's own uid and gid are mapped there, and devpts refuses an
+    unmapped ``gid=``/``uid=`` (EINVAL): podman's ``gid=5`` (tty) then goes,
+    and a pty's group is its opener's (the payload's, for the console), as
+    said in the notes (``convert``).
+    """
+    d = bundle.devpts
+    if d is None:
+        return None
+    proc = bundle.process
+    if d.gid is not None and d.gid != proc.gid:
+        d = replace(d, gid=None)
+    if d.uid is not None and d.uid != proc.uid:
+        d = replace(d, uid=None)
+    return d

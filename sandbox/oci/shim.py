@@ -97,6 +97,8 @@ def create(opts: Options) -> int:
         raise CreateError(str(e)) from None
     if bundle.process.terminal and not opts.console_socket:
         raise CreateError("process.terminal is true but no --console-socket was given")
+    if opts.console_socket and not bundle.process.terminal:
+        raise CreateError("--console-socket was given but process.terminal is false")
     if not opts.console_socket and any(os.isatty(n) for n in range(3)):
         # Issue 13's terminal rule: the payload never holds the caller's terminal (its
         # ioctls would outlive the container). Engines pass pipes or a console socket.
@@ -190,7 +192,7 @@ class Supervisor:
         from sandbox.errors import SandboxError
         from sandbox.runner.acquire import Acquirer
         from sandbox.runner.control import RunControl
-        from sandbox.runner.launch import Stdio, launch
+        from sandbox.runner.launch import Stdio, launch, take_console
         from sandbox.runner.release import release
 
         os.setsid()
@@ -210,17 +212,22 @@ class Supervisor:
             self.launched = launch(
                 self.compiled,
                 self.res,
-                Stdio(*stdio[:3], own_terminal=stdio[3] >= 0),
+                Stdio(*stdio),
                 client,
                 control=self.control,
                 gate=theirs.detach(),
             )
+            for fd in set(stdio):
+                os.close(fd)
             self._await_gate()
             if self.opts.console_socket:
-                ctl.send_console(self.opts.console_socket, stdio[3], os.ttyname(stdio[0]))
-            for fd in set(stdio[:4]):
-                if fd >= 0:
-                    os.close(fd)
+                # The payload opened its console in the container's own devpts before
+                # its gate (launcher.steps.step_console); its init passed us the master.
+                master = take_console(self.launched)
+                try:
+                    ctl.send_console(self.opts.console_socket, master, _pty_name(master))
+                finally:
+                    os.close(master)
             self._oom_score_adj()
             server = self._serve()
             self._write_state("created")
@@ -234,15 +241,15 @@ class Supervisor:
         os.close(self.report_fd)
         return self._supervise(server, client, release)
 
-    def _stdio(self) -> tuple[int, int, int, int]:
-        """The payload's stdin/stdout/stderr (a pty's slave with a console) and the master;
-        our own 0-2 become /dev/null so the fork server holds none of the engine's pipes."""
+    def _stdio(self) -> tuple[int, int, int]:
+        """The payload's stdin/stdout/stderr as the launcher gets them (with a console:
+        /dev/null, which the payload replaces with its pty); our own 0-2 become
+        /dev/null so the fork server holds none of the engine's pipes."""
         if self.opts.console_socket:
-            master, slave = os.openpty()
-            os.set_inheritable(master, False)
-            fds = (slave, slave, slave, master)
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            fds = (null, os.dup(null), os.dup(null))
         else:
-            fds = (os.dup(0), os.dup(1), os.dup(2), -1)
+            fds = (os.dup(0), os.dup(1), os.dup(2))
         null = os.open(os.devnull, os.O_RDWR)
         for n in range(3):
             os.dup2(null, n)
@@ -567,6 +574,16 @@ def _launcher_client() -> Any:
     from sandbox.runner.client import ForkServerClient
 
     return ForkServerClient(mode="fork")
+
+
+def _pty_name(master: int) -> str:
+    """The slave's path inside the container (TIOCGPTN on its master)."""
+    import fcntl
+    import struct
+
+    tiocgptn = 0x80045430  # _IOR('T', 0x30, unsigned int)
+    (n,) = struct.unpack("I", fcntl.ioctl(master, tiocgptn, b"\0" * 4))
+    return f"/dev/pts/{n}"
 
 
 def _hook_dict(h: Hook) -> dict[str, Any]:

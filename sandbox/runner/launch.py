@@ -85,6 +85,9 @@ class Launched:
 
     watch: Watch
     outer_pid: int
+    # Our end of the handover channel from the container's init (the console's
+    # master comes on it first; the seccomp listener after), or -1.
+    channel: int = -1
 
 
 def launch(
@@ -160,9 +163,14 @@ def launch(
         theirs += [("errpipe", err_w), ("status", st_w)]
         if gate is not None:
             theirs.append(("gate", gate))
-        if plan.seccomp is not None and plan.seccomp.notify:
+        channel = -1
+        if plan.console or (plan.seccomp is not None and plan.seccomp.notify):
             ours, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            watch.notify_fd = ours.detach()
+            channel = ours.detach()
+            if plan.seccomp is not None and plan.seccomp.notify:
+                watch.notify_fd = channel  # the watch closes it
+            else:
+                mine.append(channel)
             theirs.append(("notify", child.detach()))
         # What the launcher's watchdog removes if we are killed: the staged files
         # before the lock (the sweep keys on the lock), the lock last.
@@ -183,7 +191,42 @@ def launch(
     if reply["op"] != "spawned":
         raise SandboxInternalError(f"launcher: {reply.get('error', reply['op'])}")
     outer.append(int(reply["pid"]))
-    return Launched(watch=watch, outer_pid=outer[0])
+    return Launched(watch=watch, outer_pid=outer[0], channel=channel)
+
+
+CONSOLE_TIMEOUT = 10.0
+
+
+def take_console(launched: Launched, timeout: float = CONSOLE_TIMEOUT) -> int:
+    """The master of the run's console pty (``plan.console``), from its init: the
+    first message on the handover channel. Call once the payload has reached its
+    gate (it sent the master before that); ours to close.
+
+    Raises:
+        SandboxInternalError: no console came (the launcher's failure, when there
+            is one, is on the errpipe), or what came is not a pty master.
+    """
+    import select
+
+    from sandbox.launcher.protocol import CONSOLE_TAG
+    from sandbox.runner.watch import recv_listener
+
+    if launched.channel < 0:
+        raise SandboxInternalError("console: the run has no handover channel")
+    ready, _, _ = select.select([launched.channel], [], [], timeout)
+    if not ready:
+        raise SandboxInternalError(f"console: none came from the container within {timeout:g} s")
+    tag, fds = recv_listener(launched.channel)
+    if tag != CONSOLE_TAG or len(fds) != 1:
+        for fd in fds:
+            os.close(fd)
+        raise SandboxInternalError("console: the container's init sent no pty master")
+    st = os.fstat(fds[0])
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(5, 2):
+        os.close(fds[0])
+        raise SandboxInternalError("console: what came is not a pty master")
+    os.set_inheritable(fds[0], False)
+    return fds[0]
 
 
 def _close_all(fds: list[int]) -> None:

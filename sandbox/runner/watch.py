@@ -29,7 +29,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sandbox.launcher.protocol import EXEC_READY, PayloadStatus, decode_files, encode_failure
+from sandbox.launcher.protocol import (
+    CONSOLE_TAG,
+    EXEC_READY,
+    PayloadStatus,
+    decode_files,
+    encode_failure,
+)
 from sandbox.runner.control import RunControl
 from sandbox.runner.result import Violation
 from sandbox.runner.verdict import KillReason
@@ -362,12 +368,19 @@ class Watch:
             self._stop(self.control.reason)
 
     def _on_notify_channel(self, sel: selectors.BaseSelector, fd: int) -> None:
-        """The payload's listener, from its init (SCM_RIGHTS, one message)."""
-        sel.unregister(fd)
+        """The payload's listener, from its init (SCM_RIGHTS, one message).
+
+        A console's master (an OCI terminal) comes first on the same channel and
+        is taken by the runtime before the watch runs; one left here is closed."""
         try:
-            _, fds = recv_listener(fd)
+            tag, fds = recv_listener(fd)
         except OSError:
-            fds = []
+            tag, fds = b"", []
+        if tag == CONSOLE_TAG:
+            for extra in fds:
+                os.close(extra)
+            return  # the listener comes next
+        sel.unregister(fd)
         if len(fds) != 1:
             for extra in fds:
                 os.close(extra)

@@ -17,9 +17,11 @@ import signal
 import socket
 import stat
 import struct
+import termios
 from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
 
+from sandbox.syscalls import fdpass
 from sandbox.syscalls.api import WaitResult
 from sandbox.syscalls.consts import (
     AT_FDCWD,
@@ -98,6 +100,10 @@ def _sys(name: str, desc: Callable[[], str], *args: object) -> int:
     if r < 0:
         _fail(name, desc)
     return r
+
+
+TIOCSPTLCK = 0x40045431  # _IOW('T', 0x31, int): (un)lock a pty's slave
+TIOCGPTPEER = 0x5441  # _IO('T', 0x41): open the slave through its master (Linux 4.13+)
 
 
 class _Iovec(ctypes.Structure):
@@ -387,10 +393,10 @@ class LinuxSyscalls:
     def close(self, fd: int) -> None:
         os.close(fd)
 
-    def send_fd(self, sock: int, fd: int) -> None:
+    def send_fd(self, sock: int, fd: int, tag: bytes = b"F") -> None:
         # One raw sendmsg(2): this runs after the seccomp filter is loaded, so no
         # other syscall may be made (a Python socket object would getsockopt).
-        data = ctypes.create_string_buffer(b"F", 1)
+        data = ctypes.create_string_buffer(tag[:1], 1)
         iov = _Iovec(ctypes.cast(data, ctypes.c_void_p), 1)
         cmsg = ctypes.create_string_buffer(
             struct.pack("QiiI4x", 20, socket.SOL_SOCKET, socket.SCM_RIGHTS, fd), 24
@@ -398,6 +404,26 @@ class LinuxSyscalls:
         msg = _Msghdr(None, 0, ctypes.pointer(iov), 1, ctypes.cast(cmsg, ctypes.c_void_p), 24, 0)
         if _sendmsg(sock, ctypes.byref(msg), 0) < 0:
             _fail("sendmsg", f"sendmsg({sock}, SCM_RIGHTS [{fd}])")
+
+    def recv_fd(self, sock: int) -> tuple[bytes, int]:
+        # One message and at most one fd; (b"", -1) at end-of-file. Extra fds close.
+        s = socket.socket(fileno=os.dup(sock))
+        try:
+            data, fds = fdpass.recv_fds(s, 16, 2)
+        finally:
+            s.close()
+        for extra in fds[1:]:
+            os.close(extra)
+        return data, fds[0] if fds else -1
+
+    def unlockpt(self, master: int) -> None:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+
+    def pty_peer(self, master: int, flags: int) -> int:
+        return int(fcntl.ioctl(master, TIOCGPTPEER, flags))
+
+    def set_controlling_tty(self, fd: int) -> None:
+        fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
 
     def socketpair(self) -> tuple[int, int]:
         # AF_UNIX, SOCK_SEQPACKET, both ends CLOEXEC and blocking.

@@ -23,6 +23,7 @@ _FD_RETURNING = {
     "openat2",
     "landlock_create_ruleset",
     "pidfd_getfd",
+    "pty_peer",
 }
 
 
@@ -95,6 +96,8 @@ class RecordingSyscalls:
                 return next(iter(self._fds))
             if name in ("pipe", "socketpair"):
                 return (next(iter(self._fds)), next(iter(self._fds)))
+            if name == "recv_fd":
+                return (b"C", next(iter(self._fds)))
             if name == "fork":
                 return self.fork_results.pop(0) if self.fork_results else 0
             if name == "wait4":

@@ -91,9 +91,9 @@ __attribute__((noreturn)) void sbx_init_main(struct sbx_ctx *c) {
     sbx_run_steps(c, SBX_INIT_STEPS, SBX_N_INIT);
     struct sbx_err e = {.step = "fork_payload"};
     int hand[2] = {-1, -1};
-    if (c->plan->sec.present && c->plan->sec.notify &&
+    if ((c->plan->console || (c->plan->sec.present && c->plan->sec.notify)) &&
         socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, hand) < 0) {
-        sbx_error(&e, errno, "socketpair() for the seccomp listener");
+        sbx_error(&e, errno, "socketpair() for the handover (console, seccomp listener)");
         sbx_fail(c, &e);
     }
     pid_t pid = fork();

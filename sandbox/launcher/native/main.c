@@ -44,8 +44,17 @@ static int decode_file(const char *path) {
         fprintf(stderr, "%s\n", e.msg);
         return 1;
     }
-    printf("ok run_id=%s argc=%u envc=%u binds=%u rules=%u bpf=%u collect=%u\n", p.run_id,
+    printf("ok run_id=%s argc=%u envc=%u binds=%u rules=%u bpf=%u collect=%u", p.run_id,
            p.argc, p.envc, p.m.n_binds, p.ll.n_rules, p.sec.bpf_len / 8, p.n_collect);
+    if (p.m.devpts.present) {
+        const struct sbx_devpts *d = &p.m.devpts;
+        printf(" devpts=%o/%o", d->mode, d->ptmxmode);
+        if (d->has_gid) printf(",gid=%u", d->gid);
+        if (d->has_uid) printf(",uid=%u", d->uid);
+        if (d->has_max) printf(",max=%u", d->max);
+    }
+    if (p.console) printf(" console");
+    printf("\n");
     return 0;
 }
 

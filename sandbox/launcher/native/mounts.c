@@ -425,6 +425,8 @@ static int prepare(struct sbx_ctx *c, struct sbx_err *e) {
         if (symlinkat(m->dev_links[i].target, out->dev, m->dev_links[i].name) < 0)
             return sbx_error(e, errno, "symlinkat(%q, dev, %q)", m->dev_links[i].target,
                              m->dev_links[i].name);
+    if (m->devpts.present && mkdirat(out->dev, "pts", 0755) < 0)
+        return sbx_error(e, errno, "mkdirat(dev, 'pts')"); /* init mounts devpts here */
     /* The overlay holds its own private clone of the upper: detach ours. */
     if (scratch && umount2(m->staging, MNT_DETACH) < 0)
         return sbx_error(e, errno, "umount2(%q, MNT_DETACH)", m->staging);
@@ -490,6 +492,39 @@ static int mask_proc(const char *proc, const char *null, struct sbx_err *e) {
     return 0;
 }
 
+static size_t octal(char *out, uint32_t v) {
+    /* four octal digits, as Python's f"{v:04o}" for v <= 0777 */
+    for (int i = 3; i >= 0; i--, v >>= 3) out[i] = (char)('0' + (v & 7));
+    return 4;
+}
+
+static int mount_devpts(const struct sbx_mounts *m, struct sbx_err *e) {
+    /* The run's own devpts instance (sandbox/fs/mounts.py mount_devpts): always
+     * newinstance, nosuid, noexec; then it must not be the host's /dev/pts. */
+    const struct sbx_devpts *d = &m->devpts;
+    char opts[160], p[SBX_MAX_STR + 64];
+    size_t n = sbx_fmt(opts, sizeof opts, "newinstance,ptmxmode=");
+    n += octal(opts + n, d->ptmxmode);
+    n += sbx_fmt(opts + n, sizeof opts - n, ",mode=");
+    n += octal(opts + n, d->mode);
+    opts[n] = 0;
+    if (d->has_gid) n += sbx_fmt(opts + n, sizeof opts - n, ",gid=%u", d->gid);
+    if (d->has_uid) n += sbx_fmt(opts + n, sizeof opts - n, ",uid=%u", d->uid);
+    if (d->has_max) n += sbx_fmt(opts + n, sizeof opts - n, ",max=%u", d->max);
+    sbx_fmt(p, sizeof p, "%s/dev/pts", m->staging);
+    if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, opts) < 0)
+        return sbx_error(e, errno, "mount('devpts', %q, 'devpts', %q)", p, opts);
+    struct stat ours, host;
+    if (lstat(p, &ours) < 0) return sbx_error(e, errno, "lstat(%q)", p);
+    if (lstat("/dev/pts", &host) < 0) {
+        if (errno == ENOENT) return 0; /* the host has none in our view */
+        return sbx_error(e, errno, "lstat('/dev/pts')");
+    }
+    if (ours.st_dev == host.st_dev)
+        return sbx_error(e, EEXIST, "devpts: the mount is the host's instance, not a new one");
+    return 0;
+}
+
 static int attach(struct sbx_ctx *c, struct sbx_err *e) {
     const struct sbx_mounts *m = &c->plan->m;
     struct sbx_detached *d = &c->mnt;
@@ -529,6 +564,7 @@ static int attach(struct sbx_ctx *c, struct sbx_err *e) {
         sbx_fmt(p, sizeof p, "%s/dev/%s", st, m->dev_nodes[i].name);
         if (move_to(d->dev_nodes[i], p, e)) return -1;
     }
+    if (m->devpts.present && mount_devpts(m, e)) return -1;
     sbx_fmt(p, sizeof p, "%s/proc", st);
     if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
               m->proc_subset_pid ? "subset=pid" : NULL) < 0)

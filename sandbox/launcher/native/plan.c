@@ -246,6 +246,20 @@ static int rd_mounts(struct sbx_rd *r, struct sbx_mounts *m, struct sbx_arena *a
     TRY(rd_bool(r, &m->rootless, e));
     F("mounts.read_only_root");
     TRY(rd_bool(r, &m->read_only_root, e));
+    F("mounts.devpts");
+    TRY(rd_bool(r, &m->devpts.present, e));
+    if (m->devpts.present) {
+        TRY(rd_u32(r, &m->devpts.mode, e));
+        TRY(rd_u32(r, &m->devpts.ptmxmode, e));
+        if (m->devpts.mode > 0777 || m->devpts.ptmxmode > 0777)
+            return bad(r, e, "a mode is at most 0777");
+        TRY(rd_bool(r, &m->devpts.has_gid, e));
+        TRY(rd_u32(r, &m->devpts.gid, e));
+        TRY(rd_bool(r, &m->devpts.has_uid, e));
+        TRY(rd_u32(r, &m->devpts.uid, e));
+        TRY(rd_bool(r, &m->devpts.has_max, e));
+        TRY(rd_u32(r, &m->devpts.max, e));
+    }
     if (m->n_lowers == 0) return bad(r, e, "no lower layer");
     return 0;
 }
@@ -383,6 +397,10 @@ int sbx_plan_decode(const uint8_t *buf, size_t len, struct sbx_plan *p, struct s
     for (uint32_t i = 0; i < p->n_sysctl; i++)
         for (const char *q = p->sysctl[i].a; *q; q++)
             if (*q == '/' || (q[0] == '.' && q[1] == '.')) return bad(r, e, "sysctl: bad name");
+    F("console");
+    TRY(rd_bool(r, &p->console, e));
+    if (p->console && !p->m.devpts.present)
+        return bad(r, e, "a console needs the run's own devpts (mounts.devpts)");
     F("end");
     if (r->off != len) return bad(r, e, "trailing bytes after the last field");
     return 0;

@@ -20,7 +20,7 @@
 
 /* Versions: the plan encoding (must equal sandbox/launcher/wire.py
  * PLAN_VERSION) and the server protocol (wire.py PROTOCOL_VERSION). */
-#define SBX_PLAN_VERSION 3
+#define SBX_PLAN_VERSION 4
 #define SBX_PROTOCOL_VERSION 4
 #define SBX_EXIT_SPAWN_FAILED 125
 /* The build id nativebuild.py passes with -D (a hash of the sources). */
@@ -93,6 +93,14 @@ struct sbx_rule {
 };
 struct sbx_net_rule { uint64_t port, access; };
 
+/* The run's own devpts at /dev/pts (always newinstance, nosuid, noexec). */
+struct sbx_devpts {
+    uint8_t present;
+    uint32_t mode, ptmxmode;
+    uint8_t has_gid, has_uid, has_max;
+    uint32_t gid, uid, max;
+};
+
 struct sbx_mounts {
     const char **lowers; uint32_t n_lowers;
     uint64_t upper_size, upper_inodes;
@@ -109,6 +117,7 @@ struct sbx_mounts {
     const char *staging;
     uint8_t rootless;
     uint8_t read_only_root; /* 0: the root stays writable (an OCI root.readonly = false) */
+    struct sbx_devpts devpts;
 };
 
 struct sbx_pair { const char *a, *b; }; /* (kind, path) of join_ns; (name, value) of sysctl */
@@ -151,6 +160,7 @@ struct sbx_plan {
     uint8_t prepared_netns_ok; /* the encoder's decision (wire.py prepared_netns_ok) */
     struct sbx_pair *join_ns; uint32_t n_join_ns; /* namespaces joined by path */
     struct sbx_pair *sysctl; uint32_t n_sysctl;   /* of the run's own net/ipc namespaces */
+    uint8_t console; /* the payload's stdio is a pty of the run's devpts (an OCI terminal) */
 };
 
 /* A bump arena the decoder allocates from (no malloc: the fuzzer and the
@@ -269,6 +279,10 @@ int step_chdir(struct sbx_ctx *, struct sbx_err *);
 int step_exec_ready(struct sbx_ctx *, struct sbx_err *);
 int step_seccomp(struct sbx_ctx *, struct sbx_err *);
 int step_take_listener(struct sbx_ctx *, struct sbx_err *);
+int step_console(struct sbx_ctx *, struct sbx_err *);
+int step_take_console(struct sbx_ctx *, struct sbx_err *);
+/* SCM_RIGHTS: one byte (the tag) and one fd (seccomp.c). */
+int sbx_send_fd(int sock, int fd, char tag);
 int step_collector_privileges(struct sbx_ctx *, struct sbx_err *);
 int step_collect(struct sbx_ctx *, struct sbx_err *);
 

@@ -56,8 +56,8 @@ int step_seccomp(struct sbx_ctx *c, struct sbx_err *e) {
     return 0;
 }
 
-static int send_fd(int sock, int fd) {
-    char data = 'F';
+int sbx_send_fd(int sock, int fd, char tag) {
+    char data = tag;
     struct iovec iov = {&data, 1};
     union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
     memset(&u, 0, sizeof u);
@@ -96,7 +96,7 @@ static int take(struct sbx_ctx *c, int sock, const char *num, ssize_t n, struct 
     int err = errno;
     close(pidfd);
     if (c->listener < 0) return sbx_error(e, err, "pidfd_getfd(payload, %d)", target);
-    if (send_fd(c->fds.notify, c->listener) < 0)
+    if (sbx_send_fd(c->fds.notify, c->listener, 'F') < 0)
         return sbx_error(e, errno, "sendmsg(notify, SCM_RIGHTS [listener])");
     char ack = LISTENER_TAKEN;
     if (sbx_write_all(sock, &ack, 1) < 0) return sbx_error(e, errno, "write(handover, 'K')");
@@ -108,6 +108,11 @@ int step_take_listener(struct sbx_ctx *c, struct sbx_err *e) {
      * the payload go on (see the top of this file). */
     int sock = c->fds.handover;
     if (sock < 0) return 0;
+    if (!c->plan->sec.present || !c->plan->sec.notify) { /* the channel was the console's */
+        close(sock);
+        c->fds.handover = -1;
+        return 0;
+    }
     char num[16];
     ssize_t n;
     do n = read(sock, num, sizeof num);

@@ -21,11 +21,11 @@ const struct sbx_step SBX_INIT_STEPS[] = {
 };
 const struct sbx_step SBX_PAYLOAD_STEPS[] = {
     S(parent_death), S(signals), S(apparmor), S(no_new_privs), S(bounding_set),
-    S(join_cgroup), S(cgroupns), S(ids), S(parent_death), S(capabilities), S(landlock),
+    S(join_cgroup), S(cgroupns), S(ids), S(console), S(parent_death), S(capabilities), S(landlock),
     S(rlimits), S(close_fds), S(chdir), S(wait_gate), S(exec_ready), S(seccomp),
 };
 const struct sbx_step SBX_HANDOVER_STEPS[] = {
-    S(take_listener),
+    S(take_console), S(take_listener),
 };
 const struct sbx_step SBX_COLLECT_STEPS[] = {
     S(parent_death), S(collector_privileges), S(landlock), S(collect),

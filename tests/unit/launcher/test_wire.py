@@ -133,10 +133,54 @@ def test_every_field_is_encoded():
         "id_mode", "hostname", "unshare_flags", "cgroupns", "nested_userns", "mounts",
         "exec_path", "argv", "env", "workdir", "apparmor_profile", "no_new_privs",
         "drop_caps", "caps_keep", "rlimits", "landlock", "seccomp", "join_cgroup",
-        "collect", "collect_limit", "join_ns", "sysctl",
+        "collect", "collect_limit", "join_ns", "sysctl", "console",
         "version", "notes",  # not for the child: the wire has its own version
     }  # fmt: skip
     assert {f.name for f in dataclasses.fields(LaunchPlan)} == known
+
+
+def _devpts_plan(**kw):
+    from sandbox.fs.ops import DevptsMount
+
+    plan = make_plan()
+    pts = DevptsMount(**({"mode": 0o620, "ptmxmode": 0o666, "gid": 0} | kw))
+    return replace(plan, mounts=replace(plan.mounts, devpts=pts), console=True)
+
+
+def test_devpts_and_console_decode(tmp_path):
+    """The devpts options travel field by field (the launcher writes the option
+    string itself, newinstance always first) and the console flag with them."""
+    rc, out = decode(tmp_path, wire.encode_plan(_devpts_plan()))
+    assert rc == 0 and out.endswith(" devpts=620/666,gid=0 console"), out
+    rc, out = decode(tmp_path, wire.encode_plan(_devpts_plan(gid=None, uid=7, max=4)))
+    assert rc == 0 and out.endswith(" devpts=620/666,uid=7,max=4 console"), out
+    plain = replace(_devpts_plan(), console=False)
+    rc, out = decode(tmp_path, wire.encode_plan(plain))
+    assert rc == 0 and out.endswith(" devpts=620/666,gid=0"), out
+
+
+def test_a_console_without_devpts_is_refused_on_both_sides(tmp_path):
+    plan = replace(make_plan(), console=True)
+    with pytest.raises(ValueError, match=r"console: a console needs the run's own devpts"):
+        wire.encode_plan(plan)
+    # The C side refuses it too: the console flag set by hand on a plan without devpts.
+    raw = bytearray(wire.encode_plan(make_plan()))
+    assert raw[-1] == 0
+    raw[-1] = 1
+    rc, out = decode(tmp_path, bytes(raw))
+    assert rc == 1 and "console" in out and "devpts" in out, out
+
+
+@pytest.mark.parametrize("field", ["mode", "ptmxmode"])
+def test_a_devpts_mode_above_0777_is_refused_on_both_sides(tmp_path, field):
+    with pytest.raises(ValueError, match=r"mounts\.devpts: a mode is at most 0777"):
+        wire.encode_plan(_devpts_plan(**{field: 0o4777}))
+    good = wire.encode_plan(replace(_devpts_plan(), console=False))
+    # mounts.devpts sits just before the plan's trailing fields; find its mode by value.
+    at = good.index(struct.pack("<II", 0o620, 0o666))
+    off = at if field == "mode" else at + 4
+    rc, out = decode(tmp_path, _corrupt(good, off, struct.pack("<I", 0o4777)))
+    assert rc == 1 and "mounts.devpts" in out and "at most 0777" in out, out
 
 
 def _staged(**mounts_kw):
