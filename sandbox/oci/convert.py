@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sandbox.cgroups.model import DEVICES_TTY
 from sandbox.compile import CompiledRun, Request
 from sandbox.errors import PolicyError
 from sandbox.fs.ops import DEV_NODES, DevptsMount
@@ -454,7 +455,15 @@ def adjust(compiled: CompiledRun, bundle: Bundle, host: HostFacts) -> CompiledRu
         join_ns=bundle.ns_paths,
         console=proc.terminal,
     )
-    return replace(compiled, plan=plan)
+    cgroup = compiled.cgroup
+    if devpts is not None and cgroup is not None:
+        # The container's own ptys (136:*), its /dev/ptmx (5:2) and /dev/tty (5:0)
+        # pass the device controller, as runc's default list lets them; a pty of
+        # the host's is out of reach anyway: no node of it exists in the container.
+        lim = cgroup.limits
+        devices = (*lim.device_rules, *(d for d in DEVICES_TTY if d not in lim.device_rules))
+        cgroup = replace(cgroup, limits=replace(lim, devices=devices))
+    return replace(compiled, plan=plan, cgroup=cgroup)
 
 
 def _devpts(bundle: Bundle) -> DevptsMount | None:

@@ -18,8 +18,10 @@ import json
 import os
 import socket
 import time
+from dataclasses import replace
 from typing import Any
 
+from sandbox.errors import SandboxError
 from sandbox.oci import ctl
 from sandbox.oci.state import Container, StateError
 
@@ -104,7 +106,10 @@ def execute(c: Container, opts: dict[str, Any], argv: list[str]) -> int:
     return 128 - code if code < 0 else code
 
 
-def _stdio(console: str | None) -> tuple[int, int, int, int]:
+def _stdio(console: str | None, own_pts: bool) -> tuple[int, int, int, int]:
+    if own_pts:  # the payload's pty replaces these
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        return null, os.dup(null), os.dup(null), -1
     if console:
         master, slave = os.openpty()
         os.set_inheritable(master, False)
@@ -126,7 +131,7 @@ def _exec_supervisor(
     from sandbox.caps.names import last_cap
     from sandbox.launcher.protocol import decode_failure
     from sandbox.launcher.steps import Ctx, LaunchFds, join_main
-    from sandbox.oci.shim import _exit_like
+    from sandbox.oci.shim import _exit_like, _pty_name
     from sandbox.plan import LaunchPlan
     from sandbox.runner.watch import Watch
     from sandbox.syscalls.linux import LinuxSyscalls
@@ -134,17 +139,23 @@ def _exec_supervisor(
 
     os.setsid()
     plan = codec.loads(LaunchPlan, sent["plan"])
+    console = opts.get("--console-socket")
+    # A container with its own devpts: the exec's terminal is a pty of it, opened
+    # by the payload (launcher.steps.step_console) as the container's first process's.
+    own_pts = bool(console) and plan.mounts.devpts is not None
+    plan = replace(plan, console=own_pts)
     names: list[str] = sent["fds"]
     ns = tuple(
         (fd, int(n.split(":")[1])) for n, fd in zip(names, got, strict=True) if n != "cgroup"
     )
     cg = tuple(fd for n, fd in zip(names, got, strict=True) if n == "cgroup")
-    stdin, stdout, stderr, master = _stdio(opts.get("--console-socket"))
+    stdin, stdout, stderr, master = _stdio(console, own_pts)
     pty_name = os.ttyname(stdin) if master >= 0 else ""
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     st_r, st_w = os.pipe2(os.O_CLOEXEC)
     notify_ours = notify_theirs = -1
-    if plan.seccomp is not None and plan.seccomp.notify:
+    listener = plan.seccomp is not None and plan.seccomp.notify
+    if listener or own_pts:
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         notify_ours, notify_theirs = a.detach(), b.detach()
     fds = LaunchFds(
@@ -189,7 +200,18 @@ def _exec_supervisor(
         kill=kill,
         deny_errno=sent.get("deny_errno"),
     )
-    watch.notify_fd = notify_ours
+    watch.notify_fd = notify_ours if listener else -1
+    if own_pts:
+        from sandbox.runner.launch import recv_console
+
+        try:
+            master = recv_console(notify_ours)
+            pty_name = _pty_name(master)
+        except SandboxError:
+            master = -1  # the launcher's failure, on the errpipe, is what the exec reports
+        finally:
+            if not listener:
+                os.close(notify_ours)
     if master >= 0:
         ctl.send_console(opts["--console-socket"], master, pty_name)
         os.close(master)

@@ -206,17 +206,27 @@ def take_console(launched: Launched, timeout: float = CONSOLE_TIMEOUT) -> int:
         SandboxInternalError: no console came (the launcher's failure, when there
             is one, is on the errpipe), or what came is not a pty master.
     """
+    if launched.channel < 0:
+        raise SandboxInternalError("console: the run has no handover channel")
+    return recv_console(launched.channel, timeout)
+
+
+def recv_console(channel: int, timeout: float = CONSOLE_TIMEOUT) -> int:
+    """One console message on a handover channel: the pty master it carries (checked
+    to be a ptmx of some devpts instance), non-inheritable, ours to close.
+
+    Raises:
+        SandboxInternalError: none came in time, the channel ended, or it is no master.
+    """
     import select
 
     from sandbox.launcher.protocol import CONSOLE_TAG
     from sandbox.runner.watch import recv_listener
 
-    if launched.channel < 0:
-        raise SandboxInternalError("console: the run has no handover channel")
-    ready, _, _ = select.select([launched.channel], [], [], timeout)
+    ready, _, _ = select.select([channel], [], [], timeout)
     if not ready:
         raise SandboxInternalError(f"console: none came from the container within {timeout:g} s")
-    tag, fds = recv_listener(launched.channel)
+    tag, fds = recv_listener(channel)
     if tag != CONSOLE_TAG or len(fds) != 1:
         for fd in fds:
             os.close(fd)
