@@ -129,8 +129,8 @@ class _Tracer(RecordingSyscalls):
     ) -> None:
         self._record("mount", source, target, fstype, flags, data)
         flags = int(flags)
-        if fstype == "proc":
-            self.mounted[target] = ("proc", flags & _PER_MOUNT)
+        if fstype in ("proc", "devpts"):
+            self.mounted[target] = (fstype, flags & _PER_MOUNT)
         elif flags & _MS_REMOUNT:
             # A bind remount sets exactly the per-mount flags it is given.
             self.mounted[target] = (self._covering(target)[0], flags & _PER_MOUNT)

@@ -273,8 +273,7 @@ def test_podman_run_t(podman) -> None:
     from test_oci_engines import ULIMITS
 
     script = (
-        "busybox tty; test -c /dev/ptmx && echo ptmx-ok; ls -l /dev/ptmx; "
-        "/usr/bin/ptyprobe; exit 5"
+        "busybox tty; test -c /dev/ptmx && echo ptmx-ok; ls -l /dev/ptmx; /usr/bin/ptyprobe; exit 5"
     )
     cmd = podman.cmd("run", "--rm", "-t", "--network", "none", *ULIMITS, IMAGE, "sh", "-c", script)
     p = under_script(cmd)

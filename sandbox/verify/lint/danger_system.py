@@ -43,6 +43,8 @@ def _mount_flags(ctx: LintContext) -> Iterator[Hit]:
         missing = [n for bit, n in ((NOSUID, "nosuid"), (NODEV, "nodev")) if not m.has(bit)]
         if missing == ["nodev"] and (m.target == "/dev" or m.target in _DEV_NODES):
             continue  # the container's /dev holds the five safe nodes: they must be devices
+        if missing == ["nodev"] and m.target == "/dev/pts" and m.source == "devpts":
+            continue  # the run's own devpts instance: its ptys must be devices
         if missing:
             yield Hit(
                 m.target,

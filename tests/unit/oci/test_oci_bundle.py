@@ -493,3 +493,134 @@ def test_annotation_path_under_a_profile_dir_is_used(bdir: Path, tmp_path: Path,
         d["annotations"] = {B.PROFILE_ANNOTATION: str(allowed / "mine.toml")}
 
     assert convert(check(bdir, ann)).profile.policy.name == "mine"
+
+
+# ----------------------------------------------------------------- devpts ----
+PODMAN_DEVPTS = {
+    "destination": "/dev/pts",
+    "type": "devpts",
+    "source": "devpts",
+    "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+}
+
+
+def with_devpts(opts=None, dest="/dev/pts", terminal=True):
+    def add(d):
+        m = dict(PODMAN_DEVPTS, destination=dest)
+        if opts is not None:
+            m["options"] = opts
+        d["mounts"].append(m)
+        d["process"]["terminal"] = terminal
+
+    return add
+
+
+def test_a_devpts_mount_is_the_containers_own(bdir: Path) -> None:
+    from sandbox.fs.ops import DevptsMount
+
+    b = check(bdir, with_devpts())
+    assert b.devpts == DevptsMount(mode=0o620, ptmxmode=0o666, gid=5)
+    assert b.devpts.options() == "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    assert not any("devpts" in n for n in b.notes)  # made, not skipped
+    assert [m.kind for m in b.mounts] == ["devpts"]
+    # without options: the kernel's defaults, newinstance all the same
+    assert check(bdir, with_devpts([])).devpts.options() == "newinstance,ptmxmode=0000,mode=0600"
+
+
+@pytest.mark.parametrize(
+    ("opts", "dest", "where", "what"),
+    [
+        (["nodev"], "/dev/pts", "mounts[1].options[0]", "devpts option 'nodev'"),
+        (["ro"], "/dev/pts", "mounts[1].options[0]", "devpts option 'ro'"),
+        (["newinstance", "size=1m"], "/dev/pts", "mounts[1].options[1]", "'size=1m'"),
+        (["mode=0999"], "/dev/pts", "mounts[1].options[0]", "not a number"),
+        (["ptmxmode=04666"], "/dev/pts", "mounts[1].options[0]", "at most 0777"),
+        (["gid=-1"], "/dev/pts", "mounts[1].options[0]", "out of range"),
+        (["gid=tty"], "/dev/pts", "mounts[1].options[0]", "not a number"),
+        ([], "/mnt/pts", "mounts[1].destination", "devpts is mounted at /dev/pts only"),
+    ],
+)
+def test_devpts_refusals_name_the_json_path(bdir: Path, opts, dest, where, what) -> None:
+    with pytest.raises(B.BundleError) as e:
+        check(bdir, with_devpts(opts, dest))
+    msg = str(e.value)
+    assert where in msg and what in msg and "\n" not in msg, msg
+
+
+def test_a_second_devpts_is_refused(bdir: Path) -> None:
+    def two(d):
+        d["mounts"] += [dict(PODMAN_DEVPTS), dict(PODMAN_DEVPTS)]
+
+    with pytest.raises(B.BundleError, match=r"mounts\[2\]: a second devpts mount"):
+        check(bdir, two)
+
+
+def _compiled(bundle):
+    """A compiled run as far as ``adjust`` reads it: the plan and the leaf's request."""
+    from dataclasses import dataclass
+
+    from sandbox.cgroups.model import CgroupLimits
+    from sandbox.compile import CgroupRequest
+    from sandbox.fs.ops import MountPlan
+    from sandbox.plan import LaunchPlan
+
+    @dataclass(frozen=True)
+    class Compiled:
+        plan: LaunchPlan
+        cgroup: CgroupRequest | None
+
+    mounts = MountPlan((bundle.root,), 1 << 20, 100, (), (), (), (), True)
+    plan = LaunchPlan(
+        "r1", "d", 0, 0, 61001, 61001, "slot", "h", 0, True, False, mounts, "/bin/sh",
+        ("sh",), (), "/",
+    )  # fmt: skip
+    return Compiled(plan, CgroupRequest(CgroupLimits(), frozenset(), False))
+
+
+def test_adjust_mounts_devpts_and_asks_for_the_console(bdir: Path) -> None:
+    from sandbox.cgroups.model import DEFAULT_DEVICES, DEVICES_TTY
+    from sandbox.host import probe
+    from sandbox.oci.convert import adjust
+
+    b = check(bdir, with_devpts())
+    out = adjust(_compiled(b), b, probe())
+    # gid 5 is not mapped in the container's user namespace (only the process's 0 is)
+    assert out.plan.mounts.devpts.options() == "newinstance,ptmxmode=0666,mode=0620"
+    assert ("ptmx", "pts/ptmx") in out.plan.mounts.dev_links
+    assert out.plan.console
+    assert out.cgroup.limits.devices == (*DEFAULT_DEVICES, *DEVICES_TTY)
+    # the process's own gid stays
+    b0 = check(bdir, with_devpts(["gid=0", "mode=0620"], terminal=False))
+    out0 = adjust(_compiled(b0), b0, probe())
+    assert out0.plan.mounts.devpts.gid == 0 and not out0.plan.console
+
+
+def test_adjust_without_devpts_keeps_the_minimal_dev(bdir: Path) -> None:
+    from sandbox.host import probe
+    from sandbox.oci.convert import adjust
+
+    b = check(bdir)
+    out = adjust(_compiled(b), b, probe())
+    assert out.plan.mounts.devpts is None and not out.plan.console
+    assert not any(name == "ptmx" for name, _ in out.plan.mounts.dev_links)
+    assert out.cgroup.limits.devices is None  # DEFAULT_DEVICES: no tty, ptmx or pts
+
+
+def test_a_terminal_needs_devpts(bdir: Path) -> None:
+    from sandbox.errors import PolicyError
+    from sandbox.host import probe
+    from sandbox.oci.convert import adjust
+
+    def term(d):
+        d["process"]["terminal"] = True
+
+    b = check(bdir, term)
+    with pytest.raises(PolicyError, match=r"process\.terminal needs a devpts mount at /dev/pts"):
+        adjust(_compiled(b), b, probe())
+
+
+def test_unmapped_devpts_ids_are_noted(bdir: Path) -> None:
+    from sandbox.oci.convert import convert
+
+    conv = convert(check(bdir, with_devpts()))
+    assert any(n.startswith("/dev/pts: gid=5 is not mapped") for n in conv.notes), conv.notes

@@ -35,3 +35,28 @@ def test_policy_binds_and_tmpfs() -> None:
 def test_options_text() -> None:
     assert MountFlags("/x", "tmpfs", 0).options == "rw"
     assert MountFlags("/x", "tmpfs", RDONLY | NOEXEC).options == "ro,noexec"
+
+
+def test_the_runs_own_devpts_is_traced_and_passes_the_nodev_lint() -> None:
+    """An OCI bundle's devpts: nosuid and noexec, not nodev (its ptys are devices);
+    the lint lets exactly that through, and a devpts that could hold set-id files not."""
+    from dataclasses import replace
+
+    from verify_fixtures import plan_mounts
+
+    from sandbox.fs.ops import DevptsMount
+    from sandbox.verify.lint.danger_system import _mount_flags
+    from sandbox.verify.mountflags import trace
+
+    pol = policy()
+    plan = replace(plan_mounts(pol.filesystem, "/", None), devpts=DevptsMount())
+    got = {m.target: m for m in trace(plan)}
+    assert got["/dev/pts"].source == "devpts"
+    assert got["/dev/pts"].flags == NOSUID | NOEXEC
+
+    class Ctx:
+        mounts = tuple(got.values())
+
+    assert list(_mount_flags(Ctx())) == []  # type: ignore[arg-type]
+    Ctx.mounts = (MountFlags("/dev/pts", "devpts", NOEXEC),)
+    assert [h.subject for h in _mount_flags(Ctx())] == ["/dev/pts"]  # type: ignore[arg-type]
