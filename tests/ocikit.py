@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import array
+import errno
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = str(ROOT / ".venv" / "bin" / "sandbox-runtime")
@@ -169,3 +177,153 @@ def supervisor_status(rt: Runtime, bundle: Path, cid: str) -> tuple[int, int]:
     )
     out = json.loads(p.stdout.strip().splitlines()[-1])
     return out["pid"], out["status"]
+
+
+# ------------------------------------------------------- devpts and console ----
+PROBE_SRC = ROOT / "tests" / "probes" / "static" / "ptyprobe.c"
+DEVPTS = {
+    "destination": "/dev/pts",
+    "type": "devpts",
+    "source": "devpts",
+    "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+}
+
+
+def build_ptyprobe(out_dir: Path) -> Path:
+    """tests/probes/static/ptyprobe.c, built static (busybox roots have no libc)."""
+    if not shutil.which("gcc"):
+        pytest.skip("gcc is not installed (scripts/setup.sh installs it)")
+    out = out_dir / "ptyprobe"
+    p = subprocess.run(
+        ["gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(out), str(PROBE_SRC)],
+        capture_output=True,
+        text=True,
+    )
+    if p.returncode != 0:
+        pytest.skip(f"no static libc to build the probe with: {p.stderr.strip()[:200]}")
+    return out
+
+
+def parse(text: str) -> dict[str, str]:
+    """The probe's ``key value`` lines (a tty turns \\n into \\r\\n)."""
+    out = {}
+    for line in text.replace("\r", "").splitlines():
+        key, _, value = line.partition(" ")
+        if key in ("stdin", "ctty", "pts", "list", "own", "same", "master"):
+            out[key] = value
+    return out
+
+
+def check_inside(got: dict[str, str], first: str = "/dev/pts/0") -> None:
+    """What the probe must have seen from inside a container with a console."""
+    assert got.get("stdin") == first, got  # ttyname works: the slave exists in there
+    assert got["ctty"] == "1", got  # and it is the controlling terminal
+    host = os.stat("/dev/pts").st_dev
+    assert int(got["pts"]) != host, "the container's /dev/pts is the host's devpts"
+    names = set(got["list"].split())
+    assert "ptmx" in names and first.rsplit("/", 1)[1] in names, got
+    own, ok = got["own"].split()
+    assert own.startswith("/dev/pts/") and ok == "1", got  # a pty of its own, working
+    assert got["same"] == "1", got  # allocated from the container's own instance
+    assert got["master"] == "0", "the payload holds a pty master"
+
+
+class ConsoleSocket:
+    """An engine's end of --console-socket: takes the master, reads everything from it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(1)
+        self.sock.settimeout(600)
+        self.master = -1
+        self.name = ""
+        self.output = b""
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            fds = array.array("i")
+            data, anc, _, _ = conn.recvmsg(256, socket.CMSG_SPACE(4 * fds.itemsize))
+            for level, kind, payload in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+        self.name = data.decode()
+        assert len(fds) == 1
+        self.master = fds[0]
+        while True:  # until the last slave closes: EIO
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError as e:
+                assert e.errno == errno.EIO
+                break
+            if not chunk:
+                break
+            self.output += chunk
+
+    def close(self) -> None:
+        self.thread.join(600)
+        if self.master >= 0:
+            os.close(self.master)
+        self.sock.close()
+
+
+_CONSOLE_REAPER = """
+import ctypes, json, os, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: the supervisor is ours
+rt, root, bundle, cid, pidfile, console = sys.argv[1:7]
+base = [rt, "--root", root]
+c = subprocess.run(base + ["create", "--bundle", bundle, "--pid-file", pidfile,
+                           "--console-socket", console, cid], capture_output=True, text=True,
+                   stdin=subprocess.DEVNULL)
+if c.returncode != 0:
+    print(json.dumps({"error": c.stdout + c.stderr}))
+    sys.exit(0)
+pid = int(open(pidfile).read())
+subprocess.run(base + ["start", cid], check=True)
+_, status = os.waitpid(pid, 0)
+subprocess.run(base + ["delete", cid], check=True)
+print(json.dumps({"status": status}))
+"""
+
+
+def run_with_console(
+    tmp: Path,
+    args: list[str],
+    launcher: str,
+    probe: Path,
+    mutate: Callable[[dict[str, Any]], None] | None = None,
+    timeout: float = 120,
+) -> tuple[dict, ConsoleSocket]:
+    """create (with a console socket), start, wait, delete, as an engine would:
+    ({"status": wait status} or {"error": create's output}, the engine's end)."""
+    bundle = tmp / "bundle"
+    make_rootfs(bundle / "rootfs")
+    shutil.copy2(probe, bundle / "rootfs/usr/bin/ptyprobe")
+    cfg = config(args)
+    cfg["process"]["terminal"] = True
+    cfg["mounts"].append(DEVPTS)
+    if mutate is not None:
+        mutate(cfg)
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    console = ConsoleSocket(tmp / "console.sock")
+    env = {**os.environ, "SANDBOX_LAUNCHER": launcher}
+    p = subprocess.run(
+        [sys.executable, "-c", _CONSOLE_REAPER, RUNTIME, str(tmp / "rt"), str(bundle), "c1",
+         str(tmp / "pid"), console.path],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    if "error" in out:
+        console.sock.close()
+        return out, console
+    console.close()
+    return out, console

@@ -108,3 +108,70 @@ def test_bundle_apparmor_profile_confines_the_payload(tmp_path: Path) -> None:
         assert PROFILE in rec["enforcement"]["apparmor"]["detail"]
     finally:
         subprocess.run(["apparmor_parser", "-R", str(tmp_path / "p")], check=False)
+
+
+# The container's own devpts and its console (tests/integration/test_oci_devpts.py on the
+# host): on 6.1 (no detached overlay layers), through cgroup v2's BPF device filter
+# (5:2 and 136:* let through), and under AppArmor, which revalidates the fds a
+# payload inherits at exec (the console must stay its stdio).
+LAUNCHER = os.environ.get("SANDBOX_LAUNCHER", "native")
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory) -> Path:
+    from ocikit import build_ptyprobe
+
+    return build_ptyprobe(tmp_path_factory.mktemp("ptyprobe"))
+
+
+def test_console_on_cgroup_v2(tmp_path: Path, probe: Path) -> None:
+    from ocikit import check_inside, parse, run_with_console
+
+    out, console = run_with_console(
+        tmp_path, ["/bin/sh", "-c", "/usr/bin/ptyprobe && exit 3"], LAUNCHER, probe, timeout=600
+    )
+    assert "error" not in out, out
+    assert os.WEXITSTATUS(out["status"]) == 3, out
+    assert console.name == "/dev/pts/0"
+    check_inside(parse(console.output.decode(errors="replace")))
+
+
+@pytest.mark.skipif(not _apparmor(), reason="no AppArmor")
+@pytest.mark.parametrize("how", ["bundle", "annotation"])
+def test_console_stays_the_payloads_under_apparmor(tmp_path: Path, probe: Path, how) -> None:
+    """The bundle's own profile (an engine's, allowing files) or our strict layers on
+    top (the generated profile): the pty the payload opened before exec is still its
+    stdio after the exec-time profile change."""
+    from ocikit import parse, run_with_console
+
+    loaded = tmp_path / "p"
+    if how == "bundle":
+        loaded.write_text(
+            f"abi <abi/3.0>,\nprofile {PROFILE} flags=(attach_disconnected) {{\n"
+            "  file,\n  signal,\n}\n"
+        )
+        subprocess.run(["apparmor_parser", "-r", str(loaded)], check=True)
+
+    def confine(cfg):
+        if how == "bundle":
+            cfg["process"]["apparmorProfile"] = PROFILE
+        else:
+            cfg["annotations"] = {"run.sandbox.profile": "strict"}
+
+    try:
+        out, console = run_with_console(
+            tmp_path,
+            ["/bin/sh", "-c", "cat /proc/self/attr/current; /usr/bin/ptyprobe"],
+            LAUNCHER,
+            probe,
+            mutate=confine,
+            timeout=600,
+        )
+    finally:
+        if how == "bundle":
+            subprocess.run(["apparmor_parser", "-R", str(loaded)], check=False)
+    assert "error" not in out, out
+    text = console.output.decode(errors="replace")
+    got = parse(text)
+    assert got.get("stdin") == "/dev/pts/0", text
+    assert "unconfined" not in text.splitlines()[0], text
