@@ -33,6 +33,12 @@ def default_config() -> dict[str, Any]:
                 "source": "tmpfs",
                 "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
             },
+            {
+                "destination": "/dev/pts",
+                "type": "devpts",
+                "source": "devpts",
+                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+            },
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},

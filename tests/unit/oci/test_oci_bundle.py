@@ -624,3 +624,14 @@ def test_unmapped_devpts_ids_are_noted(bdir: Path) -> None:
 
     conv = convert(check(bdir, with_devpts()))
     assert any(n.startswith("/dev/pts: gid=5 is not mapped") for n in conv.notes), conv.notes
+
+
+def test_the_default_spec_has_the_containers_own_devpts(tmp_path: Path) -> None:
+    """`sandbox-runtime spec` writes a bundle this runtime takes, /dev/pts included
+    (as runc's does); without gid=5, which the container's user namespace lacks."""
+    from sandbox.oci.spec import default_config
+
+    (tmp_path / "rootfs").mkdir()
+    b = B.parse(default_config(), str(tmp_path))
+    assert b.devpts is not None and b.devpts.gid is None
+    assert b.devpts.options() == "newinstance,ptmxmode=0666,mode=0620"
