@@ -244,7 +244,10 @@ class ConsoleSocket:
         self.thread.start()
 
     def _serve(self) -> None:
-        conn, _ = self.sock.accept()
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:  # closed unused: create was refused before it connected
+            return
         with conn:
             fds = array.array("i")
             data, anc, _, _ = conn.recvmsg(256, socket.CMSG_SPACE(4 * fds.itemsize))
