@@ -221,3 +221,11 @@ def test_a_writable_private_bind_is_refused(tmp_path):
     bad = (BindMount("/srv", "/srv", True, True, private=True),)
     rc, out = decode(tmp_path, wire.encode_plan(_staged(binds=bad)))
     assert rc != 0 and "private bind is read-only" in out, out
+
+
+def test_devpts_and_console_round_trip_the_python_servers_json():
+    """The Python fork server gets the plan as JSON (sandbox.codec): nothing is lost."""
+    from sandbox import codec
+
+    plan = _devpts_plan(uid=3, max=8)
+    assert codec.loads(LaunchPlan, codec.dumps(plan)) == plan
