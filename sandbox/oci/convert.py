@@ -378,6 +378,7 @@ def convert(bundle: Bundle) -> Converted:
                 f"/dev/pts: {key}={want} is not mapped in the container's user namespace "
                 f"(only {have} is): ptys belong to their opener's {key}"
             )
+    notes += _sysctl(bundle)[1]
     if sec is not None:
         sec = _clone_rule(sec)
     if sec is not None and not named:
@@ -451,7 +452,7 @@ def adjust(compiled: CompiledRun, bundle: Bundle, host: HostFacts) -> CompiledRu
         hostname=bundle.hostname or plan.hostname,
         rlimits=tightened(plan.rlimits, proc.rlimits),
         mounts=mounts,
-        sysctl=bundle.sysctl,
+        sysctl=_sysctl(bundle)[0],
         join_ns=bundle.ns_paths,
         console=proc.terminal,
     )
@@ -464,6 +465,45 @@ def adjust(compiled: CompiledRun, bundle: Bundle, host: HostFacts) -> CompiledRu
         devices = (*lim.device_rules, *(d for d in DEVICES_TTY if d not in lim.device_rules))
         cgroup = replace(cgroup, limits=replace(lim, devices=devices))
     return replace(compiled, plan=plan, cgroup=cgroup)
+
+
+PING_GROUPS = "net.ipv4.ping_group_range"
+
+
+def _sysctl(bundle: Bundle) -> tuple[tuple[tuple[str, str], ...], list[str]]:
+    """The bundle's sysctls as the container's user namespace can take them, and notes.
+
+    ``net.ipv4.ping_group_range`` names gids, and the kernel refuses an unmapped
+    one (EINVAL); only the process's own gid is mapped there. So the range
+    becomes that gid alone when it holds it (the same processes may ping) and
+    is not written when it does not: a new net namespace's range is already
+    empty, which is what the range means for every gid the container can have.
+    podman sets ``0 0`` for every container, so ``--user 1000:1000`` hit this.
+    """
+    out: list[tuple[str, str]] = []
+    notes: list[str] = []
+    gid = bundle.process.gid
+    for k, v in bundle.sysctl:
+        if k == PING_GROUPS:
+            parts = v.split()
+            if len(parts) != 2 or not all(p.isdigit() for p in parts):
+                raise PolicyError(f"config.json: linux.sysctl.{k}: {v!r} is not two gids")
+            lo, hi = int(parts[0]), int(parts[1])
+            if lo <= gid <= hi:
+                if (lo, hi) != (gid, gid):
+                    notes.append(
+                        f"{k} {v!r}: only gid {gid} is mapped in the container, "
+                        f"so the range is {gid} {gid}"
+                    )
+                out.append((k, f"{gid} {gid}"))
+            else:
+                notes.append(
+                    f"{k} {v!r}: holds no gid of the container (only {gid} is mapped): "
+                    "left empty, as a new network namespace has it"
+                )
+            continue
+        out.append((k, v))
+    return tuple(out), notes
 
 
 def _devpts(bundle: Bundle) -> DevptsMount | None:

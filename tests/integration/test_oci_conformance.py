@@ -123,6 +123,22 @@ def test_rootfs_given_as_a_symlink_is_followed_once(rt: Runtime, tmp_path: Path)
     assert _gone(rt, "c-rootlink")
 
 
+@pytest.mark.parametrize("value", ["0 0", "0 4000"])
+def test_ping_group_range_of_a_non_root_user(rt: Runtime, tmp_path: Path, value) -> None:
+    """podman sets ping_group_range "0 0" for every container; with --user 1000:1000
+    gid 0 is not mapped in the container and the kernel refused the value, so create
+    failed. The range is clipped to the container's gid (the values: unit tests)."""
+    cfg = config(["id", "-g"])
+    cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+    cfg["linux"]["sysctl"] = {"net.ipv4.ping_group_range": value}
+    b = make_bundle(tmp_path, [])
+    (b / "config.json").write_text(json.dumps(cfg))
+    p = rt("run", "--bundle", str(b), "c-ping")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "1000"
+    assert _gone(rt, "c-ping")
+
+
 # -------------------------------------------------------- wrong states ----
 def test_errors_on_wrong_states(rt: Runtime, tmp_path: Path, no_leftovers) -> None:
     b = make_bundle(tmp_path, ["sleep", "30"])

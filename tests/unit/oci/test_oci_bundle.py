@@ -635,3 +635,34 @@ def test_the_default_spec_has_the_containers_own_devpts(tmp_path: Path) -> None:
     b = B.parse(default_config(), str(tmp_path))
     assert b.devpts is not None and b.devpts.gid is None
     assert b.devpts.options() == "newinstance,ptmxmode=0666,mode=0620"
+
+
+@pytest.mark.parametrize(
+    ("gid", "value", "want"),
+    [
+        (0, "0 0", "0 0"),  # podman's default for root: unchanged
+        (1000, "0 0", None),  # no gid of the container in it: not written (empty)
+        (1000, "0 2147483647", "1000 1000"),  # every gid: the container's only one
+        (5, "1 10", "5 5"),
+    ],
+)
+def test_ping_group_range_is_clipped_to_the_mapped_gid(bdir: Path, gid, value, want) -> None:
+    from sandbox.oci.convert import PING_GROUPS, _sysctl
+
+    def mutate(d):
+        d["process"]["user"] = {"uid": gid, "gid": gid}
+        d["linux"]["sysctl"] = {PING_GROUPS: value, "net.ipv4.ip_forward": "0"}
+
+    got, notes = _sysctl(check(bdir, mutate))
+    assert ("net.ipv4.ip_forward", "0") in got
+    assert dict(got).get(PING_GROUPS) == want
+    assert bool(notes) == (want != value)
+
+
+def test_ping_group_range_that_is_not_two_gids_is_refused(bdir: Path) -> None:
+    from sandbox.errors import PolicyError
+    from sandbox.oci.convert import PING_GROUPS, _sysctl
+
+    b = check(bdir, lambda d: d["linux"].update(sysctl={PING_GROUPS: "0"}))
+    with pytest.raises(PolicyError, match="ping_group_range"):
+        _sysctl(b)
