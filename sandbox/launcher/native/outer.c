@@ -57,8 +57,16 @@ int step_stdio(struct sbx_ctx *c, struct sbx_err *e) {
 }
 
 int step_new_session(struct sbx_ctx *c, struct sbx_err *e) {
-    /* No controlling terminal (TIOCSTI needs one), own process group. */
-    (void)c;
+    /* No controlling terminal (TIOCSTI needs one), own process group. The
+     * server made a session of its own at start, which never has a terminal
+     * (it opens none; only a session leader acquires one): then a process
+     * group of ours in it is all that is left to do. setsid here would also
+     * make a scheduler autogroup per run (sched_autogroup_create_attach:
+     * 7 us median, tails of 0.05-0.25 ms under load), freed again at its end. */
+    if (c->server_session) {
+        if (setpgid(0, 0) < 0) return sbx_error(e, errno, "setpgid(0, 0)");
+        return 0;
+    }
     if (setsid() < 0) return sbx_error(e, errno, "setsid()");
     return 0;
 }

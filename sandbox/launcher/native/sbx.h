@@ -212,6 +212,7 @@ struct sbx_ctx {
     struct sbx_detached mnt;
     int netns_joined; /* a prepared network namespace was entered */
     int detached_layers; /* overlayfs takes detached layers (Linux 6.15+): no scratch mntns */
+    int server_session;  /* the server leads a session it made, with no terminal (new_session) */
     int lifeline; /* init: read end of a pipe only the outer writes */
     pid_t payload_pid; /* init: its child, the payload (0 before the fork) */
     int listener;      /* init: its copy of the payload's seccomp listener, or -1 */

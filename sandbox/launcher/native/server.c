@@ -58,6 +58,7 @@ static struct run *runs;
 static size_t n_runs, cap_runs;
 static int last_cap = 40;
 static int detached_layers; /* sbx_detached_layers(), once */
+static int server_session;  /* setsid() at start succeeded (outer.c step_new_session) */
 static char *g_cmdline;
 static size_t g_cmdline_len;
 static uint8_t msgbuf[SBX_MAX_MSG];
@@ -323,6 +324,7 @@ static void spawn(struct sbx_rd *r, const int *fds, int nfds) {
     c->listener = -1;
     c->mnt.root = c->mnt.dev = c->mnt.upper = -1;
     c->detached_layers = detached_layers;
+    c->server_session = server_session;
     c->cmdline = g_cmdline, c->cmdline_len = g_cmdline_len;
     if (plan.prepared_netns_ok && (plan.unshare_flags & CLONE_NEWNET) && n_pool)
         c->fds.netns = pool[--n_pool]; /* this run's alone: closed here after the fork */
@@ -462,7 +464,13 @@ static int read_last_cap(void) {
 
 int sbx_server_main(int fd, int netns_pool, const char *trace, char *cmdline, size_t cmdline_len) {
     ctl = fd;
-    if (trace) sbx_trace_fd = open(trace, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    /* A session of our own, without a terminal, for us and every run (see
+     * step_new_session); nothing here opens a terminal, so it never gets one
+     * (O_NOCTTY besides, where a path comes from outside). Refused when we
+     * lead a process group already: then each run makes its own session. */
+    server_session = setsid() >= 0;
+    if (trace)
+        sbx_trace_fd = open(trace, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
     g_cmdline = cmdline, g_cmdline_len = cmdline_len;
     last_cap = read_last_cap();
     detached_layers = sbx_detached_layers();
