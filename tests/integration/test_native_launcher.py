@@ -209,3 +209,43 @@ def test_cli_default_is_native(tmp_path):
     r = run_cli(["exec", "--", "/bin/sh", "-c", "cat /proc/1/cmdline"], tmp=tmp_path)
     assert r.rc == 0, r.err
     assert r.out.rstrip("\0") == "sandbox-init"
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_the_server_idles_while_a_finished_run_waits_for_its_release():
+    """A run reaped by the server but not yet released by its client (the library
+    releases in the background, after the next run) costs the server nothing: the
+    pidfd of a reaped process reports POLLHUP whatever poll asks, and the server
+    once spun on it, taking a CPU from the next run's setup."""
+    with Sandbox("strict", launcher="native") as sb:
+        sb.run(["/bin/true"])
+        client = sb._client
+        held: list[str] = []
+        send = client.send
+
+        def hold_releases(op: str, run_id: str) -> None:
+            if op == "release":
+                held.append(run_id)
+            else:
+                send(op, run_id)
+
+        client.send = hold_releases  # type: ignore[method-assign]
+        try:
+            assert sb.run(["/bin/true"]).verdict is Verdict.OK
+            deadline = time.monotonic() + 30
+            while not held:  # released (to us) once the server reported its exit
+                assert time.monotonic() < deadline, "the run was never released"
+                time.sleep(0.01)
+            server = client.server_pid
+            before = _cpu_seconds(server)
+            time.sleep(0.5)
+            spent = _cpu_seconds(server) - before
+        finally:
+            client.send = send  # type: ignore[method-assign]
+            for run_id in held:
+                send("release", run_id)
+        assert spent < 0.1, f"the server used {spent:.2f} s of CPU in 0.5 s while idle"

@@ -499,7 +499,10 @@ int sbx_server_main(int fd, int netns_pool, const char *trace, char *cmdline, si
         pfd[k++] = (struct pollfd){ctl, POLLIN, 0};
         for (size_t i = 0; i < n_runs; i++) {
             pfd[k++] = (struct pollfd){runs[i].sync, runs[i].sync >= 0 ? POLLIN : 0, 0};
-            pfd[k++] = (struct pollfd){runs[i].pidfd, runs[i].exited ? 0 : POLLIN, 0};
+            /* Not the pidfd of a reaped run: it reports POLLHUP whatever the
+             * events asked (pidfd_poll), which made this loop spin until the
+             * client released the run, a CPU taken from the next run's setup. */
+            pfd[k++] = (struct pollfd){runs[i].exited ? -1 : runs[i].pidfd, POLLIN, 0};
         }
         /* The pool is filled only while no run is alive: making a namespace
          * takes a CPU for ~0.5 ms, which a run in setup would wait for. */
