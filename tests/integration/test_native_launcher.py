@@ -249,3 +249,29 @@ def test_the_server_idles_while_a_finished_run_waits_for_its_release():
             for run_id in held:
                 send("release", run_id)
         assert spent < 0.1, f"the server used {spent:.2f} s of CPU in 0.5 s while idle"
+
+
+def test_a_caller_umask_of_077_changes_no_mode_the_plan_sets(tmp_path):
+    """The mount plan's modes are exact whatever the caller's umask (a judge daemon
+    may run with 077): /box stays 0755 and the payload's /dev nodes 0666. With
+    mkdir's umask applied, the upper layer's root was 0700 and every run failed
+    (the payload could not reach /box). The payload still inherits the umask."""
+    code = textwrap.dedent("""
+        import logging, os
+        logging.disable(logging.WARNING)
+        os.umask(0o077)
+        from sandbox import Sandbox
+        with Sandbox("strict", launcher="native") as sb:
+            r = sb.run(["/bin/sh", "-c", 'stat -c "%a %n" /box /tmp /dev/null /dev/zero; umask'])
+        print(r.verdict.name, r.message)
+        print((r.stdout or b"").decode())
+    """)
+    p = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("OK"), p.stdout
+    assert lines[1:6] == ["755 /box", "1777 /tmp", "666 /dev/null", "666 /dev/zero", "0077"], (
+        p.stdout
+    )

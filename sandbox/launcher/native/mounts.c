@@ -296,6 +296,7 @@ static int prepare(struct sbx_ctx *c, struct sbx_err *e) {
     if (scratch && move_to(upper, m->staging, e)) return -1;
     if (mkdirat(upper, "upper", 0755) < 0) return sbx_error(e, errno, "mkdirat(upper, 'upper')");
     if (mkdirat(upper, "work", 0700) < 0) return sbx_error(e, errno, "mkdirat(upper, 'work')");
+    int sgid_seen = 0;
     for (uint32_t i = 0; i < m->n_entries; i++) {
         const struct sbx_entry *x = &m->entries[i];
         path_join(p, sizeof p, "upper/", x->path);
@@ -307,7 +308,14 @@ static int prepare(struct sbx_ctx *c, struct sbx_err *e) {
         } else if (mkdirat(upper, p, perm) < 0) {
             return sbx_error(e, errno, "mkdirat(upper, %q)", p);
         }
-        if (fchmodat(upper, p, perm, 0) < 0) return sbx_error(e, errno, "fchmodat(upper, %q)", p);
+        /* With the umask cleared (prepare_mounts) the mode is already exact,
+         * but for bits mkdir/open drop or inherit: set-id bits (a set-group-id
+         * dir also hands its bit to what is made under it, from then on). */
+        int exact = (perm & ~(mode_t)01777) == 0 && !sgid_seen;
+        if ((x->mode & S_IFMT) == S_IFREG && (perm & S_ISVTX)) exact = 0;
+        sgid_seen |= (perm & S_ISGID) != 0;
+        if (!exact && fchmodat(upper, p, perm, 0) < 0)
+            return sbx_error(e, errno, "fchmodat(upper, %q)", p);
         if (x->payload_owned && !m->rootless &&
             fchownat(upper, p, host_ids[0], host_ids[1], AT_SYMLINK_NOFOLLOW) < 0)
             return sbx_error(e, errno, "fchownat(upper, %q)", p);
@@ -416,10 +424,9 @@ static int prepare(struct sbx_ctx *c, struct sbx_err *e) {
                 return sbx_error(e, errno, "mount_setattr(%q, nosuid|noexec)", p);
             continue;
         }
+        /* 0666 exactly: the umask is cleared (prepare_mounts) */
         if (mknodat(out->dev, d->name, S_IFCHR | 0666, makedev(d->major, d->minor)) < 0)
             return sbx_error(e, errno, "mknodat(dev, %q)", d->name);
-        if (fchmodat(out->dev, d->name, 0666, 0) < 0)
-            return sbx_error(e, errno, "fchmodat(dev, %q)", d->name);
     }
     for (uint32_t i = 0; i < m->n_dev_links; i++)
         if (symlinkat(m->dev_links[i].target, out->dev, m->dev_links[i].name) < 0)
@@ -444,14 +451,24 @@ int sbx_detached_layers(void) {
     return major > 6 || (major == 6 && minor >= 15);
 }
 
+static int prepare_exact(struct sbx_ctx *c, struct sbx_err *e) {
+    /* With no umask what mkdirat and mknodat make has the mode asked for, so
+     * most need no fchmodat after (prepare says which still do). The caller's
+     * umask is back before anything else runs: the payload inherits it. */
+    mode_t old = umask(0);
+    int rc = prepare(c, e);
+    umask(old);
+    return rc;
+}
+
 int step_prepare_mounts(struct sbx_ctx *c, struct sbx_err *e) {
     /* Detached overlay root, /dev, binds and tmpfs, made in the initial user namespace. */
-    return c->plan->m.rootless ? 0 : prepare(c, e);
+    return c->plan->m.rootless ? 0 : prepare_exact(c, e);
 }
 
 int step_prepare_mounts_in_userns(struct sbx_ctx *c, struct sbx_err *e) {
     /* Rootless: the same, in the run's own user namespace (after the maps). */
-    return c->plan->m.rootless ? prepare(c, e) : 0;
+    return c->plan->m.rootless ? prepare_exact(c, e) : 0;
 }
 
 /* ----------------------------------------------------------- attach --- */
