@@ -191,9 +191,7 @@ def step_drop_groups(ctx: Ctx) -> None:
 def step_prepare_mounts(ctx: Ctx) -> None:
     """Detached overlay root, /dev, binds and tmpfs, made in the initial user namespace."""
     if not ctx.plan.mounts.rootless:
-        ctx.mnt = prepare_detached(
-            ctx.plan.mounts, ctx.sc, (ctx.plan.host_uid, ctx.plan.host_gid), ctx.detached_layers
-        )
+        ctx.mnt = _prepare_detached(ctx)
 
 
 def step_time_offsets(ctx: Ctx) -> None:
@@ -218,9 +216,20 @@ def step_prepare_mounts_in_userns(ctx: Ctx) -> None:
     """Rootless: the same detached mounts, made in the run's own user namespace (once the
     id maps exist: files made there need a mapped owner)."""
     if ctx.plan.mounts.rootless:
-        ctx.mnt = prepare_detached(
+        ctx.mnt = _prepare_detached(ctx)
+
+
+def _prepare_detached(ctx: Ctx) -> DetachedMounts:
+    """The detached mounts with no umask: the plan's modes are exact (a caller's umask
+    of 077 made the upper layer's root 0700, and the payload could not reach /box);
+    the caller's umask is back before the step returns, so the payload inherits it."""
+    old = os.umask(0)
+    try:
+        return prepare_detached(
             ctx.plan.mounts, ctx.sc, (ctx.plan.host_uid, ctx.plan.host_gid), ctx.detached_layers
         )
+    finally:
+        os.umask(old)
 
 
 def step_join_netns(ctx: Ctx) -> None:

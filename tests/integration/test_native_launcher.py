@@ -251,7 +251,8 @@ def test_the_server_idles_while_a_finished_run_waits_for_its_release():
         assert spent < 0.1, f"the server used {spent:.2f} s of CPU in 0.5 s while idle"
 
 
-def test_a_caller_umask_of_077_changes_no_mode_the_plan_sets(tmp_path):
+@pytest.mark.parametrize("launcher", ["native", "python"])
+def test_a_caller_umask_of_077_changes_no_mode_the_plan_sets(tmp_path, launcher):
     """The mount plan's modes are exact whatever the caller's umask (a judge daemon
     may run with 077): /box stays 0755 and the payload's /dev nodes 0666. With
     mkdir's umask applied, the upper layer's root was 0700 and every run failed
@@ -261,13 +262,17 @@ def test_a_caller_umask_of_077_changes_no_mode_the_plan_sets(tmp_path):
         logging.disable(logging.WARNING)
         os.umask(0o077)
         from sandbox import Sandbox
-        with Sandbox("strict", launcher="native") as sb:
+        with Sandbox("strict", launcher=LAUNCHER) as sb:
             r = sb.run(["/bin/sh", "-c", 'stat -c "%a %n" /box /tmp /dev/null /dev/zero; umask'])
         print(r.verdict.name, r.message)
         print((r.stdout or b"").decode())
     """)
     p = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code.replace("LAUNCHER", repr(launcher))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
