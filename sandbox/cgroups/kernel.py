@@ -121,9 +121,16 @@ class CgroupIO:
     """
 
     def read(self, path: str) -> str:
-        """Read a whole interface file."""
-        with open(path, encoding="ascii") as f:
-            return f.read()
+        """Read a whole interface file (os-level: half the cost of a text file object,
+        and the accounting reads several per run)."""
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            chunks = []
+            while chunk := os.read(fd, 65536):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        return b"".join(chunks).decode("ascii")
 
     def write(self, path: str, data: str) -> None:
         """One write(2) of ``data``: cgroupfs parses each write separately."""

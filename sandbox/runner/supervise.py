@@ -95,7 +95,7 @@ def _result(compiled: CompiledRun, res: Resources, watch: Watch) -> RunResult:
         files=files,
         collect_errors=_collect_errors(plan.collect, watch.files),
         notes=ablation.notes(compiled.ablate),
-        limits=limits_record(compiled.policy),
+        limits=_limits_record(compiled),
     )
 
 
@@ -109,6 +109,15 @@ def _collect_errors(names: tuple[str, ...], got: dict[str, bytes | int]) -> dict
         elif v is None:
             out[name] = "not reported: the container's init ended without it"
     return out
+
+
+def _limits_record(compiled: CompiledRun) -> dict[str, Any]:
+    """:func:`limits_record` of the run's policy, made once per compiled run (a
+    pydantic dump per run otherwise); each result gets its own copy."""
+    rec: dict[str, Any] | None = compiled._memo.get("limits_record")
+    if rec is None:
+        rec = compiled._memo["limits_record"] = limits_record(compiled.policy)
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in rec.items()}
 
 
 def limits_record(policy: Policy) -> dict[str, Any]:

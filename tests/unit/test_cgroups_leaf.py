@@ -21,6 +21,7 @@ from sandbox.cgroups import (
     sweep,
 )
 from sandbox.errors import PolicyError, SetupError, UnsupportedError
+from sandbox.runner.accounting import RECORD_CONTROLLERS
 
 LIMITS = CgroupLimits(
     memory=64 << 20,
@@ -152,6 +153,11 @@ def test_v2_delegated_parent(v2):
     assert stats.oom_kills == 1 and stats.oom_killed and stats.memory_limit_hits == 5
     assert (stats.io_read_bytes, stats.io_write_bytes, stats.io_write_ios) == (101, 202, 6)
     assert leaf.cpu_usage_ns() == 7000
+    record = leaf.stats(RECORD_CONTROLLERS)  # the run record's figures, the same values
+    for name in ("cpu_usage_ns", "cpu_user_ns", "cpu_system_ns", "memory_peak", "oom_killed"):
+        assert getattr(record, name) == getattr(stats, name)
+    assert (record.io_read_bytes, record.io_write_bytes) == (101, 202)
+    assert record.pids_current is None and record.cpu_nr_throttled is None  # not read
     leaf.remove()
     leaf.remove()  # idempotent
     assert leaf_files(v2) == set()
@@ -317,3 +323,21 @@ def test_unknown_required_controller_is_an_error(hybrid):
 def test_bad_run_ids(hybrid, run_id):
     with pytest.raises(SetupError):
         create(layout_of(hybrid), run_id, CgroupLimits())
+
+
+def test_remove_of_an_empty_leaf_only_rmdirs_and_a_half_joined_task_is_still_killed(hybrid):
+    lay = layout_of(hybrid)
+    empty = create(lay, "empty", CgroupLimits())
+    busy = create(lay, "busy", CgroupLimits())
+    empty.remove()  # the usual end of a run: init killed everything already
+    assert hybrid.io.signalled == []
+    assert not any("FROZEN" in data for _, data in hybrid.io.writes)
+    assert {os.path.basename(p) for p in leaf_files(hybrid)} == {"sbx-busy"}
+    # A task that joined the kill hierarchy and one more, then stopped: the
+    # directories it is not in go, the busy one makes the remove kill it.
+    for d in busy.dirs[:2]:
+        hybrid.io._set(os.path.join(d.path, "cgroup.procs"), "9001\n")
+    busy.remove()
+    assert set(hybrid.io.signalled) == {9001}
+    assert "FROZEN" in written(hybrid, "freezer.state")
+    assert leaf_files(hybrid) == set()
