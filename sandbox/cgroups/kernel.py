@@ -125,12 +125,9 @@ class CgroupIO:
         and the accounting reads several per run)."""
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            chunks = []
-            while chunk := os.read(fd, 65536):
-                chunks.append(chunk)
+            return self.pread_all(fd)
         finally:
             os.close(fd)
-        return b"".join(chunks).decode("ascii")
 
     def write(self, path: str, data: str) -> None:
         """One write(2) of ``data``: cgroupfs parses each write separately."""
@@ -180,6 +177,16 @@ class CgroupIO:
     def pread(self, fd: int, size: int) -> str:
         """Re-read an open interface file from offset 0 (kernfs regenerates it)."""
         return os.pread(fd, size, 0).decode("ascii")
+
+    def pread_all(self, fd: int) -> str:
+        """Re-read a whole open interface file from offset 0, however long."""
+        data = os.pread(fd, 65536, 0)
+        while len(data) % 65536 == 0 and data:  # a full buffer: there may be more
+            more = os.pread(fd, 65536, len(data))
+            if not more:
+                break
+            data += more
+        return data.decode("ascii")
 
     def close(self, fd: int) -> None:
         """Close an fd this object opened."""

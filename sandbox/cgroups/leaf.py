@@ -76,7 +76,8 @@ class Leaf:
         self.dirs = tuple(dirs)
         self.placement = placement
         self.report = tuple(report)
-        self._usage: tuple[int, CgroupBackend] | None = None
+        self._usage: tuple[int, CgroupBackend, bool] | None = None  # fd, backend, ours to close
+        self._kept: dict[str, int] = {}  # path -> fd, see keep_open
         self._removed = False
 
     def __repr__(self) -> str:
@@ -128,9 +129,37 @@ class Leaf:
             raise SetupError("cgroup", f"{self.name} was removed")
         if self._usage is None:
             d = self._dir("cpuacct")
-            self._usage = (self.layout.io.open_read(d.backend.usage_file(d.path)), d.backend)
-        fd, backend = self._usage
+            path = d.backend.usage_file(d.path)
+            kept = self._kept.get(path)  # closed with the others (keep_open)
+            fd = self.layout.io.open_read(path) if kept is None else kept
+            self._usage = (fd, d.backend, kept is None)
+        fd, backend, _ = self._usage
         return backend.parse_usage(self.layout.io.pread(fd, 256))
+
+    def keep_open(self, controllers: Collection[str]) -> None:
+        """Open now the files that ``stats(controllers)`` reads, so that it only
+        re-reads them (a pread each; an open of a cgroupfs file costs more than
+        its read, and the stats are on the way to the run's result).
+
+        For a leaf made ahead of its run (``runner.pool``); the fds go with
+        :meth:`remove`.
+        """
+        seen = _Recording(self.layout.io)
+        for controller, d in self.placement.items():
+            if controller in controllers:
+                d.backend.stats(seen, controller, d.path)
+        try:
+            for path in seen.paths:
+                if path not in self._kept:
+                    self._kept[path] = self.layout.io.open_read(path)
+        except OSError:
+            self._close_kept()
+            raise
+
+    def _close_kept(self) -> None:
+        kept, self._kept = self._kept, {}
+        for fd in kept.values():
+            self.layout.io.close(fd)
 
     def stats(self, controllers: Collection[str] | None = None) -> CgroupStats:
         """Every figure the placed controllers give (the rest stay None); with
@@ -141,9 +170,10 @@ class Leaf:
         the leaf.
         """
         figures: dict[str, object] = {}
+        io = _Kept(self.layout.io, self._kept) if self._kept else self.layout.io
         for controller, d in self.placement.items():
             if controllers is None or controller in controllers:
-                figures.update(d.backend.stats(self.layout.io, controller, d.path))
+                figures.update(d.backend.stats(io, controller, d.path))
         return CgroupStats(**figures)  # type: ignore[arg-type]
 
     def _freezer(self, frozen: bool, timeout: float) -> None:
@@ -246,10 +276,50 @@ class Leaf:
                         ) from exc
                     io.sleep(0.001)
         if self._usage is not None:
-            io.close(self._usage[0])
+            if self._usage[2]:
+                io.close(self._usage[0])
             self._usage = None
+        self._close_kept()
         self._removed = True
         log.debug("cgroup leaf removed", extra={"run_id": self.run_id})
+
+
+class _Recording(CgroupIO):
+    """Reads through ``io``, noting each path read (see :meth:`Leaf.keep_open`)."""
+
+    def __init__(self, io: CgroupIO) -> None:
+        self.io = io
+        self.paths: list[str] = []
+
+    def read(self, path: str) -> str:
+        text = self.io.read(path)
+        self.paths.append(path)
+        return text
+
+    def exists(self, path: str) -> bool:
+        return self.io.exists(path)
+
+    def entries(self, path: str) -> list[str]:
+        return self.io.entries(path)
+
+
+class _Kept(CgroupIO):
+    """``io`` whose reads of the files kept open are preads of their fds."""
+
+    def __init__(self, io: CgroupIO, kept: dict[str, int]) -> None:
+        self.io, self.kept = io, kept
+
+    def read(self, path: str) -> str:
+        fd = self.kept.get(path)
+        if fd is None:
+            return self.io.read(path)
+        return self.io.pread_all(fd)
+
+    def exists(self, path: str) -> bool:
+        return path in self.kept or self.io.exists(path)
+
+    def entries(self, path: str) -> list[str]:
+        return self.io.entries(path)
 
 
 def _check_name(run_id: str, prefix: str) -> str:

@@ -47,6 +47,7 @@ from sandbox.layers import Enforcement
 from sandbox.paths import runtime_dir, staging_dir, state_dir
 from sandbox.plan import LaunchPlan
 from sandbox.runner import state
+from sandbox.runner.accounting import RECORD_CONTROLLERS
 from sandbox.runner.pool import Foreground, LeafPool
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,10 @@ class Acquirer:
             lock.release()
             forget()
             raise
+        try:
+            leaf.keep_open(RECORD_CONTROLLERS)  # the record's reads: preads on the run's path
+        except OSError as e:
+            log.debug("leaf pool: the record's files not kept open: %s", e)
         return PooledLeaf(run_id, lock, req, leaf, fds, forget)
 
     def acquire(

@@ -180,6 +180,27 @@ def test_v1_stats_and_usage(hybrid):
     assert leaf_files(hybrid) == set()
 
 
+def test_kept_open_files_are_reread_and_closed_with_the_leaf(hybrid, v2):
+    for host in (hybrid, v2):
+        lay = layout_of(host, **({"parent": "/judge.service"} if host is v2 else {}))
+        leaf = create(lay, "k1", CgroupLimits(memory=64 << 20))
+        before = leaf.stats(RECORD_CONTROLLERS)
+        leaf.keep_open(RECORD_CONTROLLERS)
+        dirs = tuple(d.path for d in leaf.dirs)
+        assert leaf._kept and all(p.startswith(dirs) for p in leaf._kept)
+        assert leaf.stats(RECORD_CONTROLLERS) == before  # the same figures through the fds
+        peak = "memory.max_usage_in_bytes" if host is hybrid else "memory.peak"
+        mem = leaf.placement["memory"].path
+        host.io._set(os.path.join(mem, peak), "12345\n")  # the run's figure, written later
+        assert leaf.stats(RECORD_CONTROLLERS).memory_peak == 12345
+        open_before = len(os.listdir("/proc/self/fd"))
+        kept = len(leaf._kept)
+        leaf.remove()
+        assert leaf._kept == {}
+        assert len(os.listdir("/proc/self/fd")) == open_before - kept
+        assert leaf_files(host) == set()
+
+
 def test_no_usable_parent_anywhere_is_refused_with_the_fix(tmp_path):
     host = FakeHost(tmp_path, "v1")
     for fs in host.io.mounts:
