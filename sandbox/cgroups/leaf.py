@@ -144,17 +144,31 @@ class Leaf:
         For a leaf made ahead of its run (``runner.pool``); the fds go with
         :meth:`remove`.
         """
-        seen = _Recording(self.layout.io)
+        paths: list[str] = []
         for controller, d in self.placement.items():
             if controller in controllers:
-                d.backend.stats(seen, controller, d.path)
+                paths += (os.path.join(d.path, n) for n in self._stat_files(d, controller))
         try:
-            for path in seen.paths:
+            for path in paths:
                 if path not in self._kept:
                     self._kept[path] = self.layout.io.open_read(path)
         except OSError:
             self._close_kept()
             raise
+
+    def _stat_files(self, d: LeafDir, controller: str) -> tuple[str, ...]:
+        """The files the backend's stats read for ``controller`` in a leaf of ``d``'s
+        hierarchy: found by one reading pass per hierarchy and controller."""
+        key = (d.hierarchy, controller)
+        names = _STAT_FILES.get(key)
+        if names is None:
+            seen = _Recording(self.layout.io)
+            d.backend.stats(seen, controller, d.path)
+            names = tuple(
+                os.path.basename(p) for p in seen.paths if os.path.dirname(p) == d.path
+            )
+            _STAT_FILES[key] = names
+        return names
 
     def _close_kept(self) -> None:
         kept, self._kept = self._kept, {}
@@ -282,6 +296,10 @@ class Leaf:
         self._close_kept()
         self._removed = True
         log.debug("cgroup leaf removed", extra={"run_id": self.run_id})
+
+
+# (hierarchy, controller) -> names of the files its stats read (Leaf.keep_open).
+_STAT_FILES: dict[tuple[Hierarchy, str], tuple[str, ...]] = {}
 
 
 class _Recording(CgroupIO):

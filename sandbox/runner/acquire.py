@@ -31,6 +31,7 @@ from sandbox.compile import CgroupRequest, CompiledRun
 from sandbox.errors import PolicyError, SetupError
 from sandbox.fs.hostpath import stage_source
 from sandbox.fs.image import ensure as ensure_image
+from sandbox.fs.ops import MountPlan
 from sandbox.fs.staging import (
     DEFAULT_MODE,
     BoxFile,
@@ -228,7 +229,7 @@ class Acquirer:
             host_ids = (slot, slot)
         else:  # the caller's own ids: one uid and one gid are all it may map
             host_ids = (os.geteuid(), os.getegid())
-        mounts = replace(compiled.plan.mounts, staging=str(staging_dir()))
+        mounts = _with_staging(compiled)
         if files:
             mounts = replace(mounts, copy_in=_stage_files(files, run_id, stack))
         res = Resources(
@@ -382,6 +383,16 @@ def _stage_files(
                 "a File or a Symlink"
             )
     return order(entries)
+
+
+def _with_staging(compiled: CompiledRun) -> MountPlan:
+    """The compiled mount plan with the host's staging directory (made once per
+    compiled run: a judge's runs of one program share it)."""
+    staging = str(staging_dir())
+    hit: tuple[str, MountPlan] | None = compiled._memo.get("mounts")
+    if hit is None or hit[0] != staging:
+        hit = compiled._memo["mounts"] = (staging, replace(compiled.plan.mounts, staging=staging))
+    return hit[1]
 
 
 def _close_all(fds: list[int]) -> None:

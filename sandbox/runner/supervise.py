@@ -34,8 +34,10 @@ def supervise(
     compiled: CompiledRun,
     res: Resources,
     control: RunControl | None = None,
+    verification: str = "",
 ) -> RunResult:
-    """Run the watch loop, then account and classify (see module docstring).
+    """Run the watch loop, then account and classify (see module docstring);
+    ``verification``: the hash of the report the run was admitted on, for the record.
 
     Raises:
         SpawnError: a launcher step failed before the payload's execve.
@@ -52,10 +54,10 @@ def supervise(
     if watch.failure:
         f = decode_failure(watch.failure)
         raise SpawnError(f.step, f.errno, f.message)
-    return _result(compiled, res, watch)
+    return _result(compiled, res, watch, verification)
 
 
-def _result(compiled: CompiledRun, res: Resources, watch: Watch) -> RunResult:
+def _result(compiled: CompiledRun, res: Resources, watch: Watch, verification: str) -> RunResult:
     plan = res.plan
     st = watch.status
     wall = watch.wall_elapsed(watch.ended_at)  # paused time is not charged
@@ -96,6 +98,7 @@ def _result(compiled: CompiledRun, res: Resources, watch: Watch) -> RunResult:
         collect_errors=_collect_errors(plan.collect, watch.files),
         notes=ablation.notes(compiled.ablate),
         limits=_limits_record(compiled),
+        verification=verification,
     )
 
 
