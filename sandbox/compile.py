@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sandbox import ablation, codec, enforce
 from sandbox.apparmor.render import AppArmorArtifact
@@ -136,7 +136,7 @@ class CompiledRun:
     cgroup: CgroupRequest | None
     supervision: Supervision
     ablate: frozenset[str] = frozenset()
-    _memo: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def policy(self) -> Policy:
@@ -145,7 +145,7 @@ class CompiledRun:
 
     def artifacts_digest(self) -> str:
         """sha256 over exactly what the kernel will be given: the key of a verification."""
-        hit = self._memo.get("digest")
+        hit: str | None = self._memo.get("digest")
         if hit is not None:
             return hit
         parts = {

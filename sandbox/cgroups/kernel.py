@@ -121,9 +121,13 @@ class CgroupIO:
     """
 
     def read(self, path: str) -> str:
-        """Read a whole interface file."""
-        with open(path, encoding="ascii") as f:
-            return f.read()
+        """Read a whole interface file (os-level: half the cost of a text file object,
+        and the accounting reads several per run)."""
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return self.pread_all(fd)
+        finally:
+            os.close(fd)
 
     def write(self, path: str, data: str) -> None:
         """One write(2) of ``data``: cgroupfs parses each write separately."""
@@ -173,6 +177,16 @@ class CgroupIO:
     def pread(self, fd: int, size: int) -> str:
         """Re-read an open interface file from offset 0 (kernfs regenerates it)."""
         return os.pread(fd, size, 0).decode("ascii")
+
+    def pread_all(self, fd: int) -> str:
+        """Re-read a whole open interface file from offset 0, however long."""
+        data = os.pread(fd, 65536, 0)
+        while len(data) % 65536 == 0 and data:  # a full buffer: there may be more
+            more = os.pread(fd, 65536, len(data))
+            if not more:
+                break
+            data += more
+        return data.decode("ascii")
 
     def close(self, fd: int) -> None:
         """Close an fd this object opened."""

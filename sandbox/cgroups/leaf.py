@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -76,7 +76,8 @@ class Leaf:
         self.dirs = tuple(dirs)
         self.placement = placement
         self.report = tuple(report)
-        self._usage: tuple[int, CgroupBackend] | None = None
+        self._usage: tuple[int, CgroupBackend, bool] | None = None  # fd, backend, ours to close
+        self._kept: dict[str, int] = {}  # path -> fd, see keep_open
         self._removed = False
 
     def __repr__(self) -> str:
@@ -128,19 +129,65 @@ class Leaf:
             raise SetupError("cgroup", f"{self.name} was removed")
         if self._usage is None:
             d = self._dir("cpuacct")
-            self._usage = (self.layout.io.open_read(d.backend.usage_file(d.path)), d.backend)
-        fd, backend = self._usage
+            path = d.backend.usage_file(d.path)
+            kept = self._kept.get(path)  # closed with the others (keep_open)
+            fd = self.layout.io.open_read(path) if kept is None else kept
+            self._usage = (fd, d.backend, kept is None)
+        fd, backend, _ = self._usage
         return backend.parse_usage(self.layout.io.pread(fd, 256))
 
-    def stats(self) -> CgroupStats:
-        """Every figure the placed controllers give (the rest stay None).
+    def keep_open(self, controllers: Collection[str]) -> None:
+        """Open now the files that ``stats(controllers)`` reads, so that it only
+        re-reads them (a pread each; an open of a cgroupfs file costs more than
+        its read, and the stats are on the way to the run's result).
+
+        For a leaf made ahead of its run (``runner.pool``); the fds go with
+        :meth:`remove`.
+        """
+        paths: list[str] = []
+        for controller, d in self.placement.items():
+            if controller in controllers:
+                paths += (os.path.join(d.path, n) for n in self._stat_files(d, controller))
+        try:
+            for path in paths:
+                if path not in self._kept:
+                    self._kept[path] = self.layout.io.open_read(path)
+        except OSError:
+            self._close_kept()
+            raise
+
+    def _stat_files(self, d: LeafDir, controller: str) -> tuple[str, ...]:
+        """The files the backend's stats read for ``controller`` in a leaf of ``d``'s
+        hierarchy: found by one reading pass per hierarchy and controller."""
+        key = (d.hierarchy, controller)
+        names = _STAT_FILES.get(key)
+        if names is None:
+            seen = _Recording(self.layout.io)
+            d.backend.stats(seen, controller, d.path)
+            names = tuple(
+                os.path.basename(p) for p in seen.paths if os.path.dirname(p) == d.path
+            )
+            _STAT_FILES[key] = names
+        return names
+
+    def _close_kept(self) -> None:
+        kept, self._kept = self._kept, {}
+        for fd in kept.values():
+            self.layout.io.close(fd)
+
+    def stats(self, controllers: Collection[str] | None = None) -> CgroupStats:
+        """Every figure the placed controllers give (the rest stay None); with
+        ``controllers``, only theirs (a run's record needs three of eight v1
+        hierarchies, and each file read is on the way to its result).
 
         Read them after :meth:`kill` and before :meth:`remove`: the files go with
         the leaf.
         """
         figures: dict[str, object] = {}
+        io = _Kept(self.layout.io, self._kept) if self._kept else self.layout.io
         for controller, d in self.placement.items():
-            figures.update(d.backend.stats(self.layout.io, controller, d.path))
+            if controllers is None or controller in controllers:
+                figures.update(d.backend.stats(io, controller, d.path))
         return CgroupStats(**figures)  # type: ignore[arg-type]
 
     def _freezer(self, frozen: bool, timeout: float) -> None:
@@ -195,6 +242,26 @@ class Leaf:
         """Whether no task is left in any of the leaf's directories."""
         return not any(procs(self.layout.io, d.path) for d in self.dirs)
 
+    def _rmdir_empty(self) -> bool:
+        """rmdir every directory, kill hierarchy last, while each is empty; False at
+        the first that is not (EBUSY: a task is in it), which the caller kills.
+
+        The usual end of a run: its init killed everything in its pid namespace
+        before reporting, so the leaf is empty and reading each hierarchy's
+        cgroup.procs first would only cost the run's release seven reads. The
+        kernel refuses to remove a cgroup that holds a task, so nothing is lost
+        by trying, and the freezer's directory goes last: while any other one
+        is busy, the freezer still holds its tasks for the kill.
+        """
+        for d in reversed(self.dirs):
+            try:
+                self.layout.io.rmdir(d.path)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return False
+        return True
+
     def remove(self, timeout: float = 10.0) -> None:
         """Kill what is left, wait until empty and rmdir every directory. Idempotent.
 
@@ -204,9 +271,11 @@ class Leaf:
         if self._removed:
             return
         io = self.layout.io
-        self.kill(timeout)
+        gone = self._rmdir_empty()
+        if not gone:
+            self.kill(timeout)
         deadline = io.monotonic() + timeout
-        for d in reversed(self.dirs):
+        for d in () if gone else reversed(self.dirs):
             while True:
                 try:
                     io.rmdir(d.path)
@@ -221,10 +290,54 @@ class Leaf:
                         ) from exc
                     io.sleep(0.001)
         if self._usage is not None:
-            io.close(self._usage[0])
+            if self._usage[2]:
+                io.close(self._usage[0])
             self._usage = None
+        self._close_kept()
         self._removed = True
         log.debug("cgroup leaf removed", extra={"run_id": self.run_id})
+
+
+# (hierarchy, controller) -> names of the files its stats read (Leaf.keep_open).
+_STAT_FILES: dict[tuple[Hierarchy, str], tuple[str, ...]] = {}
+
+
+class _Recording(CgroupIO):
+    """Reads through ``io``, noting each path read (see :meth:`Leaf.keep_open`)."""
+
+    def __init__(self, io: CgroupIO) -> None:
+        self.io = io
+        self.paths: list[str] = []
+
+    def read(self, path: str) -> str:
+        text = self.io.read(path)
+        self.paths.append(path)
+        return text
+
+    def exists(self, path: str) -> bool:
+        return self.io.exists(path)
+
+    def entries(self, path: str) -> list[str]:
+        return self.io.entries(path)
+
+
+class _Kept(CgroupIO):
+    """``io`` whose reads of the files kept open are preads of their fds."""
+
+    def __init__(self, io: CgroupIO, kept: dict[str, int]) -> None:
+        self.io, self.kept = io, kept
+
+    def read(self, path: str) -> str:
+        fd = self.kept.get(path)
+        if fd is None:
+            return self.io.read(path)
+        return self.io.pread_all(fd)
+
+    def exists(self, path: str) -> bool:
+        return path in self.kept or self.io.exists(path)
+
+    def entries(self, path: str) -> list[str]:
+        return self.io.entries(path)
 
 
 def _check_name(run_id: str, prefix: str) -> str:

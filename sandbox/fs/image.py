@@ -171,8 +171,12 @@ def ensure(spec: ImageSpec, state_dir: Path, key: str | None = None) -> tuple[Pa
     images = state_dir / "images"
     final = images / key
     try:
-        images.mkdir(mode=0o700, parents=True, exist_ok=True)
-        lock = os.open(images / f"{key}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        lock_path = images / f"{key}.lock"
+        try:  # the lock exists after the first run: no mkdir (and its stat) per run
+            lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            images.mkdir(mode=0o700, parents=True, exist_ok=True)
+            lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(lock, fcntl.LOCK_SH)
         if not final.is_dir():
             tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=images))

@@ -15,6 +15,10 @@ from sandbox.cgroups import Leaf
 from sandbox.launcher.protocol import PayloadStatus
 from sandbox.runner.result import Usage
 
+# The controllers whose figures the record takes (cpu time and its split, the
+# memory peak and OOM kills, the bytes read and written).
+RECORD_CONTROLLERS = frozenset({"cpuacct", "memory", "io"})
+
 
 def base_usage(st: PayloadStatus | None, wall: float | None) -> Usage:
     """Figures from wait4 alone (no cgroup)."""
@@ -37,7 +41,7 @@ def usage(leaf: Leaf | None, st: PayloadStatus | None, wall: float | None) -> Us
     base = base_usage(st, wall)
     if leaf is None:
         return base
-    s = leaf.stats()
+    s = leaf.stats(RECORD_CONTROLLERS)
     ns = 1e-9
     cpu = s.cpu_usage_ns * ns if s.cpu_usage_ns is not None else base.cpu_time
     return replace(

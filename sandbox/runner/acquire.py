@@ -31,6 +31,7 @@ from sandbox.compile import CgroupRequest, CompiledRun
 from sandbox.errors import PolicyError, SetupError
 from sandbox.fs.hostpath import stage_source
 from sandbox.fs.image import ensure as ensure_image
+from sandbox.fs.ops import MountPlan
 from sandbox.fs.staging import (
     DEFAULT_MODE,
     BoxFile,
@@ -47,6 +48,7 @@ from sandbox.layers import Enforcement
 from sandbox.paths import runtime_dir, staging_dir, state_dir
 from sandbox.plan import LaunchPlan
 from sandbox.runner import state
+from sandbox.runner.accounting import RECORD_CONTROLLERS
 from sandbox.runner.pool import Foreground, LeafPool
 
 log = logging.getLogger(__name__)
@@ -162,6 +164,10 @@ class Acquirer:
             lock.release()
             forget()
             raise
+        try:
+            leaf.keep_open(RECORD_CONTROLLERS)  # the record's reads: preads on the run's path
+        except OSError as e:
+            log.debug("leaf pool: the record's files not kept open: %s", e)
         return PooledLeaf(run_id, lock, req, leaf, fds, forget)
 
     def acquire(
@@ -223,7 +229,7 @@ class Acquirer:
             host_ids = (slot, slot)
         else:  # the caller's own ids: one uid and one gid are all it may map
             host_ids = (os.geteuid(), os.getegid())
-        mounts = replace(compiled.plan.mounts, staging=str(staging_dir()))
+        mounts = _with_staging(compiled)
         if files:
             mounts = replace(mounts, copy_in=_stage_files(files, run_id, stack))
         res = Resources(
@@ -377,6 +383,16 @@ def _stage_files(
                 "a File or a Symlink"
             )
     return order(entries)
+
+
+def _with_staging(compiled: CompiledRun) -> MountPlan:
+    """The compiled mount plan with the host's staging directory (made once per
+    compiled run: a judge's runs of one program share it)."""
+    staging = str(staging_dir())
+    hit: tuple[str, MountPlan] | None = compiled._memo.get("mounts")
+    if hit is None or hit[0] != staging:
+        hit = compiled._memo["mounts"] = (staging, replace(compiled.plan.mounts, staging=staging))
+    return hit[1]
 
 
 def _close_all(fds: list[int]) -> None:

@@ -26,14 +26,28 @@ UID_RANGE_ENV = "SANDBOX_UID_RANGE"
 DEFAULT_UID_RANGE = (61000, 61999)
 
 
+# Directories this process made or checked (owner, mode): they stay ours, since
+# nobody else can rename or replace a directory of ours (its parent is ours, or
+# sticky like /tmp), so a run does not check them again.
+_CHECKED: set[tuple[str, int]] = set()
+
+
 def _private_dir(path: Path) -> Path:
+    uid = os.geteuid()
+    if (str(path), uid) in _CHECKED:
+        return path
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = path.stat()
-    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        raise SetupError(
-            "state", f"{path} must be owned by uid {os.geteuid()} and not group/world-writable"
-        )
+    if st.st_uid != uid or st.st_mode & 0o022:
+        raise SetupError("state", f"{path} must be owned by uid {uid} and not group/world-writable")
+    _CHECKED.add((str(path), uid))
     return path
+
+
+def _recheck(path: Path) -> None:
+    """Make and check ``path`` again (it was removed since :func:`_private_dir`)."""
+    _CHECKED.discard((str(path), os.geteuid()))
+    _private_dir(path)
 
 
 def ensure_staging() -> Path:
@@ -88,7 +102,11 @@ def acquire_run_lock(run_id: str, runtime: Path | None = None) -> RunLock:
     runs = _private_dir((runtime or runtime_dir()) / "runs")
     path = runs / f"{run_id}.lock"
     for _ in range(100):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:  # the directory went since it was checked: again
+            _recheck(runs)
+            continue
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
@@ -126,7 +144,11 @@ def id_slot(runtime: Path | None = None, prefer: int | None = None) -> Iterator[
     start = prefer % n if prefer is not None else secrets.randbelow(n)
     for i in range(n):
         uid = lo + (start + i) % n
-        fd = os.open(slots / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(slots / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:  # the directory went since it was checked: again
+            _recheck(slots)
+            fd = os.open(slots / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -34,8 +34,10 @@ def supervise(
     compiled: CompiledRun,
     res: Resources,
     control: RunControl | None = None,
+    verification: str = "",
 ) -> RunResult:
-    """Run the watch loop, then account and classify (see module docstring).
+    """Run the watch loop, then account and classify (see module docstring);
+    ``verification``: the hash of the report the run was admitted on, for the record.
 
     Raises:
         SpawnError: a launcher step failed before the payload's execve.
@@ -52,10 +54,10 @@ def supervise(
     if watch.failure:
         f = decode_failure(watch.failure)
         raise SpawnError(f.step, f.errno, f.message)
-    return _result(compiled, res, watch)
+    return _result(compiled, res, watch, verification)
 
 
-def _result(compiled: CompiledRun, res: Resources, watch: Watch) -> RunResult:
+def _result(compiled: CompiledRun, res: Resources, watch: Watch, verification: str) -> RunResult:
     plan = res.plan
     st = watch.status
     wall = watch.wall_elapsed(watch.ended_at)  # paused time is not charged
@@ -95,7 +97,8 @@ def _result(compiled: CompiledRun, res: Resources, watch: Watch) -> RunResult:
         files=files,
         collect_errors=_collect_errors(plan.collect, watch.files),
         notes=ablation.notes(compiled.ablate),
-        limits=limits_record(compiled.policy),
+        limits=_limits_record(compiled),
+        verification=verification,
     )
 
 
@@ -109,6 +112,15 @@ def _collect_errors(names: tuple[str, ...], got: dict[str, bytes | int]) -> dict
         elif v is None:
             out[name] = "not reported: the container's init ended without it"
     return out
+
+
+def _limits_record(compiled: CompiledRun) -> dict[str, Any]:
+    """:func:`limits_record` of the run's policy, made once per compiled run (a
+    pydantic dump per run otherwise); each result gets its own copy."""
+    rec: dict[str, Any] | None = compiled._memo.get("limits_record")
+    if rec is None:
+        rec = compiled._memo["limits_record"] = limits_record(compiled.policy)
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in rec.items()}
 
 
 def limits_record(policy: Policy) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from sandbox.compile import Artifacts, CompiledRun, Request, compile_run, staged_name
 from sandbox.errors import SetupError, SpawnError
@@ -179,7 +179,7 @@ class Supervisor:
             launched = self._launch(compiled, res, req)
         done = False
         try:
-            result = supervise(launched, compiled, res, req.control)
+            result = supervise(launched, compiled, res, req.control, report.hash)
             if res.leaf is not None and not res.plan.unshare_flags & CloneFlag.CLONE_NEWPID:
                 # No task of the run outlives its result. With a pid namespace its
                 # init's kill(-1) already did this before it reported the status.
@@ -194,7 +194,7 @@ class Supervisor:
                 self.releaser.submit(res)
             else:
                 release(res)
-        return replace(result, verification=report.hash)
+        return result
 
     def _launch(self, compiled: CompiledRun, res: Resources, req: RunRequest) -> Launched:
         """The launch stage; on failure the run's resources are released at once."""

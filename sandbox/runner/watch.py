@@ -158,7 +158,9 @@ class Watch:
     # ------------------------------------------------------------ loop ----
     def run(self) -> None:
         """Loop until init has reported and the outputs are drained (or timed out)."""
-        sel = selectors.DefaultSelector()
+        # poll(2), not epoll: a handful of fds, and no epoll_create/epoll_ctl/close
+        # syscalls per run, each a trip for the GIL while other threads run.
+        sel = selectors.PollSelector()
         sel.register(self.err_r, selectors.EVENT_READ, self._on_err)
         sel.register(self.status_r, selectors.EVENT_READ, self._on_status)
         for fd in self.outs:

@@ -314,12 +314,19 @@ def verify_run(compiled: CompiledRun, host: HostFacts, *, cache_dir: Path | None
     Raises:
         VerificationError: with ``.report``, when a finding blocks the run.
     """
-    whole = run_key(compiled, host)
+    memo: tuple[HostFacts, str] | None = compiled._memo.get("run_key")
+    if memo is not None and memo[0] is host:  # a compiled run's key for this host, once
+        whole = memo[1]
+    else:
+        whole = run_key(compiled, host)
+        compiled._memo["run_key"] = (host, whole)
     with _LOCK:
         hit = _MEMORY.get(whole)
+    if hit is not None:  # the run's own path: no cache directory looked at
+        return _here(hit, compiled.profile)
     directory = cache_dir if cache_dir is not None else default_dir()
     private = _private_dir(directory, create=False)
-    if hit is None and private:
+    if private:
         hit = _read(directory, whole)
     if hit is not None:
         with _LOCK:

@@ -21,6 +21,7 @@ from sandbox.cgroups import (
     sweep,
 )
 from sandbox.errors import PolicyError, SetupError, UnsupportedError
+from sandbox.runner.accounting import RECORD_CONTROLLERS
 
 LIMITS = CgroupLimits(
     memory=64 << 20,
@@ -152,6 +153,11 @@ def test_v2_delegated_parent(v2):
     assert stats.oom_kills == 1 and stats.oom_killed and stats.memory_limit_hits == 5
     assert (stats.io_read_bytes, stats.io_write_bytes, stats.io_write_ios) == (101, 202, 6)
     assert leaf.cpu_usage_ns() == 7000
+    record = leaf.stats(RECORD_CONTROLLERS)  # the run record's figures, the same values
+    for name in ("cpu_usage_ns", "cpu_user_ns", "cpu_system_ns", "memory_peak", "oom_killed"):
+        assert getattr(record, name) == getattr(stats, name)
+    assert (record.io_read_bytes, record.io_write_bytes) == (101, 202)
+    assert record.pids_current is None and record.cpu_nr_throttled is None  # not read
     leaf.remove()
     leaf.remove()  # idempotent
     assert leaf_files(v2) == set()
@@ -172,6 +178,27 @@ def test_v1_stats_and_usage(hybrid):
         )
         assert leaf.cpu_usage_ns() == 1500
     assert leaf_files(hybrid) == set()
+
+
+def test_kept_open_files_are_reread_and_closed_with_the_leaf(hybrid, v2):
+    for host in (hybrid, v2):
+        lay = layout_of(host, **({"parent": "/judge.service"} if host is v2 else {}))
+        leaf = create(lay, "k1", CgroupLimits(memory=64 << 20))
+        before = leaf.stats(RECORD_CONTROLLERS)
+        leaf.keep_open(RECORD_CONTROLLERS)
+        dirs = tuple(d.path for d in leaf.dirs)
+        assert leaf._kept and all(p.startswith(dirs) for p in leaf._kept)
+        assert leaf.stats(RECORD_CONTROLLERS) == before  # the same figures through the fds
+        peak = "memory.max_usage_in_bytes" if host is hybrid else "memory.peak"
+        mem = leaf.placement["memory"].path
+        host.io._set(os.path.join(mem, peak), "12345\n")  # the run's figure, written later
+        assert leaf.stats(RECORD_CONTROLLERS).memory_peak == 12345
+        open_before = len(os.listdir("/proc/self/fd"))
+        kept = len(leaf._kept)
+        leaf.remove()
+        assert leaf._kept == {}
+        assert len(os.listdir("/proc/self/fd")) == open_before - kept
+        assert leaf_files(host) == set()
 
 
 def test_no_usable_parent_anywhere_is_refused_with_the_fix(tmp_path):
@@ -317,3 +344,21 @@ def test_unknown_required_controller_is_an_error(hybrid):
 def test_bad_run_ids(hybrid, run_id):
     with pytest.raises(SetupError):
         create(layout_of(hybrid), run_id, CgroupLimits())
+
+
+def test_remove_of_an_empty_leaf_only_rmdirs_and_a_half_joined_task_is_still_killed(hybrid):
+    lay = layout_of(hybrid)
+    empty = create(lay, "empty", CgroupLimits())
+    busy = create(lay, "busy", CgroupLimits())
+    empty.remove()  # the usual end of a run: init killed everything already
+    assert hybrid.io.signalled == []
+    assert not any("FROZEN" in data for _, data in hybrid.io.writes)
+    assert {os.path.basename(p) for p in leaf_files(hybrid)} == {"sbx-busy"}
+    # A task that joined the kill hierarchy and one more, then stopped: the
+    # directories it is not in go, the busy one makes the remove kill it.
+    for d in busy.dirs[:2]:
+        hybrid.io._set(os.path.join(d.path, "cgroup.procs"), "9001\n")
+    busy.remove()
+    assert set(hybrid.io.signalled) == {9001}
+    assert "FROZEN" in written(hybrid, "freezer.state")
+    assert leaf_files(hybrid) == set()
