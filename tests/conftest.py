@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sbxtest import FEATURES, ROOT, build_probes, feature_missing, host_snapshot
+from sbxtest import FEATURES, ROOT, build_probes, feature_missing, host_snapshot, leaf_run_id
 
 # The developer tools (tools/: generators of committed files) are importable by tests,
 # which check that what is committed is what they generate.
@@ -75,5 +75,4 @@ def leftovers(before: dict, after: dict) -> dict:
 
 def _is_pooled(entry: str, pooled: set[str]) -> bool:
     """A lock file ``<run_id>.lock`` or a leaf ``.../sbx-<run_id>`` of a pooled entry."""
-    name = entry.rsplit("/", 1)[-1].removeprefix("sbx-").removesuffix(".lock")
-    return name in pooled
+    return leaf_run_id(entry) in pooled

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -170,3 +171,10 @@ def _in_slot_range(pid: str) -> bool:
         if line.startswith("Uid:"):
             return 61000 <= int(line.split()[1]) <= 61999
     return False
+
+
+def leaf_run_id(path: str) -> str:
+    """The run id in a leaf's path ``.../sbx-<tag>-<run_id>`` (``tag``: the supervisor's
+    runtime directory, sandbox.runner.acquire.leaf_prefix); a lock's name too."""
+    name = path.rsplit("/", 1)[-1].removesuffix(".lock").removeprefix("sbx-")
+    return name[9:] if re.match(r"^[0-9a-f]{8}-", name) else name

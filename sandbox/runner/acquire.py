@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import hashlib
 import logging
 import os
 import shutil
@@ -111,7 +112,7 @@ class Acquirer:
         by their own name too (issue 13 item 5).
         """
         try:
-            cgroups.sweep(self.cgroup_layout(), cgroups.DEFAULT_PREFIX, run_is_stale)
+            cgroups.sweep(self.cgroup_layout(), leaf_prefix(), run_is_stale)
         except SetupError as e:
             log.warning("sweep of stale cgroup leaves: %s", e)
         state.sweep(_remove_staged)
@@ -142,7 +143,7 @@ class Acquirer:
         layout = self.cgroup_layout()
         run_id = state.new_run_id()
         lock = state.acquire_run_lock(run_id)
-        name = cgroups.DEFAULT_PREFIX + run_id
+        name = leaf_prefix() + run_id
         # Every hierarchy it could be made in (a superset), before any exists.
         dirs = [os.path.join(h.parent, name) for h in layout.hierarchies if h.parent]
         try:
@@ -152,7 +153,9 @@ class Acquirer:
             raise
         forget = functools.partial(release, run_id)
         try:
-            leaf = cgroups.create(layout, run_id, req.limits, set(req.required))
+            leaf = cgroups.create(
+                layout, run_id, req.limits, set(req.required), prefix=leaf_prefix()
+            )
         except BaseException:
             lock.release()
             forget()
@@ -271,7 +274,9 @@ class Acquirer:
 
     def _cgroups(self, req: CgroupRequest, memory: int | None, run_id: str, res: Resources) -> None:
         try:
-            leaf = cgroups.create(self.cgroup_layout(), run_id, req.limits, set(req.required))
+            leaf = cgroups.create(
+                self.cgroup_layout(), run_id, req.limits, set(req.required), prefix=leaf_prefix()
+            )
         except SetupError as e:
             if not req.degradable:
                 raise
@@ -302,7 +307,9 @@ class Acquirer:
         supervisor's sweep removes it.
         """
         try:
-            leaf = cgroups.create(self.cgroup_layout(), run_id, req.limits, set(req.required))
+            leaf = cgroups.create(
+                self.cgroup_layout(), run_id, req.limits, set(req.required), prefix=leaf_prefix()
+            )
         except SetupError as e:
             return Enforcement("off", str(e))
         try:
@@ -407,6 +414,15 @@ def _staged_dir(run_id: str) -> Path:
 def _remove_staged(run_id: str) -> None:
     """The sweep's removal of a dead run's staged files (its leaf goes with the cgroup sweep)."""
     shutil.rmtree(_staged_dir(run_id), ignore_errors=True)
+
+
+def leaf_prefix() -> str:
+    """``sbx-<tag>-``: the leaves of supervisors whose run locks live in this runtime
+    directory (``tag``: a hash of its path). A sweep looks only at its own tag: a
+    supervisor with another runtime directory (``$SANDBOX_RUNTIME_DIR``, another
+    judge) cannot see those runs' locks, and once took their live leaves for stale."""
+    where = os.path.realpath(runtime_dir())
+    return f"{cgroups.DEFAULT_PREFIX}{hashlib.sha256(where.encode()).hexdigest()[:8]}-"
 
 
 def run_is_stale(run_id: str) -> bool:

@@ -34,8 +34,9 @@ OWNER = textwrap.dedent("""
 
     def leaf(run_id):
         for d, subs, _ in os.walk("/sys/fs/cgroup"):
-            if "sbx-" + run_id in subs:
-                return os.path.join(d, "sbx-" + run_id)
+            for s in subs:
+                if s.startswith("sbx-") and s.endswith("-" + run_id):
+                    return os.path.join(d, s)
 
     def read(path):
         return open(path).read().strip()

@@ -80,7 +80,7 @@ def _run(launcher: str, profile: Any, probe: Path) -> tuple[str, dict[str, Any]]
                 # The same step and errno; the wording of the message is each launcher's.
                 return "refused", {"error": "SpawnError", "step": e.step, "errno": e.errno}
             except SandboxError as e:
-                msg = re.sub(r"sbx-[0-9T]+-[0-9a-f]+", "sbx-RUN", str(e))
+                msg = re.sub(r"sbx-(?:[0-9a-f]{8}-)?[0-9T]+-[0-9a-f]+", "sbx-RUN", str(e))
                 return "refused", {"error": type(e).__name__, "message": msg}
     finally:
         logging.disable(logging.NOTSET)
@@ -90,7 +90,7 @@ def _run(launcher: str, profile: Any, probe: Path) -> tuple[str, dict[str, Any]]
     keep = ("verdict", "exit_code", "signal", "status", "policy_digest", "profile", "id_mode",
             "enforcement", "violation", "denied", "message", "notes", "collect_errors")  # fmt: skip
     rec = {k: v for k, v in rec.items() if k in keep}
-    rec = json.loads(re.sub(r"sbx-[0-9T]+-[0-9a-f]+", "sbx-RUN", json.dumps(rec)))
+    rec = json.loads(re.sub(r"sbx-(?:[0-9a-f]{8}-)?[0-9T]+-[0-9a-f]+", "sbx-RUN", json.dumps(rec)))
     for v in [rec.get("violation"), *rec.get("denied", [])]:
         if v:
             v.pop("args", None)  # pointers: ASLR differs run to run

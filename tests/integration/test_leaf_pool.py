@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sbxtest import ROOT, host_snapshot
+from sbxtest import ROOT, host_snapshot, leaf_run_id
 
 from sandbox import Sandbox
 from sandbox.runner.result import Verdict
@@ -49,14 +49,14 @@ def _ready(sb: Sandbox) -> set[str]:
 def _left(run_ids: set[str]) -> list[str]:
     """Leaves and run files of these runs still on the host."""
     snap = host_snapshot()
-    return [p for p in snap["leaves"] if p.rsplit("sbx-", 1)[1] in run_ids] + [
+    return [p for p in snap["leaves"] if leaf_run_id(p) in run_ids] + [
         e for e in snap["runs"] if e.split(".")[0] in run_ids
     ]
 
 
 def _limit(run_id: str, v1: str, v2: str) -> str:
     for leaf in host_snapshot()["leaves"]:
-        if leaf.endswith(f"sbx-{run_id}"):
+        if leaf.endswith(f"-{run_id}") and "/sbx-" in leaf:
             for name in (v1, v2):
                 path = os.path.join(leaf, name)
                 if os.path.exists(path):

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sbxtest import host_snapshot
+from sbxtest import host_snapshot, leaf_run_id
 
 from sandbox import Sandbox, Verdict
 
@@ -227,7 +227,7 @@ def test_hundreds_of_runs_leave_nothing_behind():
     ours = set(run_ids)
     assert len(ours) == len(run_ids)
     snap = host_snapshot()
-    assert not [p for p in snap["leaves"] if p.rsplit("sbx-", 1)[-1] in ours], snap["leaves"]
+    assert not [p for p in snap["leaves"] if leaf_run_id(p) in ours], snap["leaves"]
     assert not [e for e in snap["runs"] if e.split(".")[0] in ours], snap["runs"]
     tmp = [e for e in os.listdir("/tmp") if any(r in e for r in ours)]
     assert not tmp, tmp

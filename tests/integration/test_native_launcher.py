@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sbxtest import ROOT, run_cli
+from sbxtest import ROOT, leaf_run_id, run_cli
 
 from sandbox import Sandbox, Verdict
 from sandbox.errors import SetupError
@@ -107,7 +107,11 @@ def _run_left(run_id: str) -> list[str]:
     left = [str(p) for p in Path("/run/sandbox/runs").glob(f"{run_id}*")]
     for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
         for dirpath, dirnames, _ in os.walk(base):
-            left += [os.path.join(dirpath, d) for d in dirnames if d == f"sbx-{run_id}"]
+            left += [
+                os.path.join(dirpath, d)
+                for d in dirnames
+                if d.startswith("sbx-") and d.endswith(f"-{run_id}")
+            ]
             if dirpath.count("/") > 8:
                 dirnames[:] = []
     return left
@@ -132,7 +136,7 @@ def _started(p: subprocess.Popen, ready: Path) -> tuple[str, int, tuple[int, int
             continue
         leaf = [ln for ln in cg.splitlines() if "sbx-" in ln]
         if leaf:
-            return leaf[0].rsplit("sbx-", 1)[1], server, (outer, init, payload)
+            return leaf_run_id(leaf[0]), server, (outer, init, payload)
 
 
 def test_sigkill_of_the_library_process_leaves_nothing(tmp_path):
