@@ -103,6 +103,9 @@ class CgroupRequest:
     limits: CgroupLimits
     required: frozenset[str]
     degradable: bool  # layers.cgroups is not "required": a failed leaf only degrades
+    # Where the leaf goes, when an engine says (OCI linux.cgroupsPath; cgroups.place),
+    # instead of a leaf of our own under the delegated parent.
+    path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

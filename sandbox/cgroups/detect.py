@@ -79,6 +79,8 @@ class Hierarchy:
         enabled: v2 only: the parent's ``cgroup.subtree_control``.
         parent_busy: v2 only: the parent is not the root and holds processes, so
             the no-internal-processes rule forbids enabling controllers in it.
+        mount_root: the cgroup the mount shows at ``mount`` (mountinfo's root
+            field; ``/`` unless a subtree is mounted), for absolute cgroup paths.
     """
 
     version: Literal[1, 2]
@@ -90,6 +92,7 @@ class Hierarchy:
     problem: str | None = None
     enabled: frozenset[str] = frozenset()
     parent_busy: bool = False
+    mount_root: str = "/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,12 +210,19 @@ def _hierarchy(
     if problem is None and io.statfs_magic(path) != magic:
         problem = f"{path} is not a {fstype} filesystem (statfs magic); not using it"
     if problem is not None:
-        return Hierarchy(version, name, path, controllers, own, None, problem)
+        return Hierarchy(
+            version, name, path, controllers, own, None, problem, mount_root=mount_root
+        )
     assert parent is not None
     if version == 1:
-        return Hierarchy(1, name, path, controllers, own, parent)
+        return Hierarchy(1, name, path, controllers, own, parent, mount_root=mount_root)
     offered, enabled, busy = _v2_facts(io, parent)
-    return Hierarchy(2, name, path, offered, own, parent, None, enabled, busy)
+    return Hierarchy(2, name, path, offered, own, parent, None, enabled, busy, mount_root)
+
+
+def v2_facts(io: CgroupIO, parent: str) -> tuple[frozenset[str], frozenset[str], bool]:
+    """(controllers offered incl. the built-ins, enabled, busy) of a v2 cgroup."""
+    return _v2_facts(io, parent)
 
 
 _MOUNT_NET = (

@@ -38,6 +38,26 @@ BPF_F_ALLOW_MULTI = 2
 _libc = ctypes.CDLL(None, use_errno=True)
 log = logging.getLogger(__name__)
 
+_NR_OPENAT2 = 437  # the same on x86_64 and aarch64 (the generic table)
+# Walking an engine-given cgroup path: never leave the hierarchy's mount (a bind
+# planted over a component), never follow a link.
+_RESOLVE_NO_XDEV, _RESOLVE_NO_MAGICLINKS, _RESOLVE_NO_SYMLINKS, _RESOLVE_BENEATH = 1, 2, 4, 8
+RESOLVE_CGROUP = _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS | _RESOLVE_NO_XDEV
+
+
+def openat2_dir(dirfd: int, name: str, resolve: int = RESOLVE_CGROUP) -> int:
+    """``openat2(dirfd, name, O_RDONLY|O_DIRECTORY|O_CLOEXEC, resolve)``: a directory fd."""
+    how = (ctypes.c_uint64 * 3)(os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
+    fd = int(
+        _libc.syscall(_NR_OPENAT2, dirfd, os.fsencode(name), ctypes.byref(how), ctypes.sizeof(how))
+    )
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(
+            err, f"openat2({name!r}, RESOLVE_BENEATH|NO_SYMLINKS|NO_XDEV): {os.strerror(err)}", name
+        )
+    return fd
+
 
 class _Statfs(ctypes.Structure):
     _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 112)]
@@ -144,6 +164,42 @@ class CgroupIO:
         """Create a cgroup (the kernel fills in its interface files)."""
         log.debug("mkdir(%r)", path)
         os.mkdir(path, 0o755)
+
+    def make_beneath(self, root: str, parts: Iterable[str]) -> list[str]:
+        """Make ``root/parts...`` a directory, one component at a time, beneath ``root``.
+
+        Each component is opened with openat2 RESOLVE_BENEATH|NO_SYMLINKS|
+        NO_MAGICLINKS|NO_XDEV from its verified parent, so a symlink or a bind
+        mount planted on the way is refused (ELOOP/EXDEV), never followed; a
+        missing one is made (:meth:`mkdir`) and then opened the same way.
+        Returns the directories made, outermost first. Raises OSError (after
+        removing what it made).
+        """
+        made: list[str] = []
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        path = root
+        try:
+            for name in parts:
+                path = os.path.join(path, name)
+                try:
+                    nfd = openat2_dir(fd, name)
+                except FileNotFoundError:
+                    try:
+                        self.mkdir(path)
+                        made.append(path)
+                    except FileExistsError:
+                        pass  # made meanwhile by a sibling container's runtime
+                    nfd = openat2_dir(fd, name)
+                os.close(fd)
+                fd = nfd
+        except OSError:
+            for d in reversed(made):
+                with contextlib.suppress(OSError):
+                    self.rmdir(d)
+            raise
+        finally:
+            os.close(fd)
+        return made
 
     def rmdir(self, path: str) -> None:
         """Remove an empty cgroup."""

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+from sandbox.cgroups import place
 from sandbox.cgroups.base import CgroupBackend, kill_loop, procs, wait_for
 from sandbox.cgroups.detect import CgroupLayout, Hierarchy
 from sandbox.cgroups.join import join_with_fds
@@ -71,11 +72,15 @@ class Leaf:
         dirs: Sequence[LeafDir],
         placement: dict[str, LeafDir],
         report: Sequence[ControllerReport],
+        made_parents: Sequence[str] = (),
     ) -> None:
         self.layout, self.run_id, self.name = layout, run_id, name
         self.dirs = tuple(dirs)
         self.placement = placement
         self.report = tuple(report)
+        #: Directories made above the leaf for an engine's cgroup path (outermost
+        #: first): removed after the leaf when nothing else is in them.
+        self.made_parents = tuple(made_parents)
         self._usage: tuple[int, CgroupBackend, bool] | None = None  # fd, backend, ours to close
         self._kept: dict[str, int] = {}  # path -> fd, see keep_open
         self._removed = False
@@ -289,6 +294,7 @@ class Leaf:
                             "cgroup-remove", f"rmdir({d.path!r}): {exc.strerror}"
                         ) from exc
                     io.sleep(0.001)
+        remove_parents(self.made_parents, io)
         if self._usage is not None:
             if self._usage[2]:
                 io.close(self._usage[0])
@@ -401,6 +407,7 @@ def _build(
     required: set[str],
     off: dict[str, str],
     dirs: list[LeafDir],
+    at: str | None = None,
 ) -> tuple[dict[str, LeafDir], list[ControllerReport]]:
     io, placement, reports = layout.io, {}, []
     for h in _ordered(by_h):
@@ -411,7 +418,10 @@ def _build(
         except FileExistsError:
             raise SetupError(
                 "cgroup",
-                f"{d.path} already exists: a leftover of an earlier "
+                f"linux.cgroupsPath {at!r}: {d.path} exists already (another container's "
+                "cgroup, or a leftover: delete that container with --force)"
+                if at is not None
+                else f"{d.path} already exists: a leftover of an earlier "
                 "run with this id? remove it with sweep()",
             ) from None
         dirs.append(d)
@@ -436,6 +446,7 @@ def create(
     required: set[str] | frozenset[str] = frozenset(),
     *,
     prefix: str = DEFAULT_PREFIX,
+    at: str | None = None,
 ) -> Leaf:
     """Make the run's leaf in every hierarchy it needs and write the limits.
 
@@ -446,6 +457,10 @@ def create(
         required: controllers that must be enforced (names from
             ``model.CONTROLLERS``); any other one that is unavailable is
             reported ``off`` with the reason (and logged at WARNING).
+        at: an engine's cgroup path (``linux.cgroupsPath``, checked by
+            :func:`~sandbox.cgroups.place.check_path`): the leaf is made exactly
+            there in each hierarchy (:mod:`sandbox.cgroups.place`), not as
+            ``prefix + run_id`` under the delegated parent.
 
     Raises:
         SetupError: a required controller is unavailable or its limits cannot be
@@ -460,6 +475,35 @@ def create(
         )
     needed = set(limits.needs()) | set(required)
     off: dict[str, str] = {}
+    made: list[str] = []
+    if at is not None:
+        try:
+            at = place.check_path(at)
+        except place.CgroupPathError as e:
+            raise SetupError("cgroup", f"linux.cgroupsPath: {e}") from None
+        wanted: dict[Hierarchy, set[str]] = {}
+        for c in needed:
+            if c in layout.placement:
+                wanted.setdefault(layout.placement[c], set()).add(c)
+        layout, name, made = place.prepare(layout, at, wanted)
+    try:
+        return _create(layout, run_id, name, limits, set(required), needed, off, made, at)
+    except BaseException:
+        remove_parents(made, layout.io)
+        raise
+
+
+def _create(
+    layout: CgroupLayout,
+    run_id: str,
+    name: str,
+    limits: CgroupLimits,
+    required: set[str],
+    needed: set[str],
+    off: dict[str, str],
+    made: list[str],
+    at: str | None,
+) -> Leaf:
     by_h = _group(layout, needed, off, limits)
     if missing := {c: off[c] for c in sorted(off) if c in required}:
         raise SetupError(
@@ -476,7 +520,7 @@ def create(
         )
     dirs: list[LeafDir] = []
     try:
-        placement, reports = _build(layout, name, by_h, limits, set(required), off, dirs)
+        placement, reports = _build(layout, name, by_h, limits, required, off, dirs, at)
     except BaseException:
         for d in reversed(dirs):
             try:
@@ -497,7 +541,18 @@ def create(
         reports.append(_off(c, why, limits))
     order = {c: i for i, c in enumerate(CONTROLLERS)}
     reports.sort(key=lambda r: order[r.controller])
-    return Leaf(layout, run_id, name, dirs, placement, reports)
+    return Leaf(layout, run_id, name, dirs, placement, reports, made)
+
+
+def remove_parents(made: Sequence[str], io: CgroupIO) -> None:
+    """rmdir the directories made above an engine-placed leaf, innermost first, while
+    empty; one still holding a sibling's cgroup (EBUSY) or gone is left as it is.
+    Never kills anything in them: only the leaf is ours."""
+    for d in reversed(made):
+        try:
+            io.rmdir(d)
+        except OSError as exc:
+            log.debug("cgroup parent %s kept: %s", d, exc.strerror)
 
 
 def sweep(layout: CgroupLayout, prefix: str, is_stale: Callable[[str], bool]) -> list[str]:
@@ -536,6 +591,7 @@ __all__ = [
     "create",
     "join_with_fds",
     "remove_dirs",
+    "remove_parents",
     "sweep",
 ]
 
@@ -552,6 +608,7 @@ def remove_dirs(dirs: Sequence[str], timeout: float = 5.0, io: CgroupIO | None =
     deadline = io.monotonic() + timeout
     for d in sorted(dirs, key=lambda p: -p.count("/")):
         try:
+            _thaw(io, d)  # a paused container's tasks die only once thawed (v1)
             kill_loop(io, d, deadline)
             while True:
                 try:
@@ -565,3 +622,13 @@ def remove_dirs(dirs: Sequence[str], timeout: float = 5.0, io: CgroupIO | None =
                     io.sleep(0.001)
         except (OSError, TimeoutError) as exc:
             log.warning("cgroup leaf %s left for the sweep: %s", d, exc)
+
+
+def _thaw(io: CgroupIO, d: str) -> None:
+    """Thaw a v1 freezer leaf (v2's cgroup.kill and SIGKILL reach frozen tasks)."""
+    state = os.path.join(d, "freezer.state")
+    try:
+        if io.read(state).strip() != "THAWED":
+            io.write(state, "THAWED")
+    except OSError:
+        pass

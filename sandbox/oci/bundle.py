@@ -191,6 +191,7 @@ class Bundle:
     hooks: Mapping[str, tuple[Hook, ...]]
     annotations: Mapping[str, str]
     notes: tuple[str, ...] = field(default=())
+    cgroups_path: str | None = None  # checked (cgroups.place.check_path); None: our own leaf
 
     @property
     def devpts(self) -> DevptsMount | None:
@@ -335,11 +336,7 @@ def parse(doc: Any, bundle: str) -> Bundle:
     mounts = _mounts(_list(top.get("mounts"), "mounts"), bundle, notes)
     _devices(_list(linux.get("devices"), "linux.devices"))
     _paths(linux, notes)
-    if linux.get("cgroupsPath"):
-        notes.append(
-            f"linux.cgroupsPath {linux['cgroupsPath']!r}: the container's limits live in "
-            "sandbox's own leaf (see the run record)"
-        )
+    cgroups_path = _cgroups_path(linux.get("cgroupsPath"))
     annotations = _obj(top.get("annotations"), "annotations")
     for k, v in annotations.items():
         _str(v, f"annotations.{k}")
@@ -358,7 +355,21 @@ def parse(doc: Any, bundle: str) -> Bundle:
         hooks=_hooks(_obj(top.get("hooks"), "hooks")),
         annotations=dict(annotations),
         notes=tuple(notes),
+        cgroups_path=cgroups_path,
     )
+
+
+def _cgroups_path(v: Any) -> str | None:
+    """``linux.cgroupsPath``: where the container's leaf goes (``cgroups.place``); empty
+    or absent: a leaf of sandbox's own under the runtime's delegated parent."""
+    if v is None or v == "":
+        return None
+    from sandbox.cgroups.place import CgroupPathError, check_path
+
+    try:
+        return check_path(_str(v, "linux.cgroupsPath"))
+    except CgroupPathError as e:
+        raise _err("linux.cgroupsPath", str(e)) from None
 
 
 def _root(v: Any, bundle: str) -> tuple[str, bool]:

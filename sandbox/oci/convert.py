@@ -464,6 +464,8 @@ def adjust(compiled: CompiledRun, bundle: Bundle, host: HostFacts) -> CompiledRu
         lim = cgroup.limits
         devices = (*lim.device_rules, *(d for d in DEVICES_TTY if d not in lim.device_rules))
         cgroup = replace(cgroup, limits=replace(lim, devices=devices))
+    if cgroup is not None and bundle.cgroups_path is not None:
+        cgroup = replace(cgroup, path=bundle.cgroups_path)  # the engine's place for the leaf
     return replace(compiled, plan=plan, cgroup=cgroup)
 
 

@@ -514,8 +514,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         args = parse(sys.argv[1:] if argv is None else argv)
         if args.glob.get("--systemd-cgroup"):
             raise UsageError(
-                "--systemd-cgroup is not supported: sandbox makes its own leaves "
-                "(use the cgroupfs manager)"
+                "--systemd-cgroup is not supported: sandbox-runtime has only the cgroupfs "
+                "manager (linux.cgroupsPath as a cgroupfs path; use podman --cgroup-manager "
+                "cgroupfs, or SystemdCgroup = false in containerd)"
             )
         code = COMMANDS[args.cmd](args)
     except StateError as e:

@@ -206,6 +206,12 @@ class Supervisor:
         except SandboxError as e:
             client.close()
             raise CreateError(str(e)) from None
+        try:  # the leaf (at the engine's cgroupsPath) is on record for delete --force at once
+            self._write_state("creating")
+        except BaseException:
+            release(self.res)
+            client.close()
+            raise
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.gate = ours
         try:
@@ -312,6 +318,7 @@ class Supervisor:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),
             "run_id": self.res.plan.run_id,
             "cgroup_dirs": list(self.res.cgroup_dirs),
+            "cgroup_parents": list(self.res.leaf.made_parents) if self.res.leaf else [],
             "lock_file": str(self.res.lock.path),
             "poststop": [_hook_dict(h) for h in b.hooks.get("poststop", ())],
             **extra,

@@ -195,7 +195,7 @@ class Acquirer:
         """
         stack = ExitStack()
         pooled = None
-        if pool is not None and compiled.cgroup is not None:
+        if pool is not None and compiled.cgroup is not None and compiled.cgroup.path is None:
             pooled = pool.take(pool_key(compiled.cgroup))
             if pooled is not None and pooled.request != compiled.cgroup:  # never another's limits
                 _discard_pooled(pooled)
@@ -275,7 +275,12 @@ class Acquirer:
     def _cgroups(self, req: CgroupRequest, memory: int | None, run_id: str, res: Resources) -> None:
         try:
             leaf = cgroups.create(
-                self.cgroup_layout(), run_id, req.limits, set(req.required), prefix=leaf_prefix()
+                self.cgroup_layout(),
+                run_id,
+                req.limits,
+                set(req.required),
+                prefix=leaf_prefix(),
+                at=req.path,
             )
         except SetupError as e:
             if not req.degradable:

@@ -120,6 +120,14 @@ def test_a_minimal_bundle(bdir: Path) -> None:
         ),
         (lambda d: d.update(domainname="x"), "domainname"),
         (lambda d: d["linux"].update(intelRdt={}), "intelRdt"),
+        (
+            lambda d: d["linux"].update(cgroupsPath="machine.slice:libpod:abc"),
+            "linux.cgroupsPath: 'machine.slice:libpod:abc' is a systemd cgroup path",
+        ),
+        (lambda d: d["linux"].update(cgroupsPath="/a/../../b"), "linux.cgroupsPath: "),
+        (lambda d: d["linux"].update(cgroupsPath="/"), "linux.cgroupsPath: '/' names the root"),
+        (lambda d: d["linux"].update(cgroupsPath=7), "linux.cgroupsPath: must be a string"),
+        (lambda d: d["linux"].update(cgroupsPath="/x\ny"), "control character"),
     ],
 )
 def test_refusals_name_the_field(bdir: Path, mutate, where: str) -> None:
@@ -180,6 +188,32 @@ def test_joinable_namespace_path(bdir: Path) -> None:
 
 
 # ------------------------------------------------------------ conversion ----
+def test_cgroups_path_is_the_leaf_place_not_a_note(bdir: Path) -> None:
+    def at(path: str):
+        return lambda d: d["linux"].update(cgroupsPath=path)
+
+    b = check(bdir, at("/libpod_parent//libpod-abc/"))
+    assert b.cgroups_path == "/libpod_parent/libpod-abc"
+    assert not any("cgroupsPath" in n for n in b.notes)
+    assert check(bdir, at("")).cgroups_path is None  # runc: empty means a default place
+    assert check(bdir).cgroups_path is None
+
+
+def test_cgroups_path_reaches_the_compiled_leaf_request(tmp_path: Path) -> None:
+    from ocikit import make_rootfs
+
+    from sandbox.compile import Artifacts, compile_run
+    from sandbox.host import probe
+    from sandbox.oci.convert import adjust, convert
+
+    make_rootfs(tmp_path / "rootfs")
+    b = check(tmp_path, lambda d: d["linux"].update(cgroupsPath="/default/c1"))
+    host = probe()
+    conv = convert(b)
+    compiled = adjust(compile_run(conv.profile, host, conv.request, Artifacts(host)), b, host)
+    assert compiled.cgroup is not None and compiled.cgroup.path == "/default/c1"
+
+
 def test_conversion_without_annotation_keeps_the_floor(bdir: Path) -> None:
     from sandbox.oci.convert import convert
 
