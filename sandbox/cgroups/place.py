@@ -27,7 +27,8 @@ from sandbox.errors import SetupError
 
 MAX_PATH = 4096
 MAX_DEPTH = 32
-# sandbox's own leaves (the sweep's): an engine's leaf may not look like one
+# sandbox's own leaves, which the sweep removes from the delegated parents: an
+# engine's leaf there may not look like one
 RESERVED_PREFIX = "sbx-"
 _SYSTEMD = re.compile(r"^[^:/]*:[^:/]*:[^:/]+$")
 
@@ -41,8 +42,8 @@ def check_path(path: str) -> str:
 
     Refused: a systemd ``slice:prefix:name`` (there is no systemd manager), a
     ``.`` or ``..`` component, control characters, a component longer than
-    NAME_MAX, more than 32 levels, the root itself, and a leaf named like
-    sandbox's own (``sbx-*``). Repeated and trailing slashes are dropped.
+    NAME_MAX, more than 32 levels and the root itself. Repeated and trailing
+    slashes are dropped.
     """
     if not isinstance(path, str) or not path:
         raise CgroupPathError("must be a non-empty string")
@@ -65,10 +66,6 @@ def check_path(path: str) -> str:
         raise CgroupPathError(f"{path!r} is deeper than {MAX_DEPTH} levels")
     if any(len(p.encode()) > 255 for p in parts):
         raise CgroupPathError(f"{path!r} has a component longer than 255 bytes")
-    if parts[-1].startswith(RESERVED_PREFIX):
-        raise CgroupPathError(
-            f"{path!r}: leaf names starting with {RESERVED_PREFIX!r} are sandbox's own runs'"
-        )
     return ("/" if path.startswith("/") else "") + "/".join(parts)
 
 
@@ -167,6 +164,12 @@ def prepare(
                 ) from None
             made += here
             parent = os.path.join(base, *parts[:-1])
+            if name.startswith(RESERVED_PREFIX) and parent == h.parent:
+                raise SetupError(
+                    "cgroup",
+                    f"linux.cgroupsPath {path!r}: a leaf named {RESERVED_PREFIX}* right under "
+                    f"{parent} would be taken for one of sandbox's own runs (and swept)",
+                )
             if h.version == 1:
                 if "cpuset" in h.controllers:
                     _copy_cpuset(layout, here)

@@ -62,7 +62,6 @@ def test_check_path_accepts_and_normalises(path: str, norm: str) -> None:
         ("/" + "x" * 256, "longer than 255"),
         ("/" + "/".join(["d"] * 33), "deeper than 32"),
         ("/x" * 2100, "longer than 4096"),
-        ("/judge/sbx-20260101T000000-abcd", "sandbox's own"),
         ("", "non-empty"),
     ],
 )
@@ -172,6 +171,15 @@ def test_v2_relative_path_under_a_delegated_parent(v2):
     assert leaf.placement["memory"].path == v2.root + "/sys/fs/cgroup/judge.service/c7"
     states = {r.controller: r.state for r in leaf.report}
     assert states["memory"] is State.FULL
+    leaf.remove()
+
+
+def test_sbx_leaf_refused_only_where_the_sweep_looks(hybrid):
+    layout = layout_of(hybrid)
+    with pytest.raises(SetupError, match="sandbox's own runs"):
+        create(layout, "r9", LIMITS, REQUIRED, at="sbx-r9")  # right under the delegated parent
+    assert dirs_named(hybrid, "sbx-r9") == set()
+    leaf = create(layout, "r9", LIMITS, REQUIRED, at="/default/sbx-ctr")  # ctr's, elsewhere
     leaf.remove()
 
 
