@@ -174,6 +174,27 @@ def test_delete_force_after_supervisor_and_watchdog_are_killed(
     assert not list(CG.glob(f"*/{parent}"))
 
 
+@pytest.mark.parametrize("paused", [False, True])
+def test_watchdog_removes_the_leaf_when_the_supervisor_dies(
+    tmp_path: Path, parent, paused: bool, no_leftovers
+):
+    """Only the supervisor is SIGKILLed: its launcher (the watchdog) kills the run and
+    removes the leaf at the engine's path by itself, a paused one too, before any delete."""
+    rt = Runtime(tmp_path / "state")
+    b = _bundle(tmp_path, ["sleep", "60"], f"/{parent}/ctr")
+    rt("create", "--bundle", str(b), "p8", check=True)
+    try:
+        rt("start", "p8", check=True)
+        mem = _mount("memory") / parent / "ctr"
+        _wait(lambda: bool(_procs(mem)))
+        if paused:
+            rt("pause", "p8", check=True)
+        os.kill(rt.state("p8")["pid"], signal.SIGKILL)
+        _wait(lambda: not list(CG.glob(f"*/{parent}/ctr")), timeout=10)
+    finally:
+        rt("delete", "--force", "p8", check=True)
+
+
 def test_systemd_path_refused_in_one_line(tmp_path: Path, no_leftovers) -> None:
     rt = Runtime(tmp_path / "state")
     b = _bundle(tmp_path, ["true"], "machine.slice:libpod:abc")

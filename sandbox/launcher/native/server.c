@@ -186,6 +186,10 @@ static void remove_cgroup_dir(const char *d) {
     struct timespec t0, now, nap = {0, 5 * 1000 * 1000};
     clock_gettime(CLOCK_MONOTONIC, &t0);
     char path[SBX_MAX_STR + 32];
+    /* A paused container's v1 freezer leaf: its tasks die only once thawed. */
+    sbx_fmt(path, sizeof path, "%s/freezer.state", d);
+    int frz = open(path, O_WRONLY | O_CLOEXEC);
+    if (frz >= 0) (void)!write(frz, "THAWED", 6), close(frz);
     for (;;) {
         if (rmdir(d) == 0 || errno == ENOENT) return;
         sbx_fmt(path, sizeof path, "%s/cgroup.kill", d);
