@@ -9,7 +9,6 @@ runtime's state and run records go to a private ``--root`` too
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
@@ -342,12 +341,25 @@ def test_leaf_at_the_engine_cgroups_path_like_runc(
         assert f":memory:{path}" not in Path(f"/proc/{conmon.stdout.strip()}/cgroup").read_text()
     finally:
         podman("rm", "-f", name, runtime=runtime)
+        left = mem.exists()
         if cgroup_parent:  # podman's own conmon cgroup under the parent, which it leaves
-            for d in Path("/sys/fs/cgroup").glob(f"*{cgroup_parent}"):
-                for sub in (d / "conmon", d):
-                    with contextlib.suppress(OSError):
-                        sub.rmdir()
-    assert not mem.exists()
+            _remove_parent(cgroup_parent, path.rsplit("/", 1)[-1])
+    # Ours is gone with the container; runc 1.1 (Debian 12) leaves its leaf under a
+    # --cgroup-parent (seen here: in every hierarchy, empty), so it is only tidied up.
+    assert runtime == "runc" or not left
+
+
+def _remove_parent(parent: str, leaf: str) -> None:
+    """rmdir ``parent``, podman's conmon cgroup and an empty leftover leaf in it."""
+    end = time.monotonic() + 10
+    for d in Path("/sys/fs/cgroup").glob(f"*{parent}"):
+        for sub in (d / leaf, d / "conmon", d):
+            while sub.exists():
+                try:
+                    sub.rmdir()
+                except OSError:
+                    assert time.monotonic() < end, f"{sub} stays busy"
+                    time.sleep(0.05)
 
 
 @pytest.mark.xfail(
