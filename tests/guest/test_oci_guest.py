@@ -175,3 +175,54 @@ def test_console_stays_the_payloads_under_apparmor(tmp_path: Path, probe: Path, 
     got = parse(text)
     assert got.get("stdin") == "/dev/pts/0", text
     assert "unconfined" not in text.splitlines()[0], text
+
+
+def test_cgroups_path_on_v2(tmp_path: Path) -> None:
+    """linux.cgroupsPath on cgroup v2: the leaf at the path from the root, the controllers
+    enabled in the parent made for it, the freezer and kill through it, all gone after."""
+    rt = Runtime(tmp_path / "state")
+    b = make_bundle(tmp_path, ["sleep", "60"])
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["linux"]["cgroupsPath"] = "/sbxg-parent/ctr"
+    cfg["linux"]["resources"].update(memory={"limit": 64 << 20}, pids={"limit": 50})
+    (b / "config.json").write_text(json.dumps(cfg))
+    cg = Path("/sys/fs/cgroup")
+    rt("create", "--bundle", str(b), "g4", check=True, timeout=300)
+    try:
+        leaf = cg / "sbxg-parent" / "ctr"
+        assert int((leaf / "memory.max").read_text()) == 64 << 20
+        assert (leaf / "pids.max").read_text().strip() == "50"
+        enabled = (cg / "sbxg-parent" / "cgroup.subtree_control").read_text().split()
+        assert {"memory", "pids"} <= set(enabled)
+        rt("start", "g4", check=True, timeout=120)
+        pid = (leaf / "cgroup.procs").read_text().split()[0]
+        assert Path(f"/proc/{pid}/cgroup").read_text() == "0::/sbxg-parent/ctr\n"
+        rt("pause", "g4", check=True, timeout=120)
+        assert (leaf / "cgroup.freeze").read_text().strip() == "1"
+        rt("resume", "g4", check=True, timeout=120)
+    finally:
+        rt("delete", "--force", "g4", check=True, timeout=120)
+    assert not (cg / "sbxg-parent").exists()
+
+
+def test_cgroups_path_under_a_cgroup_with_processes_is_refused(tmp_path: Path) -> None:
+    """v2's no-internal-processes rule: an ancestor holding a process is never written to,
+    and the required memory controller refuses create in one line."""
+    cg = Path("/sys/fs/cgroup/sbxg-busy")
+    cg.mkdir()
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        (cg / "cgroup.procs").write_text(str(holder.pid))
+        rt = Runtime(tmp_path / "state")
+        b = make_bundle(tmp_path, ["true"])
+        cfg = json.loads((b / "config.json").read_text())
+        cfg["linux"]["cgroupsPath"] = "/sbxg-busy/ctr"
+        (b / "config.json").write_text(json.dumps(cfg))
+        p = rt("create", "--bundle", str(b), "g5", timeout=300)
+        assert p.returncode != 0 and "no internal processes" in p.stderr, p.stderr
+        assert (cg / "cgroup.subtree_control").read_text().split() == []
+        assert not (cg / "ctr").exists() and not (rt.root / "g5").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+        cg.rmdir()
