@@ -83,22 +83,6 @@ def locate(h: Hierarchy, path: str) -> tuple[str, list[str]] | None:
     return h.mount, parts[len(root) :]
 
 
-def _where(h: Hierarchy, path: str) -> str:
-    got = locate(h, path)
-    return os.path.join(got[0], *got[1]) if got else f"{h.mount}:{path}"
-
-
-def candidates(layout: CgroupLayout, path: str) -> list[str]:
-    """Every directory the leaf of ``path`` could have (one per usable hierarchy),
-    recorded before it exists so that ``delete --force`` finds it after any crash."""
-    out = []
-    for h in layout.hierarchies:
-        got = locate(h, path) if h.parent is not None else None
-        if got is not None:
-            out.append(os.path.join(got[0], *got[1]))
-    return out
-
-
 def _copy_cpuset(layout: CgroupLayout, made: list[str]) -> None:
     """A new v1 cpuset directory has no cpus/mems (and takes no task): its parent's."""
     io = layout.io

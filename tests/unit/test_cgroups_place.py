@@ -9,7 +9,7 @@ import pytest
 from cgroupfs_fake import CALLER_PID, FakeHost
 
 from sandbox.cgroups import CgroupLimits, State, create, detect
-from sandbox.cgroups.place import CgroupPathError, candidates, check_path
+from sandbox.cgroups.place import CgroupPathError, check_path
 from sandbox.errors import SetupError
 
 LIMITS = CgroupLimits(memory=64 << 20, pids=32)
@@ -181,9 +181,3 @@ def test_sbx_leaf_refused_only_where_the_sweep_looks(hybrid):
     assert dirs_named(hybrid, "sbx-r9") == set()
     leaf = create(layout, "r9", LIMITS, REQUIRED, at="/default/sbx-ctr")  # ctr's, elsewhere
     leaf.remove()
-
-
-def test_candidates_name_the_leaf_in_every_usable_hierarchy(hybrid):
-    got = candidates(layout_of(hybrid), "/default/c8")
-    assert hybrid.root + "/sys/fs/cgroup/memory/default/c8" in got
-    assert hybrid.root + "/sys/fs/cgroup/unified/default/c8" in got
