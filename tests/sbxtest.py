@@ -161,6 +161,8 @@ def _is_sandbox_cmd(pid: str) -> bool:
         return True
     if "sandbox.cli.zygote" not in cmd:
         return False
+    if _read(f"/proc/{pid}/comm").strip() == "sandbox-spare":
+        return False  # a fork made ahead for the next call: part of the zygote, no run's
     stat = _read(f"/proc/{pid}/stat")
     ppid = stat.rsplit(")", 1)[1].split()[1] if ")" in stat else "0"
     return "sandbox.cli.zygote" in _read(f"/proc/{ppid}/cmdline")

@@ -21,6 +21,14 @@ seccomp, LSM label, cgroup, mount namespace), and the client checks the
 same of the zygote, so a process of the same uid with fewer rights can
 neither borrow a zygote's nor stand in for one. It exits after IDLE seconds without a call.
 
+Per call, off the caller's path (issue 12): the fork is made ahead (a
+*spare*, waiting on a socket pair of its own for the next call: the fork's
+page-table copy and its first scheduling happen between calls), and the
+zygote's readying for the next call (its caches for the last command line, a
+native launcher server started ahead, the next spare) runs once the call's
+fork has ended, never beside a run on a loaded machine. With several calls at
+once, a call that finds no spare is forked for as before.
+
 When the client goes away (SIGKILL, closed socket) the child gets SIGTERM
 and tears its run down as the CLI does on a signal; signals the client
 receives (SIGINT, SIGTERM, SIGHUP) are forwarded to the child.
@@ -29,6 +37,7 @@ receives (SIGINT, SIGTERM, SIGHUP) are forwarded to the child.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import marshal
 import os
@@ -41,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.cli.fast import peer, rights
-from sandbox.syscalls.fdpass import recv_fds
+from sandbox.syscalls.fdpass import recv_fds, send_fds
 
 IDLE = float(os.environ.get("SANDBOX_ZYGOTE_IDLE", "60"))  # seconds without a call
 _OWN_RIGHTS: list[str] = []  # rights() of this zygote, read when it starts serving
@@ -64,6 +73,15 @@ class _Call:
         return self.conn is None and (self.pid == 0 or self.reaped)
 
 
+@dataclass(eq=False)
+class _Spare:
+    """A fork made ahead, blocked on its end of ``sock`` until a call is handed to it."""
+
+    sock: socket.socket
+    pid: int
+    pidfd: int
+
+
 def _recv(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     data, fds = recv_fds(sock, MAX_MSG, MAX_FDS)
     if not data:
@@ -81,14 +99,17 @@ def _send(sock: socket.socket, msg: dict[str, Any]) -> None:
         sock.send(marshal.dumps(msg))
 
 
-def _child(call: _Call, req: dict[str, Any], fds: list[int], listener: socket.socket) -> None:
+def _child(
+    call: _Call, req: dict[str, Any], fds: list[int], listener: socket.socket | None
+) -> None:
     """In the forked child: become the caller's ``sandbox exec`` and report its status."""
     status = 125
     gc.disable()  # a short-lived fork: collections would only copy shared pages
     assert call.conn is not None
     conn = call.conn
     try:
-        listener.close()
+        if listener is not None:
+            listener.close()
         # Anything the zygote's own buffers hold goes to its /dev/null, not the caller.
         with contextlib.suppress(Exception):
             sys.stdout.flush()
@@ -167,7 +188,6 @@ def _warm() -> None:
     library_id()  # the walk of the sources, once: the key already pins them
     parser("exec")
     exec_state()
-    _prestart()
 
 
 _SERVERS: list[int] = []  # native launcher servers started ahead, reaped when they exit
@@ -193,15 +213,192 @@ def _reap_servers() -> None:
         _SERVERS.remove(pid)
 
 
-def _after_fork(req: dict[str, Any]) -> None:
-    """In the zygote, while its fork serves the call: ready the next one."""
-    from sandbox.cli.main import prewarm
+def _after_fork() -> None:
+    """In the zygote, right after a fork: the fork holds the server started ahead now
+    (it ends with the fork); the zygote's copy of its socket is closed."""
     from sandbox.launcher import native
 
-    native.drop_prestarted()  # the fork holds it now; the server ends with the fork
+    native.drop_prestarted()
     _reap_servers()
-    prewarm(req["argv"], req["cwd"])
+
+
+def _ready(last: dict[str, Any] | None) -> None:
+    """In the zygote between calls: its caches for the last command line, a server."""
+    from sandbox.cli.main import prewarm
+
+    if last is not None:
+        prewarm(last["argv"], last["cwd"])
     _prestart()
+
+
+def _spawn_spare(listener: socket.socket, inherited: list[int]) -> _Spare | None:
+    """Fork the next call's process ahead (None where the fork fails: calls fork then).
+
+    ``inherited``: the zygote's descriptors the spare must not keep (the selector,
+    other calls' connections and pidfds): a spare lives long, and a connection
+    it held open would keep that call's client from ever reading EOF.
+    """
+    try:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    except OSError:
+        return None
+    try:
+        pid = os.fork()
+    except OSError:
+        ours.close()
+        theirs.close()
+        return None
+    if pid == 0:
+        ours.close()
+        for fd in inherited:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        _spare_wait(theirs, listener)  # never returns
+    theirs.close()
+    _after_fork()
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        os.kill(pid, signal.SIGKILL)  # not watchable: never used
+        os.waitpid(pid, 0)
+        ours.close()
+        return None
+    return _Spare(ours, pid, pidfd)
+
+
+MADV_POPULATE_WRITE = 23  # Linux 5.14: fault a range in writable now (copy-on-write done)
+
+
+def _prefault() -> None:
+    """In a spare: copy now every page of the zygote's it shares copy-on-write.
+
+    A fork's call writes to ~1,300 of the zygote's pages (reference counts,
+    the interpreter's own state), each a copy-on-write fault on the caller's
+    path; a spare takes those copies while it waits. Best effort: a kernel
+    without MADV_POPULATE_WRITE just leaves them to the call.
+    """
+    from sandbox.syscalls.linux import _libc
+
+    madvise = _libc.madvise
+    with open("/proc/self/maps") as f:
+        ranges = [line.split(maxsplit=2)[:2] for line in f]
+    for span, perms in ranges:
+        if perms[1] == "w" and perms[3] == "p":
+            start, end = (int(x, 16) for x in span.split("-"))
+            madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), MADV_POPULATE_WRITE)
+
+
+def _spare_wait(sock: socket.socket, listener: socket.socket) -> None:
+    """In a spare: wait for a call (its connection first among the fds), then serve it;
+    the zygote gone (EOF) or anything odd ends it at once."""
+    try:
+        listener.close()
+        _name(SPARE_NAME)  # not a call (yet): what leak checks tell apart from a run's
+        with contextlib.suppress(Exception):
+            _prefault()
+        data, fds = recv_fds(sock, MAX_MSG, MAX_FDS + 1)
+        if not data or not fds:
+            os._exit(0)
+        req = marshal.loads(data)  # noqa: S302 - from the zygote, over a socket pair
+        conn = socket.socket(fileno=fds[0])
+    except BaseException:
+        os._exit(0)
+    sock.close()
+    _name(CALL_NAME)
+    _child(_Call(conn), req, fds[1:], None)
+
+
+SPARE_NAME = "sandbox-spare"  # /proc/PID/comm of a spare waiting for its call
+CALL_NAME = "sandbox-call"  # ... and of one serving it
+
+
+def _name(name: str) -> None:
+    """Set this process's name (comm), as ps and /proc show it; best effort."""
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
+        f.write(name)
+
+
+def _hand_to_spare(spare: _Spare, conn: socket.socket, msg: dict[str, Any], fds: list[int]) -> bool:
+    """Give a call to the spare; False (nothing handed over) when it cannot take it."""
+    try:
+        send_fds(spare.sock, marshal.dumps(msg), [conn.fileno(), *fds])
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+class _Zygote:
+    """The serving loop's state: the listener, the calls in progress, the spare."""
+
+    def __init__(self, listener: socket.socket, key: str) -> None:
+        self.listener = listener
+        self.key = key
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(listener, selectors.EVENT_READ, None)
+        self.calls: set[_Call] = set()
+        self.spare: _Spare | None = None
+        self.spare_for: object = ()  # the command line the spare's caches were readied for
+        self.last: dict[str, Any] | None = None  # the last call's request (for prewarm)
+
+    def ready(self) -> None:
+        """Between calls: caches for the last command line, a server, a spare made after
+        both (an older spare, readied for another command line, is replaced)."""
+        wanted = None if self.last is None else (tuple(self.last["argv"]), self.last["cwd"])
+        if self.spare is not None and self.spare_for == wanted:
+            return
+        self.drop_spare()
+        _ready(self.last)
+        # What readying made lives on: out of the collector's reach (see serve).
+        gc.collect()
+        gc.freeze()
+        self.spare = _spawn_spare(self.listener, self.inherited())
+        self.spare_for = wanted
+        if self.spare is not None:
+            self.sel.register(self.spare.pidfd, selectors.EVENT_READ, ("spare", self.spare))
+
+    def drop_spare(self) -> None:
+        """End the spare (it reads EOF and exits) and reap it."""
+        spare, self.spare = self.spare, None
+        self.spare_for = ()
+        if spare is None:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(spare.pidfd)
+        spare.sock.close()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(spare.pid, 0)
+        os.close(spare.pidfd)
+
+    def take_spare(self, call: _Call, msg: dict[str, Any], fds: list[int]) -> bool:
+        """Hand the call to the spare; False when there is none that takes it."""
+        spare, self.spare = self.spare, None
+        if spare is None:
+            return False
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(spare.pidfd)
+        assert call.conn is not None
+        handed = _hand_to_spare(spare, call.conn, msg, fds)
+        spare.sock.close()  # the spare has what it needs, or reads EOF and exits
+        if not handed:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(spare.pid, 0)
+            os.close(spare.pidfd)
+            return False
+        call.pid, call.pidfd = spare.pid, spare.pidfd
+        return True
+
+    def inherited(self, keep: _Call | None = None) -> list[int]:
+        """Descriptors a fork must close: the selector's, other calls' ends."""
+        fds = [self.sel.fileno()] if isinstance(self.sel, selectors.EpollSelector) else []
+        for c in self.calls:
+            if c is not keep:
+                fds += [c.conn.fileno()] if c.conn is not None else []
+                fds += [c.pidfd] if c.pidfd >= 0 else []
+        return fds
+
+    def running(self) -> bool:
+        """Whether a call's fork is still at work."""
+        return any(c.pid and not c.reaped for c in self.calls)
 
 
 def serve(path: str, key: str) -> None:
@@ -222,33 +419,41 @@ def serve(path: str, key: str) -> None:
     # copy) those pages (gc.freeze's purpose, in the gc module's docs).
     gc.collect()
     gc.freeze()
-    sel = selectors.DefaultSelector()
-    sel.register(listener, selectors.EVENT_READ, None)
-    calls: set[_Call] = set()
+    z = _Zygote(listener, key)
+    z.ready()
     last = time.monotonic()
     try:
         while True:
-            events = sel.select(timeout=IDLE)
+            events = z.sel.select(timeout=IDLE)
+            ended = False
             for event, _ in events:
                 if event.data is None:
-                    _accept(listener, sel, calls)
-                else:
-                    kind, call = event.data
-                    try:
-                        if kind == "conn":
-                            _on_conn(call, sel, listener, key)
-                        else:
-                            _on_exit(call, sel)
-                    except Exception:  # one call's trouble never ends the others'
-                        _close_conn(call, sel)
-                        if kind == "exit":
-                            call.reaped = True
-                            with contextlib.suppress(Exception):
-                                sel.unregister(call.pidfd)
-                                os.close(call.pidfd)
-                    if call.over:
-                        calls.discard(call)
-            if calls or events:
+                    _accept(listener, z.sel, z.calls)
+                    continue
+                kind, call = event.data
+                if kind == "spare":  # the spare died before its call: reap it
+                    z.drop_spare()
+                    ended = True
+                    continue
+                try:
+                    if kind == "conn":
+                        _on_conn(call, z)
+                    else:
+                        _on_exit(call, z.sel)
+                        ended = True
+                except Exception:  # one call's trouble never ends the others'
+                    _close_conn(call, z.sel)
+                    if kind == "exit":
+                        call.reaped = True
+                        with contextlib.suppress(Exception):
+                            z.sel.unregister(call.pidfd)
+                            os.close(call.pidfd)
+                if call.over:
+                    z.calls.discard(call)
+            if ended and not z.running():
+                with contextlib.suppress(Exception):  # a failed readying: calls fork then
+                    z.ready()
+            if z.calls or events:
                 last = time.monotonic()
             elif time.monotonic() - last >= IDLE:
                 return
@@ -258,6 +463,7 @@ def serve(path: str, key: str) -> None:
                 os.unlink(path)
                 os.unlink(path + ".lock")
         listener.close()
+        z.drop_spare()
 
 
 def _accept(listener: socket.socket, sel: selectors.BaseSelector, calls: set[_Call]) -> None:
@@ -285,9 +491,8 @@ def _close_conn(call: _Call, sel: selectors.BaseSelector) -> None:
         call.conn = None
 
 
-def _on_conn(
-    call: _Call, sel: selectors.BaseSelector, listener: socket.socket, key: str
-) -> None:
+def _on_conn(call: _Call, z: _Zygote) -> None:
+    sel = z.sel
     if call.conn is None:
         return  # closed earlier in the same batch of events (its child's exit)
     try:
@@ -300,19 +505,24 @@ def _on_conn(
                 os.kill(call.pid, signal.SIGTERM)
         _close_conn(call, sel)
         return
-    if "argv" in msg and not call.pid and msg.get("key") != key:
+    if "argv" in msg and not call.pid and msg.get("key") != z.key:
         _send(call.conn, {"refused": True})  # a name collision: the caller runs it itself
     elif "argv" in msg and not call.pid:
-        pid = os.fork()
-        if pid == 0:
-            sel.close()
-            _child(call, msg, fds, listener)
+        z.last = msg
+        if not z.take_spare(call, msg, fds):
+            inherited = z.inherited(keep=call)
+            pid = os.fork()
+            if pid == 0:
+                for fd in inherited:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                _child(call, msg, fds, z.listener)
+            _after_fork()
+            call.pid = pid
+            call.pidfd = os.pidfd_open(pid)
         for fd in fds:
             os.close(fd)
-        call.pid = pid
-        call.pidfd = os.pidfd_open(pid)
         sel.register(call.pidfd, selectors.EVENT_READ, ("exit", call))
-        _after_fork(msg)
     elif "signal" in msg and call.pid and not call.reaped:
         sig = int(msg["signal"])
         if sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
