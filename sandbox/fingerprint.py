@@ -23,12 +23,27 @@ def fingerprint(*bases: str | os.PathLike[str]) -> str:
     """16 hex digits over every source file below ``bases``."""
     h = blake2b(digest_size=8)
     for base in bases:
-        for dirpath, dirnames, files in os.walk(base, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-            for name in sorted(files):
-                if name.endswith(SUFFIXES):
-                    path = os.path.join(dirpath, name)
-                    st = os.stat(path)
-                    rel = os.path.relpath(path, os.path.dirname(os.fspath(base)))
-                    h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        top = os.fspath(base)
+        _walk(h, top, os.path.relpath(top, os.path.dirname(top)))
     return h.hexdigest()
+
+
+def _walk(h: blake2b, path: str, rel: str) -> None:
+    """One directory's files (sorted), then its subdirectories (sorted), as ``os.walk``
+    top-down with followed links would visit them: ~2x faster (one scandir, no
+    relpath per file), the same digest."""
+    with os.scandir(path) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    lines = []
+    dirs = []
+    for e in entries:
+        if e.is_dir():  # follows links, as os.walk(followlinks=True) classifies them
+            if e.name != "__pycache__":
+                dirs.append(e)
+        elif e.name.endswith(SUFFIXES):
+            st = e.stat()
+            name = e.name if rel == "." else f"{rel}/{e.name}"
+            lines.append(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n")
+    h.update("".join(lines).encode())
+    for d in dirs:
+        _walk(h, d.path, d.name if rel == "." else f"{rel}/{d.name}")

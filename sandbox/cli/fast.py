@@ -8,39 +8,42 @@ The zygote is started on first use and leaves after a minute without calls.
 Where no zygote can be reached or started, or ``SANDBOX_ZYGOTE=0``, the
 command runs in this process exactly as before; every other subcommand
 always does.
+
+Lean on purpose (issue 12: the whole call is measured against a bare
+``python -I -S``): only modules built into the interpreter on the way to the
+zygote (``_socket`` and ``_signal``, not ``socket`` and ``signal``, which
+import ``enum``, ``selectors`` and more: ~6 ms of every start), this
+process's own rights read from /proc once, and one message each way.
 """
 
 from __future__ import annotations
 
-import fcntl
+import _signal  # type: ignore[import-not-found]  # no stub; signal imports enum (~4 ms)
+import _socket
 import marshal
 import os
-import signal
-import socket
-import stat
 import sys
-import time
 import zlib
 
 from sandbox.fingerprint import fingerprint
 from sandbox.paths import runtime_path
-from sandbox.syscalls.fdpass import send_fds
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT = 10.0
 # The caller's environment that changes what a run does (paths, ids, launcher,
 # cgroup parent, test hooks): part of the zygote's key.
 KEY_ENV = ("HOME", "PATH", "XDG_RUNTIME_DIR")
+_RIGHTS_FIELDS = ("Uid:", "Gid:", "Groups:", "Cap", "NoNewPrivs:", "Seccomp:")
+_S_IFMT, _S_IFDIR = 0o170000, 0o040000
 
 
-def key() -> str:
+def key(own: list[str] | None = None) -> str:
     """Which zygote may serve this caller (see ``sandbox.cli.zygote``), as text.
 
     The socket is named after a short checksum of it; the zygote compares the
     whole key and refuses a caller whose key differs (then it runs in-process).
+    ``own``: this process's :func:`rights`, when the caller has read them already.
     """
-    import resource
-
     parts: list[object] = [
         os.geteuid(),
         os.getegid(),
@@ -50,12 +53,9 @@ def key() -> str:
         # zygote's rights are exactly its callers' (a root caller that dropped
         # capabilities gets its own). Checked again from /proc on both sides of
         # the socket (``rights``): a key is only a name, anyone can send one.
-        rights(),
-        [
-            resource.getrlimit(getattr(resource, n))
-            for n in sorted(dir(resource))
-            if n.startswith("RLIMIT_")
-        ],
+        rights() if own is None else own,
+        # Every resource limit, soft and hard (the kernel's own table of them).
+        _read("/proc/self/limits"),
         sorted((k, v) for k, v in os.environ.items() if k.startswith("SANDBOX_") or k in KEY_ENV),
         fingerprint(PACKAGE_DIR),
     ]
@@ -70,11 +70,8 @@ def rights(pid: int | str = "self") -> list[str]:
     rights (no capabilities, no_new_privs) can neither borrow a zygote's nor
     stand in for one.
     """
-    status = [
-        line
-        for line in _read(f"/proc/{pid}/status").splitlines()
-        if line.startswith(("Uid:", "Gid:", "Groups:", "Cap", "NoNewPrivs:", "Seccomp:"))
-    ]
+    lines = _read(f"/proc/{pid}/status").splitlines()
+    status = [line for line in lines if line.startswith(_RIGHTS_FIELDS)]
     try:
         mnt = str(os.stat(f"/proc/{pid}/ns/mnt").st_ino)
     except OSError:
@@ -82,9 +79,9 @@ def rights(pid: int | str = "self") -> list[str]:
     return [*status, _read(f"/proc/{pid}/attr/current"), _read(f"/proc/{pid}/cgroup"), mnt]
 
 
-def peer(sock: socket.socket) -> tuple[int, int]:
+def peer(sock: _socket.socket) -> tuple[int, int]:
     """(pid, uid) of the process at the other end of a unix socket (SO_PEERCRED)."""
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    raw = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
     return int.from_bytes(raw[0:4], sys.byteorder), int.from_bytes(raw[4:8], sys.byteorder)
 
 
@@ -110,13 +107,14 @@ def _meta_fds(argv: list[str]) -> list[int]:
     return out
 
 
-def _connect(path: str) -> socket.socket | None:
-    """A connection to the socket at ``path``, only if our own uid listens on it."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+def _connect(path: str, own: list[str]) -> _socket.socket | None:
+    """A connection to the socket at ``path``, only if a process of our own uid with
+    exactly our rights (``own``) listens on it."""
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
         pid, uid = peer(sock)
-        if uid != os.geteuid() or rights(pid) != rights():
+        if uid != os.geteuid() or rights(pid) != own:
             raise PermissionError("the socket's owner is not a zygote with our rights")
     except OSError:
         sock.close()
@@ -136,14 +134,18 @@ def _private_dir(path: str, mask: int) -> bool:
             return False
     except OSError:
         return False
-    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & mask
+    return (
+        st.st_mode & _S_IFMT == _S_IFDIR and st.st_uid == os.geteuid() and not st.st_mode & mask
+    )
 
 
-def _restricted() -> bool:
+def _restricted(own: list[str] | None = None) -> bool:
     """Whether this caller is held by no_new_privs or a seccomp filter (and so maybe by
     a Landlock domain, which no file shows): such a caller never borrows a zygote's
-    rights, which may be wider than its own; it runs everything itself."""
-    for line in _read("/proc/self/status").splitlines():
+    rights, which may be wider than its own; it runs everything itself.
+    ``own``: this process's :func:`rights` (its status lines), when read already."""
+    lines = own[:-3] if own is not None else _read("/proc/self/status").splitlines()
+    for line in lines:
         name, _, value = line.partition(":")
         if name in ("NoNewPrivs", "Seccomp") and value.strip() not in ("", "0"):
             return True
@@ -160,15 +162,18 @@ def _background() -> bool:
         return False
 
 
-def _zygote(path: str, wanted: str) -> socket.socket | None:
+def _zygote(path: str, wanted: str, own: list[str]) -> _socket.socket | None:
     """A connection to the key's zygote, started if there is none."""
-    sock = _connect(path)
+    sock = _connect(path, own)
     if sock is not None:
         return sock
+    import fcntl
+    import time
+
     lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        sock = _connect(path)  # started by another caller while we waited
+        sock = _connect(path, own)  # started by another caller while we waited
         if sock is not None:
             return sock
         if os.path.exists(path):
@@ -196,7 +201,7 @@ def _zygote(path: str, wanted: str) -> socket.socket | None:
             os.close(null)
         end = time.monotonic() + START_TIMEOUT
         while time.monotonic() < end:
-            sock = _connect(path)
+            sock = _connect(path, own)
             if sock is not None:
                 return sock
             time.sleep(0.005)
@@ -207,7 +212,8 @@ def _zygote(path: str, wanted: str) -> socket.socket | None:
 
 def via_zygote(argv: list[str]) -> int | None:
     """Run ``sandbox exec`` in a fork of the zygote; its exit status, or None to run it here."""
-    if _restricted() or _background():
+    own = rights()  # read once: the key holds them, and the zygote's must equal them
+    if _restricted(own) or _background():
         return None
     try:
         base = runtime_path()
@@ -217,9 +223,9 @@ def via_zygote(argv: list[str]) -> int | None:
         # zygote's peer credentials are checked at connect too.
         if not _private_dir(base, 0o022) or not _private_dir(directory, 0o077):
             return None
-        wanted = key()
+        wanted = key(own)
         name = f"{zlib.crc32(wanted.encode()):08x}{zlib.adler32(wanted.encode()):08x}"
-        sock = _zygote(os.path.join(directory, name + ".sock"), wanted)
+        sock = _zygote(os.path.join(directory, name + ".sock"), wanted, own)
         cwd = os.getcwd()
     except OSError:
         return None
@@ -237,7 +243,9 @@ def via_zygote(argv: list[str]) -> int | None:
         "fds": targets,
     }
     try:
-        send_fds(sock, marshal.dumps(request), targets)
+        rights_msg = b"".join(fd.to_bytes(4, sys.byteorder) for fd in targets)
+        anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights_msg)] if targets else []
+        sock.sendmsg([marshal.dumps(request)], anc)
     except OSError:
         sock.close()
         return None  # nothing was started: run it here
@@ -248,8 +256,8 @@ def via_zygote(argv: list[str]) -> int | None:
         except OSError:
             pass
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, forward)
+    for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):
+        _signal.signal(sig, forward)
     try:
         data = sock.recv(4096)
     except OSError:
