@@ -55,7 +55,7 @@ done
 [[ -n "$PY" ]] || { echo "setup: no python >= 3.11 with venv found" >&2; exit 1; }
 
 # The native launcher is built by the install (setup.py): its sources are in the stamp.
-stamp_want="$(cat pyproject.toml setup.py scripts/setup.sh sandbox/launcher/nativebuild.py sandbox/launcher/native/*.[ch] | sha256sum | cut -c1-16) $PY"
+stamp_want="$(cat pyproject.toml setup.py bin/sandbox scripts/setup.sh sandbox/launcher/nativebuild.py sandbox/launcher/native/*.[ch] | sha256sum | cut -c1-16) $PY"
 if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import sys' 2>/dev/null; then
     rm -rf .venv
     "$PY" -m venv .venv

@@ -286,6 +286,12 @@ def main() -> None:
         status = via_zygote(argv)
         if status is not None:
             sys.exit(status)
+    if sys.flags.no_site:
+        # bin/sandbox starts Python with -I -S and puts only this package on the path:
+        # everything else (the full CLI's dependencies) as site would have found it.
+        import site
+
+        site.main()
     from sandbox.cli.main import main as full
 
     full(argv)
