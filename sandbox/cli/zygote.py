@@ -22,8 +22,9 @@ same of the zygote, so a process of the same uid with fewer rights can
 neither borrow a zygote's nor stand in for one. It exits after IDLE seconds without a call.
 
 Per call, off the caller's path (issue 12): the fork is made ahead (a
-*spare*, waiting on a socket pair of its own for the next call: the fork's
-page-table copy and its first scheduling happen between calls), and the
+*spare*, which accepts the next call on the listener itself and checks the
+caller's rights as the zygote does: the fork's page-table copy, its pages'
+copy-on-write and the zygote's own hop happen between calls), and the
 zygote's readying for the next call (its caches for the last command line, a
 native launcher server started ahead, the next spare) runs once the call's
 fork has ended, never beside a run on a loaded machine. With several calls at
@@ -41,6 +42,7 @@ import ctypes
 import gc
 import marshal
 import os
+import select
 import selectors
 import signal
 import socket
@@ -75,11 +77,12 @@ class _Call:
 
 @dataclass(eq=False)
 class _Spare:
-    """A fork made ahead, blocked on its end of ``sock`` until a call is handed to it."""
+    """A fork made ahead that accepts the next call itself; ``sock``: its pair with us."""
 
     sock: socket.socket
     pid: int
     pidfd: int
+    call: _Call | None = None  # the call it took, until it says it runs it
 
 
 def _recv(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
@@ -231,7 +234,7 @@ def _ready(last: dict[str, Any] | None) -> None:
     _prestart()
 
 
-def _spawn_spare(listener: socket.socket, inherited: list[int]) -> _Spare | None:
+def _spawn_spare(listener: socket.socket, key: str, inherited: list[int]) -> _Spare | None:
     """Fork the next call's process ahead (None where the fork fails: calls fork then).
 
     ``inherited``: the zygote's descriptors the spare must not keep (the selector,
@@ -253,7 +256,7 @@ def _spawn_spare(listener: socket.socket, inherited: list[int]) -> _Spare | None
         for fd in inherited:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        _spare_wait(theirs, listener)  # never returns
+        _spare_wait(theirs, listener, key)  # never returns
     theirs.close()
     _after_fork()
     try:
@@ -288,24 +291,67 @@ def _prefault() -> None:
             madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), MADV_POPULATE_WRITE)
 
 
-def _spare_wait(sock: socket.socket, listener: socket.socket) -> None:
-    """In a spare: wait for a call (its connection first among the fds), then serve it;
-    the zygote gone (EOF) or anything odd ends it at once."""
+def _spare_wait(sock: socket.socket, listener: socket.socket, key: str) -> None:
+    """In a spare: take the next call from the listener itself, then serve it.
+
+    The zygote is not on the call's path: the spare accepts, checks the
+    caller's rights as the zygote does, tells the zygote which connection it
+    took (``took``, so that it accepts the next calls and ends this one's run
+    should the caller go away), reads the request and tells the zygote it
+    runs (``started``: from then on the zygote reads the connection, for
+    forwarded signals and the caller's hang-up). The zygote gone or dropping
+    the spare (EOF on the pair) ends it; a call it took but could not announce
+    is refused (the caller runs it itself).
+    """
     try:
-        listener.close()
         _name(SPARE_NAME)  # not a call (yet): what leak checks tell apart from a run's
         with contextlib.suppress(Exception):
             _prefault()
-        data, fds = recv_fds(sock, MAX_MSG, MAX_FDS + 1)
-        if not data or not fds:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        poller.register(listener, select.POLLIN)
+        while True:
+            ready = {fd for fd, _ in poller.poll()}
+            if sock.fileno() in ready:
+                os._exit(0)  # dropped (EOF) or anything else from the zygote: leave
+            try:
+                conn, _ = listener.accept()
+            except BlockingIOError:
+                continue  # the zygote (no spare in its view) or another took it
+            if _allowed(conn):
+                break
+            conn.close()
+        listener.close()
+        _name(CALL_NAME)
+        conn.setblocking(True)
+        try:
+            send_fds(sock, marshal.dumps({"took": True}), [conn.fileno()])
+        except OSError:
+            _send(conn, {"refused": True})  # unannounced: the caller runs it itself
             os._exit(0)
-        req = marshal.loads(data)  # noqa: S302 - from the zygote, over a socket pair
-        conn = socket.socket(fileno=fds[0])
+        msg, fds = _recv(conn)
+        if msg is None:
+            os._exit(0)  # the caller left before asking
+        if "argv" not in msg or msg.get("key") != key:
+            _send(conn, {"refused": True})  # a name collision: the caller runs it itself
+            os._exit(0)
+        with contextlib.suppress(OSError):
+            started = {"started": True, "argv": msg["argv"], "cwd": msg.get("cwd")}
+            sock.send(marshal.dumps(started))
+        sock.close()
     except BaseException:
         os._exit(0)
-    sock.close()
-    _name(CALL_NAME)
-    _child(_Call(conn), req, fds[1:], None)
+    _child(_Call(conn), msg, fds, None)
+
+
+def _allowed(conn: socket.socket) -> bool:
+    """Whether the peer is of our uid with exactly our rights (same uid is not enough:
+    one that dropped capabilities or is under no_new_privs would borrow ours)."""
+    try:
+        pid, uid = peer(conn)
+        return uid == os.geteuid() and rights(pid) == _OWN_RIGHTS
+    except OSError:
+        return False
 
 
 SPARE_NAME = "sandbox-spare"  # /proc/PID/comm of a spare waiting for its call
@@ -316,15 +362,6 @@ def _name(name: str) -> None:
     """Set this process's name (comm), as ps and /proc show it; best effort."""
     with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
         f.write(name)
-
-
-def _hand_to_spare(spare: _Spare, conn: socket.socket, msg: dict[str, Any], fds: list[int]) -> bool:
-    """Give a call to the spare; False (nothing handed over) when it cannot take it."""
-    try:
-        send_fds(spare.sock, marshal.dumps(msg), [conn.fileno(), *fds])
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 class _Zygote:
@@ -351,41 +388,69 @@ class _Zygote:
         # What readying made lives on: out of the collector's reach (see serve).
         gc.collect()
         gc.freeze()
-        self.spare = _spawn_spare(self.listener, self.inherited())
+        self.spare = _spawn_spare(self.listener, self.key, self.inherited())
         self.spare_for = wanted
         if self.spare is not None:
-            self.sel.register(self.spare.pidfd, selectors.EVENT_READ, ("spare", self.spare))
+            # The spare accepts the next call: the zygote listens again once it took one.
+            self.sel.unregister(self.listener)
+            self.sel.register(self.spare.sock, selectors.EVENT_READ, ("spare", self.spare))
 
     def drop_spare(self) -> None:
-        """End the spare (it reads EOF and exits) and reap it."""
+        """End the spare (it reads EOF and exits) and reap it; a call it took meanwhile
+        is its to refuse. The zygote listens again."""
         spare, self.spare = self.spare, None
         self.spare_for = ()
         if spare is None:
             return
-        with contextlib.suppress(KeyError, ValueError):
-            self.sel.unregister(spare.pidfd)
+        self.sel.unregister(spare.sock)
+        self.sel.register(self.listener, selectors.EVENT_READ, None)
         spare.sock.close()
         with contextlib.suppress(ChildProcessError):
             os.waitpid(spare.pid, 0)
         os.close(spare.pidfd)
 
-    def take_spare(self, call: _Call, msg: dict[str, Any], fds: list[int]) -> bool:
-        """Hand the call to the spare; False when there is none that takes it."""
-        spare, self.spare = self.spare, None
-        if spare is None:
-            return False
-        with contextlib.suppress(KeyError, ValueError):
-            self.sel.unregister(spare.pidfd)
-        assert call.conn is not None
-        handed = _hand_to_spare(spare, call.conn, msg, fds)
-        spare.sock.close()  # the spare has what it needs, or reads EOF and exits
-        if not handed:
+    def on_spare(self, spare: _Spare) -> bool:
+        """A message from a spare (or its end): the call it took, or that it runs it.
+        True when the spare ended without a call (then the next is readied)."""
+        try:
+            data, fds = recv_fds(spare.sock, 4096, 1)
+            msg = marshal.loads(data) if data else None  # noqa: S302 - our own fork
+        except (OSError, ValueError, EOFError, TypeError):
+            msg, fds = None, []
+        if spare is self.spare:
+            # Taken (or dead): no spare now; the zygote accepts the next calls itself.
+            self.spare = None
+            self.spare_for = ()
+            self.sel.register(self.listener, selectors.EVENT_READ, None)
+            if isinstance(msg, dict) and msg.get("took") and len(fds) == 1:
+                call = _Call(socket.socket(fileno=fds[0]), spare.pid, spare.pidfd)
+                self.calls.add(call)
+                self.sel.register(spare.pidfd, selectors.EVENT_READ, ("exit", call))
+                spare.call = call
+                return False  # the pair stays open for its "started"
+            for fd in fds:
+                os.close(fd)
+            self._end_pair(spare)
+            # Not a call: reap the spare (it exits at once on anything else).
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(spare.pid, 0)
             os.close(spare.pidfd)
-            return False
-        call.pid, call.pidfd = spare.pid, spare.pidfd
-        return True
+            return True
+        for fd in fds:
+            os.close(fd)
+        taken = spare.call
+        self._end_pair(spare)
+        if taken is not None and isinstance(msg, dict) and msg.get("started"):
+            if isinstance(msg.get("argv"), list) and isinstance(msg.get("cwd"), str):
+                self.last = msg  # its command line: what readying prewarms
+            if taken.conn is not None and not taken.reaped:
+                self.sel.register(taken.conn, selectors.EVENT_READ, ("conn", taken))
+        return False
+
+    def _end_pair(self, spare: _Spare) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(spare.sock)
+        spare.sock.close()
 
     def inherited(self, keep: _Call | None = None) -> list[int]:
         """Descriptors a fork must close: the selector's, other calls' ends."""
@@ -412,6 +477,7 @@ def serve(path: str, key: str) -> None:
     finally:
         os.umask(old)
     listener.listen(64)
+    listener.setblocking(False)  # the spare accepts from it too: whoever is second waits
     _OWN_RIGHTS[:] = rights()
     _warm()
     # Everything made so far lives as long as the zygote: out of the collector's
@@ -431,9 +497,8 @@ def serve(path: str, key: str) -> None:
                     _accept(listener, z.sel, z.calls)
                     continue
                 kind, call = event.data
-                if kind == "spare":  # the spare died before its call: reap it
-                    z.drop_spare()
-                    ended = True
+                if kind == "spare":  # the spare took a call, runs it, or died
+                    ended = z.on_spare(call) or ended
                     continue
                 try:
                     if kind == "conn":
@@ -462,20 +527,17 @@ def serve(path: str, key: str) -> None:
             if os.stat(path).st_ino == os.fstat(listener.fileno()).st_ino:
                 os.unlink(path)
                 os.unlink(path + ".lock")
+        with contextlib.suppress(Exception):
+            z.drop_spare()
         listener.close()
-        z.drop_spare()
 
 
 def _accept(listener: socket.socket, sel: selectors.BaseSelector, calls: set[_Call]) -> None:
-    conn, _ = listener.accept()
     try:
-        pid, uid = peer(conn)
-        ok = uid == os.geteuid() and rights(pid) == _OWN_RIGHTS
-    except OSError:
-        ok = False
-    if not ok:
-        # Only a caller with exactly our rights (same uid is not enough: one that
-        # dropped capabilities or is under no_new_privs would borrow ours).
+        conn, _ = listener.accept()
+    except BlockingIOError:
+        return  # a spare took it
+    if not _allowed(conn):
         conn.close()
         return
     call = _Call(conn)
@@ -509,17 +571,16 @@ def _on_conn(call: _Call, z: _Zygote) -> None:
         _send(call.conn, {"refused": True})  # a name collision: the caller runs it itself
     elif "argv" in msg and not call.pid:
         z.last = msg
-        if not z.take_spare(call, msg, fds):
-            inherited = z.inherited(keep=call)
-            pid = os.fork()
-            if pid == 0:
-                for fd in inherited:
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
-                _child(call, msg, fds, z.listener)
-            _after_fork()
-            call.pid = pid
-            call.pidfd = os.pidfd_open(pid)
+        inherited = z.inherited(keep=call)
+        pid = os.fork()
+        if pid == 0:
+            for fd in inherited:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            _child(call, msg, fds, z.listener)
+        _after_fork()
+        call.pid = pid
+        call.pidfd = os.pidfd_open(pid)
         for fd in fds:
             os.close(fd)
         sel.register(call.pidfd, selectors.EVENT_READ, ("exit", call))
