@@ -9,7 +9,11 @@ Symbolic links to directories are followed (the package data under
 
 from __future__ import annotations
 
-import os
+import posix  # not os: the CLI's thin client imports this module before anything has os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import os
 
 try:  # the built-in module: hashlib would load OpenSSL (~2 ms of every CLI start)
     from _blake2 import blake2b
@@ -23,16 +27,24 @@ def fingerprint(*bases: str | os.PathLike[str]) -> str:
     """16 hex digits over every source file below ``bases``."""
     h = blake2b(digest_size=8)
     for base in bases:
-        top = os.fspath(base)
-        _walk(h, top, os.path.relpath(top, os.path.dirname(top)))
+        top = posix.fspath(base)
+        _walk(h, top, _relname(top))
     return h.hexdigest()
+
+
+def _relname(top: str) -> str:
+    """``os.path.relpath(top, os.path.dirname(top))``: the last component, or ``.``
+    when ``top`` ends with a slash (its files are then named without a prefix)."""
+    if top.endswith("/") or not top:
+        return "."
+    return top.rsplit("/", 1)[-1]
 
 
 def _walk(h: blake2b, path: str, rel: str) -> None:
     """One directory's files (sorted), then its subdirectories (sorted), as ``os.walk``
     top-down with followed links would visit them: ~2x faster (one scandir, no
     relpath per file), the same digest."""
-    with os.scandir(path) as it:
+    with posix.scandir(path) as it:
         entries = sorted(it, key=lambda e: e.name)
     lines = []
     dirs = []

@@ -21,14 +21,18 @@ from __future__ import annotations
 import _signal  # type: ignore[import-not-found]  # no stub; signal imports enum (~4 ms)
 import _socket
 import marshal
-import os
+import posix  # not os: with -S nothing has imported it, and it costs ~1.5 ms of CPU
 import sys
 import zlib
 
 from sandbox.fingerprint import fingerprint
-from sandbox.paths import runtime_path
 
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+def _abspath(path: str) -> str:
+    return path if path.startswith("/") else f"{posix.getcwd()}/{path}"
+
+
+PACKAGE_DIR = _abspath(__file__).rsplit("/", 2)[0]  # .../sandbox (this file: sandbox/cli/)
 START_TIMEOUT = 10.0
 # The caller's environment that changes what a run does (paths, ids, launcher,
 # cgroup parent, test hooks): part of the zygote's key.
@@ -45,10 +49,10 @@ def key(own: list[str] | None = None) -> str:
     ``own``: this process's :func:`rights`, when the caller has read them already.
     """
     parts: list[object] = [
-        os.geteuid(),
-        os.getegid(),
+        posix.geteuid(),
+        posix.getegid(),
         sys.executable,
-        os.stat("/proc/self/ns/mnt").st_ino,
+        posix.stat("/proc/self/ns/mnt").st_ino,
         # Ids, groups, capability sets, no_new_privs, seccomp, LSM label, cgroup: a
         # zygote's rights are exactly its callers' (a root caller that dropped
         # capabilities gets its own). Checked again from /proc on both sides of
@@ -56,7 +60,7 @@ def key(own: list[str] | None = None) -> str:
         rights() if own is None else own,
         # Every resource limit, soft and hard (the kernel's own table of them).
         _read("/proc/self/limits"),
-        sorted((k, v) for k, v in os.environ.items() if k.startswith("SANDBOX_") or k in KEY_ENV),
+        sorted((k, v) for k, v in _environ().items() if k.startswith("SANDBOX_") or k in KEY_ENV),
         fingerprint(PACKAGE_DIR),
     ]
     return repr(parts)
@@ -73,10 +77,29 @@ def rights(pid: int | str = "self") -> list[str]:
     lines = _read(f"/proc/{pid}/status").splitlines()
     status = [line for line in lines if line.startswith(_RIGHTS_FIELDS)]
     try:
-        mnt = str(os.stat(f"/proc/{pid}/ns/mnt").st_ino)
+        mnt = str(posix.stat(f"/proc/{pid}/ns/mnt").st_ino)
     except OSError:
         mnt = ""
     return [*status, _read(f"/proc/{pid}/attr/current"), _read(f"/proc/{pid}/cgroup"), mnt]
+
+
+def _environ() -> dict[str, str]:
+    """The environment as ``os.environ`` has it (names and values decoded alike)."""
+    return {
+        k.decode(errors="surrogateescape"): v.decode(errors="surrogateescape")
+        for k, v in posix.environ.items()
+    }
+
+
+def runtime_path() -> str:
+    """:func:`sandbox.paths.runtime_path` without importing os (the same rule)."""
+    env = posix.environ
+    if posix.geteuid() == 0:
+        return env.get(b"SANDBOX_RUNTIME_DIR", b"/run/sandbox").decode(errors="surrogateescape")
+    xdg = env.get(b"XDG_RUNTIME_DIR")
+    if xdg:
+        return xdg.decode(errors="surrogateescape").rstrip("/") + "/sandbox"
+    return f"/tmp/sandbox-{posix.geteuid()}"
 
 
 def peer(sock: _socket.socket) -> tuple[int, int]:
@@ -114,7 +137,7 @@ def _connect(path: str, own: list[str]) -> _socket.socket | None:
     try:
         sock.connect(path)
         pid, uid = peer(sock)
-        if uid != os.geteuid() or rights(pid) != own:
+        if uid != posix.geteuid() or rights(pid) != own:
             raise PermissionError("the socket's owner is not a zygote with our rights")
     except OSError:
         sock.close()
@@ -125,17 +148,17 @@ def _connect(path: str, own: list[str]) -> _socket.socket | None:
 def _private_dir(path: str, mask: int) -> bool:
     """Whether ``path`` is a real directory (no symlink) of ours, with no ``mask`` bit."""
     try:
-        st = os.lstat(path)
+        st = posix.lstat(path)
     except FileNotFoundError:
         try:
-            os.mkdir(path, 0o700)
-            st = os.lstat(path)
+            posix.mkdir(path, 0o700)
+            st = posix.lstat(path)
         except OSError:
             return False
     except OSError:
         return False
     return (
-        st.st_mode & _S_IFMT == _S_IFDIR and st.st_uid == os.geteuid() and not st.st_mode & mask
+        st.st_mode & _S_IFMT == _S_IFDIR and st.st_uid == posix.geteuid() and not st.st_mode & mask
     )
 
 
@@ -157,7 +180,7 @@ def _background() -> bool:
     in-process, reading it stops the job (SIGTTIN) as a shell expects; a zygote's fork,
     in a session of its own, would read the foreground's keystrokes instead."""
     try:
-        return os.isatty(0) and os.tcgetpgrp(0) != os.getpgrp()
+        return posix.isatty(0) and posix.tcgetpgrp(0) != posix.getpgrp()
     except OSError:
         return False
 
@@ -168,6 +191,7 @@ def _zygote(path: str, wanted: str, own: list[str]) -> _socket.socket | None:
     if sock is not None:
         return sock
     import fcntl
+    import os
     import time
 
     lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -217,7 +241,7 @@ def via_zygote(argv: list[str]) -> int | None:
         return None
     try:
         base = runtime_path()
-        directory = os.path.join(base, "zygote")
+        directory = base + "/zygote"
         # Ours alone, each level (another user who owns /tmp/sandbox-<uid> could swap
         # what is below it): never run through a socket others could own. The
         # zygote's peer credentials are checked at connect too.
@@ -225,20 +249,20 @@ def via_zygote(argv: list[str]) -> int | None:
             return None
         wanted = key(own)
         name = f"{zlib.crc32(wanted.encode()):08x}{zlib.adler32(wanted.encode()):08x}"
-        sock = _zygote(os.path.join(directory, name + ".sock"), wanted, own)
-        cwd = os.getcwd()
+        sock = _zygote(f"{directory}/{name}.sock", wanted, own)
+        cwd = posix.getcwd()
     except OSError:
         return None
     if sock is None:
         return None
     targets = [fd for fd in (0, 1, 2, *_meta_fds(argv)) if _is_open(fd)]
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = posix.umask(0)
+    posix.umask(umask)
     request = {
         "key": wanted,
         "argv": argv,
         "cwd": cwd,
-        "env": dict(os.environ),
+        "env": dict(posix.environ),  # bytes, as the zygote's fork sets them (os.environb)
         "umask": umask,
         "fds": targets,
     }
@@ -273,7 +297,7 @@ def via_zygote(argv: list[str]) -> int | None:
 
 def _is_open(fd: int) -> bool:
     try:
-        os.fstat(fd)
+        posix.fstat(fd)
     except OSError:
         return False
     return True
@@ -282,7 +306,7 @@ def _is_open(fd: int) -> bool:
 def main() -> None:
     """Entry point of the ``sandbox`` command."""
     argv = sys.argv[1:]
-    if argv[:1] == ["exec"] and os.environ.get("SANDBOX_ZYGOTE", "1") != "0":
+    if argv[:1] == ["exec"] and posix.environ.get(b"SANDBOX_ZYGOTE", b"1") != b"0":
         status = via_zygote(argv)
         if status is not None:
             sys.exit(status)

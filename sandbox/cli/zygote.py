@@ -131,8 +131,8 @@ def _child(
         argv = _renumber_meta_fd(list(req["argv"]), moved)
         os.chdir(req["cwd"])
         os.umask(req["umask"])
-        os.environ.clear()
-        os.environ.update(req["env"])
+        os.environb.clear()  # the client sends its environment as bytes (posix.environ)
+        os.environb.update(req["env"])
         sys.argv = ["sandbox", *argv]
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)

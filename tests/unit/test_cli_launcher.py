@@ -111,3 +111,32 @@ def test_the_launcher_is_python_too():
     """The file parses as Python: what the interpreter runs after the shell's exec."""
     compile(LAUNCHER.read_text(), str(LAUNCHER), "exec")
     assert sys.version_info >= (3, 11)
+
+
+def test_the_thin_clients_runtime_path_is_the_librarys(monkeypatch):
+    """sandbox.cli.fast has its own copy of the rule (it must not import os)."""
+    from sandbox.cli import fast
+    from sandbox.paths import runtime_path
+
+    for env in ({}, {"SANDBOX_RUNTIME_DIR": "/tmp/rt-x"}, {"XDG_RUNTIME_DIR": "/run/user/7/"}):
+        for k in ("SANDBOX_RUNTIME_DIR", "XDG_RUNTIME_DIR"):
+            monkeypatch.delenv(k, raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        assert fast.runtime_path() == runtime_path()
+
+
+def test_the_thin_client_imports_no_os():
+    """With -I -S nothing has imported os: the client's way to the zygote must not."""
+    code = (
+        "import sys; sys.path.append(sys.argv[1]); import sandbox.cli.fast as f; f.key(); "
+        "print(sorted(m for m in ('os', 'socket', 'signal', 'enum') if m in sys.modules))"
+    )
+    p = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"
