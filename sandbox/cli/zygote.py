@@ -48,6 +48,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,12 +226,25 @@ def _after_fork() -> None:
     _reap_servers()
 
 
+_PREWARMED: dict[str, Any] = {"line": None, "at": 0.0}  # the command line prewarmed last
+PREWARM_AGAIN = 1.0  # seconds: the same command line is prewarmed again after this long
+
+
 def _ready(last: dict[str, Any] | None) -> None:
-    """In the zygote between calls: its caches for the last command line, a server."""
+    """In the zygote between calls: its caches for the last command line, a server.
+
+    The command line just prewarmed is not prewarmed again within
+    PREWARM_AGAIN seconds (back-to-back calls find their spare sooner); its
+    caches are there, and a fork checks their inputs (profile files, host
+    facts) itself. After that, a changed input is compiled here again."""
     from sandbox.cli.main import prewarm
 
     if last is not None:
-        prewarm(last["argv"], last["cwd"])
+        wanted = (list(last["argv"]), last["cwd"])
+        now = time.monotonic()
+        if wanted != _PREWARMED["line"] or now - _PREWARMED["at"] >= PREWARM_AGAIN:
+            prewarm(last["argv"], last["cwd"])
+            _PREWARMED.update(line=wanted, at=time.monotonic())
     _prestart()
 
 
@@ -272,13 +286,15 @@ def _spawn_spare(listener: socket.socket, key: str, inherited: list[int]) -> _Sp
 MADV_POPULATE_WRITE = 23  # Linux 5.14: fault a range in writable now (copy-on-write done)
 
 
-def _prefault() -> None:
+def _prefault(pending: Callable[[], bool]) -> None:
     """In a spare: copy now every page of the zygote's it shares copy-on-write.
 
     A fork's call writes to ~1,300 of the zygote's pages (reference counts,
     the interpreter's own state), each a copy-on-write fault on the caller's
     path; a spare takes those copies while it waits. Best effort: a kernel
-    without MADV_POPULATE_WRITE just leaves them to the call.
+    without MADV_POPULATE_WRITE just leaves them to the call. It stops as soon as
+    ``pending()`` says a call is waiting (back-to-back calls: the call's own faults
+    are fewer than all the pages).
     """
     from sandbox.syscalls.linux import _libc
 
@@ -287,6 +303,8 @@ def _prefault() -> None:
         ranges = [line.split(maxsplit=2)[:2] for line in f]
     for span, perms in ranges:
         if perms[1] == "w" and perms[3] == "p":
+            if pending():
+                return
             start, end = (int(x, 16) for x in span.split("-"))
             madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), MADV_POPULATE_WRITE)
 
@@ -305,11 +323,11 @@ def _spare_wait(sock: socket.socket, listener: socket.socket, key: str) -> None:
     """
     try:
         _name(SPARE_NAME)  # not a call (yet): what leak checks tell apart from a run's
-        with contextlib.suppress(Exception):
-            _prefault()
         poller = select.poll()
         poller.register(sock, select.POLLIN)
         poller.register(listener, select.POLLIN)
+        with contextlib.suppress(Exception):
+            _prefault(lambda: bool(poller.poll(0)))
         while True:
             ready = {fd for fd, _ in poller.poll()}
             if sock.fileno() in ready:
