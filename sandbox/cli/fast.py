@@ -309,7 +309,11 @@ def main() -> None:
     if argv[:1] == ["exec"] and posix.environ.get(b"SANDBOX_ZYGOTE", b"1") != b"0":
         status = via_zygote(argv)
         if status is not None:
-            sys.exit(status)
+            # Nothing of ours needs finalizing (no atexit, no buffered output once
+            # flushed): skip the interpreter's teardown, as a C client would.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            posix._exit(status)
     if sys.flags.no_site:
         # bin/sandbox starts Python with -I -S and puts only this package on the path:
         # everything else (the full CLI's dependencies) as site would have found it.
