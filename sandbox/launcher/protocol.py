@@ -36,6 +36,9 @@ NOTIFY_TAKEN = b"K"  # init to the payload: its seccomp listener is held
 # Tags of the fds on the handover channels (payload -> init -> supervisor), one a message.
 LISTENER_TAG = b"F"  # the payload's seccomp listener
 CONSOLE_TAG = b"C"  # the master of the console pty (an OCI process.terminal)
+# OCI exec: the joining process tells the exec's supervisor the payload's listener's
+# fd number (no fd: the payload is not dumpable; the supervisor copies it itself).
+LISTENER_NUMBER_TAG = b"N"
 GATE_READY = b"R"
 GATE_OPEN = b"G"
 

@@ -58,6 +58,7 @@ from sandbox.launcher.protocol import (
     EXIT_SPAWN_FAILED,
     GATE_OPEN,
     GATE_READY,
+    LISTENER_NUMBER_TAG,
     MAPS_WRITTEN,
     NOT_REGULAR,
     NOTIFY_TAKEN,
@@ -120,6 +121,9 @@ class Ctx:
     handover: int = -1
     payload_pid: int = 0  # init: its child, the payload
     listener: int = -1  # init: its copy of the payload's seccomp listener
+    # OCI exec: the container's processes share the payload's uid, so it is never
+    # made dumpable; its supervisor (root of the host) takes the listener itself.
+    joining: bool = False
 
 
 Step = Callable[[Ctx], None]
@@ -528,10 +532,13 @@ def step_seccomp(ctx: Ctx) -> None:
     sec = ctx.plan.seccomp
     if sec is None:
         return
-    if sec.notify:
+    if sec.notify and not ctx.joining:
         # The uid switch made us non-dumpable and our mm belongs to the initial
         # user namespace, where init has no CAP_SYS_PTRACE: without this its
         # pidfd_getfd is refused. execve sets dumpability anew a moment later.
+        # Never when joining a running container: its processes have our uid,
+        # and a dumpable process is theirs to write through /proc/N/mem (its
+        # filter not loaded yet, its listener in hand).
         ctx.sc.prctl(Prctl.PR_SET_DUMPABLE, 1)
     listener = ctx.sc.seccomp_set_filter(sec.bpf, sec.flags)
     if sec.notify:  # from here on only what the filter allows: write, read
@@ -615,8 +622,15 @@ def step_take_listener(ctx: Ctx) -> None:
         if data:
             if not data.isdigit() or len(data) > 7:
                 raise OSError(71, "the payload sent no listener fd number")  # EPROTO
-            ctx.listener = ctx.sc.pidfd_getfd(ctx.payload_pid, int(data))
-            ctx.sc.send_fd(ctx.fds.notify, ctx.listener)
+            if ctx.joining:
+                # The payload is not dumpable: the exec's supervisor, root of the
+                # host, copies the listener (pidfd_getfd) and says when it has.
+                ctx.sc.write(ctx.fds.notify, LISTENER_NUMBER_TAG + data)
+                if ctx.sc.read(ctx.fds.notify, 1) != NOTIFY_TAKEN:
+                    raise OSError(71, "the exec's supervisor did not take the listener")
+            else:
+                ctx.listener = ctx.sc.pidfd_getfd(ctx.payload_pid, int(data))
+                ctx.sc.send_fd(ctx.fds.notify, ctx.listener)
             ctx.sc.write(ctx.handover, NOTIFY_TAKEN)
         # else: the payload ended before its filter, and reported why itself
     except Exception:
@@ -761,6 +775,7 @@ def join_main(ctx: Ctx) -> NoReturn:
     own PAYLOAD_STEPS in a child (every layer, as for the container's first process);
     this process reaps it and reports its status, as the container's init does."""
     run_steps(ctx, JOIN_STEPS)
+    ctx.joining = True
     pid, ours = _fork_payload(ctx)
     _close(ctx, ctx.fds.gate, 0, 1, 2, *ctx.fds.cgroup_join)
     # The payload's listener, as the container's init takes it (setns into the

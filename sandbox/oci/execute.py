@@ -16,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -200,7 +202,6 @@ def _exec_supervisor(
         kill=kill,
         deny_errno=sent.get("deny_errno"),
     )
-    watch.notify_fd = notify_ours if listener else -1
     if own_pts:
         from sandbox.runner.launch import recv_console
 
@@ -212,6 +213,9 @@ def _exec_supervisor(
         finally:
             if not listener:
                 os.close(notify_ours)
+    if listener:
+        watch.listener = _take_listener(notify_ours, pid, kill)
+        os.close(notify_ours)
     if master >= 0:
         ctl.send_console(opts["--console-socket"], master, pty_name)
         os.close(master)
@@ -231,6 +235,37 @@ def _exec_supervisor(
     _record(c, watch)
     st = watch.status
     return _exit_like(st.status if st is not None else None)
+
+
+def _take_listener(chan: int, joiner: int, kill: Callable[[object], None]) -> int:
+    """The exec's seccomp listener, copied from its payload by us (-1: none came).
+
+    The payload is never dumpable (the container's processes share its uid), so
+    the joining process cannot copy it: it sends the fd's number, we (root of
+    the host) copy it with pidfd_getfd from the joiner's only child, then say
+    so. No listener means no run: the payload is killed (fail closed); a
+    failure of its own before the filter is on the errpipe and is what the
+    exec reports.
+    """
+    from sandbox.launcher.protocol import LISTENER_NUMBER_TAG, NOTIFY_TAKEN
+    from sandbox.runner.watch import SETUP_DEADLINE
+    from sandbox.syscalls.linux import LinuxSyscalls
+    from sandbox.syscalls.procfs import child_pids
+
+    ready, _, _ = select.select([chan], [], [], SETUP_DEADLINE)
+    msg = os.read(chan, 64) if ready else b""
+    num = msg.removeprefix(LISTENER_NUMBER_TAG)
+    kids = child_pids(joiner)
+    if not msg.startswith(LISTENER_NUMBER_TAG) or not num.isdigit() or len(kids) != 1:
+        kill(None)
+        return -1
+    try:
+        fd = LinuxSyscalls().pidfd_getfd(kids[0], int(num))
+    except OSError:
+        kill(None)
+        return -1
+    os.write(chan, NOTIFY_TAKEN)
+    return fd
 
 
 def _ask_join(c: Container, proc: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:

@@ -171,6 +171,8 @@ class Watch:
             sel.register(self.tty_reader, selectors.EVENT_READ, self._on_tty_input)
         if self.notify_fd >= 0:
             sel.register(self.notify_fd, selectors.EVENT_READ, self._on_notify_channel)
+        elif self.listener >= 0:  # taken before the watch (OCI exec)
+            sel.register(self.listener, selectors.EVENT_READ, self._on_notification)
         if self.control is not None:
             sel.register(self.control.wake_r, selectors.EVENT_READ, self._on_cancel)
         drain_until: float | None = None
