@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import fcntl
 import functools
-import hashlib
 import logging
 import os
 import shutil
@@ -423,11 +422,11 @@ def _remove_staged(run_id: str) -> None:
 
 def leaf_prefix() -> str:
     """``sbx-<tag>-``: the leaves of supervisors whose run locks live in this runtime
-    directory (``tag``: a hash of its path). A sweep looks only at its own tag: a
-    supervisor with another runtime directory (``$SANDBOX_RUNTIME_DIR``, another
-    judge) cannot see those runs' locks, and once took their live leaves for stale."""
-    where = os.path.realpath(runtime_dir())
-    return f"{cgroups.DEFAULT_PREFIX}{hashlib.sha256(where.encode()).hexdigest()[:8]}-"
+    directory (``tag``: its own random tag, :func:`state.leaf_tag`). A sweep looks
+    only at its own tag: a supervisor with another runtime directory
+    (``$SANDBOX_RUNTIME_DIR``, another judge, a private /run) cannot see those
+    runs' locks, and once took their live leaves for stale."""
+    return f"{cgroups.DEFAULT_PREFIX}{state.leaf_tag()}-"
 
 
 def run_is_stale(run_id: str) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -88,6 +89,46 @@ class RunLock:
         with suppress(FileNotFoundError):
             self.path.unlink()
         os.close(self.fd)
+
+
+_TAGS: dict[tuple[str, int, int], str] = {}
+_TAG = re.compile(r"^[0-9a-f]{8}$")
+
+
+def leaf_tag(runtime: Path | None = None) -> str:
+    """This runtime directory's own random tag (``<runtime>/leaf-tag``, made once).
+
+    Supervisors whose run locks live in the same directory share it; one with
+    another directory never has it, even at the same path (a private /run in
+    a mount namespace, a container): a path's hash would be the same there.
+    """
+    where = _private_dir(runtime or runtime_dir())
+    st = where.stat()
+    key = (str(where), st.st_dev, st.st_ino)
+    if key in _TAGS:
+        return _TAGS[key]
+    path = where / "leaf-tag"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        # Whole or not at all: written beside it, then linked (a second supervisor
+        # doing the same at once loses the link and reads the winner's).
+        tmp = where / f"leaf-tag.{os.getpid()}.{secrets.token_hex(4)}"
+        with open(tmp, "x") as f:
+            f.write(secrets.token_hex(4))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd) as f:
+        tag = f.read(64)
+    if not _TAG.match(tag):
+        raise SetupError("state", f"{path}: not a tag of 8 hex digits (remove it)")
+    _TAGS[key] = tag
+    return tag
 
 
 def acquire_run_lock(run_id: str, runtime: Path | None = None) -> RunLock:

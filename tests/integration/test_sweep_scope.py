@@ -47,3 +47,43 @@ def test_a_supervisor_with_another_runtime_dir_leaves_live_runs_alone(tmp_path) 
             t.join()
     (r,) = results
     assert r.verdict is Verdict.OK, (r.verdict, r.signal, r.message)
+
+
+def test_a_private_runtime_dir_at_the_same_path_leaves_live_runs_alone() -> None:
+    """A supervisor in its own mount namespace with its own /run/sandbox (a judge in a
+    container, a unit with a private /run): the same path, other locks. The tag is the
+    directory's own (a file in it), not a hash of its path (attack2 #3)."""
+    from sandbox.paths import runtime_dir
+
+    where = str(runtime_dir())
+    code = "import logging; logging.disable(logging.WARNING)\n"
+    code += "from sandbox import Sandbox\n"
+    code += "with Sandbox('strict') as sb: print(sb.run(['/bin/true']).verdict.name)\n"
+    script = f'mount -t tmpfs -o mode=0700 tmpfs {where} && exec "$0" -c "$1"'
+    results = []
+    with Sandbox("strict") as sb:
+        t = threading.Thread(target=lambda: results.append(sb.run(["/bin/sleep", "2"])))
+        t.start()
+        try:
+            p = subprocess.run(
+                [
+                    "unshare",
+                    "-m",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    script,
+                    sys.executable,
+                    code,
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert p.stdout.strip() == "OK", p.stderr
+        finally:
+            t.join()
+    (r,) = results
+    assert r.verdict is Verdict.OK, (r.verdict, r.signal, r.message)
