@@ -371,8 +371,18 @@ class Supervisor:
                 os.unlink(self.c.ctl_path)
         record |= {"container": self.c.id, "bundle": self.bundle.path, "notes": self.opts.notes}
         self._write_record(record)
+        # What the release removed is no longer ours to name: a later container may
+        # be given the same linux.cgroupsPath, and `delete` of this one must never
+        # kill it (attack2 #2). What is still there (a failed release) stays ours.
+        left = [d for d in self.res.cgroup_dirs if os.path.isdir(d)]
         with contextlib.suppress(OSError):
-            self.c.update(status="stopped", exit_status=status, record=record.get("verdict"))
+            self.c.update(
+                status="stopped",
+                exit_status=status,
+                record=record.get("verdict"),
+                cgroup_dirs=left,
+                cgroup_parents=list(self.res.leaf.made_parents) if left and self.res.leaf else [],
+            )
         return _exit_like(status)
 
     def _forward(self, signum: int, _frame: object) -> None:

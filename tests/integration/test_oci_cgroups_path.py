@@ -248,3 +248,27 @@ def test_bind_planted_on_the_path_is_refused(tmp_path: Path, parent, no_leftover
         assert not (rt.root / "p6").exists()
     finally:
         mem.rmdir()
+
+
+def test_delete_of_a_stopped_container_never_touches_a_later_one_at_its_path(
+    tmp_path: Path, parent, no_leftovers
+) -> None:
+    """c1 stopped (its leaf released), c2 made anew at the same cgroupsPath: `delete c1`
+    must not kill c2 (attack2 #2: c1's state still named the path)."""
+    rt = Runtime(tmp_path / "state")
+    b1 = _bundle(tmp_path / "1", ["true"], f"/{parent}/ctr")
+    b2 = _bundle(tmp_path / "2", ["sleep", "60"], f"/{parent}/ctr")
+    rt("create", "--bundle", str(b1), "r1", check=True)
+    try:
+        rt("start", "r1", check=True)
+        rt.wait_status("r1", "stopped")
+        rt("create", "--bundle", str(b2), "r2", check=True)
+        rt("start", "r2", check=True)
+        assert rt.wait_status("r2", "running")["status"] == "running"
+        assert rt("delete", "r1").returncode == 0
+        time.sleep(0.3)
+        assert rt.state("r2")["status"] == "running"
+        assert _procs(_mount("pids") / parent / "ctr"), "r2's processes are gone"
+    finally:
+        rt("delete", "--force", "r1")
+        rt("delete", "--force", "r2", check=True)
