@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from ocikit import Runtime, config, make_bundle
-
 from sbxtest import ROOT
 
 PROBE = ROOT / "tests" / "probes" / "static" / "memwatch.c"
