@@ -142,6 +142,7 @@ def host_snapshot() -> dict[str, Any]:
             if dirpath.count("/") > 8:
                 dirnames[:] = []
     runs = sorted(os.listdir("/run/sandbox/runs")) if os.path.isdir("/run/sandbox/runs") else []
+    runs = [e for e in runs if e != "leaf-tag"]  # the directory's own, made once
     return {
         "mounts": len(Path("/proc/self/mountinfo").read_text().splitlines()),
         "runs": runs,

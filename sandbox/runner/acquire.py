@@ -422,7 +422,7 @@ def _remove_staged(run_id: str) -> None:
 
 def leaf_prefix() -> str:
     """``sbx-<tag>-``: the leaves of supervisors whose run locks live in this runtime
-    directory (``tag``: its own random tag, :func:`state.leaf_tag`). A sweep looks
+    directory (``tag``: its own random tag, :func:`state.leaf_tag`, kept beside them). A sweep looks
     only at its own tag: a supervisor with another runtime directory
     (``$SANDBOX_RUNTIME_DIR``, another judge, a private /run) cannot see those
     runs' locks, and once took their live leaves for stale."""

@@ -96,13 +96,13 @@ _TAG = re.compile(r"^[0-9a-f]{8}$")
 
 
 def leaf_tag(runtime: Path | None = None) -> str:
-    """This runtime directory's own random tag (``<runtime>/leaf-tag``, made once).
+    """This runtime directory's own random tag (``<runtime>/runs/leaf-tag``, made once).
 
     Supervisors whose run locks live in the same directory share it; one with
     another directory never has it, even at the same path (a private /run in
     a mount namespace, a container): a path's hash would be the same there.
     """
-    where = _private_dir(runtime or runtime_dir())
+    where = _private_dir((runtime or runtime_dir()) / "runs")  # beside the locks it names
     st = where.stat()
     key = (str(where), st.st_dev, st.st_ino)
     if key in _TAGS:

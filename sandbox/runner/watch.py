@@ -117,6 +117,7 @@ class Watch:
     _tty_ended: bool = False
     notify_fd: int = -1
     listener: int = -1
+    _no_listener: bool = False  # the notify channel ended without one
     control: RunControl | None = None
     # From spawn to execve; None while a start gate holds the payload (an OCI
     # container waits for ``start`` as long as its engine likes).
@@ -275,6 +276,8 @@ class Watch:
             self.failure = record
         elif ready:
             self.exec_at = time.monotonic()
+            if self._no_listener:
+                self._stop("violation")  # it runs, and nobody here would see its denials
         elif self.killed_for is None:
             self.failure = encode_failure(
                 "setup",
@@ -388,10 +391,14 @@ class Watch:
         if len(fds) != 1:
             for extra in fds:
                 os.close(extra)
-            # Fail closed: nobody here would see its denials. (Also when the
-            # payload failed before its filter: that failure is on the errpipe
-            # and is what the run reports.)
-            self._stop("violation")
+            # Fail closed: nobody here would see its denials. Without the listener
+            # init never acks, so the payload cannot reach execve: decided at the
+            # errpipe's end, where init's own report of why (a failed handover) or
+            # the payload's (it failed before its filter) is what the run says.
+            # Killing now could take init before it reported.
+            self._no_listener = True
+            if self.exec_at is not None:
+                self._stop("violation")
             return
         self.listener = fds[0]
         sel.register(self.listener, selectors.EVENT_READ, self._on_notification)
