@@ -134,13 +134,15 @@ def test_parent_kept_while_a_sibling_lives_in_it(hybrid):
     assert len(dirs_named(hybrid, "default")) == len(second.dirs)  # not made by b: b keeps it
 
 
-def test_symlink_planted_on_the_way_is_refused(hybrid):
+def test_symlink_planted_on_the_way_is_refused(hybrid, tmp_path):
     mem = hybrid.root + "/sys/fs/cgroup/memory"
-    os.symlink("/tmp", mem + "/evil")
+    target = tmp_path / "elsewhere"  # its own: a /tmp/x of anybody's must not decide it
+    target.mkdir()
+    os.symlink(target, mem + "/evil")
     with pytest.raises(SetupError, match="cannot make its parent") as exc:
         create(layout_of(hybrid), "r4", LIMITS, REQUIRED, at="/evil/x")
     assert os.strerror(errno.ELOOP) in str(exc.value)
-    assert not os.path.exists("/tmp/x")
+    assert not (target / "x").exists()
     # the planted link only: the parents made in the other hierarchies were undone
     assert dirs_named(hybrid, "evil") == {mem + "/evil"}
 
