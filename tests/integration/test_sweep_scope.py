@@ -20,6 +20,13 @@ from sbxtest import ROOT
 from sandbox import Sandbox
 from sandbox.runner.result import Verdict
 
+# Another supervisor: it sweeps at its start, then runs one payload.
+OTHER = (
+    "import logging; logging.disable(logging.WARNING)\n"
+    "from sandbox import Sandbox\n"
+    "with Sandbox('strict') as sb: print(sb.run(['/bin/true']).verdict.name)\n"
+)
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (cgroup leaves)")
 
 
@@ -29,13 +36,10 @@ def test_a_supervisor_with_another_runtime_dir_leaves_live_runs_alone(tmp_path) 
         t = threading.Thread(target=lambda: results.append(sb.run(["/bin/sleep", "2"])))
         t.start()
         try:
-            code = "import logging; logging.disable(logging.WARNING)\n"
-            code += "from sandbox import Sandbox\n"
-            code += "with Sandbox('strict') as sb: print(sb.run(['/bin/true']).verdict.name)\n"
             env = dict(os.environ, SANDBOX_RUNTIME_DIR=str(tmp_path / "other"))
             for _ in range(3):  # each new supervisor sweeps at its start
                 p = subprocess.run(
-                    [sys.executable, "-c", code],
+                    [sys.executable, "-c", OTHER],
                     cwd=ROOT,
                     env=env,
                     capture_output=True,
@@ -56,9 +60,6 @@ def test_a_private_runtime_dir_at_the_same_path_leaves_live_runs_alone() -> None
     from sandbox.paths import runtime_dir
 
     where = str(runtime_dir())
-    code = "import logging; logging.disable(logging.WARNING)\n"
-    code += "from sandbox import Sandbox\n"
-    code += "with Sandbox('strict') as sb: print(sb.run(['/bin/true']).verdict.name)\n"
     script = f'mount -t tmpfs -o mode=0700 tmpfs {where} && exec "$0" -c "$1"'
     results = []
     with Sandbox("strict") as sb:
@@ -75,7 +76,7 @@ def test_a_private_runtime_dir_at_the_same_path_leaves_live_runs_alone() -> None
                     "-c",
                     script,
                     sys.executable,
-                    code,
+                    OTHER,
                 ],
                 cwd=ROOT,
                 capture_output=True,
